@@ -1,0 +1,38 @@
+# The two commands of the README: `make up` (the dev stack) and `make test`.
+# Each installs whatever is missing first: the virtualenv and Python packages,
+# and Debian's prometheus and prometheus-alertmanager for the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STACK ?= dev
+
+.PHONY: up test deps tools check render clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+deps: $(STAMP)
+
+tools:
+	@scripts/install-tools
+
+up: deps
+	@scripts/up $(STACK)
+
+test: deps tools
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+check: deps
+	$(BIN)/rollout check --stack $(STACK)
+
+render: deps
+	$(BIN)/rollout render --stack $(STACK) --out build/$(STACK)/rendered
+
+clean:
+	rm -rf build .pytest_cache

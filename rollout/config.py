@@ -1,0 +1,679 @@
+"""The stack config model: every ``rollout:*`` key of ``stacks/Pulumi.<stack>.yaml``.
+
+The model is validated in full before any resource is declared. Every model is
+frozen and refuses unknown keys; keys are camelCase in YAML (Pulumi's
+convention) and snake_case in Python. Each knob's docstring says what it does
+and when to change it; docs/configuration.md is the reference for users.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from rollout import conventions
+from rollout.errors import KeyedError
+from rollout.durations import format_duration, parse_duration
+from rollout.plans import BUILTIN_PLANS, Plan, Stage
+
+
+class SecretRef:
+    """A value that was stored as a Pulumi secret (``secure:`` in the stack file).
+
+    ``value`` is the plaintext when the program runs under Pulumi (which decrypts
+    it), and None in the CLI, which never decrypts: there it renders as a
+    placeholder. ``str()`` never shows the value.
+    """
+
+    __slots__ = ("path", "value")
+
+    def __init__(self, path: str, value: str | None) -> None:
+        self.path = path
+        self.value = value
+
+    @property
+    def placeholder(self) -> str:
+        return conventions.SECRET_PLACEHOLDER.format(path=self.path)
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.path!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretRef) and (self.path, self.value) == (other.path, other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+
+def _require_secret(value: Any) -> SecretRef:
+    if isinstance(value, SecretRef):
+        return value
+    raise ValueError(
+        "must be stored as a secret: set it with `pulumi config set --secret --path '<key>' <value>`"
+    )
+
+
+Secret = Annotated[
+    SecretRef,
+    BeforeValidator(_require_secret),
+    PlainSerializer(lambda s: s.placeholder, return_type=str),
+]
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+def _positive_duration(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"{format_duration(value)} must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
+
+
+def _between(low: float, high: float):
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"{value} is not between {low:g} and {high:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _at_least(low: float):
+    def check(value: float) -> float:
+        if value < low:
+            raise ValueError(f"{value} is below the minimum of {low:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _exclusive_ratio(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"{value} is not a ratio strictly between 0 and 1")
+    return value
+
+
+Percentage = Annotated[int, _between(0, 100)]
+Ratio = Annotated[float, AfterValidator(_exclusive_ratio)]
+PositiveSeconds = Annotated[float, AfterValidator(lambda v: _positive(v))]
+Count = Annotated[int, _at_least(1)]
+NonNegativeCount = Annotated[int, _at_least(0)]
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"{value} must be greater than 0")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no time zone; write it in UTC, e.g. 2026-11-20T09:00:00Z")
+    return value.astimezone(timezone.utc)
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_utc),
+    PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
+]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label: lower-case letters, digits and '-', at most 63 characters"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+
+
+def _quantity(value: str) -> str:
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity such as 250m, 512Mi or 50Gi")
+    return value
+
+
+Quantity = Annotated[str, AfterValidator(_quantity)]
+
+
+class Model(BaseModel):
+    """Base of every config model: frozen, camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=False,
+        arbitrary_types_allowed=True,
+        strict=False,
+    )
+
+
+# --- targets -------------------------------------------------------------------
+
+
+class GatewayRef(Model):
+    """The Gateway API Gateway that the services' HTTPRoutes attach to."""
+
+    name: str
+    namespace: str
+    #: The listener of the Gateway to attach to; unset attaches to all listeners.
+    section_name: str | None = None
+
+
+class KubernetesSettings(Model):
+    """Where and how the Kubernetes stacks deploy."""
+
+    #: Namespace for everything rollout declares.
+    namespace: DnsLabel = "rollout"
+    #: When set, the Kubernetes provider writes manifests to this folder instead
+    #: of applying them to a cluster (the ``dev`` stack). Relative to the project.
+    render_yaml_to_directory: str | None = None
+    #: kubeconfig context to use; unset uses the current context.
+    context: str | None = None
+    gateway: GatewayRef
+
+
+class DockerPorts(Model):
+    """Host ports the ``local`` stack publishes on 127.0.0.1."""
+
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    grafana: int = 3000
+    pushgateway: int = 9091
+    service_stable: int = 8080
+    service_canary: int = 8081
+
+
+class DockerSettings(Model):
+    """The ``local`` target: containers on one Docker network."""
+
+    network: DnsLabel = "rollout"
+    #: Docker daemon to talk to; unset uses DOCKER_HOST or the local socket.
+    host: str | None = None
+    ports: DockerPorts = DockerPorts()
+
+
+# --- monitoring ----------------------------------------------------------------
+
+
+class ResourceList(Model):
+    cpu: Quantity
+    memory: Quantity
+
+
+class Resources(Model):
+    """Container requests and limits; both are required so that scheduling and
+    eviction behave predictably."""
+
+    requests: ResourceList
+    limits: ResourceList
+
+
+class StorageSettings(Model):
+    """Prometheus' time-series storage."""
+
+    #: A PersistentVolumeClaim (true) or an emptyDir that dies with the pod.
+    persistent: bool = True
+    size: Quantity = "50Gi"
+    #: StorageClass of the claim; unset uses the cluster's default class.
+    storage_class: str | None = None
+    #: Refuse to delete the volume with the stack (Pulumi ``protect`` and
+    #: ``retainOnDelete``). Production keeps it on.
+    protect: bool = False
+
+
+class CostBudgets(Model):
+    """Ceilings for the cost alerts; raise them with the capacity of Prometheus."""
+
+    #: Head series above which PrometheusActiveSeriesOverBudget fires.
+    active_series: Count = 200_000
+    #: Samples ingested per second above which the ingestion-spike alert fires.
+    ingestion_samples_per_second: Count = 50_000
+
+
+class GrafanaSettings(Model):
+    #: URL of a Grafana the pulumiverse-grafana provider manages folders,
+    #: datasources and dashboards in. Unset on Kubernetes: dashboards go in
+    #: ConfigMaps for the chart's sidecar only.
+    url: str | None = None
+    #: Folder that holds the stack's dashboards.
+    folder: str = "Rollout"
+
+
+class MonitoringSettings(Model):
+    """The monitoring stack: Prometheus, Alertmanager, Grafana, Pushgateway, node-exporter."""
+
+    #: Install kube-prometheus-stack (true) or use a Prometheus Operator already
+    #: running in the cluster (false). Ignored by the Docker target.
+    install: bool = True
+    #: The Helm release name of an existing operator install; its Prometheus only
+    #: selects monitors and rules labelled ``release: <this>``.
+    release_name: DnsLabel = "rollout-monitoring"
+    scrape_interval: PositiveDuration = timedelta(seconds=15)
+    evaluation_interval: PositiveDuration = timedelta(seconds=15)
+    retention: PositiveDuration = timedelta(days=15)
+    storage: StorageSettings = StorageSettings()
+    alertmanager_replicas: Count = 1
+    prometheus_resources: Resources | None = None
+    grafana: GrafanaSettings = GrafanaSettings()
+    #: ``full`` (staging, production: every alert) or ``development`` (a smaller
+    #: set for local and dev that leaves out the SLO burn-rate pages).
+    catalogue: Literal["full", "development"] = "full"
+    budgets: CostBudgets = CostBudgets()
+
+
+class SloSettings(Model):
+    """Service level objectives, alerted with multi-window multi-burn-rate rules."""
+
+    #: Share of requests that must succeed over the window (99.9 %).
+    availability: Ratio = 0.999
+    #: Share of requests that may fail with a 5xx over the window (0.1 %).
+    error_ratio: Ratio = 0.001
+    #: P95 latency objective in seconds (200 ms).
+    latency_p95_seconds: PositiveSeconds = 0.2
+    #: Minimum CI test pass ratio, from the Pushgateway (98 %).
+    ci_pass_ratio: Ratio = 0.98
+    #: The SLO window the error budget is counted over.
+    window: PositiveDuration = timedelta(days=30)
+
+
+class CanaryThresholds(Model):
+    """The canary's budget: rollback triggers (alerts) and gates (policies) alike."""
+
+    #: Highest 5xx ratio the canary may show (1 %).
+    max_error_ratio: Ratio = 0.01
+    #: Highest P95 latency in seconds (500 ms).
+    max_latency_p95_seconds: PositiveSeconds = 0.5
+    #: Highest P99 latency in seconds (1000 ms).
+    max_latency_p99_seconds: PositiveSeconds = 1.0
+    #: Consecutive failed health checks that mean "unhealthy" (5).
+    max_consecutive_failed_health_checks: Count = 5
+    #: Fewest canary requests over a stage for its SLIs to count as evidence.
+    min_requests: Count = 100
+    #: How long a rollback trigger must hold before it fires (5 min).
+    sustain_for: PositiveDuration = timedelta(minutes=5)
+    #: Evidence older than this blocks an advance.
+    evidence_max_age: PositiveDuration = timedelta(minutes=30)
+
+    @model_validator(mode="after")
+    def _p99_not_below_p95(self) -> "CanaryThresholds":
+        if self.max_latency_p99_seconds < self.max_latency_p95_seconds:
+            raise KeyedError(
+                ("maxLatencyP99Seconds",),
+                f"{self.max_latency_p99_seconds} is below maxLatencyP95Seconds "
+                f"({self.max_latency_p95_seconds})",
+            )
+        return self
+
+
+class MetricNames(Model):
+    """The metric contract's names, for services that expose other names."""
+
+    requests_total: str = conventions.HTTP_REQUESTS_TOTAL
+    request_duration_bucket: str = conventions.HTTP_REQUEST_DURATION_BUCKET
+    probe_success: str = conventions.PROBE_SUCCESS
+
+
+# --- alerting ------------------------------------------------------------------
+
+
+class SlackSettings(Model):
+    #: Channel for every P2–P3 alert.
+    warnings_channel: str = "#rollout-warnings"
+    #: Channel for P2–P3 alerts of the deployment category.
+    deployments_channel: str = "#rollout-deployments"
+
+
+class EmailSettings(Model):
+    """Where P4 (informational) alerts are mailed."""
+
+    to: str
+    sender: str = Field(alias="from")
+    #: SMTP relay as host:port.
+    smarthost: str
+    username: str | None = None
+    require_tls: bool = True
+
+
+class AlertingSettings(Model):
+    #: P0–P1 go to PagerDuty; production refuses to run without it.
+    pagerduty: bool = True
+    slack: SlackSettings = SlackSettings()
+    email: EmailSettings
+    #: Send the canary's rollback triggers to the rollback workflow's webhook too.
+    rollback_webhook: bool = True
+
+
+class SecretsSettings(Model):
+    """Every credential, each a Pulumi secret (``pulumi config set --secret --path``)."""
+
+    pagerduty_routing_key: Secret | None = None
+    slack_warnings_webhook_url: Secret | None = None
+    slack_deployments_webhook_url: Secret | None = None
+    smtp_password: Secret | None = None
+    rollback_webhook_url: Secret | None = None
+    #: Grafana service-account token (or user:password) for the grafana provider;
+    #: unset uses the generated admin password.
+    grafana_auth: Secret | None = None
+
+
+# --- services and rollout ------------------------------------------------------
+
+
+def _image(value: str) -> str:
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a container image reference")
+    return value
+
+
+Image = Annotated[str, AfterValidator(_image)]
+
+
+class TrackSettings(Model):
+    """One track (stable or canary) of a service."""
+
+    #: Image with a pinned tag or digest; the policy pack refuses ``latest``.
+    image: Image
+    replicas: NonNegativeCount = 2
+
+
+class CustomStage(Model):
+    weight: Annotated[int, _between(0, 100)]
+    soak: PositiveDuration
+
+
+class HistoryEntry(Model):
+    """One stage entered: its weight and when. A rollback carries its reason."""
+
+    weight: Percentage
+    started_at: Timestamp
+    reason: str | None = None
+
+
+class RolloutSettings(Model):
+    """The service's rollout: its plan and the append-only history of stages."""
+
+    #: ``safe`` (7 days), ``fast`` (3 days), ``instant`` or ``custom``.
+    plan: Literal["safe", "fast", "instant", "custom"] = "safe"
+    #: The stages of a ``custom`` plan; only with plan: custom.
+    stages: list[CustomStage] | None = None
+    history: list[HistoryEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _plan_and_history(self) -> "RolloutSettings":
+        if self.plan == "custom":
+            if not self.stages:
+                raise KeyedError(("stages",), "is required with plan: custom (a list of weight and soak)")
+            weights = [s.weight for s in self.stages]
+            if weights[0] != 0 or any(b <= a for a, b in zip(weights, weights[1:])):
+                raise KeyedError(
+                    ("stages",), f"{weights} must start at 0 and be strictly increasing"
+                )
+            if weights[-1] != 100:
+                raise KeyedError(("stages",), f"{weights} must end at 100")
+        elif self.stages is not None:
+            raise KeyedError(("stages",), f"is only for plan: custom; plan {self.plan} has its own")
+        allowed = self.plan_model.weights
+        for index, entry in enumerate(self.history):
+            if entry.weight not in allowed:
+                raise KeyedError(
+                    ("history", index, "weight"),
+                    f"{entry.weight} is not a stage of plan {self.plan}; "
+                    f"allowed: {', '.join(map(str, allowed))}",
+                )
+        for index in range(1, len(self.history)):
+            if self.history[index].started_at < self.history[index - 1].started_at:
+                raise KeyedError(
+                    ("history", index, "startedAt"),
+                    f"is earlier than history[{index - 1}].startedAt; "
+                    "the history is append-only and in time order",
+                )
+        return self
+
+    @property
+    def plan_model(self) -> Plan:
+        if self.plan == "custom":
+            return Plan("custom", tuple(Stage(s.weight, s.soak) for s in self.stages or ()))
+        return BUILTIN_PLANS[self.plan]
+
+    @property
+    def current(self) -> HistoryEntry:
+        return self.history[-1]
+
+    @property
+    def weight(self) -> int:
+        return self.current.weight
+
+
+class ProbeSettings(Model):
+    path: str = "/healthz"
+    #: Seconds between probes; the blackbox probe uses the scrape interval.
+    period_seconds: Count = 10
+
+
+class ServiceSettings(Model):
+    """A service shipped with a stable and a canary track."""
+
+    name: DnsLabel
+    port: Annotated[int, _between(1, 65535)] = 8080
+    stable: TrackSettings
+    canary: TrackSettings
+    resources: Resources
+    health: ProbeSettings = ProbeSettings()
+    rollout: RolloutSettings
+
+
+# --- feature flags -------------------------------------------------------------
+
+_FLAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class FlagBase(Model):
+    description: str | None = None
+
+
+class AllAtOnceFlag(FlagBase):
+    """On or off for everyone."""
+
+    strategy: Literal["all_at_once"]
+    enabled: bool
+    #: Why the flag is in this state; required to switch a safety flag on.
+    reason: str | None = None
+
+
+class PercentageFlag(FlagBase):
+    """On for a stable share of targeting keys (flagd ``fractional``)."""
+
+    strategy: Literal["percentage"]
+    percentage: Percentage
+
+
+class ProgressiveStep(Model):
+    #: Time after the schedule's start at which this step begins.
+    after: Duration
+    percentage: Percentage
+
+
+class ProgressiveFlag(FlagBase):
+    """A time schedule of percentages, evaluated by flagd on ``$flagd.timestamp``."""
+
+    strategy: Literal["progressive"]
+    start: Timestamp
+    steps: list[ProgressiveStep] = Field(min_length=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[ProgressiveStep]) -> list[ProgressiveStep]:
+        for index in range(1, len(steps)):
+            before, step = steps[index - 1], steps[index]
+            if step.after <= before.after:
+                raise KeyedError(
+                    (index, "after"),
+                    f"{format_duration(step.after)} is not later than the step before "
+                    f"({format_duration(before.after)}); steps must increase in time",
+                )
+            if step.percentage <= before.percentage:
+                raise KeyedError(
+                    (index, "percentage"),
+                    f"{step.percentage} is not above the step before ({before.percentage}); "
+                    "steps must increase in percentage",
+                )
+        return steps
+
+
+class CanaryFlag(FlagBase):
+    """On for evaluations whose context says ``track: canary``."""
+
+    strategy: Literal["canary"]
+    #: The service whose canary track gets the flag.
+    service: DnsLabel
+    #: Share of canary-track evaluations that get it (100: all of them).
+    percentage: Percentage = 100
+
+
+FLAG_STRATEGIES = ("all_at_once", "percentage", "progressive", "canary")
+
+
+def _strategy_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("strategy")
+    return getattr(value, "strategy", None)
+
+
+Flag = Annotated[
+    Union[
+        Annotated[AllAtOnceFlag, Tag("all_at_once")],
+        Annotated[PercentageFlag, Tag("percentage")],
+        Annotated[ProgressiveFlag, Tag("progressive")],
+        Annotated[CanaryFlag, Tag("canary")],
+    ],
+    Discriminator(
+        _strategy_of,
+        custom_error_type="unknown_strategy",
+        custom_error_message="unknown strategy; allowed: " + ", ".join(FLAG_STRATEGIES),
+    ),
+]
+
+
+# --- the stack -----------------------------------------------------------------
+
+
+class StackConfig(Model):
+    """Everything under ``config:`` in stacks/Pulumi.<stack>.yaml (``rollout:`` keys)."""
+
+    #: ``docker`` (the local stack) or ``kubernetes``.
+    target: Literal["docker", "kubernetes"]
+    #: Drives the conservative defaults and which policies are mandatory.
+    tier: Literal["development", "staging", "production"]
+    #: The stack that must complete a stage before this one may enter it.
+    promotes_from: str | None = None
+    kubernetes: KubernetesSettings | None = None
+    docker: DockerSettings | None = None
+    monitoring: MonitoringSettings = MonitoringSettings()
+    slo: SloSettings = SloSettings()
+    canary: CanaryThresholds = CanaryThresholds()
+    metrics: MetricNames = MetricNames()
+    alerting: AlertingSettings
+    services: list[ServiceSettings] = Field(min_length=1)
+    flags: dict[str, Flag]
+    secrets: SecretsSettings = SecretsSettings()
+
+    @field_validator("flags")
+    @classmethod
+    def _flag_keys(cls, flags: dict[str, Any]) -> dict[str, Any]:
+        for key in flags:
+            if not _FLAG_KEY.match(key):
+                raise KeyedError(
+                    (key,), "is not a valid flag key: a lower-case letter, then lower-case letters, digits or '_'"
+                )
+        return flags
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "StackConfig":
+        if self.target == "kubernetes" and self.kubernetes is None:
+            raise KeyedError(("kubernetes",), "is required when target is kubernetes")
+        if self.target == "docker" and self.docker is None:
+            raise KeyedError(("docker",), "is required when target is docker")
+        names = [s.name for s in self.services]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise KeyedError(("services",), f"duplicate service name {', '.join(duplicates)}")
+        for key in conventions.SAFETY_FLAGS:
+            flag = self.flags.get(key)
+            if flag is None:
+                continue
+            if not isinstance(flag, AllAtOnceFlag):
+                raise KeyedError(
+                    ("flags", key, "strategy"),
+                    f"{flag.strategy} is not allowed for a safety flag; allowed: all_at_once",
+                )
+            if flag.enabled and not (flag.reason or "").strip():
+                raise KeyedError(
+                    ("flags", key, "reason"), f"switching the safety flag {key} on needs a reason"
+                )
+        for key, flag in self.flags.items():
+            if isinstance(flag, CanaryFlag) and flag.service not in names:
+                raise KeyedError(
+                    ("flags", key, "service"),
+                    f"{flag.service!r} is not a service of this stack; allowed: {', '.join(names)}",
+                )
+        if self.tier == "production":
+            if not self.alerting.pagerduty:
+                raise KeyedError(("alerting", "pagerduty"), "false is not allowed in production, which must page")
+        if self.alerting.pagerduty and self.secrets.pagerduty_routing_key is None:
+            raise KeyedError(
+                ("secrets", "pagerdutyRoutingKey"),
+                "is required (a secret) because alerting.pagerduty is on",
+            )
+        return self
+
+    def service(self, name: str) -> ServiceSettings:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+    def safety_flags_on(self) -> list[str]:
+        return [
+            key
+            for key in conventions.SAFETY_FLAGS
+            if isinstance(self.flags.get(key), AllAtOnceFlag) and self.flags[key].enabled
+        ]

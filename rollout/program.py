@@ -1,0 +1,100 @@
+"""The Pulumi program: load config → build → declare → export.
+
+``__main__.py`` calls :func:`run`; the offline harness calls it under mocks.
+The whole config is validated before the first resource is declared, so a bad
+stack file stops ``pulumi up`` with one message and changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from rollout import conventions
+from rollout.artifacts import build_artifacts
+from rollout.config import StackConfig
+from rollout.errors import ConfigError
+from rollout.loader import check_upstream, display_path, project_root, read_pulumi_config, stack_file, validate
+
+
+def load_program_config(stack: str, root: Path | None = None) -> StackConfig:
+    """The stack config as the engine hands it over, validated like the CLI does."""
+    path = stack_file(stack, root)
+    config = validate(read_pulumi_config(), display_path(path, root))
+    if config.promotes_from and path.exists():
+        check_upstream(config, path, root)
+    return config
+
+
+def run(root: Path | None = None) -> None:
+    stack = pulumi.get_stack()
+    try:
+        config = load_program_config(stack, root)
+    except ConfigError as err:
+        # RunError ends the program cleanly with just this message: no
+        # traceback, and nothing declared.
+        raise pulumi.RunError(str(err)) from None
+    declare(config, stack, root or project_root())
+
+
+def declare(config: StackConfig, stack: str, root: Path) -> None:
+    """Declare every resource of the stack from a validated config."""
+    artifacts = build_artifacts(config, stack)
+    labels = dict([conventions.MANAGED_BY_LABEL, conventions.PART_OF_LABEL])
+    if config.target == "kubernetes":
+        _declare_kubernetes(config, stack, root, artifacts, labels)
+    else:
+        _declare_docker(config, stack, root, artifacts)
+    pulumi.export("stack", stack)
+    pulumi.export("target", config.target)
+    pulumi.export("flagsDocument", artifacts.flags_json)
+
+
+def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, labels) -> None:
+    import pulumi_kubernetes as k8s
+
+    from components.flags import KubernetesFeatureFlags, KubernetesFlagsArgs
+
+    settings = config.kubernetes
+    assert settings is not None  # guaranteed by the model for target kubernetes
+    provider_args: dict = {}
+    if settings.render_yaml_to_directory:
+        # The dev stack writes manifests to a folder instead of a cluster.
+        provider_args["render_yaml_to_directory"] = str(root / settings.render_yaml_to_directory)
+    if settings.context:
+        provider_args["context"] = settings.context
+    provider = k8s.Provider(f"{stack}-kubernetes", namespace=settings.namespace, **provider_args)
+    opts = pulumi.ResourceOptions(provider=provider)
+    namespace = k8s.core.v1.Namespace(
+        "namespace",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=settings.namespace, labels=labels),
+        opts=opts,
+    )
+    KubernetesFeatureFlags(
+        "rollout-flags",
+        KubernetesFlagsArgs(document=artifacts.flags_json, namespace=namespace.metadata.name, labels=labels),
+        opts=opts,
+    )
+
+
+def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> None:
+    import pulumi_docker as docker
+
+    from components.flags import DockerFeatureFlags, DockerFlagsArgs
+
+    settings = config.docker
+    assert settings is not None  # guaranteed by the model for target docker
+    provider = docker.Provider(f"{stack}-docker", host=settings.host) if settings.host else None
+    opts = pulumi.ResourceOptions(provider=provider)
+    network = docker.Network("network", name=settings.network, opts=opts)
+    DockerFeatureFlags(
+        "rollout-flags",
+        DockerFlagsArgs(
+            document=artifacts.flags_json,
+            host_dir=root / "build" / stack / "flags",
+            network_name=network.name,
+            write_file=not pulumi.runtime.is_dry_run(),
+        ),
+        opts=opts,
+    )

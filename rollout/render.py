@@ -1,0 +1,30 @@
+"""``rollout render``: write a stack's artifacts to a folder, exactly as deployed.
+
+Secrets are never decrypted here: where a file would hold one, it holds a
+placeholder (``<secret:rollout:secrets.NAME>``) or a reference to a file that
+the deployed system mounts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rollout.artifacts import Artifacts, build_artifacts
+from rollout.config import StackConfig
+
+
+def render(config: StackConfig, stack: str, out: Path) -> list[Path]:
+    """Write every artifact under ``out``; return the paths written, sorted."""
+    return write_artifacts(build_artifacts(config, stack), out)
+
+
+def write_artifacts(artifacts: Artifacts, out: Path) -> list[Path]:
+    written = []
+    for relative, text in artifacts.files().items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written

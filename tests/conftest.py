@@ -1,0 +1,40 @@
+"""Shared fixtures: the project's paths, the shipped stacks, and scratch copies."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+STACKS = ("local", "dev", "staging", "production")
+KUBERNETES_STACKS = ("dev", "staging", "production")
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared (schemas, reference values); fails loudly when absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the tests need the shared/ folder beside the repository")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scratch copy of the project's Pulumi.yaml and stacks/, safe to edit."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    return tmp_path
+
+
+def edit_stack(project: Path, stack: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    """Load a stack file of ``project``, apply ``change`` to its config mapping, write it back."""
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    change(document["config"])
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path

@@ -1,0 +1,46 @@
+"""The project files that Pulumi and pip read are what they expect."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import jsonschema
+import yaml
+
+from conftest import ROOT, STACKS, shared_path
+
+
+def test_pulumi_yaml_validates_against_pulumis_project_schema():
+    schema = json.loads(shared_path("schemas", "pulumi", "project.json").read_text())
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    jsonschema.Draft202012Validator(schema).validate(project)
+
+
+def test_pulumi_yaml_uses_the_pip_toolchain_in_dot_venv_and_the_stacks_folder():
+    # runtime.options is free-form in the schema, so it is checked here.
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "rollout"
+    assert project["runtime"]["name"] == "python"
+    assert project["runtime"]["options"]["toolchain"] == "pip"
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+    assert project["stackConfigDir"] == "stacks"
+
+
+def test_every_stack_has_its_file_in_the_stack_config_dir():
+    for stack in STACKS:
+        assert (ROOT / "stacks" / f"Pulumi.{stack}.yaml").is_file(), stack
+
+
+def test_pyproject_declares_the_rollout_command_and_ranged_dependencies():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["rollout"] == "rollout.cli:main"
+    for requirement in pyproject["project"]["dependencies"]:
+        assert "<" in requirement and ">=" in requirement, f"{requirement} needs a compatible range"
+
+
+def test_ci_runs_the_readmes_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make up" in readme
+    assert "make test" in ci
