@@ -1,12 +1,14 @@
 """Everything a stack renders, built once by pure functions from the config.
 
 The program deploys these exact bytes, ``rollout render`` writes them to disk,
-and the tests check them with the real tools.
+and the tests check them with the real tools. Paths follow the layout in
+docs/configuration.md: ``flags/``, ``prometheus/``, ``alertmanager/``,
+``grafana/``, ``kubernetes/``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rollout import flags
 from rollout.config import StackConfig
@@ -15,14 +17,16 @@ from rollout.config import StackConfig
 @dataclass(frozen=True)
 class Artifacts:
     stack: str
-    #: The flagd flag document (flags/flags.json).
-    flags_json: str
+    #: Rendered files by path relative to the output folder.
+    files: dict[str, str] = field(default_factory=dict)
 
-    def files(self) -> dict[str, str]:
-        """Rendered files by path relative to the output folder, sorted."""
-        out = {"flags/flags.json": self.flags_json}
-        return dict(sorted(out.items()))
+    @property
+    def flags_json(self) -> str:
+        """The flagd flag document (flags/flags.json)."""
+        return self.files["flags/flags.json"]
 
 
 def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
-    return Artifacts(stack=stack, flags_json=flags.dumps(flags.flag_document(config, stack)))
+    files: dict[str, str] = {}
+    files["flags/flags.json"] = flags.dumps(flags.flag_document(config, stack))
+    return Artifacts(stack=stack, files=dict(sorted(files.items())))

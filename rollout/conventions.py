@@ -49,3 +49,13 @@ PART_OF_LABEL = ("app.kubernetes.io/part-of", "rollout")
 # mounted as a directory (never subPath, which would freeze the file).
 FLAGS_FILE_NAME = "flags.json"
 FLAGS_MOUNT_DIR = "/etc/flagd"
+
+# Recording rules that carry the SLIs (``level:metric:operations``), so alerts,
+# dashboards and gates all read the same cheap series. Labels: service, track.
+# Built in alerts/ from the metric contract; read by dashboards/ and gates.
+REQUEST_RATE = "service_track:http_requests:rate5m"
+ERROR_RATIO = "service_track:http_request_errors:ratio_rate5m"
+LATENCY_P50 = "service_track:http_request_duration_seconds:p50_5m"
+LATENCY_P95 = "service_track:http_request_duration_seconds:p95_5m"
+LATENCY_P99 = "service_track:http_request_duration_seconds:p99_5m"
+PROBE_SUCCESS_RATIO = "service_track:probe_success:ratio_5m"

@@ -20,7 +20,7 @@ def render(config: StackConfig, stack: str, out: Path) -> list[Path]:
 
 def write_artifacts(artifacts: Artifacts, out: Path) -> list[Path]:
     written = []
-    for relative, text in artifacts.files().items():
+    for relative, text in artifacts.files.items():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
