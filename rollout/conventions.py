@@ -59,3 +59,8 @@ LATENCY_P50 = "service_track:http_request_duration_seconds:p50_5m"
 LATENCY_P95 = "service_track:http_request_duration_seconds:p95_5m"
 LATENCY_P99 = "service_track:http_request_duration_seconds:p99_5m"
 PROBE_SUCCESS_RATIO = "service_track:probe_success:ratio_5m"
+
+# Grafana: one datasource UID that every dashboard panel refers to.
+GRAFANA_DATASOURCE_UID = "rollout-prometheus"
+# Label the Grafana chart's sidecar watches for dashboard ConfigMaps.
+GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
