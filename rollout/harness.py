@@ -134,13 +134,15 @@ def run_program(
     secret_values: dict[str, str] | None = None,
     program: Callable[[], None] | None = None,
     preview: bool = True,
+    record: list[DeclaredResource] | None = None,
 ) -> ProgramRun:
     """Run the program for ``stack`` under mocks and return what it declared.
 
     ``config``/``secret_keys`` replace the stack file's config (for tests of
     broken configs); by default they come from ``stacks/Pulumi.<stack>.yaml``.
     A config error surfaces as :class:`rollout.errors.ConfigError`, raised before
-    any resource is registered.
+    any resource is registered. ``record``, when given, receives every resource
+    as it is registered, so a caller can see what was declared before a failure.
     """
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
@@ -154,7 +156,7 @@ def run_program(
     if config is None:
         config, keys = config_for_mocks(stack, root, secret_values)
         secret_keys = keys if secret_keys is None else secret_keys
-    recorded: list[DeclaredResource] = []
+    recorded: list[DeclaredResource] = record if record is not None else []
     outputs: dict[str, Any] = {}
     secret_outputs: set[str] = set()
 
