@@ -183,6 +183,9 @@ class Model(BaseModel):
         populate_by_name=False,
         arbitrary_types_allowed=True,
         strict=False,
+        # The docstring under each field is its description: docs/configuration.md
+        # is generated from it, so a knob cannot go undocumented.
+        use_attribute_docstrings=True,
     )
 
 
@@ -193,42 +196,54 @@ class GatewayRef(Model):
     """The Gateway API Gateway that the services' HTTPRoutes attach to."""
 
     name: str
+    """Name of the Gateway."""
     namespace: str
-    #: The listener of the Gateway to attach to; unset attaches to all listeners.
+    """Namespace of the Gateway."""
     section_name: str | None = None
+    """The listener of the Gateway to attach to; unset attaches to all listeners."""
 
 
 class KubernetesSettings(Model):
     """Where and how the Kubernetes stacks deploy."""
 
-    #: Namespace for everything rollout declares.
     namespace: DnsLabel = "rollout"
-    #: When set, the Kubernetes provider writes manifests to this folder instead
-    #: of applying them to a cluster (the ``dev`` stack). Relative to the project.
+    """Namespace for everything rollout declares."""
     render_yaml_to_directory: str | None = None
-    #: kubeconfig context to use; unset uses the current context.
+    """When set, the Kubernetes provider writes manifests to this folder instead of applying them
+    to a cluster (the ``dev`` stack). Relative to the project.
+    """
     context: str | None = None
+    """kubeconfig context to use; unset uses the current context."""
     gateway: GatewayRef
+    """The Gateway the services' HTTPRoutes attach to."""
 
 
 class DockerPorts(Model):
     """Host ports the ``local`` stack publishes on 127.0.0.1."""
 
     prometheus: int = 9090
+    """Prometheus' UI and API."""
     alertmanager: int = 9093
+    """Alertmanager's UI and API."""
     grafana: int = 3000
+    """Grafana's UI and API."""
     pushgateway: int = 9091
+    """The Pushgateway CI pushes test results to."""
     service_stable: int = 8080
+    """The service's stable track."""
     service_canary: int = 8081
+    """The service's canary track."""
 
 
 class DockerSettings(Model):
     """The ``local`` target: containers on one Docker network."""
 
     network: DnsLabel = "rollout"
-    #: Docker daemon to talk to; unset uses DOCKER_HOST or the local socket.
+    """The Docker network every container joins."""
     host: str | None = None
+    """Docker daemon to talk to; unset uses DOCKER_HOST or the local socket."""
     ports: DockerPorts = DockerPorts()
+    """Host ports, published on 127.0.0.1 only."""
 
 
 # --- monitoring ----------------------------------------------------------------
@@ -236,7 +251,9 @@ class DockerSettings(Model):
 
 class ResourceList(Model):
     cpu: Quantity
+    """CPU, e.g. 250m or 2."""
     memory: Quantity
+    """Memory, e.g. 512Mi or 4Gi."""
 
 
 class Resources(Model):
@@ -244,94 +261,110 @@ class Resources(Model):
     eviction behave predictably."""
 
     requests: ResourceList
+    """What the scheduler reserves."""
     limits: ResourceList
+    """The most the container may use."""
 
 
 class StorageSettings(Model):
     """Prometheus' time-series storage."""
 
-    #: A PersistentVolumeClaim (true) or an emptyDir that dies with the pod.
     persistent: bool = True
+    """A PersistentVolumeClaim (true) or an emptyDir that dies with the pod."""
     size: Quantity = "50Gi"
-    #: StorageClass of the claim; unset uses the cluster's default class.
+    """Size of the volume claim."""
     storage_class: str | None = None
-    #: Refuse to delete the volume with the stack (Pulumi ``protect`` and
-    #: ``retainOnDelete``). Production keeps it on.
+    """StorageClass of the claim; unset uses the cluster's default class."""
     protect: bool = False
+    """Refuse to delete the volume with the stack (Pulumi ``protect`` and ``retainOnDelete``).
+    Production keeps it on.
+    """
 
 
 class CostBudgets(Model):
     """Ceilings for the cost alerts; raise them with the capacity of Prometheus."""
 
-    #: Head series above which PrometheusActiveSeriesOverBudget fires.
     active_series: Count = 200_000
-    #: Samples ingested per second above which the ingestion-spike alert fires.
+    """Head series above which PrometheusActiveSeriesOverBudget fires."""
     ingestion_samples_per_second: Count = 50_000
+    """Samples ingested per second above which the ingestion-spike alert fires."""
 
 
 class GrafanaSettings(Model):
-    #: URL of a Grafana the pulumiverse-grafana provider manages folders,
-    #: datasources and dashboards in. Unset on Kubernetes: dashboards go in
-    #: ConfigMaps for the chart's sidecar only.
     url: str | None = None
-    #: Folder that holds the stack's dashboards.
+    """URL of a Grafana the pulumiverse-grafana provider manages folders, datasources and
+    dashboards in. Unset on Kubernetes: dashboards go in ConfigMaps for the chart's sidecar
+    only.
+    """
     folder: str = "Rollout"
+    """Folder that holds the stack's dashboards."""
 
 
 class MonitoringSettings(Model):
     """The monitoring stack: Prometheus, Alertmanager, Grafana, Pushgateway, node-exporter."""
 
-    #: Install kube-prometheus-stack (true) or use a Prometheus Operator already
-    #: running in the cluster (false). Ignored by the Docker target.
     install: bool = True
-    #: The Helm release name of an existing operator install; its Prometheus only
-    #: selects monitors and rules labelled ``release: <this>``.
+    """Install kube-prometheus-stack (true) or use a Prometheus Operator already running in the
+    cluster (false). Ignored by the Docker target.
+    """
     release_name: DnsLabel = "rollout-monitoring"
+    """The Helm release name of an existing operator install; its Prometheus only selects monitors
+    and rules labelled ``release: <this>``.
+    """
     scrape_interval: PositiveDuration = timedelta(seconds=15)
+    """How often Prometheus scrapes every target."""
     evaluation_interval: PositiveDuration = timedelta(seconds=15)
+    """How often rules are evaluated; alert timing is a multiple of it."""
     retention: PositiveDuration = timedelta(days=15)
+    """How long Prometheus keeps samples."""
     storage: StorageSettings = StorageSettings()
+    """Prometheus' volume."""
     alertmanager_replicas: Count = 1
+    """Alertmanager replicas; more than one form a cluster that deduplicates notifications."""
     prometheus_resources: Resources | None = None
+    """Prometheus' requests and limits; unset uses the chart's defaults."""
     grafana: GrafanaSettings = GrafanaSettings()
-    #: ``full`` (staging, production: every alert) or ``development`` (a smaller
-    #: set for local and dev that leaves out the SLO burn-rate pages).
+    """Grafana settings."""
     catalogue: Literal["full", "development"] = "full"
+    """``full`` (staging, production: every alert) or ``development`` (a smaller set for local and
+    dev that leaves out the SLO burn-rate pages).
+    """
     budgets: CostBudgets = CostBudgets()
+    """Ceilings for the cost alerts."""
 
 
 class SloSettings(Model):
     """Service level objectives, alerted with multi-window multi-burn-rate rules."""
 
-    #: Share of requests that must succeed over the window (99.9 %).
     availability: Ratio = 0.999
-    #: Share of requests that may fail with a 5xx over the window (0.1 %).
+    """Share of requests that must succeed over the window (99.9 %)."""
     error_ratio: Ratio = 0.001
-    #: P95 latency objective in seconds (200 ms).
+    """Share of requests that may fail with a 5xx over the window (0.1 %)."""
     latency_p95_seconds: PositiveSeconds = 0.2
-    #: Minimum CI test pass ratio, from the Pushgateway (98 %).
+    """P95 latency objective in seconds (200 ms)."""
     ci_pass_ratio: Ratio = 0.98
-    #: The SLO window the error budget is counted over.
+    """Minimum CI test pass ratio, from the Pushgateway (98 %)."""
     window: PositiveDuration = timedelta(days=30)
+    """The SLO window the error budget is counted over."""
 
 
 class CanaryThresholds(Model):
     """The canary's budget: rollback triggers (alerts) and gates (policies) alike."""
 
-    #: Highest 5xx ratio the canary may show (1 %).
     max_error_ratio: Ratio = 0.01
-    #: Highest P95 latency in seconds (500 ms).
+    """Highest 5xx ratio the canary may show (1 %)."""
     max_latency_p95_seconds: PositiveSeconds = 0.5
-    #: Highest P99 latency in seconds (1000 ms).
+    """Highest P95 latency in seconds (500 ms)."""
     max_latency_p99_seconds: PositiveSeconds = 1.0
-    #: Consecutive failed health checks that mean "unhealthy" (5).
+    """Highest P99 latency in seconds (1000 ms)."""
     max_consecutive_failed_health_checks: Count = 5
-    #: Fewest canary requests over a stage for its SLIs to count as evidence.
+    """Consecutive failed health checks that mean "unhealthy" (5)."""
     min_requests: Count = 100
-    #: How long a rollback trigger must hold before it fires (5 min).
+    """Fewest canary requests over a stage for its SLIs to count as evidence."""
     sustain_for: PositiveDuration = timedelta(minutes=5)
-    #: Evidence older than this blocks an advance.
+    """How long a rollback trigger must hold before it fires (5 min)."""
     evidence_max_age: PositiveDuration = timedelta(minutes=30)
+    """Evidence older than this blocks an advance."""
 
     @model_validator(mode="after")
     def _p99_not_below_p95(self) -> "CanaryThresholds":
@@ -348,51 +381,66 @@ class MetricNames(Model):
     """The metric contract's names, for services that expose other names."""
 
     requests_total: str = conventions.HTTP_REQUESTS_TOTAL
+    """Counter of requests, labelled service, track and code."""
     request_duration_bucket: str = conventions.HTTP_REQUEST_DURATION_BUCKET
+    """Histogram buckets of request durations in seconds, labelled service, track and le."""
     probe_success: str = conventions.PROBE_SUCCESS
+    """The blackbox exporter's probe result, labelled service and track."""
 
 
 # --- alerting ------------------------------------------------------------------
 
 
 class SlackSettings(Model):
-    #: Channel for every P2–P3 alert.
     warnings_channel: str = "#rollout-warnings"
-    #: Channel for P2–P3 alerts of the deployment category.
+    """Channel for every P2–P3 alert."""
     deployments_channel: str = "#rollout-deployments"
+    """Channel for P2–P3 alerts of the deployment category."""
 
 
 class EmailSettings(Model):
     """Where P4 (informational) alerts are mailed."""
 
     to: str
+    """Recipient of P4 alerts."""
     sender: str = Field(alias="from")
-    #: SMTP relay as host:port.
+    """Sender address (key ``from``)."""
     smarthost: str
+    """SMTP relay as host:port."""
     username: str | None = None
+    """SMTP user; the password is ``secrets.smtpPassword``."""
     require_tls: bool = True
+    """Refuse to send without STARTTLS."""
 
 
 class AlertingSettings(Model):
-    #: P0–P1 go to PagerDuty; production refuses to run without it.
     pagerduty: bool = True
+    """P0–P1 go to PagerDuty; production refuses to run without it."""
     slack: SlackSettings = SlackSettings()
+    """Slack channels for P2-P3 alerts."""
     email: EmailSettings
-    #: Send the canary's rollback triggers to the rollback workflow's webhook too.
+    """Mail settings for P4 alerts."""
     rollback_webhook: bool = True
+    """Send the canary's rollback triggers to the rollback workflow's webhook too."""
 
 
 class SecretsSettings(Model):
     """Every credential, each a Pulumi secret (``pulumi config set --secret --path``)."""
 
     pagerduty_routing_key: Secret | None = None
+    """PagerDuty Events API v2 routing key (required when alerting.pagerduty is on)."""
     slack_warnings_webhook_url: Secret | None = None
+    """Slack incoming-webhook URL of the warnings channel."""
     slack_deployments_webhook_url: Secret | None = None
+    """Slack incoming-webhook URL of the deployments channel."""
     smtp_password: Secret | None = None
+    """Password of alerting.email.username at the SMTP relay."""
     rollback_webhook_url: Secret | None = None
-    #: Grafana service-account token (or user:password) for the grafana provider;
-    #: unset uses the generated admin password.
+    """URL that starts the rollback workflow when a rollback trigger fires."""
     grafana_auth: Secret | None = None
+    """Grafana service-account token (or user:password) for the grafana provider; unset uses the
+    generated admin password.
+    """
 
 
 # --- services and rollout ------------------------------------------------------
@@ -410,32 +458,39 @@ Image = Annotated[str, AfterValidator(_image)]
 class TrackSettings(Model):
     """One track (stable or canary) of a service."""
 
-    #: Image with a pinned tag or digest; the policy pack refuses ``latest``.
     image: Image
+    """Image with a pinned tag or digest; the policy pack refuses ``latest``."""
     replicas: NonNegativeCount = 2
+    """Pods (or containers) of this track."""
 
 
 class CustomStage(Model):
     weight: Annotated[int, _between(0, 100)]
+    """The canary's traffic weight in this stage, percent."""
     soak: PositiveDuration
+    """Minimum time in this stage before the next may begin."""
 
 
 class HistoryEntry(Model):
     """One stage entered: its weight and when. A rollback carries its reason."""
 
     weight: Percentage
+    """The canary's traffic weight from this entry on, percent."""
     started_at: Timestamp
+    """When the stage began (UTC)."""
     reason: str | None = None
+    """Why (required by ``rollout rollback``, optional otherwise)."""
 
 
 class RolloutSettings(Model):
     """The service's rollout: its plan and the append-only history of stages."""
 
-    #: ``safe`` (7 days), ``fast`` (3 days), ``instant`` or ``custom``.
     plan: Literal["safe", "fast", "instant", "custom"] = "safe"
-    #: The stages of a ``custom`` plan; only with plan: custom.
+    """``safe`` (7 days), ``fast`` (3 days), ``instant`` or ``custom``."""
     stages: list[CustomStage] | None = None
+    """The stages of a ``custom`` plan; only with plan: custom."""
     history: list[HistoryEntry] = Field(min_length=1)
+    """Stages entered, oldest first; the last entry is the current weight. Append only."""
 
     @model_validator(mode="after")
     def _plan_and_history(self) -> "RolloutSettings":
@@ -485,20 +540,28 @@ class RolloutSettings(Model):
 
 class ProbeSettings(Model):
     path: str = "/healthz"
-    #: Seconds between probes; the blackbox probe uses the scrape interval.
+    """HTTP path of the service's health endpoint (readiness, liveness and blackbox probes)."""
     period_seconds: Count = 10
+    """Seconds between probes; the blackbox probe uses the scrape interval."""
 
 
 class ServiceSettings(Model):
     """A service shipped with a stable and a canary track."""
 
     name: DnsLabel
+    """Service name: a DNS label, used in every object name and as the ``service`` label."""
     port: Annotated[int, _between(1, 65535)] = 8080
+    """Port the service listens on and exposes metrics on."""
     stable: TrackSettings
+    """The stable track."""
     canary: TrackSettings
+    """The canary track."""
     resources: Resources
+    """Requests and limits of each track's containers."""
     health: ProbeSettings = ProbeSettings()
+    """Health checks."""
     rollout: RolloutSettings
+    """The rollout plan and its history."""
 
 
 # --- feature flags -------------------------------------------------------------
@@ -508,36 +571,45 @@ _FLAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 class FlagBase(Model):
     description: str | None = None
+    """What the flag does; copied into the flag's flagd metadata."""
 
 
 class AllAtOnceFlag(FlagBase):
     """On or off for everyone."""
 
     strategy: Literal["all_at_once"]
+    """``all_at_once``: the same answer for every evaluation."""
     enabled: bool
-    #: Why the flag is in this state; required to switch a safety flag on.
+    """On (true) or off (false)."""
     reason: str | None = None
+    """Why the flag is in this state; required to switch a safety flag on."""
 
 
 class PercentageFlag(FlagBase):
     """On for a stable share of targeting keys (flagd ``fractional``)."""
 
     strategy: Literal["percentage"]
+    """``percentage``: a stable share of targeting keys."""
     percentage: Percentage
+    """Share of targeting keys that get the flag, 0 to 100."""
 
 
 class ProgressiveStep(Model):
-    #: Time after the schedule's start at which this step begins.
     after: Duration
+    """Time after the schedule's start at which this step begins."""
     percentage: Percentage
+    """Share of targeting keys on from this step, 0 to 100."""
 
 
 class ProgressiveFlag(FlagBase):
     """A time schedule of percentages, evaluated by flagd on ``$flagd.timestamp``."""
 
     strategy: Literal["progressive"]
+    """``progressive``: percentages that change on a schedule."""
     start: Timestamp
+    """When the schedule begins (UTC, e.g. 2026-11-20T09:00:00Z)."""
     steps: list[ProgressiveStep] = Field(min_length=1)
+    """The schedule: each step's offset from ``start`` and its percentage, both strictly increasing."""
 
     @field_validator("steps")
     @classmethod
@@ -563,10 +635,11 @@ class CanaryFlag(FlagBase):
     """On for evaluations whose context says ``track: canary``."""
 
     strategy: Literal["canary"]
-    #: The service whose canary track gets the flag.
+    """``canary``: on for the canary track of a service."""
     service: DnsLabel
-    #: Share of canary-track evaluations that get it (100: all of them).
+    """The service whose canary track gets the flag."""
     percentage: Percentage = 100
+    """Share of canary-track evaluations that get it (100: all of them)."""
 
 
 FLAG_STRATEGIES = ("all_at_once", "percentage", "progressive", "canary")
@@ -599,22 +672,32 @@ Flag = Annotated[
 class StackConfig(Model):
     """Everything under ``config:`` in stacks/Pulumi.<stack>.yaml (``rollout:`` keys)."""
 
-    #: ``docker`` (the local stack) or ``kubernetes``.
     target: Literal["docker", "kubernetes"]
-    #: Drives the conservative defaults and which policies are mandatory.
+    """``docker`` (the local stack) or ``kubernetes``."""
     tier: Literal["development", "staging", "production"]
-    #: The stack that must complete a stage before this one may enter it.
+    """Drives the conservative defaults and which policies are mandatory."""
     promotes_from: str | None = None
+    """The stack that must complete a stage before this one may enter it."""
     kubernetes: KubernetesSettings | None = None
+    """Required with target kubernetes."""
     docker: DockerSettings | None = None
+    """Required with target docker."""
     monitoring: MonitoringSettings = MonitoringSettings()
+    """The monitoring stack."""
     slo: SloSettings = SloSettings()
+    """Service level objectives."""
     canary: CanaryThresholds = CanaryThresholds()
+    """The canary's budget: rollback triggers and advance gates."""
     metrics: MetricNames = MetricNames()
+    """Names of the metric contract."""
     alerting: AlertingSettings
+    """Where alerts go."""
     services: list[ServiceSettings] = Field(min_length=1)
+    """The services shipped, each with a stable and a canary track."""
     flags: dict[str, Flag]
+    """The flag set, by flag key (snake_case)."""
     secrets: SecretsSettings = SecretsSettings()
+    """Credentials, each a Pulumi secret."""
 
     @field_validator("flags")
     @classmethod
