@@ -25,6 +25,8 @@ class ConfigError(Exception):
     """
 
     def __init__(self, problems: list[str]) -> None:
+        # One line per problem, whatever a key or value holds.
+        problems = [p.replace("\r", "\\r").replace("\n", "\\n") for p in problems]
         super().__init__("\n".join(problems))
         self.problems = problems
 

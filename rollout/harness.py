@@ -89,7 +89,7 @@ def config_for_mocks(
     """
     from rollout.config import SecretRef
 
-    raw = read_stack_file(stack_file(stack, root))
+    raw = read_stack_file(stack_file(stack, root), root)
     secret_values = secret_values or {}
 
     def reveal(value: Any) -> Any:

@@ -9,6 +9,7 @@ configs, with the same messages.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,13 @@ def _timestamps_as_text(loader: _StrictLoader, node: yaml.ScalarNode) -> str:
 _StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamps_as_text)
 
 
-def read_stack_file(path: Path) -> dict[str, Any]:
+def read_stack_file(path: Path, root: Path | None = None) -> dict[str, Any]:
     """Parse a stack file into its raw ``rollout:`` mapping (namespace stripped).
 
     Secret leaves (``{secure: ...}``) become SecretRefs without a value.
+    Messages name the file relative to ``root`` (the project).
     """
-    shown = display_path(path)
+    shown = display_path(path, root)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -188,7 +190,7 @@ def validate(raw: dict[str, Any], source: str) -> StackConfig:
 
 def load_file(path: Path, root: Path | None = None) -> StackConfig:
     """Load and validate a stack file, including checks against its upstream stack."""
-    raw = read_stack_file(path)
+    raw = read_stack_file(path, root)
     config = validate(raw, display_path(path, root))
     check_upstream(config, path, root)
     return config
@@ -208,7 +210,7 @@ def check_upstream(config: StackConfig, path: Path, root: Path | None = None) ->
         raise ConfigError(
             [f"{shown}: rollout:promotesFrom: {config.promotes_from!r} has no stack file {display_path(upstream_path, root)}"]
         )
-    upstream = validate(read_stack_file(upstream_path), display_path(upstream_path, root))
+    upstream = validate(read_stack_file(upstream_path, root), display_path(upstream_path, root))
     problems = []
     for key, flag in config.flags.items():
         theirs = upstream.flags.get(key)
@@ -243,13 +245,19 @@ def _drop_union_tags(loc: list[str | int]) -> list[str | int]:
     return out
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_$-]+$")
+
+
 def _format_loc(loc: list[str | int]) -> str:
+    """``flags.aatc.percentage``, ``services[0].name``; odd keys quoted: ``flags['a b']``."""
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.match(str(part)):
             text += f".{part}" if text else str(part)
+        else:
+            text += f"[{str(part)!r}]"
     return text
 
 

@@ -38,3 +38,14 @@ def edit_stack(project: Path, stack: str, change: Callable[[dict[str, Any]], Non
     change(document["config"])
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the hardening figures (see tests/figures.py) after the results."""
+    from figures import report
+
+    lines = report()
+    if lines:
+        terminalreporter.section("rollout figures")
+        for line in lines:
+            terminalreporter.write_line(line)
