@@ -148,6 +148,9 @@ Timestamp = Annotated[
     PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
 ]
 
+#: How far ahead of this machine's clock a history entry may be (clocks differ).
+CLOCK_SKEW = timedelta(minutes=5)
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -513,6 +516,13 @@ class RolloutSettings(Model):
                     ("history", index, "weight"),
                     f"{entry.weight} is not a stage of plan {self.plan}; "
                     f"allowed: {', '.join(map(str, allowed))}",
+                )
+        latest_allowed = datetime.now(timezone.utc) + CLOCK_SKEW
+        for index, entry in enumerate(self.history):
+            if entry.started_at > latest_allowed:
+                raise KeyedError(
+                    ("history", index, "startedAt"),
+                    f"{entry.started_at:%Y-%m-%dT%H:%M:%SZ} is in the future; a stage is recorded when it begins",
                 )
         for index in range(1, len(self.history)):
             if self.history[index].started_at < self.history[index - 1].started_at:
