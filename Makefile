@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK ?= dev
 
-.PHONY: up test deps tools check render clean
+.PHONY: up test deps tools check render bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ check: deps
 
 render: deps
 	$(BIN)/rollout render --stack $(STACK) --out build/$(STACK)/rendered
+
+bench: deps tools
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf build .pytest_cache

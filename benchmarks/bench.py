@@ -1,0 +1,227 @@
+"""rollout's benchmarks: what a preview costs, how it grows, how fast alerts fire.
+
+Every figure is a ratio measured side by side in one run, or a count: the
+machines this runs on are shared and noisy, so absolute seconds mean little.
+Run ``make bench`` (all sizes) or ``python benchmarks/bench.py --tiny`` (the
+smallest sizes, as the test suite does so the script cannot rot).
+docs/performance.md records the figures and how to reproduce them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+_SDK_PREFIXES = ("pulumi", "pulumi_", "pulumiverse_")
+
+
+def sdk_modules(stack: str = "production") -> list[str]:
+    """The Pulumi SDK modules `rollout check` actually loads for ``stack``.
+
+    The SDKs load their resource modules lazily, so "import pulumi_kubernetes"
+    alone would understate the floor; importing exactly what the program pulled
+    in is the floor no run of the program can go below.
+    """
+    script = (
+        "import sys, json, contextlib, io\n"
+        "from rollout import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    cli.main(['--project', {str(ROOT)!r}, 'check', '--stack', {stack!r}])\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0].startswith({_SDK_PREFIXES!r}))))\n"
+    )
+    out = subprocess.run([PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@dataclass
+class Measure:
+    """Median wall time (s) and the largest peak resident memory (MiB) over repeats."""
+
+    seconds: float
+    peak_mib: float
+
+    def ratio(self, floor: "Measure") -> tuple[float, float]:
+        return self.seconds / floor.seconds, self.peak_mib / floor.peak_mib
+
+
+def run_measured(argv: list[str], cwd: Path = ROOT) -> tuple[float, float]:
+    """Wall time and peak RSS (MiB) of one child process, from wait4's rusage."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}): {process.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def measure_pair(a: list[str], b: list[str], repeats: int, cwd: Path = ROOT) -> tuple[Measure, Measure]:
+    """Measure two commands interleaved (a, b, a, b, ...) so noise hits both alike."""
+    runs_a, runs_b = [], []
+    for _ in range(repeats):
+        runs_a.append(run_measured(a, cwd))
+        runs_b.append(run_measured(b, cwd))
+
+    def summary(runs):
+        return Measure(statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+
+    return summary(runs_a), summary(runs_b)
+
+
+def rollout_cmd(*args: str, project: Path = ROOT) -> list[str]:
+    return [PYTHON, "-m", "rollout.cli", "--project", str(project), *args]
+
+
+_FLOOR: list[str] = []
+
+
+def floor_cmd() -> list[str]:
+    """A process that only imports the Pulumi SDK modules the program uses."""
+    if not _FLOOR:
+        _FLOOR.extend(sdk_modules())
+    return [PYTHON, "-c", "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in _FLOOR)]
+
+
+def profile_check(stack: str, top: int = 12) -> str:
+    """Where `rollout check` spends its time beyond the imports, by cumulative time."""
+    from rollout import cli
+
+    profiler = cProfile.Profile()
+    devnull = open(os.devnull, "w")
+    stdout, sys.stdout = sys.stdout, devnull
+    try:
+        profiler.runcall(cli.main, ["--project", str(ROOT), "check", "--stack", stack])
+    finally:
+        sys.stdout = stdout
+        devnull.close()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    # Our own code and the Pulumi SDK's, by cumulative time; import machinery left out.
+    stats.sort_stats("cumulative").print_stats(r"(/rollout/|/components/|/alerts/|/dashboards/|/pulumi/)", top)
+    lines = [line for line in text.getvalue().splitlines() if line.strip()]
+    header = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    return "\n".join(lines[header:])
+
+
+# --- generated stacks ----------------------------------------------------------------
+
+
+def generated_project(services: int, flags: int, into: Path) -> Path:
+    """A scratch project whose ``bench`` stack has ``services`` services and ``flags`` flags,
+    derived from the shipped staging stack (every other setting as shipped)."""
+    (into / "stacks").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "Pulumi.yaml", into / "Pulumi.yaml")
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.staging.yaml").read_text())
+    config = document["config"]
+    config.pop("rollout:promotesFrom", None)
+    template = config["rollout:services"][0]
+    config["rollout:services"] = [dict(template, name=f"svc-{i:03d}") for i in range(services)]
+    shipped = config["rollout:flags"]
+    generated = dict(shipped)
+    kinds = [
+        {"strategy": "all_at_once", "enabled": True},
+        {"strategy": "percentage", "percentage": 30},
+        shipped["phase_4_deployment"],
+        {"strategy": "canary", "service": "svc-000", "percentage": 100},
+    ]
+    index = 0
+    while len(generated) < flags:
+        generated[f"generated_flag_{index:04d}"] = kinds[index % len(kinds)]
+        index += 1
+    config["rollout:flags"] = dict(list(generated.items())[:flags]) if flags >= len(shipped) else generated
+    (into / "stacks" / "Pulumi.bench.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return into
+
+
+# --- the sections ---------------------------------------------------------------------
+
+
+def section_preview_cost(repeats: int) -> dict:
+    check, floor = measure_pair(rollout_cmd("check", "--stack", "production"), floor_cmd(), repeats)
+    time_ratio, memory_ratio = check.ratio(floor)
+    print("1. Preview cost: `rollout check --stack production` against the import floor")
+    print(f"   floor (import the {len(_FLOOR)} Pulumi SDK modules check loads): {floor.seconds:.3f} s, {floor.peak_mib:.0f} MiB")
+    print(f"   check:                          {check.seconds:.3f} s, {check.peak_mib:.0f} MiB")
+    print(f"   ratio: time {time_ratio:.2f}x, memory {memory_ratio:.2f}x (target: at most 1.5x)")
+    print("   where check's time goes (cumulative, in-process):")
+    for line in profile_check("production").splitlines():
+        print(f"     {line}")
+    return {"time_ratio": round(time_ratio, 3), "memory_ratio": round(memory_ratio, 3)}
+
+
+def section_growth(sizes_services: list[int], sizes_flags: list[int], repeats: int) -> dict:
+    print("2. Growth: generated stacks (check and render, against one service and the smallest flag set)")
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        base: dict[str, Measure] = {}
+        for services in sizes_services:
+            for flags in sizes_flags:
+                project = generated_project(services, flags, Path(scratch) / f"s{services}-f{flags}")
+                out = Path(scratch) / f"out-{services}-{flags}"
+                check, render = measure_pair(
+                    rollout_cmd("check", "--stack", "bench", project=project),
+                    rollout_cmd("render", "--stack", "bench", "--out", str(out), project=project),
+                    repeats,
+                )
+                key = f"{services} services, {flags} flags"
+                if not base:
+                    base = {"check": check, "render": render}
+                check_ratio, render_ratio = check.seconds / base["check"].seconds, render.seconds / base["render"].seconds
+                results[key] = {"check_ratio": round(check_ratio, 3), "render_ratio": round(render_ratio, 3),
+                                "check_peak_mib": round(check.peak_mib), "render_peak_mib": round(render.peak_mib)}
+                print(f"   {key:>26}: check {check_ratio:5.2f}x ({check.peak_mib:4.0f} MiB), "
+                      f"render {render_ratio:5.2f}x ({render.peak_mib:4.0f} MiB)")
+    print("   target: 50 services cost at most 2x one service; nothing quadratic")
+    return results
+
+
+def section_render(repeats: int) -> dict:
+    stacks = ("local", "dev", "staging", "production")
+    with tempfile.TemporaryDirectory() as scratch:
+        script = "; ".join(
+            ["from rollout import cli"]
+            + [f"cli.main(['--project', {str(ROOT)!r}, 'render', '--stack', {s!r}, '--out', {str(Path(scratch) / s)!r}])" for s in stacks]
+        )
+        render, floor = measure_pair([PYTHON, "-c", script], floor_cmd(), repeats)
+    time_ratio, memory_ratio = render.ratio(floor)
+    print("5. Render: all four stacks in one process, against the import floor")
+    print(f"   ratio: time {time_ratio:.2f}x, memory {memory_ratio:.2f}x")
+    return {"time_ratio": round(time_ratio, 3), "memory_ratio": round(memory_ratio, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="smallest sizes, one repeat (the test suite's run)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.tiny else 5
+    figures = {
+        "preview_cost": section_preview_cost(repeats),
+        "growth": section_growth([1, 10] if args.tiny else [1, 10, 50], [15] if args.tiny else [15, 100, 500], repeats),
+        "render": section_render(repeats),
+    }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
