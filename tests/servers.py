@@ -1,0 +1,230 @@
+"""Real Prometheus and Alertmanager processes for end-to-end tests, on 127.0.0.1 only.
+
+Every server binds a free port on 127.0.0.1, keeps its data in a temporary
+folder, and is stopped when its ``with`` block ends, also on failure::
+
+    with start_prometheus(config_text, rules={"errors.yaml": text}) as prom:
+        prom.query("up")
+    with start_alertmanager(config_text) as am, WebhookSink() as sink:
+        ...
+
+The binaries are Debian's ``prometheus`` and ``prometheus-alertmanager``
+(scripts/install-tools installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed: run scripts/install-tools (make test does)")
+    return path
+
+
+def http_json(url: str, data: bytes | None = None, timeout: float = 5.0, method: str | None = None) -> Any:
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+@dataclass
+class Server:
+    """A started server: its base URL, its process and its log."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    workdir: Path
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    # Prometheus' HTTP API -----------------------------------------------------------
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """Instant query; the result vector (raises on an API error)."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        answer = http_json(f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}")
+        if answer.get("status") != "success":
+            raise AssertionError(f"query {expr!r} failed: {answer}")
+        return answer["data"]["result"]
+
+    def reload(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/-/reload", method="POST"), timeout=10).read()
+
+
+def _wait_ready(server: Server, path: str, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{server.log_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}{path}", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{server.name} was not ready within {deadline_s:.0f} s:\n{server.log_text()[-3000:]}")
+
+
+@contextmanager
+def _running(name: str, argv: list[str], workdir: Path, port: int, ready_path: str, deadline_s: float) -> Iterator[Server]:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+    server = Server(name, f"http://{LOOPBACK}:{port}", process, workdir, log)
+    try:
+        _wait_ready(server, ready_path, deadline_s)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def start_prometheus(
+    config_text: str,
+    rules: dict[str, str] | None = None,
+    storage_dir: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+    deadline_s: float = 60,
+) -> Iterator[Server]:
+    """Prometheus with ``config_text`` as prometheus.yml and ``rules`` written beside it.
+
+    The config's ``rule_files`` should name the rules by their keys (relative
+    paths resolve against the config's folder). ``storage_dir`` lets a test
+    start on blocks it backfilled with promtool; retention is long enough for
+    backfilled samples from the past.
+    """
+    with tempfile.TemporaryDirectory(prefix="rollout-prometheus-") as scratch:
+        workdir = Path(scratch)
+        (workdir / "prometheus.yml").write_text(config_text)
+        for name, text in (rules or {}).items():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / name).write_text(text)
+        port = free_port()
+        argv = [
+            binary("prometheus"),
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={storage_dir or workdir / 'data'}",
+            "--storage.tsdb.retention.time=3650d",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            "--web.enable-lifecycle",
+            *extra_args,
+        ]
+        with _running("prometheus", argv, workdir, port, "/-/ready", deadline_s) as server:
+            yield server
+
+
+@contextmanager
+def start_alertmanager(config_text: str, extra_files: dict[str, str] | None = None, deadline_s: float = 60) -> Iterator[Server]:
+    """Alertmanager with ``config_text``, its cluster listener off (one peer, no gossip port).
+
+    ``extra_files`` are written beside the config (e.g. the secret files its
+    ``*_file`` fields name, as relative paths).
+    """
+    with tempfile.TemporaryDirectory(prefix="rollout-alertmanager-") as scratch:
+        workdir = Path(scratch)
+        (workdir / "alertmanager.yml").write_text(config_text)
+        for name, text in (extra_files or {}).items():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / name).write_text(text)
+        port = free_port()
+        argv = [
+            binary("prometheus-alertmanager"),
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            "--cluster.listen-address=",
+        ]
+        with _running("alertmanager", argv, workdir, port, "/-/ready", deadline_s) as server:
+            yield server
+
+
+@dataclass
+class WebhookSink:
+    """An HTTP server on 127.0.0.1 that records every POST it receives (JSON bodies)."""
+
+    received: list[dict] = field(default_factory=list)
+    url: str = ""
+
+    def __enter__(self) -> "WebhookSink":
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    payload = {"raw": body.decode(errors="replace")}
+                sink.received.append({"path": self.path, "body": payload})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def wait_for(self, predicate, timeout_s: float = 60) -> dict:
+        """The first notification for which ``predicate(body)`` holds, waiting up to ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for item in list(self.received):
+                if predicate(item["body"]):
+                    return item
+            time.sleep(0.2)
+        raise AssertionError(f"no matching notification within {timeout_s:.0f} s; received: {self.received}")
