@@ -64,3 +64,35 @@ PROBE_SUCCESS_RATIO = "service_track:probe_success:ratio_5m"
 GRAFANA_DATASOURCE_UID = "rollout-prometheus"
 # Label the Grafana chart's sidecar watches for dashboard ConfigMaps.
 GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
+
+# Scrape jobs. Alerts key on these ``job`` labels, so the Docker target's
+# prometheus.yml and the Kubernetes ServiceMonitors/Probes must produce them.
+JOB_SERVICE = "rollout-service"
+JOB_PROBE = "rollout-blackbox"
+JOB_PROMETHEUS = "prometheus"
+JOB_ALERTMANAGER = "alertmanager"
+JOB_GRAFANA = "grafana"
+JOB_PUSHGATEWAY = "pushgateway"
+JOB_NODE = "node-exporter"
+
+# CI test results pushed to the Pushgateway: the pass ratio per suite (0..1),
+# with the Pushgateway's own push_time_seconds beside it.
+CI_PASS_RATIO = "ci_test_pass_ratio"
+CI_PUSH_JOB = "rollout-ci"
+
+# Multi-window multi-burn-rate SLI series, one per window: the share of bad
+# events over the window, per service (both tracks together).
+BURN_RATE_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+ERROR_RATIO_OVER = "service:http_request_errors:ratio_rate{window}"
+SLOW_RATIO_OVER = "service:http_requests_slow:ratio_rate{window}"
+PROBE_FAILURE_RATIO_OVER = "service:probe_failures:ratio_rate{window}"
+
+# The safety flags' state from the stack config, as a series per flag (1 on, 0 off).
+SAFETY_FLAG_ENABLED = "flag:rollout_safety_flag:enabled"
+
+# Labels on every rule: priority routes, category groups, rollback marks the
+# canary's rollback triggers (routed to the rollback webhook too).
+PRIORITIES = ("P0", "P1", "P2", "P3", "P4")
+SEVERITIES = ("critical", "warning", "info")
+CATEGORIES = ("availability", "performance", "errors", "deployment", "cost", "security")
+ROLLBACK_LABEL = "rollback"
