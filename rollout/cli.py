@@ -53,7 +53,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     except pulumi.RunError as err:
         raise ConfigError(str(err).splitlines()) from None
     print(f"stack {args.stack}: config valid; {len(run.resources)} resources declared offline")
-    return EXIT_OK
+    return check_gates(args)
+
+
+def check_gates(args: argparse.Namespace) -> int:
+    """The rollout gates of ``rollout check`` (rollout.checking): print each violation, exit 1 on any."""
+    from rollout.checking import format_violation, gate_report, load_evidence
+
+    evidence = load_evidence(Path(args.evidence)) if args.evidence else None
+    report = gate_report(args.stack, args.project, evidence=evidence, base=args.base)
+    for note in report.notes:
+        print(f"note: {note}")
+    for violation in report.violations:
+        print(format_violation(violation))
+    advancing = ", ".join(report.advancing) or "none"
+    verdict = f"{len(report.violations)} gate violation(s)" if report.refused else "gates pass"
+    print(f"stack {args.stack}: advancing: {advancing} (deployed: {report.deployed_source}); {verdict}")
+    return EXIT_REFUSED if report.refused else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate the config and run the program offline")
     _stack_arg(check)
+    check.add_argument(
+        "--evidence", default=None, help="gate evidence from `rollout evidence` (its deployed state is what is deployed)"
+    )
+    check.add_argument(
+        "--base",
+        default=None,
+        help="without --evidence, the git ref whose stack file counts as deployed (default HEAD)",
+    )
     check.set_defaults(handler=cmd_check)
     return parser
 
