@@ -72,6 +72,168 @@ def check_gates(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if report.refused else EXIT_OK
 
 
+def _services(config, name: str | None) -> list[str]:
+    names = [service.name for service in config.services]
+    if name is None:
+        return names
+    if name not in names:
+        raise UsageError(f"--service {name}: not a service of this stack; services: {', '.join(names)}")
+    return [name]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rollout.durations import format_duration
+    from rollout.state import format_time, rollout_state, status, utc_now
+
+    config = load_stack(args.stack, args.project)
+    now = utc_now()
+    state = rollout_state(config, args.stack, now)
+    for name in _services(config, args.service):
+        st = status(state["services"][name], now)
+        soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
+        print(
+            f"{name}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
+            f"{format_time(st.stage_started_at)}, {format_duration(st.time_in_stage)} in stage{soak}"
+        )
+        if st.next_weight is not None:
+            when = "now" if st.soak_served else f"in {format_duration(st.earliest_advance_at - now)}"
+            print(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
+        elif st.complete:
+            print(f"  complete since {format_time(st.completes_at)}")
+        elif st.completes_at is not None:
+            print(f"  final stage: complete at {format_time(st.completes_at)} (in {format_duration(st.completes_at - now)})")
+    for flag in state["safetyFlagsOn"]:
+        print(f"safety flag {flag} is on: no stage may be entered until it is off")
+    return EXIT_OK
+
+
+def cmd_advance(args: argparse.Namespace) -> int:
+    from rollout.checking import format_violation, gate_report, load_evidence
+    from rollout.gates import CANARY_WITHIN_BUDGET, judge
+    from rollout.stackfile import NewEntry, append_history
+    from rollout.state import format_time, parse_time, rollout_state, utc_now, with_entry
+
+    config = load_stack(args.stack, args.project)
+    evidence = load_evidence(Path(args.evidence)) if args.evidence else None
+    now = utc_now()
+    state = rollout_state(config, args.stack, now)
+    new_state, entries = state, []
+    for name in _services(config, args.service):
+        service = state["services"][name]
+        if service["nextWeight"] is None:
+            print(f"{name}: at the final stage of plan {service['plan']} ({service['weight']}%); nothing to advance",
+                  file=sys.stderr)
+            continue
+        # Never before the current entry: the history is in time order.
+        at = max(now, parse_time(service["stageStartedAt"]))
+        entries.append(NewEntry(name, service["nextWeight"], at, args.reason))
+        new_state = with_entry(new_state, name, service["nextWeight"], at, args.reason, now)
+    if not entries:
+        print("rollout: nothing to advance", file=sys.stderr)
+        return EXIT_REFUSED
+    path = stack_file(args.stack, args.project)
+    if evidence is not None:
+        report = gate_report(args.stack, args.project, evidence=evidence, now=now, config=config, new_state=new_state)
+        if report.refused:
+            for violation in report.violations:
+                print(format_violation(violation), file=sys.stderr)
+            print(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+            return EXIT_REFUSED
+    else:
+        upstream = (
+            rollout_state(load_stack(config.promotes_from, args.project), config.promotes_from, now)
+            if config.promotes_from
+            else None
+        )
+        for violation in judge(new_state, state, None, upstream, now):
+            if violation.policy != CANARY_WITHIN_BUDGET:
+                print(f"warning: `rollout check` will refuse this: {format_violation(violation)}", file=sys.stderr)
+        print("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
+              file=sys.stderr)
+    append_history(path, entries, args.project)
+    for entry in entries:
+        before = state["services"][entry.service]["weight"]
+        print(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from rollout.loader import display_path, read_stack_file, validate
+    from rollout.stackfile import NewEntry, append_history
+    from rollout.state import format_time, utc_now
+
+    reason = args.reason.strip()
+    if not reason:
+        raise UsageError("--reason must say why (it is recorded in the history)")
+    path = stack_file(args.stack, args.project)
+    # Only the stack's own file is validated: a rollback never waits on another stack.
+    config = validate(read_stack_file(path, args.project), display_path(path, args.project))
+    now = utc_now()
+    entries = []
+    for name in _services(config, args.service):
+        current = config.service(name).rollout.current
+        entries.append(NewEntry(name, 0, max(now, current.started_at), reason))
+    append_history(path, entries, args.project)
+    for entry in entries:
+        before = config.service(entry.service).rollout.weight
+        print(f"{entry.service}: {before}% -> 0% from {format_time(entry.started_at)} ({reason})")
+    return EXIT_OK
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from rollout.checking import DEFAULT_BASE, NoGitBase, read_state_file, state_at_ref
+    from rollout.evidence import PrometheusClient, collect, dumps, summary
+    from rollout.state import utc_now
+
+    config = load_stack(args.stack, args.project)
+    now = utc_now()
+    ref = args.base or DEFAULT_BASE
+    if args.deployed_state:
+        deployed = read_state_file(Path(args.deployed_state), "--deployed-state")
+        if deployed.get("stack") != args.stack:
+            raise UsageError(f"--deployed-state {args.deployed_state}: is the state of stack {deployed.get('stack')!r}")
+        deployed_source = f"{args.deployed_state}"
+    else:
+        try:
+            deployed = state_at_ref(args.stack, args.project, ref, now)
+        except NoGitBase as err:
+            raise UsageError(f"no deployed state: {err}; pass --deployed-state FILE (the stack's outputs)") from None
+        deployed_source = f"stacks/Pulumi.{args.stack}.yaml at {ref}"
+    upstream, upstream_source = None, None
+    if config.promotes_from:
+        if args.staging_state:
+            upstream = read_state_file(Path(args.staging_state), "--staging-state")
+            if upstream.get("stack") != config.promotes_from:
+                raise UsageError(
+                    f"--staging-state {args.staging_state}: is the state of stack {upstream.get('stack')!r}, "
+                    f"not {config.promotes_from!r} (promotesFrom)"
+                )
+            upstream_source = f"{args.staging_state}"
+        else:
+            try:
+                upstream = state_at_ref(config.promotes_from, args.project, ref, now)
+                upstream_source = f"stacks/Pulumi.{config.promotes_from}.yaml at {ref}"
+            except NoGitBase as err:
+                print(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
+    client = PrometheusClient(args.prometheus)
+    evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)
+    text = dumps(evidence)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = out.with_name(f".{out.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, out)
+        for line in summary(evidence):
+            print(line)
+        print(f"evidence written to {out}")
+    else:
+        sys.stdout.write(text)
+        for line in summary(evidence):
+            print(line, file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollout",
@@ -101,6 +263,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="without --evidence, the git ref whose stack file counts as deployed (default HEAD)",
     )
     check.set_defaults(handler=cmd_check)
+
+    status = commands.add_parser("status", help="each service's stage, time in stage, next stage, earliest advance")
+    _stack_arg(status)
+    status.add_argument("--service", default=None, help="one service (default: every service)")
+    status.set_defaults(handler=cmd_status)
+
+    advance = commands.add_parser("advance", help="append the next stage of the plan to the stack file, now")
+    _stack_arg(advance)
+    advance.add_argument("--service", default=None, help="one service (default: every service not at its final stage)")
+    advance.add_argument("--evidence", default=None, help="gate evidence from `rollout evidence`: refuse what the gates refuse")
+    advance.add_argument("--reason", default=None, help="recorded with the new history entry")
+    advance.set_defaults(handler=cmd_advance)
+
+    rollback = commands.add_parser("rollback", help="append weight 0 with a reason to the stack file; never refused")
+    _stack_arg(rollback)
+    rollback.add_argument("--service", default=None, help="one service (default: every service)")
+    rollback.add_argument("--reason", required=True, help="why; recorded in the history")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    evidence = commands.add_parser("evidence", help="gather the gate evidence (the canary's SLIs over the deployed stage) as JSON")
+    _stack_arg(evidence)
+    evidence.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    evidence.add_argument(
+        "--deployed-state", default=None, help="the deployed rollout state: `pulumi stack output --json` or rolloutState"
+    )
+    evidence.add_argument(
+        "--staging-state", default=None, help="the same for the stack this one promotes from (promotesFrom)"
+    )
+    evidence.add_argument(
+        "--base", default=None, help="without --deployed-state, the git ref whose stack file counts as deployed (default HEAD)"
+    )
+    evidence.add_argument("--out", default=None, help="write the JSON here (default: standard output)")
+    evidence.set_defaults(handler=cmd_evidence)
     return parser
 
 

@@ -1,0 +1,293 @@
+"""Gate evidence: the canary's SLIs over the deployed stage, read from Prometheus.
+
+``rollout evidence`` runs :func:`collect` and writes its JSON; ``rollout check
+--evidence``, ``rollout advance --evidence`` and the policy pack hand that JSON to
+:func:`rollout.gates.judge`.
+
+For each service the window is the deployed stage: from its ``stageStartedAt`` to
+the time of collection. Five instant queries at the collection time cover it:
+
+- ``requests``: canary requests over the stage (``increase`` of the request counter);
+- ``errorRatio``: 5xx requests / all requests over the stage;
+- ``latencyP95Seconds`` / ``latencyP99Seconds``: ``histogram_quantile`` over the
+  stage's summed bucket increases;
+- ``consecutiveFailedHealthChecks``: the longest run of failed probes
+  (``probe_success == 0``) in the raw samples of the stage, per probe series.
+
+They read the metric contract's raw series (names from ``rollout:metrics``)
+rather than the 5-minute SLI recording rules (``rollout.conventions``): a ratio or
+a quantile over the whole stage is exact from counters and histogram buckets,
+whereas averaging 5-minute ratios weighs a quiet night like a busy day, and a
+recording rule has no samples from before it was loaded, so a stage that began
+before a rule change would be judged on part of its traffic.
+
+Every query's outcome is recorded as it is: ``ok`` with a finite number, or one
+of ``empty`` (no series), ``nan``, ``infinite``, ``error`` (Prometheus answered
+with an error, or with something that is not its API's JSON) and ``unreachable``
+(no answer). Nothing is ever recorded as a zero that Prometheus did not return.
+All HTTP goes through :class:`PrometheusClient`, the one place to add retries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from rollout import conventions
+from rollout.config import StackConfig
+from rollout.durations import format_duration
+from rollout.gates import MEASURES
+from rollout.state import format_time, parse_time
+
+#: Identifies an evidence document and its format version.
+EVIDENCE_KIND = "rollout-gate-evidence"
+EVIDENCE_VERSION = 1
+#: HTTP status codes that count as errors in the error ratio.
+SERVER_ERROR_CODES = "5.."
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The outcome of one PromQL query, as recorded in evidence."""
+
+    status: str
+    #: ``vector``, ``matrix``, ``scalar`` or ``string`` when Prometheus answered.
+    result_type: str | None = None
+    result: Any = None
+    detail: str | None = None
+
+
+class PrometheusClient:
+    """Prometheus' HTTP API (``/api/v1/query``) over urllib.
+
+    Transient failures are not retried yet: every failure is reported as it
+    happened (``unreachable`` or ``error``), which refuses the advance.
+    """
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def query(self, promql: str, at: datetime) -> QueryResult:
+        """An instant query evaluated at ``at``."""
+        params = urllib.parse.urlencode({"query": promql, "time": f"{at.timestamp():.3f}"})
+        request = urllib.request.Request(
+            f"{self.url}/api/v1/query",
+            data=params.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as err:
+            # Prometheus answers 400/422/503 with its JSON error envelope.
+            body = err.read()
+            return QueryResult("error", detail=_api_error(body) or f"HTTP {err.code} {err.reason}")
+        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, OSError) as err:
+            reason = getattr(err, "reason", err)
+            return QueryResult("unreachable", detail=f"{self.url}: {reason}")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return QueryResult("error", detail="the answer is not JSON")
+        if not isinstance(answer, dict) or answer.get("status") != "success":
+            return QueryResult("error", detail=_api_error(body) or "the answer is not a success")
+        data = answer.get("data") or {}
+        return QueryResult("ok", data.get("resultType"), data.get("result"))
+
+
+def _api_error(body: bytes) -> str | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(answer, dict) and answer.get("error"):
+        return f"{answer.get('errorType', 'error')}: {answer['error']}"
+    return None
+
+
+def _public_url(url: str) -> str:
+    """The URL without credentials, for the evidence file."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+# --- the queries ------------------------------------------------------------------
+
+
+def _selector(config: StackConfig, service: str, extra: str = "") -> str:
+    labels = f'{conventions.SERVICE_LABEL}="{service}",{conventions.TRACK_LABEL}="{conventions.CANARY}"'
+    return "{" + labels + (f",{extra}" if extra else "") + "}"
+
+
+def queries(config: StackConfig, service: str, window_seconds: int) -> dict[str, str]:
+    """The PromQL of each measure for one service's canary over a window ending at query time."""
+    metrics = config.metrics
+    window = f"[{window_seconds}s]"
+    requests = f"{metrics.requests_total}{_selector(config, service)}{window}"
+    server_errors = f'{conventions.CODE_LABEL}=~"{SERVER_ERROR_CODES}"'
+    errors = f"{metrics.requests_total}{_selector(config, service, server_errors)}{window}"
+    buckets = f"sum by (le) (increase({metrics.request_duration_bucket}{_selector(config, service)}{window}))"
+    return {
+        "requests": f"sum(increase({requests}))",
+        # A service exports no 5xx series until its first error: no error series
+        # while requests exist means no errors. With no requests at all the
+        # denominator is empty and so is the result: "no data", never 0.
+        "errorRatio": f"(sum(increase({errors})) or vector(0)) / sum(increase({requests}))",
+        "latencyP95Seconds": f"histogram_quantile(0.95, {buckets})",
+        "latencyP99Seconds": f"histogram_quantile(0.99, {buckets})",
+        "consecutiveFailedHealthChecks": f"{metrics.probe_success}{_selector(config, service)}{window}",
+    }
+
+
+def _scalar(result: QueryResult) -> tuple[str, float | None, str | None]:
+    """One number from a vector answer: (status, value, detail)."""
+    if result.status != "ok":
+        return result.status, None, result.detail
+    if result.result_type != "vector" or not isinstance(result.result, list):
+        return "error", None, f"expected a vector, got {result.result_type}"
+    if not result.result:
+        return "empty", None, "no series matched"
+    if len(result.result) > 1:
+        return "error", None, f"expected one series, got {len(result.result)}"
+    return _number(result.result[0].get("value", [None, None])[1])
+
+
+def _number(text: Any) -> tuple[str, float | None, str | None]:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return "error", None, f"not a number: {text!r}"
+    if math.isnan(value):
+        return "nan", None, "NaN: no samples to compute it from"
+    if math.isinf(value):
+        return "infinite", None, f"{text}"
+    return "ok", value, None
+
+
+def longest_failure_run(series: list[Mapping[str, Any]]) -> int:
+    """The longest run of consecutive failed probes (value 0) in any one series' samples."""
+    longest = 0
+    for item in series:
+        run = 0
+        for _, value in item.get("values") or ():
+            run = run + 1 if float(value) == 0 else 0
+            longest = max(longest, run)
+    return longest
+
+
+def _health(result: QueryResult) -> tuple[str, float | None, str | None]:
+    if result.status != "ok":
+        return result.status, None, result.detail
+    if result.result_type != "matrix" or not isinstance(result.result, list):
+        return "error", None, f"expected a matrix, got {result.result_type}"
+    samples = sum(len(item.get("values") or ()) for item in result.result)
+    if not samples:
+        return "empty", None, "no probe samples in the stage"
+    try:
+        return "ok", float(longest_failure_run(result.result)), None
+    except (TypeError, ValueError) as err:
+        return "error", None, f"unreadable probe sample: {err}"
+
+
+def collect_service(
+    client: PrometheusClient, config: StackConfig, service: str, deployed: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The evidence of one service over its deployed stage, ending at ``now``."""
+    started = parse_time(deployed["stageStartedAt"])
+    record: dict[str, Any] = {
+        "stageWeight": deployed["weight"],
+        "stageStartedAt": deployed["stageStartedAt"],
+        "windowSeconds": None,
+        "queries": {},
+    }
+    seconds = math.ceil((now - started).total_seconds())
+    if seconds <= 0:
+        record["queries"] = {
+            measure: {"status": "error", "value": None, "query": None, "detail": "the stage has not begun"}
+            for measure in MEASURES
+        }
+        return record
+    record["windowSeconds"] = seconds
+    for measure, promql in queries(config, service, seconds).items():
+        result = client.query(promql, now)
+        status, value, detail = _health(result) if measure == "consecutiveFailedHealthChecks" else _scalar(result)
+        record["queries"][measure] = {"status": status, "value": value, "query": promql, "detail": detail}
+    return record
+
+
+def collect(
+    config: StackConfig,
+    stack: str,
+    client: PrometheusClient,
+    deployed_state: Mapping[str, Any] | None,
+    now: datetime,
+    deployed_source: str,
+    upstream_state: Mapping[str, Any] | None = None,
+    upstream_source: str | None = None,
+) -> dict[str, Any]:
+    """The evidence document for ``stack``: JSON-able, keys sorted when written.
+
+    Services of the config that the deployed state does not know get a record
+    without queries (there is no deployed stage to measure); the gates refuse
+    their advance for that reason.
+    """
+    services: dict[str, Any] = {}
+    deployed_services = (deployed_state or {}).get("services") or {}
+    for service in config.services:
+        deployed = deployed_services.get(service.name)
+        if deployed is None:
+            services[service.name] = {
+                "stageWeight": None,
+                "stageStartedAt": None,
+                "windowSeconds": None,
+                "queries": {},
+                "detail": "not in the deployed state: no deployed stage to measure",
+            }
+            continue
+        services[service.name] = collect_service(client, config, service.name, deployed, now)
+    return {
+        "kind": EVIDENCE_KIND,
+        "version": EVIDENCE_VERSION,
+        "stack": stack,
+        "collectedAt": format_time(now),
+        "prometheus": _public_url(client.url),
+        "deployedState": deployed_state,
+        "deployedStateSource": deployed_source,
+        "upstreamState": upstream_state,
+        "upstreamStateSource": upstream_source,
+        "services": services,
+    }
+
+
+def dumps(evidence: Mapping[str, Any]) -> str:
+    """The evidence as written to disk: sorted keys, two-space indent, final newline."""
+    return json.dumps(evidence, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def summary(evidence: Mapping[str, Any]) -> list[str]:
+    """One line per service and measure, for the terminal."""
+    lines = []
+    for name, record in sorted((evidence.get("services") or {}).items()):
+        window = record.get("windowSeconds")
+        span = f"over {format_duration(timedelta(seconds=window))}" if window else "(no window)"
+        lines.append(f"{name}: canary at {record.get('stageWeight')}% since {record.get('stageStartedAt')} {span}")
+        found = record.get("queries") or {}
+        for measure, result in sorted(found.items(), key=lambda item: list(MEASURES).index(item[0])):
+            shown = f"{result['value']:.6g}" if result.get("status") == "ok" else result.get("status")
+            detail = f" ({result['detail']})" if result.get("detail") else ""
+            lines.append(f"  {MEASURES.get(measure, measure)}: {shown}{detail}")
+        if record.get("detail"):
+            lines.append(f"  {record['detail']}")
+    return lines

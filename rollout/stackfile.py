@@ -1,0 +1,150 @@
+"""Edit ``stacks/Pulumi.<stack>.yaml`` in place, keeping its comments and layout.
+
+``rollout advance`` and ``rollout rollback`` append entries to a service's
+``rollout.history``; nothing else in the file changes, byte for byte. The file is
+read and written with ruamel.yaml's round-trip mode (comments, quoting, flow
+mappings and key order survive), checked with the project's own loader before it
+replaces the original, and written atomically: a temporary file in the same
+folder, flushed to disk, then renamed over the original, so a crash leaves either
+the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+from ruamel.yaml.tokens import CommentToken
+
+from rollout.errors import ConfigError
+from rollout.loader import NS, display_path, read_stack_file, validate
+from rollout.state import format_time
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """A history entry to append to one service."""
+
+    service: str
+    weight: int
+    started_at: datetime
+    reason: str | None = None
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip mode
+    yaml.preserve_quotes = True
+    # The shipped stack files indent mappings by 2 and list items by 4 with the
+    # dash at 2; a wide line limit keeps long encrypted values on one line.
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def _history(document: Any, service: str, shown: str) -> CommentedSeq:
+    config = document.get("config") if isinstance(document, CommentedMap) else None
+    services = config.get(f"{NS}:services") if isinstance(config, CommentedMap) else None
+    if not isinstance(services, CommentedSeq):
+        raise ConfigError([f"{shown}: {NS}:services: is required (a list of services)"])
+    for index, entry in enumerate(services):
+        if isinstance(entry, CommentedMap) and entry.get("name") == service:
+            history = (entry.get("rollout") or {}).get("history")
+            if not isinstance(history, CommentedSeq):
+                raise ConfigError([f"{shown}: {NS}:services[{index}].rollout.history: must be a list"])
+            return history
+    names = ", ".join(str(s.get("name")) for s in services if isinstance(s, CommentedMap))
+    raise ConfigError([f"{shown}: {NS}:services: no service {service!r}; services: {names}"])
+
+
+def _append(history: CommentedSeq, entry: NewEntry) -> None:
+    item = CommentedMap()
+    item["weight"] = entry.weight
+    # Quoted like the existing entries, so YAML never reads it as a timestamp type.
+    item["startedAt"] = DoubleQuotedScalarString(format_time(entry.started_at))
+    if entry.reason:
+        item["reason"] = DoubleQuotedScalarString(entry.reason)
+    # Whatever follows the list (blank lines, the next key's comment) is attached
+    # by ruamel to the last item's last value; move it to the new last item so it
+    # stays after the list instead of landing between two entries.
+    trailing = None
+    if len(history) and isinstance(history[-1], CommentedMap) and len(history[-1]):
+        last = history[-1]
+        key = list(last.keys())[-1]
+        slots = last.ca.items.get(key)
+        token = slots[2] if slots and len(slots) > 2 else None
+        if isinstance(token, CommentToken):
+            # An end-of-line comment ("# ...") stays with its entry; only the lines
+            # after it move.
+            # ruamel reads a leading newline as "no comment on this line".
+            own, _, rest = token.value.partition("\n")
+            if rest:
+                token.value = own + "\n" if own else ""
+                if not own:
+                    slots[2] = None
+                trailing = [None, None, CommentToken("\n" + rest, token.start_mark, None), None]
+    history.append(item)
+    if trailing is not None:
+        item.ca.items["reason" if entry.reason else "startedAt"] = trailing
+
+
+def edited_text(text: str, entries: list[NewEntry], shown: str = "stack file") -> str:
+    """The stack file's text with ``entries`` appended to their services' histories."""
+    yaml = _yaml()
+    document = yaml.load(text)
+    for entry in entries:
+        _append(_history(document, entry.service, shown), entry)
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+def append_history(path: Path, entries: list[NewEntry], root: Path | None = None) -> None:
+    """Append ``entries`` to the stack file at ``path``, atomically.
+
+    The result is validated with the project's loader first (ConfigError naming
+    the file when it would not load); the original is untouched on any failure.
+    """
+    shown = display_path(path, root)
+    text = path.read_text(encoding="utf-8")
+    new_text = edited_text(text, entries, shown)
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            handle.write(new_text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            validate(read_stack_file(temporary, root), shown)
+        except ConfigError as err:
+            raise ConfigError([p.replace(display_path(temporary, root), shown) for p in err.problems]) from None
+        os.chmod(temporary, path.stat().st_mode & 0o7777)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    # The rename is durable only once the folder's entry is on disk too.
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
