@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rollout import flags
+from rollout import flags, yamlout
+from rollout.alertmanager import alertmanager_config
 from rollout.config import StackConfig
+from rollout.prometheus import prometheus_config
 
 
 @dataclass(frozen=True)
@@ -28,5 +30,12 @@ class Artifacts:
 
 def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
     files: dict[str, str] = {}
+    from alerts.catalogue import rule_files
+
     files["flags/flags.json"] = flags.dumps(flags.flag_document(config, stack))
+    files["prometheus/prometheus.yml"] = yamlout.dump(prometheus_config(config, stack), stack)
+    for name, document in rule_files(config).items():
+        files[f"prometheus/rules/{name}.yaml"] = yamlout.dump(document, stack)
+    # Placeholders stand where the deployed file holds secrets.
+    files["alertmanager/alertmanager.yml"] = yamlout.dump(alertmanager_config(config), stack)
     return Artifacts(stack=stack, files=dict(sorted(files.items())))

@@ -50,6 +50,11 @@ class SecretRef:
     def placeholder(self) -> str:
         return conventions.SECRET_PLACEHOLDER.format(path=self.path)
 
+    @property
+    def placeholder_url(self) -> str:
+        """The placeholder for fields that must hold a URL."""
+        return conventions.SECRET_PLACEHOLDER_URL.format(path=self.path.replace(":", "/").replace(".", "/"))
+
     def __repr__(self) -> str:
         return f"SecretRef({self.path!r})"
 
@@ -425,6 +430,10 @@ class AlertingSettings(Model):
     """Mail settings for P4 alerts."""
     rollback_webhook: bool = True
     """Send the canary's rollback triggers to the rollback workflow's webhook too."""
+    runbook_base_url: str = "docs/runbooks"
+    """Where the runbooks are served; each alert's runbook_url is ``<this>/<AlertName>.md``. Set
+    it to your repository's, e.g. https://github.com/<org>/<repo>/blob/main/docs/runbooks.
+    """
 
 
 class SecretsSettings(Model):

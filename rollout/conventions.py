@@ -96,3 +96,21 @@ PRIORITIES = ("P0", "P1", "P2", "P3", "P4")
 SEVERITIES = ("critical", "warning", "info")
 CATEGORIES = ("availability", "performance", "errors", "deployment", "cost", "security")
 ROLLBACK_LABEL = "rollback"
+
+# Where a rendered URL field would hold a secret: a URL that can never resolve
+# (.invalid is reserved, RFC 2606), so tools that parse URLs still accept it.
+SECRET_PLACEHOLDER_URL = "https://secret.invalid/{path}"
+
+# Host names of the monitoring stack's components on the Docker network (the
+# containers' network aliases) and their ports; the services' tracks are
+# "<service>-stable" and "<service>-canary".
+DOCKER_HOSTS = {
+    "prometheus": ("prometheus", 9090),
+    "alertmanager": ("alertmanager", 9093),
+    "grafana": ("grafana", 3000),
+    "pushgateway": ("pushgateway", 9091),
+    "node-exporter": ("node-exporter", 9100),
+    "blackbox-exporter": ("blackbox-exporter", 9115),
+    "flagd": ("flagd", 8013),
+}
+BLACKBOX_MODULE = "http_2xx"

@@ -1,0 +1,61 @@
+"""The stack's whole rule catalogue: recording rules and alerts, by category.
+
+``rule_groups`` is what Prometheus loads (and what the PrometheusRule CRs
+carry); ``rule_files`` splits it into one file per category for rendering.
+The ``full`` catalogue (staging, production) adds the SLO burn-rate alerts to
+the development set.
+"""
+
+from __future__ import annotations
+
+from alerts import availability, cost, deployment, errors, performance, recording, security
+from alerts.model import Alert
+from rollout.config import StackConfig
+
+CATEGORY_BUILDERS = {
+    "availability": availability.alerts,
+    "performance": performance.alerts,
+    "errors": errors.alerts,
+    "deployment": deployment.alerts,
+    "cost": cost.alerts,
+    "security": security.alerts,
+}
+GROUP_PREFIX = "rollout-"
+
+
+def alerts_of(config: StackConfig) -> dict[str, list[Alert]]:
+    """Every alert of the stack, by category, in a stable order."""
+    return {category: build(config) for category, build in CATEGORY_BUILDERS.items()}
+
+
+def all_alerts(config: StackConfig) -> list[Alert]:
+    return [alert for alerts in alerts_of(config).values() for alert in alerts]
+
+
+def rule_files(config: StackConfig) -> dict[str, dict]:
+    """One rules document per file name (without .yaml): ``recording`` and each category."""
+    interval = None  # every group evaluates at the global evaluation interval
+    files = {
+        "recording": {
+            "groups": [
+                _group("sli", [r.rule() for r in recording.canary_slis(config) + recording.safety_flags(config)], interval),
+                _group("slo", [r.rule() for r in recording.slo_slis(config)], interval),
+            ]
+        }
+    }
+    base = config.alerting.runbook_base_url
+    for category, alerts in alerts_of(config).items():
+        files[category] = {"groups": [_group(category, [a.rule(base) for a in alerts], interval)]}
+    return files
+
+
+def rule_groups(config: StackConfig) -> list[dict]:
+    """Every rule group, as Prometheus (or a PrometheusRule's spec.groups) takes them."""
+    return [group for document in rule_files(config).values() for group in document["groups"]]
+
+
+def _group(name: str, rules: list[dict], interval: str | None) -> dict:
+    group = {"name": f"{GROUP_PREFIX}{name}", "rules": rules}
+    if interval:
+        group["interval"] = interval
+    return group

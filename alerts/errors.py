@@ -1,0 +1,69 @@
+"""Errors: the error-rate SLO and the canary's error-ratio rollback trigger."""
+
+from __future__ import annotations
+
+from alerts.burnrate import burn_rate_alerts
+from alerts.model import Alert, Scenario, ratio
+from alerts.performance import _after, _before
+from alerts.series import Series
+from rollout import conventions as c
+from rollout.config import StackConfig
+from rollout.durations import format_duration
+
+
+def alerts(config: StackConfig) -> list[Alert]:
+    s = Series(config)
+    canary = config.canary
+    sustain = format_duration(canary.sustain_for)
+    healthy = {**s.traffic("stable", 100), **s.traffic("canary", 100)}
+    threshold = ratio(canary.max_error_ratio)
+    rules = [
+        Alert(
+            name="CanaryErrorRateHigh",
+            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {threshold}',
+            for_=sustain,
+            severity="critical",
+            priority="P2",
+            category="errors",
+            summary="Canary of {{ $labels.service }} fails too many requests",
+            description=f"More than {format(canary.max_error_ratio, '.2%')} of the canary's requests have failed (5xx) for {sustain}: roll the canary back.",
+            rollback=True,
+            scenario=Scenario(
+                incident={**s.traffic("stable", 100), **s.traffic("canary", 100, errors_per_step=5)},
+                healthy=healthy,
+                quiet_at=_before(canary.sustain_for),
+                firing_at=_after(canary.sustain_for),
+                labels={"service": s.service, "track": c.CANARY},
+            ),
+        ),
+        Alert(
+            name="ServiceErrorRateHigh",
+            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.STABLE}"}} > {threshold}',
+            for_="10m",
+            severity="warning",
+            priority="P2",
+            category="errors",
+            summary="Stable track of {{ $labels.service }} fails too many requests",
+            description=f"More than {format(canary.max_error_ratio, '.2%')} of the stable track's requests have failed (5xx) for 10 minutes.",
+            scenario=Scenario(
+                incident={**s.traffic("stable", 100, errors_per_step=5), **s.traffic("canary", 100)},
+                healthy=healthy,
+                quiet_at="9m",
+                firing_at="12m",
+                labels={"service": s.service, "track": c.STABLE},
+            ),
+        ),
+    ]
+    if config.monitoring.catalogue == "full":
+        rules += burn_rate_alerts(
+            config,
+            slo_name="ErrorRate",
+            series=c.ERROR_RATIO_OVER,
+            budget=config.slo.error_ratio,
+            category="errors",
+            what="failed (5xx) requests",
+            incident={**s.traffic("stable", 100, errors_per_step=100, steps=120), **s.traffic("canary", 100, errors_per_step=100, steps=120)},
+            slow_burn_incident={**s.traffic("stable", 100, errors_per_step=1, steps=120), **s.traffic("canary", 100, errors_per_step=1, steps=120)},
+            healthy={**s.traffic("stable", 100, steps=120), **s.traffic("canary", 100, steps=120)},
+        )
+    return rules

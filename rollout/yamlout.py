@@ -1,0 +1,28 @@
+"""Deterministic YAML for rendered files: a "generated" header, block style,
+multi-line strings (PromQL) as literal blocks, key order as built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from rollout import conventions
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(document: Any, stack: str) -> str:
+    """YAML text starting with the generated-file header line."""
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
+    return f"# {conventions.GENERATED_HEADER.format(stack=stack)}\n{body}"
