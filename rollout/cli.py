@@ -150,7 +150,8 @@ def cmd_advance(args: argparse.Namespace) -> int:
                 print(f"warning: `rollout check` will refuse this: {format_violation(violation)}", file=sys.stderr)
         print("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
               file=sys.stderr)
-    append_history(path, entries, args.project)
+    if append_history(path, entries, args.project):
+        print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
     for entry in entries:
         before = state["services"][entry.service]["weight"]
         print(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
@@ -173,7 +174,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     for name in _services(config, args.service):
         current = config.service(name).rollout.current
         entries.append(NewEntry(name, 0, max(now, current.started_at), reason))
-    append_history(path, entries, args.project)
+    if append_history(path, entries, args.project):
+        print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
     for entry in entries:
         before = config.service(entry.service).rollout.weight
         print(f"{entry.service}: {before}% -> 0% from {format_time(entry.started_at)} ({reason})")

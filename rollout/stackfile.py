@@ -23,6 +23,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from rollout.errors import ConfigError
 from rollout.loader import NS, display_path, read_stack_file, validate
@@ -39,14 +40,40 @@ class NewEntry:
     reason: str | None = None
 
 
-def _yaml() -> YAML:
+#: Indentations tried, as (mapping, sequence, dash offset): the shipped stack
+#: files' own (2, 4, 2) first, then what `pulumi config set` and PyYAML write.
+_LAYOUTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0))
+
+
+def _yaml(layout: tuple[int, int, int] = _LAYOUTS[0]) -> YAML:
     yaml = YAML()  # round-trip mode
     yaml.preserve_quotes = True
-    # The shipped stack files indent mappings by 2 and list items by 4 with the
-    # dash at 2; a wide line limit keeps long encrypted values on one line.
-    yaml.indent(mapping=2, sequence=4, offset=2)
+    mapping, sequence, offset = layout
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    # A wide line limit keeps long encrypted values on one line.
     yaml.width = 4096
     return yaml
+
+
+def _dump(yaml: YAML, document: Any) -> str:
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+def _layout_of(text: str) -> tuple[int, int, int] | None:
+    """The indentation under which the file survives a load and dump unchanged, if any.
+
+    ruamel.yaml writes one indentation for the whole file; a file that mixes
+    several has none, and its edit re-indents it (comments still survive).
+    """
+    _, indent, dash = load_yaml_guess_indent(text)
+    guessed = ((2, indent or 2, dash or 0), (indent or 2, indent or 2, dash or 0))
+    for layout in (*_LAYOUTS[:1], *guessed, *_LAYOUTS[1:]):
+        yaml = _yaml(layout)
+        if _dump(yaml, yaml.load(text)) == text:
+            return layout
+    return None
 
 
 def _history(document: Any, service: str, shown: str) -> CommentedSeq:
@@ -96,24 +123,33 @@ def _append(history: CommentedSeq, entry: NewEntry) -> None:
 
 
 def edited_text(text: str, entries: list[NewEntry], shown: str = "stack file") -> str:
-    """The stack file's text with ``entries`` appended to their services' histories."""
-    yaml = _yaml()
+    """The stack file's text with ``entries`` appended to their services' histories.
+
+    Every other line is kept as it was when the file has one consistent
+    indentation (see :func:`reindents`).
+    """
+    yaml = _yaml(_layout_of(text) or _LAYOUTS[0])
     document = yaml.load(text)
     for entry in entries:
         _append(_history(document, entry.service, shown), entry)
-    out = io.StringIO()
-    yaml.dump(document, out)
-    return out.getvalue()
+    return _dump(yaml, document)
 
 
-def append_history(path: Path, entries: list[NewEntry], root: Path | None = None) -> None:
+def reindents(text: str) -> bool:
+    """True when an edit of this file would re-indent lines it does not touch."""
+    return _layout_of(text) is None
+
+
+def append_history(path: Path, entries: list[NewEntry], root: Path | None = None) -> bool:
     """Append ``entries`` to the stack file at ``path``, atomically.
 
     The result is validated with the project's loader first (ConfigError naming
     the file when it would not load); the original is untouched on any failure.
+    Returns True when the file mixed indentations and was re-indented as a whole.
     """
     shown = display_path(path, root)
     text = path.read_text(encoding="utf-8")
+    reindented = reindents(text)
     new_text = edited_text(text, entries, shown)
     handle = tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
@@ -134,6 +170,7 @@ def append_history(path: Path, entries: list[NewEntry], root: Path | None = None
         if temporary.exists():
             temporary.unlink()
     _sync_folder(path.parent)
+    return reindented
 
 
 def _sync_folder(folder: Path) -> None:

@@ -239,3 +239,29 @@ def test_evidence_for_production_records_staging_as_its_upstream(project, tmp_pa
     wrong = rollout(project, "evidence", "--stack", "production", "--prometheus", "http://127.0.0.1:1",
                     "--staging-state", str(out))
     assert wrong.returncode == 2
+
+
+def test_advance_keeps_the_layout_of_a_file_another_tool_wrote(project):
+    # PyYAML (and so `edit_stack`) writes list items without indenting them.
+    edit_stack(project, "staging", lambda c: None)
+    before = stack_text(project, "staging")
+    assert "\n  - name: genesis\n" in before
+    result = rollout(project, "advance", "--stack", "staging")
+    assert result.returncode == 0 and "re-indented" not in result.stderr
+    added = added_lines(before, stack_text(project, "staging"))
+    assert [line.strip() for line in added][0] == "- weight: 25" and len(added) == 2
+
+
+def test_a_file_with_mixed_indentation_is_reindented_with_a_note_and_keeps_its_comments(project):
+    path = project / "stacks" / "Pulumi.staging.yaml"
+    text = path.read_text().replace("      steps:\n        - {after: 0d", "      steps:\n      - {after: 0d", 1)
+    text = text.replace("\n        - {after: ", "\n      - {after: ")
+    path.write_text(text)
+    result = rollout(project, "rollback", "--stack", "staging", "--reason", "mixed")
+    assert result.returncode == 0, result.stderr
+    assert "note: Pulumi.staging.yaml mixed indentations; it was re-indented (comments kept)" in result.stderr
+    after = path.read_text()
+    assert all(line in after for line in text.splitlines() if line.strip().startswith("#"))
+    assert history(project, "staging")[-1] == {"weight": 0, "startedAt": history(project, "staging")[-1]["startedAt"],
+                                               "reason": "mixed"}
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")], "no temporary file left behind"
