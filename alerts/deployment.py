@@ -82,7 +82,7 @@ def alerts(config: StackConfig) -> list[Alert]:
                 healthy={_ci("suite", "unit"): "1x20"},
                 quiet_at="30s",
                 firing_at="2m",
-                labels={"job": c.CI_PUSH_JOB, "suite": "unit", "instance": ""},
+                labels={"job": c.CI_PUSH_JOB, "suite": "unit"},
             ),
         ),
         Alert(
@@ -95,9 +95,11 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="No CI results for a day",
             description="CI has pushed no test results to the Pushgateway for over 24 hours; CITestPassRatioLow is blind.",
             scenario=Scenario(
-                incident={f'push_time_seconds{{instance="",job="{c.CI_PUSH_JOB}"}}': "0x60"},
-                healthy={f'push_time_seconds{{instance="",job="{c.CI_PUSH_JOB}"}}': "0+1800x60"},
-                interval="30m",
+                incident={f'push_time_seconds{{job="{c.CI_PUSH_JOB}"}}': "0x320"},
+                healthy={f'push_time_seconds{{job="{c.CI_PUSH_JOB}"}}': "0+300x320"},
+                # At most the 5 m lookback apart, so the series never goes missing
+                # between samples and resets the alert's for.
+                interval="5m",
                 quiet_at="24h30m",
                 firing_at="26h",
                 labels={"job": c.CI_PUSH_JOB},
@@ -138,7 +140,7 @@ def _no_traffic(config: StackConfig, service: str, weight: int) -> Alert:
 
 
 def _ci(key: str, value: str) -> str:
-    return c.CI_PASS_RATIO + labels(job=c.CI_PUSH_JOB, instance="", **{key: value})
+    return c.CI_PASS_RATIO + labels(job=c.CI_PUSH_JOB, **{key: value})
 
 
 def _gauge(metric: str, job: str, instance: str, bad: str, good: str) -> Scenario:

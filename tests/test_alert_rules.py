@@ -1,0 +1,183 @@
+"""Every stack's rules, checked and unit-tested by the real promtool.
+
+For every alert, the incident beside its definition (alerts/<category>.py)
+becomes a `promtool test rules` case: quiet before its `for`, firing after it
+with exactly the expected labels and annotations, and quiet on healthy traffic.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alerts.catalogue import all_alerts
+from alerts.model import Alert
+from conftest import STACKS, edit_stack
+from rollout import conventions
+from rollout.loader import load_file, load_stack
+from rollout.render import render
+
+TEMPLATE = re.compile(r"\{\{ \$labels\.(\w+) \}\}")
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["promtool", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _expected(alert: Alert, config) -> dict:
+    labels = {**alert.rule(config.alerting.runbook_base_url)["labels"], **alert.scenario.labels}
+    annotations = {
+        key: TEMPLATE.sub(lambda m: labels.get(m.group(1), ""), value)
+        for key, value in alert.rule(config.alerting.runbook_base_url)["annotations"].items()
+    }
+    return {"exp_labels": labels, "exp_annotations": annotations}
+
+
+def _series(values: dict[str, str]) -> list[dict]:
+    return [{"series": series, "values": notation} for series, notation in values.items()]
+
+
+def _cases(alert: Alert, config) -> list[dict]:
+    scenario = alert.scenario
+    firing = [_expected(alert, config)]
+    quiet_in_incident = firing if scenario.always else []
+    quiet_healthy = firing if scenario.always else []
+    return [
+        {
+            "name": f"{alert.name} is quiet before its for, then fires with its labels and annotations",
+            "interval": scenario.interval,
+            "input_series": _series(scenario.incident),
+            "alert_rule_test": [
+                {"eval_time": scenario.quiet_at, "alertname": alert.name, "exp_alerts": quiet_in_incident},
+                {"eval_time": scenario.firing_at, "alertname": alert.name, "exp_alerts": firing},
+            ],
+        },
+        {
+            "name": f"{alert.name} stays quiet on healthy traffic",
+            "interval": scenario.interval,
+            "input_series": _series(scenario.healthy),
+            "alert_rule_test": [
+                {"eval_time": scenario.quiet_at, "alertname": alert.name, "exp_alerts": quiet_healthy},
+                {"eval_time": scenario.firing_at, "alertname": alert.name, "exp_alerts": quiet_healthy},
+            ],
+        },
+    ]
+
+
+def _test_file(rendered: Path, config, tests: list[dict], evaluation_interval: str | None = None, name: str = "rules_test") -> Path:
+    rules = sorted(str(p.relative_to(rendered / "prometheus")) for p in (rendered / "prometheus" / "rules").glob("*.yaml"))
+    document = {
+        "rule_files": rules,
+        "evaluation_interval": evaluation_interval or f"{int(config.monitoring.evaluation_interval.total_seconds())}s",
+        "tests": tests,
+    }
+    path = rendered / "prometheus" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
+    return path
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def rendered(request, tmp_path_factory):
+    stack = request.param
+    out = tmp_path_factory.mktemp(f"rules-{stack}")
+    config = load_stack(stack)
+    render(config, stack, out)
+    return stack, config, out
+
+
+def test_promtool_accepts_the_prometheus_config_and_its_rules(rendered):
+    stack, _, out = rendered
+    result = promtool("check", "config", "prometheus/prometheus.yml", cwd=out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "7 rule files found" in result.stdout + result.stderr
+
+
+def test_promtool_accepts_every_rule_file(rendered):
+    stack, _, out = rendered
+    files = sorted(str(p) for p in (out / "prometheus" / "rules").glob("*.yaml"))
+    result = promtool("check", "rules", *files, cwd=out)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_fires_on_its_incident_and_stays_quiet_on_healthy_traffic(rendered):
+    stack, config, out = rendered
+    alerts = [alert for alert in all_alerts(config) if not alert.scenario.safety_flag_on]
+    # Incidents that last hours are sampled (and evaluated) coarsely, in a file
+    # of their own, so the suite does not evaluate every rule every 15 s for a day.
+    by_interval: dict[str, list[dict]] = {}
+    for alert in alerts:
+        by_interval.setdefault(alert.scenario.interval, []).extend(_cases(alert, config))
+    for interval, tests in sorted(by_interval.items()):
+        evaluation = None if interval == alert_interval(config) else interval
+        path = _test_file(out, config, tests, evaluation, name=f"rules_test_{interval}")
+        result = promtool("test", "rules", str(path.relative_to(out)), cwd=out)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+        assert "SUCCESS" in result.stdout
+
+
+def alert_interval(config) -> str:
+    return f"{int(config.monitoring.scrape_interval.total_seconds())}s"
+
+
+def test_a_safety_flag_switched_on_fires_its_alert(project, tmp_path):
+    edit_stack(
+        project,
+        "staging",
+        lambda c: c["rollout:flags"]["maintenance_mode"].update(enabled=True, reason="database migration"),
+    )
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    render(config, "staging", tmp_path)
+    (alert,) = [a for a in all_alerts(config) if a.scenario.safety_flag_on]
+    tests = [
+        {
+            "name": "SafetyFlagEnabled fires while a safety flag is on",
+            "interval": "15s",
+            "input_series": [],
+            "alert_rule_test": [
+                {"eval_time": alert.scenario.firing_at, "alertname": alert.name, "exp_alerts": [_expected(alert, config)]}
+            ],
+        }
+    ]
+    path = _test_file(tmp_path, config, tests)
+    result = promtool("test", "rules", str(path.relative_to(tmp_path)), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+
+
+def test_the_full_catalogue_has_at_least_30_alerts_and_development_at_least_18():
+    for stack in STACKS:
+        config = load_stack(stack)
+        names = {a.name for a in all_alerts(config)}
+        minimum = 30 if config.monitoring.catalogue == "full" else 18
+        assert len(names) >= minimum, (stack, len(names))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_alert_carries_the_labels_and_annotations_routing_and_runbooks_need(stack):
+    config = load_stack(stack)
+    for alert in all_alerts(config):
+        rule = alert.rule(config.alerting.runbook_base_url)
+        assert list(rule)[0] == "alert"
+        assert rule["labels"]["severity"] in conventions.SEVERITIES
+        assert rule["labels"]["priority"] in conventions.PRIORITIES
+        assert rule["labels"]["category"] in conventions.CATEGORIES
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+        assert rule["annotations"]["runbook_url"].endswith(f"/{alert.name}.md")
+
+
+def test_every_category_of_the_design_has_alerts():
+    config = load_stack("production")
+    categories = {a.category for a in all_alerts(config)}
+    assert categories == set(conventions.CATEGORIES)
+
+
+def test_the_canary_rollback_triggers_use_the_stacks_thresholds(project):
+    edit_stack(project, "staging", lambda c: c["rollout:canary"].update(maxErrorRatio=0.02, sustainFor="7m"))
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    (rule,) = [a for a in all_alerts(config) if a.name == "CanaryErrorRateHigh"]
+    assert rule.expr.endswith("> 0.02")
+    assert rule.for_ == "7m"
+    assert rule.rollback
