@@ -1,0 +1,113 @@
+"""Alertmanager routing, checked by the real amtool on every stack's rendered config."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alerts.catalogue import all_alerts
+from conftest import STACKS
+from rollout.loader import load_stack
+from rollout.render import render
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def rendered(request, tmp_path_factory):
+    stack = request.param
+    out = tmp_path_factory.mktemp(f"am-{stack}")
+    config = load_stack(stack)
+    render(config, stack, out)
+    return stack, config, out / "alertmanager" / "alertmanager.yml"
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["amtool", *args], capture_output=True, text=True, timeout=60)
+
+
+def routes_to(config_file: Path, labels: dict[str, str], receivers: list[str]) -> subprocess.CompletedProcess:
+    return amtool(
+        "config", "routes", "test",
+        f"--config.file={config_file}",
+        f"--verify.receivers={','.join(receivers)}",
+        *[f"{k}={v}" for k, v in labels.items()],
+    )
+
+
+def test_amtool_accepts_the_config(rendered):
+    _, _, config_file = rendered
+    result = amtool("check-config", str(config_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _expected_receivers(config, priority: str, category: str, rollback: bool) -> list[str]:
+    receivers = []
+    if rollback and config.alerting.rollback_webhook:
+        receivers.append("rollback-webhook")
+    if priority in ("P0", "P1"):
+        receivers.append("pagerduty" if config.alerting.pagerduty else "slack-warnings")
+    elif priority in ("P2", "P3"):
+        receivers.append("slack-deployments" if category == "deployment" else "slack-warnings")
+    else:
+        receivers.append("email")
+    return receivers
+
+
+CASES = [
+    pytest.param("P0", "availability", False, id="P0 pages"),
+    pytest.param("P1", "errors", False, id="P1 pages"),
+    pytest.param("P2", "security", False, id="P2 goes to the warnings channel"),
+    pytest.param("P3", "deployment", False, id="P3 of the deployment category goes to the deployments channel"),
+    pytest.param("P3", "cost", False, id="P3 of another category goes to the warnings channel"),
+    pytest.param("P4", "deployment", False, id="P4 is mailed"),
+    pytest.param("P2", "errors", True, id="a rollback trigger also reaches the rollback webhook"),
+]
+
+
+@pytest.mark.parametrize("priority, category, rollback", CASES)
+def test_each_priority_reaches_its_receivers(rendered, priority, category, rollback):
+    _, config, config_file = rendered
+    labels = {"alertname": "AnyAlert", "service": "genesis", "priority": priority, "category": category}
+    if rollback:
+        labels["rollback"] = "true"
+    expected = _expected_receivers(config, priority, category, rollback)
+    result = routes_to(config_file, labels, expected)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_pages_through_pagerduty():
+    assert load_stack("production").alerting.pagerduty
+    assert _expected_receivers(load_stack("production"), "P0", "availability", False) == ["pagerduty"]
+
+
+def test_every_alert_of_the_catalogue_is_routed_as_its_labels_say(rendered):
+    stack, config, config_file = rendered
+    for alert in all_alerts(config):
+        labels = {"alertname": alert.name, **alert.rule(config.alerting.runbook_base_url)["labels"], "service": "genesis"}
+        if alert.name == "Watchdog":
+            expected = ["watchdog"]
+        else:
+            expected = _expected_receivers(config, labels["priority"], labels["category"], alert.rollback)
+        result = routes_to(config_file, labels, expected)
+        assert result.returncode == 0, (stack, alert.name, result.stdout + result.stderr)
+
+
+def test_critical_inhibits_warning_of_the_same_alert_and_service_and_an_slo_page_its_ticket(rendered):
+    _, _, config_file = rendered
+    inhibit = yaml.safe_load(config_file.read_text())["inhibit_rules"]
+    assert {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["alertname", "service"]} in inhibit
+    assert any(rule["equal"] == ["slo", "service"] for rule in inhibit)
+
+
+def test_the_rendered_file_holds_no_secret_only_placeholders(rendered):
+    _, _, config_file = rendered
+    text = config_file.read_text()
+    document = yaml.safe_load(text)
+    receivers = {r["name"]: r for r in document["receivers"]}
+    for name in ("slack-warnings", "slack-deployments"):
+        assert receivers[name]["slack_configs"][0]["api_url"].startswith("https://secret.invalid/")
+    if "pagerduty" in receivers:
+        assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key"] == "<secret:rollout:secrets.pagerdutyRoutingKey>"
+    assert "example-" not in text and "hooks.slack.example" not in text
