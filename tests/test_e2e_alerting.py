@@ -1,0 +1,78 @@
+"""End to end: the rendered configs in a real Prometheus and Alertmanager on 127.0.0.1.
+
+The service's scrape targets point at a closed port, so the real Prometheus
+sees them down, fires ServiceDown (P0) from the rendered rules, and the real
+Alertmanager delivers it through the rendered routing to the PagerDuty
+receiver, whose endpoint is a local webhook sink. Only addresses and ports are
+rewritten (and the first notification's group_wait shortened); the stack runs
+with 1 s scrape and evaluation intervals, set in its config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from conftest import edit_stack
+from rollout.loader import load_file
+from rollout.render import render
+from servers import WebhookSink, free_port, start_alertmanager, start_prometheus
+
+
+def _rendered(project: Path, out: Path) -> Path:
+    edit_stack(
+        project,
+        "staging",
+        lambda c: c["rollout:monitoring"].update(scrapeInterval="1s", evaluationInterval="1s"),
+    )
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    render(config, "staging", out)
+    return out
+
+
+def _alertmanager_config(rendered: Path, sink: WebhookSink) -> str:
+    document = yaml.safe_load((rendered / "alertmanager" / "alertmanager.yml").read_text())
+    document["route"]["group_wait"] = "1s"
+    for receiver in document["receivers"]:
+        for pagerduty in receiver.get("pagerduty_configs", []):
+            pagerduty["url"] = f"{sink.url}/pagerduty"
+        for slack in receiver.get("slack_configs", []):
+            slack["api_url"] = f"{sink.url}/slack/{receiver['name']}"
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = f"{sink.url}/webhook/{receiver['name']}"
+        for email in receiver.get("email_configs", []):
+            email["smarthost"] = f"127.0.0.1:{free_port()}"
+    return yaml.safe_dump(document)
+
+
+def _prometheus_config(rendered: Path, alertmanager_url: str, dead: str) -> tuple[str, dict[str, str]]:
+    document = yaml.safe_load((rendered / "prometheus" / "prometheus.yml").read_text())
+    document["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager_url.removeprefix("http://")]}]}]
+    service_jobs = [job for job in document["scrape_configs"] if job["job_name"] == "rollout-service"]
+    for job in service_jobs:
+        for group in job["static_configs"]:
+            group["targets"] = [dead]
+    document["scrape_configs"] = service_jobs
+    rules = {
+        f"rules/{path.name}": path.read_text() for path in sorted((rendered / "prometheus" / "rules").glob("*.yaml"))
+    }
+    return yaml.safe_dump(document), rules
+
+
+def test_a_down_service_pages_through_the_rendered_routing(project, tmp_path):
+    rendered = _rendered(project, tmp_path / "rendered")
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with WebhookSink() as sink, start_alertmanager(_alertmanager_config(rendered, sink)) as alertmanager:
+        config_text, rules = _prometheus_config(rendered, alertmanager.url, dead)
+        with start_prometheus(config_text, rules=rules) as prometheus:
+            notification = sink.wait_for(
+                lambda body: body.get("payload", {}).get("summary") == "genesis is down", timeout_s=120
+            )
+            assert notification["path"] == "/pagerduty"
+            assert notification["body"]["event_action"] == "trigger"
+            assert notification["body"]["payload"]["severity"] == "critical"
+            assert notification["body"]["routing_key"] == "<secret:rollout:secrets.pagerdutyRoutingKey>"
+            up = prometheus.query('up{job="rollout-service"}')
+            assert up and all(sample["value"][1] == "0" for sample in up)
+    assert alertmanager.process.poll() is not None and prometheus.process.poll() is not None
