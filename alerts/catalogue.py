@@ -8,6 +8,8 @@ the development set.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from alerts import availability, cost, deployment, errors, performance, recording, security
 from alerts.model import Alert
 from rollout.config import StackConfig
@@ -24,8 +26,22 @@ GROUP_PREFIX = "rollout-"
 
 
 def alerts_of(config: StackConfig) -> dict[str, list[Alert]]:
-    """Every alert of the stack, by category, in a stable order."""
-    return {category: build(config) for category, build in CATEGORY_BUILDERS.items()}
+    """Every alert of the stack, by category, in a stable order, with the
+    stack's priority overrides (``rollout:alerting.priorities``) applied."""
+    overrides = config.alerting.priorities
+    return {
+        category: [
+            replace(alert, priority=overrides[alert.name]) if alert.name in overrides else alert
+            for alert in build(config)
+        ]
+        for category, build in CATEGORY_BUILDERS.items()
+    }
+
+
+def unknown_alert_names(config: StackConfig, names) -> list[str]:
+    """The names among ``names`` that no alert of this stack has."""
+    known = {alert.name for build in CATEGORY_BUILDERS.values() for alert in build(config)}
+    return sorted(set(names) - known)
 
 
 def all_alerts(config: StackConfig) -> list[Alert]:

@@ -430,6 +430,8 @@ class AlertingSettings(Model):
     """Mail settings for P4 alerts."""
     rollback_webhook: bool = True
     """Send the canary's rollback triggers to the rollback workflow's webhook too."""
+    priorities: dict[str, Literal["P0", "P1", "P2", "P3", "P4"]] = {}
+    """Override the priority (and so the routing) of alerts by name, e.g. ``{ServiceLatencyP99High: P2}``."""
     runbook_base_url: str = "docs/runbooks"
     """Where the runbooks are served; each alert's runbook_url is ``<this>/<AlertName>.md``. Set
     it to your repository's, e.g. https://github.com/<org>/<repo>/blob/main/docs/runbooks.

@@ -192,8 +192,20 @@ def load_file(path: Path, root: Path | None = None) -> StackConfig:
     """Load and validate a stack file, including checks against its upstream stack."""
     raw = read_stack_file(path, root)
     config = validate(raw, display_path(path, root))
+    check_alert_names(config, display_path(path, root))
     check_upstream(config, path, root)
     return config
+
+
+def check_alert_names(config: StackConfig, source: str) -> None:
+    """Priority overrides must name alerts of the stack's catalogue."""
+    from alerts.catalogue import unknown_alert_names
+
+    unknown = unknown_alert_names(config, config.alerting.priorities)
+    if unknown:
+        raise ConfigError(
+            [f"{source}: {NS}:alerting.priorities.{name}: no alert of this stack is named {name!r}" for name in unknown]
+        )
 
 
 def load_stack(stack: str, root: Path | None = None) -> StackConfig:

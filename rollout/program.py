@@ -15,13 +15,22 @@ from rollout import conventions
 from rollout.artifacts import build_artifacts
 from rollout.config import StackConfig
 from rollout.errors import ConfigError
-from rollout.loader import check_upstream, display_path, project_root, read_pulumi_config, stack_file, validate
+from rollout.loader import (
+    check_alert_names,
+    check_upstream,
+    display_path,
+    project_root,
+    read_pulumi_config,
+    stack_file,
+    validate,
+)
 
 
 def load_program_config(stack: str, root: Path | None = None) -> StackConfig:
     """The stack config as the engine hands it over, validated like the CLI does."""
     path = stack_file(stack, root)
     config = validate(read_pulumi_config(), display_path(path, root))
+    check_alert_names(config, display_path(path, root))
     if config.promotes_from and path.exists():
         check_upstream(config, path, root)
     return config

@@ -181,3 +181,10 @@ def test_the_canary_rollback_triggers_use_the_stacks_thresholds(project):
     assert rule.expr.endswith("> 0.02")
     assert rule.for_ == "7m"
     assert rule.rollback
+
+
+def test_a_priority_override_changes_the_alerts_priority_label(project):
+    edit_stack(project, "staging", lambda c: c["rollout:alerting"].update(priorities={"ServiceLatencyP99High": "P1"}))
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    (alert,) = [a for a in all_alerts(config) if a.name == "ServiceLatencyP99High"]
+    assert alert.rule(config.alerting.runbook_base_url)["labels"]["priority"] == "P1"

@@ -232,6 +232,16 @@ BAD = [
         id="a custom plan that does not end at 100 is refused",
     ),
     pytest.param(
+        "staging", _set("rollout:alerting.priorities", {"ServiceDown": "P5"}),
+        "rollout:alerting.priorities.ServiceDown: 'P5' is not allowed; allowed: P0, P1, P2, P3, P4",
+        id="an unknown priority lists the priorities",
+    ),
+    pytest.param(
+        "staging", _set("rollout:alerting.priorities", {"ServiceDwn": "P1"}),
+        "rollout:alerting.priorities.ServiceDwn: no alert of this stack is named 'ServiceDwn'",
+        id="a priority override for an alert that does not exist is refused",
+    ),
+    pytest.param(
         "staging", _set("rollout:canary.maxErrorRatio", 1.5),
         "rollout:canary.maxErrorRatio: 1.5 is not a ratio strictly between 0 and 1",
         id="a threshold out of range is refused",
