@@ -151,10 +151,22 @@ def judge(
     the violations in service order, then gate order; empty means allowed.
     """
     violations: list[GateViolation] = []
-    deployed_services = (deployed_state or {}).get("services") or {}
+    unreadable = None
+    deployed_services: Mapping[str, Any] = {}
+    if deployed_state is not None:
+        if isinstance(deployed_state, Mapping) and isinstance(deployed_state.get("services"), Mapping):
+            deployed_services = deployed_state["services"]
+        else:
+            unreadable = "the deployed state is not a rollout state"
     for name in sorted(new_state.get("services") or {}):
         new = new_state["services"][name]
         deployed = deployed_services.get(name)
+        why = unreadable or (deployed is not None and _unreadable(deployed))
+        if why:
+            # Nothing is known about what runs; only 0 % is surely not an advance.
+            if new["weight"] > 0:
+                violations.append(GateViolation(NEXT_STAGE_ONLY, name, f"{why}: an advance cannot be judged"))
+            continue
         deployed_weight = deployed["weight"] if deployed else 0
         if new["weight"] <= deployed_weight:
             # Same weight: no transition. Lower weight: a rollback, never blocked.
@@ -199,6 +211,26 @@ def advancing_services(new_state: Mapping[str, Any], deployed_state: Mapping[str
         for name, service in sorted((new_state.get("services") or {}).items())
         if service["weight"] > (deployed[name]["weight"] if name in deployed else 0)
     ]
+
+
+def _unreadable(service: Any) -> str | None:
+    """Why a stored service state (deployed or upstream) cannot be judged; None when it can."""
+    if not isinstance(service, Mapping):
+        return "the stored state of the service is not an object"
+    weight = service.get("weight")
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        return "the stored state of the service has no weight"
+    try:
+        parse_time(service.get("stageStartedAt"))
+    except ValueError:
+        return "the stored state of the service has no readable stageStartedAt"
+    stages = service.get("stages")
+    if not isinstance(stages, list) or not all(
+        isinstance(stage, Mapping) and isinstance(stage.get("weight"), int) and isinstance(stage.get("soakSeconds"), int)
+        for stage in stages
+    ):
+        return "the stored state of the service has no readable stages"
+    return None
 
 
 # --- the gates --------------------------------------------------------------------
@@ -367,14 +399,18 @@ def _staging_first(name: str, new_state: Mapping[str, Any], upstream_state: Mapp
     if not upstream_name:
         return []
     target = new_state["services"][name]["weight"]
-    if upstream_state is None:
+    if not isinstance(upstream_state, Mapping):
         return [(STAGING_FIRST, f"no state of {upstream_name} to show it completed the {target}% stage")]
     if upstream_state.get("stack") != upstream_name:
         return [(STAGING_FIRST, f"the upstream state is for stack {upstream_state.get('stack')!r}, "
                  f"not {upstream_name!r}")]
-    upstream = (upstream_state.get("services") or {}).get(name)
+    services = upstream_state.get("services")
+    upstream = services.get(name) if isinstance(services, Mapping) else None
     if not upstream:
         return [(STAGING_FIRST, f"{upstream_name} has no service {name}")]
+    why = _unreadable(upstream)
+    if why:
+        return [(STAGING_FIRST, f"{upstream_name}: {why}")]
     weight = upstream["weight"]
     if weight > target:
         return []

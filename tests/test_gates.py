@@ -272,3 +272,24 @@ def test_every_gate_has_a_kebab_case_name_description_and_remediation():
     for name, policy in GATE_POLICIES.items():
         assert policy.name == name and name.startswith("rollout-") and name == name.lower()
         assert policy.description.endswith(".") and policy.remediation
+
+
+@pytest.mark.parametrize(
+    "deployed",
+    [
+        pytest.param({"services": "genesis at 5"}, id="a deployed state that is not a rollout state"),
+        pytest.param({"services": {SERVICE: {"weight": "5"}}}, id="a deployed service without a numeric weight"),
+        pytest.param({"services": {SERVICE: {**AT_5_SOAKED["services"][SERVICE], "stageStartedAt": "yesterday"}}},
+                     id="a deployed service without a readable stage start"),
+    ],
+)
+def test_an_unreadable_deployed_state_refuses_an_advance_but_never_a_rollback(deployed):
+    violations = judge(advance(AT_5_SOAKED, 10), deployed, evidence(AT_5_SOAKED), None, NOW)
+    assert policies(violations) == {NEXT_STAGE_ONLY} and "cannot be judged" in violations[0].message
+    assert judge(advance(AT_5_SOAKED, 0, reason="rollback"), deployed, None, None, NOW) == []
+
+
+def test_an_unreadable_upstream_state_refuses_production():
+    staging = {"stack": "staging", "services": {SERVICE: {"weight": 50}}}
+    violations = judge(advance(PRODUCTION_AT_10, 25), PRODUCTION_AT_10, evidence(PRODUCTION_AT_10), staging, NOW)
+    assert policies(violations) == {STAGING_FIRST}
