@@ -83,11 +83,17 @@ def _services(config, name: str | None) -> list[str]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from rollout.durations import format_duration
-    from rollout.state import format_time, rollout_state, status, utc_now
+    from rollout.gates import STAGING_FIRST, judge
+    from rollout.state import format_time, rollout_state, status, utc_now, with_entry
 
     config = load_stack(args.stack, args.project)
     now = utc_now()
     state = rollout_state(config, args.stack, now)
+    upstream = (
+        rollout_state(load_stack(config.promotes_from, args.project), config.promotes_from, now)
+        if config.promotes_from
+        else None
+    )
     for name in _services(config, args.service):
         st = status(state["services"][name], now)
         soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
@@ -98,6 +104,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         if st.next_weight is not None:
             when = "now" if st.soak_served else f"in {format_duration(st.earliest_advance_at - now)}"
             print(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
+            if upstream is not None:
+                # The staging-first gate, asked about the next stage as the upstream stands now.
+                ahead = with_entry(state, name, st.next_weight, now, None, now)
+                for violation in judge(ahead, state, None, upstream, now):
+                    if violation.policy == STAGING_FIRST:
+                        print(f"  waits for {config.promotes_from}: {violation.message}")
         elif st.complete:
             print(f"  complete since {format_time(st.completes_at)}")
         elif st.completes_at is not None:

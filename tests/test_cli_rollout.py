@@ -265,3 +265,11 @@ def test_a_file_with_mixed_indentation_is_reindented_with_a_note_and_keeps_its_c
     assert history(project, "staging")[-1] == {"weight": 0, "startedAt": history(project, "staging")[-1]["startedAt"],
                                                "reason": "mixed"}
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")], "no temporary file left behind"
+
+
+def test_status_of_production_says_when_it_waits_for_staging(project):
+    assert "waits for" not in rollout(project, "status", "--stack", "production").stdout
+    assert rollout(project, "rollback", "--stack", "staging", "--reason", "staging incident").returncode == 0
+    result = rollout(project, "status", "--stack", "production")
+    assert result.returncode == 0, result.stderr
+    assert "  waits for staging: staging is at 0%; it must complete 10% first" in result.stdout.splitlines()
