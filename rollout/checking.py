@@ -25,7 +25,7 @@ from typing import Any
 from rollout.config import StackConfig
 from rollout.errors import ConfigError, UsageError
 from rollout.gates import GateViolation, advancing_services, judge
-from rollout.loader import display_path, load_stack, read_stack_file, stack_file, validate
+from rollout.loader import display_path, load_stack, read_stack_file, validate
 from rollout.state import rollout_state, utc_now
 
 #: The git base that ``rollout check`` compares against when none is given.
@@ -233,7 +233,6 @@ __all__ = [
     "gate_report",
     "load_evidence",
     "read_state_file",
-    "stack_file",
     "state_at_ref",
     "working_tree_state",
 ]

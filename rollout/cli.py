@@ -146,6 +146,8 @@ def cmd_advance(args: argparse.Namespace) -> int:
     path = stack_file(args.stack, args.project)
     if evidence is not None:
         report = gate_report(args.stack, args.project, evidence=evidence, now=now, config=config, new_state=new_state)
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
         if report.refused:
             for violation in report.violations:
                 print(format_violation(violation), file=sys.stderr)
