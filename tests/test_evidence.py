@@ -104,3 +104,20 @@ def test_stale_collection_time_is_kept_as_collected():
     evidence = collect(config, "staging", PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=2),
                        rollout_state(config, "staging"), at, "test")
     assert evidence["collectedAt"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_the_queries_read_the_stacks_own_metric_names():
+    from rollout.evidence import queries
+
+    config = load_stack("staging")
+    renamed = config.model_copy(update={"metrics": config.metrics.model_copy(update={
+        "requests_total": "app_requests_total",
+        "request_duration_bucket": "app_latency_seconds_bucket",
+        "probe_success": "blackbox_ok",
+    })})
+    text = "\n".join(queries(renamed, "genesis", 600).values())
+    for name in ("app_requests_total{", "app_latency_seconds_bucket{", "blackbox_ok{"):
+        assert name in text
+    for default in ("http_requests_total", "http_request_duration_seconds_bucket", "probe_success"):
+        assert default not in text
+    assert text.count('service="genesis",track="canary"') == 6 and "[600s]" in text
