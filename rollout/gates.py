@@ -8,7 +8,9 @@ CrossGuard policy pack, so all three refuse exactly the same transitions.
 A service is judged only when its weight goes UP relative to the deployed state
 (an *advance*). The same weight is no transition and needs no evidence. A lower
 weight (a rollback) and a safety flag switched on are never blocked by any gate,
-whatever the evidence says or lacks. An advance must pass every gate:
+whatever the evidence says or lacks. (A diff that both switches a safety flag on
+and raises a weight is refused for the raise; the flag alone never is.) An
+advance must pass every gate:
 
 ``rollout-next-stage-only``
     The new weight is the stage of the plan right after the deployed weight.
