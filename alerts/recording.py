@@ -1,7 +1,11 @@
 """Recording rules carrying the SLIs, so alerts, dashboards and gates read cheap series.
 
 Names come from rollout.conventions (``level:metric:operations``); the metric
-contract's names from the stack's ``rollout:metrics``.
+contract's names from the stack's ``rollout:metrics``. Raw series are read once,
+into 5-minute rates; everything else is built from those: the quantiles from
+one bucket rate, and the burn-rate windows (up to 3 days) from the per-service
+5-minute rates rather than from days of raw samples, which keeps evaluation
+cheap as the series count grows (benchmarks/rulecost.py measures it).
 """
 
 from __future__ import annotations
@@ -10,23 +14,22 @@ from alerts.model import Recording, le_matcher
 from rollout import conventions as c
 from rollout.config import StackConfig
 
+BY = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
+
 
 def canary_slis(config: StackConfig) -> list[Recording]:
     """Per service and track over 5 minutes: the gates and rollback triggers read these."""
     m = config.metrics
-    by = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
-    buckets = f"sum by ({by}, le) (rate({m.request_duration_bucket}[5m]))"
+    quantile = "histogram_quantile({q}, sum by ({by}, le) ({rate}))"
     return [
-        Recording(c.REQUEST_RATE, f"sum by ({by}) (rate({m.requests_total}[5m]))"),
-        Recording(
-            c.ERROR_RATIO,
-            f'sum by ({by}) (rate({m.requests_total}{{{c.CODE_LABEL}=~"5.."}}[5m]))\n'
-            f"  /\nsum by ({by}) (rate({m.requests_total}[5m]))",
-        ),
-        Recording(c.LATENCY_P50, f"histogram_quantile(0.5, {buckets})"),
-        Recording(c.LATENCY_P95, f"histogram_quantile(0.95, {buckets})"),
-        Recording(c.LATENCY_P99, f"histogram_quantile(0.99, {buckets})"),
-        Recording(c.PROBE_SUCCESS_RATIO, f"avg by ({by}) (avg_over_time({m.probe_success}[5m]))"),
+        Recording(c.REQUEST_RATE, f"sum by ({BY}) (rate({m.requests_total}[5m]))"),
+        Recording(c.ERRORS_RATE, f'sum by ({BY}) (rate({m.requests_total}{{{c.CODE_LABEL}=~"5.."}}[5m]))'),
+        Recording(c.ERROR_RATIO, f"{c.ERRORS_RATE}\n  /\n{c.REQUEST_RATE}"),
+        Recording(c.BUCKET_RATE, f"sum by ({BY}, le) (rate({m.request_duration_bucket}[5m]))"),
+        Recording(c.LATENCY_P50, quantile.format(q="0.5", by=BY, rate=c.BUCKET_RATE)),
+        Recording(c.LATENCY_P95, quantile.format(q="0.95", by=BY, rate=c.BUCKET_RATE)),
+        Recording(c.LATENCY_P99, quantile.format(q="0.99", by=BY, rate=c.BUCKET_RATE)),
+        Recording(c.PROBE_SUCCESS_RATIO, f"avg by ({BY}) (avg_over_time({m.probe_success}[5m]))"),
     ]
 
 
@@ -37,27 +40,35 @@ def slo_slis(config: StackConfig) -> list[Recording]:
     - slow: requests slower than the P95 objective (the latency SLO: at most 5 %
       of requests may be slower than it);
     - probe failures: failed blackbox checks (the availability SLO).
+
+    A window's ratio is the sum of the 5-minute rates over the window, bad over
+    all, which weighs each moment by its traffic like the raw ratio does.
     """
-    m = config.metrics
     le = le_matcher(config.slo.latency_p95_seconds)
-    count = m.request_duration_bucket.removesuffix("_bucket") + "_count"
-    rules = []
+    s = c.SERVICE_LABEL
+    rules = [
+        Recording(c.SERVICE_REQUEST_RATE, f"sum by ({s}) ({c.REQUEST_RATE})"),
+        Recording(c.SERVICE_ERRORS_RATE, f"sum by ({s}) ({c.ERRORS_RATE})"),
+        Recording(c.SERVICE_FAST_RATE, f'sum by ({s}) ({c.BUCKET_RATE}{{le=~"{le}"}})'),
+        Recording(c.SERVICE_DURATION_COUNT_RATE, f'sum by ({s}) ({c.BUCKET_RATE}{{le="+Inf"}})'),
+        Recording(c.SERVICE_PROBE_SUCCESS, f"avg by ({s}) ({c.PROBE_SUCCESS_RATIO})"),
+    ]
     for window in c.BURN_RATE_WINDOWS:
+        if window == "5m":
+            errors = f"{c.SERVICE_ERRORS_RATE}\n  /\n{c.SERVICE_REQUEST_RATE}"
+            slow = f"1 - (\n  {c.SERVICE_FAST_RATE}\n    /\n  {c.SERVICE_DURATION_COUNT_RATE}\n)"
+            probes = f"1 - {c.SERVICE_PROBE_SUCCESS}"
+        else:
+            errors = f"sum_over_time({c.SERVICE_ERRORS_RATE}[{window}])\n  /\nsum_over_time({c.SERVICE_REQUEST_RATE}[{window}])"
+            slow = (
+                f"1 - (\n  sum_over_time({c.SERVICE_FAST_RATE}[{window}])\n    /\n"
+                f"  sum_over_time({c.SERVICE_DURATION_COUNT_RATE}[{window}])\n)"
+            )
+            probes = f"1 - avg_over_time({c.SERVICE_PROBE_SUCCESS}[{window}])"
         rules += [
-            Recording(
-                c.ERROR_RATIO_OVER.format(window=window),
-                f'sum by ({c.SERVICE_LABEL}) (rate({m.requests_total}{{{c.CODE_LABEL}=~"5.."}}[{window}]))\n'
-                f"  /\nsum by ({c.SERVICE_LABEL}) (rate({m.requests_total}[{window}]))",
-            ),
-            Recording(
-                c.SLOW_RATIO_OVER.format(window=window),
-                f"1 - (\n  sum by ({c.SERVICE_LABEL}) (rate({m.request_duration_bucket}{{le=~\"{le}\"}}[{window}]))\n"
-                f"    /\n  sum by ({c.SERVICE_LABEL}) (rate({count}[{window}]))\n)",
-            ),
-            Recording(
-                c.PROBE_FAILURE_RATIO_OVER.format(window=window),
-                f"1 - avg by ({c.SERVICE_LABEL}) (avg_over_time({m.probe_success}[{window}]))",
-            ),
+            Recording(c.ERROR_RATIO_OVER.format(window=window), errors),
+            Recording(c.SLOW_RATIO_OVER.format(window=window), slow),
+            Recording(c.PROBE_FAILURE_RATIO_OVER.format(window=window), probes),
         ]
     return rules
 

@@ -77,7 +77,7 @@ def alerts(config: StackConfig) -> list[Alert]:
             name="UnauthorizedRequestsHigh",
             expr=(
                 f'sum by ({c.SERVICE_LABEL}) (rate({requests}{{{c.CODE_LABEL}=~"401|403"}}[5m]))\n'
-                f"  /\nsum by ({c.SERVICE_LABEL}) (rate({requests}[5m])) > 0.1"
+                f"  /\n{c.SERVICE_REQUEST_RATE} > 0.1"
             ),
             for_="10m",
             severity="warning",

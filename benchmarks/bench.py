@@ -28,6 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 _SDK_PREFIXES = ("pulumi", "pulumi_", "pulumiverse_")
 
@@ -213,9 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     repeats = 1 if args.tiny else 5
+    import detection
+    import rulecost
+
     figures = {
         "preview_cost": section_preview_cost(repeats),
         "growth": section_growth([1, 10] if args.tiny else [1, 10, 50], [15] if args.tiny else [15, 100, 500], repeats),
+        "detection": detection.run(tiny=args.tiny),
+        "rule_cost": rulecost.run(tiny=args.tiny),
         "render": section_render(repeats),
     }
     if args.json:

@@ -114,3 +114,14 @@ DOCKER_HOSTS = {
     "flagd": ("flagd", 8013),
 }
 BLACKBOX_MODULE = "http_2xx"
+
+# Intermediate 5-minute rates the SLIs above are built from, recorded once so
+# no rule or panel recomputes them from raw series.
+ERRORS_RATE = "service_track:http_request_errors:rate5m"
+BUCKET_RATE = "service_track_le:http_request_duration_seconds_bucket:rate5m"
+SERVICE_REQUEST_RATE = "service:http_requests:rate5m"
+SERVICE_ERRORS_RATE = "service:http_request_errors:rate5m"
+#: Requests within the P95 latency objective, per service.
+SERVICE_FAST_RATE = "service:http_requests_fast:rate5m"
+SERVICE_DURATION_COUNT_RATE = "service:http_request_duration_seconds_count:rate5m"
+SERVICE_PROBE_SUCCESS = "service:probe_success:ratio_5m"

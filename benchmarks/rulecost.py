@@ -1,0 +1,143 @@
+"""What the stack's rules cost a real Prometheus holding about 10,000 series.
+
+A synthetic exporter on 127.0.0.1 serves the metric contract for many
+services; the real Prometheus (Debian's) scrapes it and evaluates the
+production stack's rendered rules. The cost is the time all rule groups take
+per evaluation (``prometheus_rule_group_last_duration_seconds``, summed) as a
+share of the stack's evaluation interval.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from servers import LOOPBACK, start_prometheus  # noqa: E402
+
+from rollout.loader import load_stack  # noqa: E402
+from rollout.render import render  # noqa: E402
+
+BUCKETS = ("0.1", "0.2", "0.5", "1", "2.5", "+Inf")
+
+
+class SyntheticExporter:
+    """Serves the metric contract for ``services`` services × 2 tracks × 2 instances.
+
+    Every scrape advances the counters by a random amount, so rates and
+    quantiles have something to compute.
+    """
+
+    def __init__(self, services: int, seed: int = 11) -> None:
+        self.rng = random.Random(seed)
+        self.keys = [
+            (f"svc-{i:03d}", track, f"i{n}") for i in range(services) for track in ("stable", "canary") for n in range(2)
+        ]
+        self.state = {key: [0, 0, [0] * len(BUCKETS)] for key in self.keys}
+        self.lock = threading.Lock()
+
+    def series_count(self) -> int:
+        return len(self.keys) * (2 + len(BUCKETS) + 1 + 1)
+
+    def text(self) -> str:
+        lines = []
+        with self.lock:
+            for (service, track, instance), state in self.state.items():
+                n = self.rng.randint(50, 150)
+                errors = 1 if self.rng.random() < 0.01 else 0
+                state[0] += n - errors
+                state[1] += errors
+                fast = n - self.rng.randint(0, 3)
+                for index, bound in enumerate(BUCKETS):
+                    state[2][index] += fast if index < 2 else n
+                labels = f'service="{service}",track="{track}",pod="{instance}"'
+                lines.append(f'http_requests_total{{{labels},code="200"}} {state[0]}')
+                lines.append(f'http_requests_total{{{labels},code="500"}} {state[1]}')
+                for bound, value in zip(BUCKETS, state[2]):
+                    lines.append(f'http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {value}')
+                lines.append(f"http_request_duration_seconds_count{{{labels}}} {state[2][-1]}")
+                lines.append(f"probe_success{{{labels}}} 1")
+        return "\n".join(lines) + "\n"
+
+    def __enter__(self) -> "SyntheticExporter":
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = exporter.text().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.address = f"{LOOPBACK}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run(stack: str = "production", services: int = 250, settle_s: float = 40, tiny: bool = False) -> dict:
+    config = load_stack(stack)
+    interval = config.monitoring.evaluation_interval.total_seconds()
+    if tiny:
+        services, settle_s = 10, 12
+    with tempfile.TemporaryDirectory() as scratch, SyntheticExporter(services) as exporter:
+        rendered = Path(scratch)
+        render(config, stack, rendered)
+        rules = {f"rules/{p.name}": p.read_text() for p in sorted((rendered / "prometheus" / "rules").glob("*.yaml"))}
+        prometheus_yml = {
+            # Evaluate often to collect several measurements quickly; the cost of
+            # one evaluation does not depend on how often it runs.
+            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+            "rule_files": ["rules/*.yaml"],
+            "scrape_configs": [
+                {
+                    "job_name": "rollout-service",
+                    "static_configs": [{"targets": [exporter.address]}],
+                    "honor_labels": True,
+                },
+            ],
+        }
+        with start_prometheus(yaml.safe_dump(prometheus_yml), rules=rules) as prometheus:
+            prometheus_yml["scrape_configs"].append({"job_name": "prometheus", "static_configs": [{"targets": [prometheus.url.removeprefix("http://")]}]})
+            (prometheus.workdir / "prometheus.yml").write_text(yaml.safe_dump(prometheus_yml))
+            prometheus.reload()
+            time.sleep(settle_s)
+            samples = []
+            for _ in range(5):
+                result = prometheus.query("sum(prometheus_rule_group_last_duration_seconds)")
+                if result:
+                    samples.append(float(result[0]["value"][1]))
+                time.sleep(2)
+            head = prometheus.query("prometheus_tsdb_head_series")
+            per_group = {
+                r["metric"]["rule_group"].rsplit(";", 1)[-1]: float(r["value"][1])
+                for r in prometheus.query("prometheus_rule_group_last_duration_seconds")
+            }
+            groups = len(per_group)
+    duration = sorted(samples)[len(samples) // 2] if samples else float("nan")
+    share = duration / interval
+    series = int(float(head[0]["value"][1])) if head else exporter.series_count()
+    print(f"4. Rule cost ({stack}'s rules on a real Prometheus with {series} series, {groups} groups)")
+    print(f"   all groups take {duration * 1000:.1f} ms per evaluation: {share:.3%} of the {interval:g} s interval (target: under 1 %)")
+    for group, seconds in sorted(per_group.items(), key=lambda item: -item[1]):
+        print(f"     {group:>24}: {seconds * 1000:7.1f} ms")
+    return {"series": series, "groups": groups, "duration_ms": round(duration * 1000, 2), "share": round(share, 5)}
