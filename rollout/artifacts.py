@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from rollout import flags, yamlout
 from rollout.alertmanager import alertmanager_config
 from rollout.config import StackConfig
+from rollout.helm_values import blackbox_values
 from rollout.prometheus import prometheus_config
 
 
@@ -36,6 +37,7 @@ def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
     files["prometheus/prometheus.yml"] = yamlout.dump(prometheus_config(config, stack), stack)
     for name, document in rule_files(config).items():
         files[f"prometheus/rules/{name}.yaml"] = yamlout.dump(document, stack)
+    files["blackbox/blackbox.yml"] = yamlout.dump(blackbox_values(config)["config"], stack)
     # Placeholders stand where the deployed file holds secrets.
     files["alertmanager/alertmanager.yml"] = yamlout.dump(alertmanager_config(config), stack)
     return Artifacts(stack=stack, files=dict(sorted(files.items())))

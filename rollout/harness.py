@@ -163,6 +163,10 @@ def run_program(
     class _Mocks(pulumi_mocks.Mocks):
         def new_resource(self, args: pulumi_mocks.MockResourceArgs):
             state = dict(args.inputs)
+            if args.typ == "random:index/randomPassword:RandomPassword":
+                # The provider generates it; a recognisable stand-in lets tests
+                # trace where the generated secret goes.
+                state["result"] = f"generated-password-{args.name}"
             return f"{args.name}-id", state
 
         def call(self, args: pulumi_mocks.MockCallArgs):

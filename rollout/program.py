@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pulumi
 
-from rollout import conventions
+from rollout import conventions, yamlout
+from rollout.alertmanager import alertmanager_config, plaintext
 from rollout.artifacts import build_artifacts
 from rollout.config import StackConfig
 from rollout.errors import ConfigError
@@ -49,6 +50,8 @@ def run(root: Path | None = None) -> None:
 
 def declare(config: StackConfig, stack: str, root: Path) -> None:
     """Declare every resource of the stack from a validated config."""
+    from rollout.state import rollout_state
+
     artifacts = build_artifacts(config, stack)
     labels = dict([conventions.MANAGED_BY_LABEL, conventions.PART_OF_LABEL])
     if config.target == "kubernetes":
@@ -58,12 +61,40 @@ def declare(config: StackConfig, stack: str, root: Path) -> None:
     pulumi.export("stack", stack)
     pulumi.export("target", config.target)
     pulumi.export("flagsDocument", artifacts.flags_json)
+    # What is deployed, for CI's gate evidence (rollout evidence --deployed-state).
+    pulumi.export("rolloutState", rollout_state(config, stack))
+
+
+def _deployed_alertmanager_config(config: StackConfig) -> pulumi.Output:
+    """The Alertmanager config with the decrypted credentials, secret from the start."""
+    return pulumi.Output.secret(alertmanager_config(config, reveal=plaintext))
+
+
+def _grafana(config: StackConfig, password: pulumi.Output, prometheus_url: str, depends_on: list) -> None:
+    from components.grafana import GrafanaProvisioning, GrafanaProvisioningArgs
+
+    settings = config.monitoring.grafana
+    if not settings.url:
+        return
+    auth = config.secrets.grafana_auth
+    GrafanaProvisioning(
+        "grafana",
+        GrafanaProvisioningArgs(
+            url=settings.url,
+            auth=auth.value if auth is not None and auth.value else password.apply(lambda p: f"admin:{p}"),
+            folder=settings.folder,
+            prometheus_url=prometheus_url,
+            grafana=depends_on,
+        ),
+    )
 
 
 def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, labels) -> None:
     import pulumi_kubernetes as k8s
 
+    from alerts.catalogue import rule_files
     from components.flags import KubernetesFeatureFlags, KubernetesFlagsArgs
+    from components.monitoring import KubernetesMonitoring, KubernetesMonitoringArgs
 
     settings = config.kubernetes
     assert settings is not None  # guaranteed by the model for target kubernetes
@@ -85,12 +116,29 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         KubernetesFlagsArgs(document=artifacts.flags_json, namespace=namespace.metadata.name, labels=labels),
         opts=opts,
     )
+    monitoring = KubernetesMonitoring(
+        "monitoring",
+        KubernetesMonitoringArgs(
+            config=config,
+            alertmanager_config=_deployed_alertmanager_config(config),
+            rule_files=rule_files(config),
+            namespace=namespace.metadata.name,
+        ),
+        opts=opts,
+    )
+    _grafana(
+        config,
+        monitoring.grafana_admin_password,
+        f"http://prometheus-operated.{settings.namespace}.svc:9090",
+        [monitoring],
+    )
 
 
 def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> None:
     import pulumi_docker as docker
 
     from components.flags import DockerFeatureFlags, DockerFlagsArgs
+    from components.monitoring import DockerMonitoring, DockerMonitoringArgs
 
     settings = config.docker
     assert settings is not None  # guaranteed by the model for target docker
@@ -107,3 +155,16 @@ def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> N
         ),
         opts=opts,
     )
+    monitoring = DockerMonitoring(
+        "monitoring",
+        DockerMonitoringArgs(
+            config=config,
+            network_name=network.name,
+            files=artifacts.files,
+            alertmanager_yml=_deployed_alertmanager_config(config).apply(lambda doc: yamlout.dump(doc, stack)),
+            blackbox_yml=artifacts.files["blackbox/blackbox.yml"],
+        ),
+        opts=opts,
+    )
+    host, port = conventions.DOCKER_HOSTS["prometheus"]
+    _grafana(config, monitoring.grafana_admin_password, f"http://{host}:{port}", [monitoring.grafana_container])

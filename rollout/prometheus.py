@@ -13,6 +13,7 @@ from __future__ import annotations
 from rollout import conventions as c
 from rollout.config import StackConfig
 from rollout.durations import format_duration
+from rollout.helm_values import blackbox_address, pushgateway_name
 
 RULES_GLOB = "rules/*.yaml"
 
@@ -28,9 +29,9 @@ def _hosts(config: StackConfig) -> dict[str, str]:
         "prometheus": f"prometheus-operated.{namespace}.svc:9090",
         "alertmanager": f"alertmanager-operated.{namespace}.svc:9093",
         "grafana": f"{release}-grafana.{namespace}.svc:80",
-        "pushgateway": f"{release}-pushgateway.{namespace}.svc:9091",
+        "pushgateway": f"{pushgateway_name(config)}.{namespace}.svc:9091",
         "node-exporter": f"{release}-prometheus-node-exporter.{namespace}.svc:9100",
-        "blackbox-exporter": f"{release}-blackbox-exporter.{namespace}.svc:9115",
+        "blackbox-exporter": blackbox_address(config),
     }
 
 

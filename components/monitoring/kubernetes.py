@@ -1,0 +1,140 @@
+"""The monitoring stack on Kubernetes: kube-prometheus-stack, the blackbox exporter
+and the Pushgateway as Helm charts, our rules and monitors as custom resources.
+
+Helm resource: ``helm.v4.Chart``. ``helm.v3.Release`` runs Helm's hooks but
+cannot render to a folder (pulumi-kubernetes#1716), so the dev stack, whose
+provider writes manifests with renderYamlToDirectory, could not use it. v4
+templates the chart client-side, which works with renderYamlToDirectory, and
+applies hook resources as plain resources, so the values turn off everything
+that needs a hook (rollout/helm_values.py says which and why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from rollout import versions
+from rollout.config import StackConfig
+from rollout.helm_values import (
+    BLACKBOX_RELEASE,
+    GRAFANA_ADMIN_SECRET,
+    blackbox_values,
+    kube_prometheus_stack_values,
+    probe,
+    prometheus_rules,
+    pushgateway_values,
+    service_monitor,
+)
+
+PACKAGE = "rollout:monitoring"
+
+
+class Deployable(pulumi.ComponentResource):
+    """One deployable of the monitoring stack, grouping its resources."""
+
+    def __init__(self, kind: str, name: str, opts: pulumi.ResourceOptions) -> None:
+        super().__init__(f"{PACKAGE}:{kind}", name, None, opts)
+
+
+@dataclass(frozen=True)
+class KubernetesMonitoringArgs:
+    config: StackConfig
+    #: The Alertmanager config as deployed (a secret Output holding the decrypted credentials).
+    alertmanager_config: pulumi.Input[dict]
+    #: Rules files by name (alerts.catalogue.rule_files).
+    rule_files: dict[str, dict]
+    namespace: pulumi.Input[str]
+
+
+class KubernetesMonitoring(pulumi.ComponentResource):
+    """MonitoringStack on Kubernetes."""
+
+    grafana_admin_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KubernetesMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(f"{PACKAGE}:MonitoringStack", name, None, opts)
+        import pulumi_kubernetes as k8s
+        import pulumi_random as random
+
+        config = args.config
+        monitoring = config.monitoring
+        release = monitoring.release_name
+        child = pulumi.ResourceOptions(parent=self)
+        repository = k8s.helm.v4.RepositoryOptsArgs(repo=versions.CHART_REPOSITORY)
+        chart_deps: list[pulumi.Resource] = []
+
+        password = random.RandomPassword(f"{name}-grafana-admin-password", length=32, special=False, opts=child)
+        self.grafana_admin_password = password.result
+
+        if monitoring.install:
+            stack = Deployable("KubePrometheusStack", f"{name}-kube-prometheus-stack", child)
+            in_stack = pulumi.ResourceOptions(parent=stack)
+            admin = k8s.core.v1.Secret(
+                f"{name}-grafana-admin",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=args.namespace),
+                string_data={"admin-user": "admin", "admin-password": password.result},
+                opts=in_stack,
+            )
+            chart_name, chart_version = versions.CHARTS["kube-prometheus-stack"]
+            chart = k8s.helm.v4.Chart(
+                f"{name}-{chart_name}",
+                k8s.helm.v4.ChartArgs(
+                    chart=chart_name,
+                    version=chart_version,
+                    name=release,
+                    namespace=args.namespace,
+                    repository_opts=repository,
+                    values=kube_prometheus_stack_values(config, args.alertmanager_config),
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=stack,
+                    depends_on=[admin],
+                    # Production keeps Prometheus and its volume: children inherit protect.
+                    protect=monitoring.storage.protect,
+                    retain_on_delete=monitoring.storage.protect,
+                ),
+            )
+            chart_deps.append(chart)
+            for key, kind in (("prometheus-blackbox-exporter", "BlackboxExporter"), ("prometheus-pushgateway", "Pushgateway")):
+                group = Deployable(kind, f"{name}-{kind.lower()}", child)
+                chart_name, chart_version = versions.CHARTS[key]
+                values = blackbox_values(config) if kind == "BlackboxExporter" else pushgateway_values(config)
+                chart_deps.append(
+                    k8s.helm.v4.Chart(
+                        f"{name}-{chart_name}",
+                        k8s.helm.v4.ChartArgs(
+                            chart=chart_name,
+                            version=chart_version,
+                            name=BLACKBOX_RELEASE if kind == "BlackboxExporter" else f"{release}-pushgateway",
+                            namespace=args.namespace,
+                            repository_opts=repository,
+                            values=values,
+                        ),
+                        opts=pulumi.ResourceOptions(parent=group, depends_on=[chart]),
+                    )
+                )
+
+        # Our rules and monitors need the operator's CRDs: after the chart when we install it.
+        custom = Deployable("MonitoringResources", f"{name}-resources", child)
+        cr_opts = pulumi.ResourceOptions(parent=custom, depends_on=chart_deps)
+        documents = prometheus_rules(config, args.rule_files)
+        for service in config.services:
+            documents.append(service_monitor(config, service.name))
+            for track in ("stable", "canary"):
+                url = f"http://{service.name}-{track}.{config.kubernetes.namespace}.svc:{service.port}{service.health.path}"
+                documents.append(probe(config, service.name, track, url))
+        for document in documents:
+            metadata = document["metadata"]
+            k8s.apiextensions.CustomResource(
+                f"{name}-{document['kind'].lower()}-{metadata['name']}",
+                api_version=document["apiVersion"],
+                kind=document["kind"],
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=metadata["name"], namespace=args.namespace, labels=metadata["labels"]
+                ),
+                spec=document["spec"],
+                opts=cr_opts,
+            )
+        self.register_outputs({"grafanaAdminPassword": self.grafana_admin_password})
