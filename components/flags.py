@@ -107,5 +107,8 @@ class DockerFeatureFlags(pulumi.ComponentResource):
             restart="unless-stopped",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # The document as deployed, where the policy pack can read it (policies
+        # see resource inputs only, and the file itself is not a resource).
+        pulumi.Stash(f"{name}-document", input=args.document, opts=pulumi.ResourceOptions(parent=self))
         self.container_name = container.name
         self.register_outputs({"containerName": self.container_name})

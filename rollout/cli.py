@@ -53,7 +53,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     except pulumi.RunError as err:
         raise ConfigError(str(err).splitlines()) from None
     print(f"stack {args.stack}: config valid; {len(run.resources)} resources declared offline")
-    return check_gates(args)
+    resources = check_resource_policies(args, run)
+    gates = check_gates(args)
+    return EXIT_REFUSED if EXIT_REFUSED in (resources, gates) else EXIT_OK
+
+
+def check_resource_policies(args: argparse.Namespace, run) -> int:
+    """The pack's resource policies over the declared resources: mandatory in production."""
+    from rollout.policy_runner import resource_violations
+    from rollout.state import utc_now
+
+    violations = resource_violations(run, utc_now())
+    for v in violations:
+        level = "mandatory" if v.mandatory else "advisory"
+        print(f"[{level}] {v.policy} ({v.resource}): {v.message}")
+    mandatory = sum(v.mandatory for v in violations)
+    print(
+        f"stack {args.stack}: resource policies: {mandatory} mandatory, "
+        f"{len(violations) - mandatory} advisory violation(s)"
+    )
+    return EXIT_REFUSED if mandatory else EXIT_OK
 
 
 def check_gates(args: argparse.Namespace) -> int:

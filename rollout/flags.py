@@ -11,7 +11,9 @@ provider in in-process mode) decides each evaluation; our code never does:
   epoch) from the latest step back to the first, so the flag moves on schedule
   with no redeploy;
 - ``canary``: ``if`` the evaluation context says ``track: canary``, then the
-  flag's percentage of those evaluations, else off.
+  flag's percentage of those evaluations, else off; it follows the service's
+  canary weight (from the same config value): once the canary takes 100 % of
+  traffic, the flag's percentage applies to everyone.
 
 A 0 % or 100 % step is written as the plain variant rather than a fractional
 split, so it does not depend on a targeting key being present.
@@ -49,8 +51,12 @@ def _timestamp_at_least(epoch_seconds: int) -> dict[str, Any]:
     return {">=": [{"var": "$flagd.timestamp"}, epoch_seconds]}
 
 
-def flag_definition(flag: Any) -> dict[str, Any]:
-    """One flag's flagd definition; boolean variants ``on``/``off`` throughout."""
+def flag_definition(flag: Any, weight: int = 0) -> dict[str, Any]:
+    """One flag's flagd definition; boolean variants ``on``/``off`` throughout.
+
+    ``weight`` is the canary traffic weight of a canary flag's service: the flag
+    follows it (recorded in its metadata, and on for everyone at 100 %).
+    """
     definition: dict[str, Any] = {"state": "ENABLED", "variants": dict(BOOLEAN_VARIANTS)}
     metadata: dict[str, Any] = {"strategy": flag.strategy}
     if flag.description:
@@ -75,16 +81,23 @@ def flag_definition(flag: Any) -> dict[str, Any]:
         definition["targeting"] = {"if": chain}
         metadata["start"] = int(flag.start.timestamp())
     elif isinstance(flag, CanaryFlag):
-        definition["defaultVariant"] = OFF
-        definition["targeting"] = {
-            "if": [
-                {"==": [{"var": conventions.TRACK_LABEL}, conventions.CANARY]},
-                _share(flag.percentage),
-                OFF,
-            ]
-        }
         metadata["service"] = flag.service
         metadata["percentage"] = flag.percentage
+        metadata["weight"] = weight
+        if weight >= 100:
+            # The canary takes all traffic: what it runs is what everyone runs.
+            definition["defaultVariant"] = _share(flag.percentage) if flag.percentage in (0, 100) else OFF
+            if flag.percentage not in (0, 100):
+                definition["targeting"] = _share(flag.percentage)
+        else:
+            definition["defaultVariant"] = OFF
+            definition["targeting"] = {
+                "if": [
+                    {"==": [{"var": conventions.TRACK_LABEL}, conventions.CANARY]},
+                    _share(flag.percentage),
+                    OFF,
+                ]
+            }
     else:  # pragma: no cover - the config model admits no other strategy
         raise TypeError(f"unknown flag strategy {flag!r}")
     definition["metadata"] = metadata
@@ -99,8 +112,12 @@ def flag_document(config: StackConfig, stack: str) -> dict[str, Any]:
             "flagSetId": f"rollout/{stack}",
             "generated": conventions.GENERATED_HEADER.format(stack=stack),
         },
-        "flags": {key: flag_definition(config.flags[key]) for key in sorted(config.flags)},
+        "flags": {key: flag_definition(config.flags[key], _weight_of(config, config.flags[key])) for key in sorted(config.flags)},
     }
+
+
+def _weight_of(config: StackConfig, flag: Any) -> int:
+    return config.service(flag.service).rollout.weight if isinstance(flag, CanaryFlag) else 0
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -56,6 +56,8 @@ class ProgramRun:
     resources: list[DeclaredResource]
     outputs: dict[str, Any]
     secret_outputs: set[str] = field(default_factory=set)
+    #: The secret values the program was handed (placeholders or test values).
+    secret_values: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[DeclaredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -217,7 +219,22 @@ def run_program(
         finally:
             settings.reset_options()
             set_all_config({}, [])
-    return ProgramRun(stack=stack, resources=recorded, outputs=outputs, secret_outputs=secret_outputs)
+    handed = [
+        leaf
+        for key in secret_keys or []
+        for leaf in _leaves(json.loads(config[key]) if config[key][:1] in "{[" else config[key])
+    ]
+    return ProgramRun(
+        stack=stack, resources=recorded, outputs=outputs, secret_outputs=secret_outputs, secret_values=handed
+    )
+
+
+def _leaves(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value] if isinstance(value, str) and value else []
 
 
 def default_root() -> Path:

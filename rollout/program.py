@@ -58,11 +58,14 @@ def declare(config: StackConfig, stack: str, root: Path) -> None:
         _declare_kubernetes(config, stack, root, artifacts, labels)
     else:
         _declare_docker(config, stack, root, artifacts)
+    state = rollout_state(config, stack)
+    # The policy pack sees only resource inputs: the rollout state is one.
+    pulumi.Stash("rollout-state", input=state)
     pulumi.export("stack", stack)
     pulumi.export("target", config.target)
     pulumi.export("flagsDocument", artifacts.flags_json)
     # What is deployed, for CI's gate evidence (rollout evidence --deployed-state).
-    pulumi.export("rolloutState", rollout_state(config, stack))
+    pulumi.export("rolloutState", state)
 
 
 def _deployed_alertmanager_config(config: StackConfig) -> pulumi.Output:
@@ -70,14 +73,14 @@ def _deployed_alertmanager_config(config: StackConfig) -> pulumi.Output:
     return pulumi.Output.secret(alertmanager_config(config, reveal=plaintext))
 
 
-def _grafana(config: StackConfig, password: pulumi.Output, prometheus_url: str, depends_on: list) -> None:
+def _grafana(config: StackConfig, password: pulumi.Output, prometheus_url: str, depends_on: list):
     from components.grafana import GrafanaProvisioning, GrafanaProvisioningArgs
 
     settings = config.monitoring.grafana
     if not settings.url:
-        return
+        return None
     auth = config.secrets.grafana_auth
-    GrafanaProvisioning(
+    return GrafanaProvisioning(
         "grafana",
         GrafanaProvisioningArgs(
             url=settings.url,
@@ -89,12 +92,37 @@ def _grafana(config: StackConfig, password: pulumi.Output, prometheus_url: str, 
     )
 
 
+def _dashboards(config: StackConfig, artifacts, grafana, grafana_up: list, namespace=None, labels=None, opts=None) -> None:
+    """ConfigMaps for the chart's sidecar (Kubernetes) and, with a Grafana URL, the API's dashboards."""
+    from components.dashboards import Dashboards, DashboardsArgs
+
+    prefix = "grafana/dashboards/"
+    Dashboards(
+        "dashboards",
+        DashboardsArgs(
+            dashboards={
+                path.removeprefix(prefix).removesuffix(".json"): text
+                for path, text in artifacts.files.items()
+                if path.startswith(prefix)
+            },
+            folder=config.monitoring.grafana.folder,
+            namespace=namespace,
+            labels=labels or {},
+            grafana_provider=grafana.provider if grafana is not None else None,
+            grafana_folder_uid=grafana.folder_uid if grafana is not None else None,
+            grafana=grafana_up,
+        ),
+        opts=opts,
+    )
+
+
 def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, labels) -> None:
     import pulumi_kubernetes as k8s
 
     from alerts.catalogue import rule_files
     from components.flags import KubernetesFeatureFlags, KubernetesFlagsArgs
     from components.monitoring import KubernetesMonitoring, KubernetesMonitoringArgs
+    from components.service import CanaryServiceArgs, KubernetesCanaryService
 
     settings = config.kubernetes
     assert settings is not None  # guaranteed by the model for target kubernetes
@@ -126,12 +154,19 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         ),
         opts=opts,
     )
-    _grafana(
+    grafana = _grafana(
         config,
         monitoring.grafana_admin_password,
         f"http://prometheus-operated.{settings.namespace}.svc:9090",
         [monitoring],
     )
+    _dashboards(config, artifacts, grafana, [monitoring], namespace=namespace.metadata.name, labels=labels, opts=opts)
+    for service in config.services:
+        KubernetesCanaryService(
+            service.name,
+            CanaryServiceArgs(config=config, service=service, namespace=namespace.metadata.name),
+            opts=opts,
+        )
 
 
 def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> None:
@@ -139,6 +174,7 @@ def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> N
 
     from components.flags import DockerFeatureFlags, DockerFlagsArgs
     from components.monitoring import DockerMonitoring, DockerMonitoringArgs
+    from components.service import CanaryServiceArgs, DockerCanaryService
 
     settings = config.docker
     assert settings is not None  # guaranteed by the model for target docker
@@ -167,4 +203,9 @@ def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> N
         opts=opts,
     )
     host, port = conventions.DOCKER_HOSTS["prometheus"]
-    _grafana(config, monitoring.grafana_admin_password, f"http://{host}:{port}", [monitoring.grafana_container])
+    grafana = _grafana(config, monitoring.grafana_admin_password, f"http://{host}:{port}", [monitoring.grafana_container])
+    _dashboards(config, artifacts, grafana, [monitoring.grafana_container])
+    for service in config.services:
+        DockerCanaryService(
+            service.name, CanaryServiceArgs(config=config, service=service, network_name=network.name), opts=opts
+        )

@@ -142,3 +142,14 @@ def test_the_progressive_schedule_is_written_as_timestamp_targeting(tmp_path):
     assert [c[">="][0] for c in conditions] == [{"var": "$flagd.timestamp"}] * 7
     start = datetime.fromisoformat("2026-11-20T09:00:00+00:00")
     assert conditions[-1][">="][1] == int(start.timestamp())
+
+
+def test_a_canary_flag_follows_its_services_weight_to_everyone_at_100(tmp_path):
+    from rollout.flags import flag_definition
+    from rollout.config import CanaryFlag
+
+    flag = CanaryFlag.model_validate({"strategy": "canary", "service": "genesis"})
+    during = flag_definition(flag, weight=25)
+    complete = flag_definition(flag, weight=100)
+    assert during["metadata"]["weight"] == 25 and during["defaultVariant"] == "off"
+    assert complete["metadata"]["weight"] == 100 and complete["defaultVariant"] == "on" and "targeting" not in complete

@@ -1,0 +1,113 @@
+"""CanaryService: a service's stable and canary tracks and the traffic split between them.
+
+Kubernetes: a Deployment and a Service per track, a PodDisruptionBudget per
+track in production, and a Gateway API HTTPRoute with backend weights
+stable 100 - w and canary w (rollout/traffic.py builds every object).
+
+Docker: one container per track on the stack's network. Plain Docker has no
+weighted routing: both tracks are published on their own 127.0.0.1 ports, the
+weight is recorded as a label, and sending traffic to each track is left to
+whatever drives the local stack. Docker has no readiness probes or disruption
+budgets either; the container's healthcheck calls the health path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+
+from rollout import conventions as c
+from rollout import traffic
+from rollout.config import ServiceSettings, StackConfig
+
+TYPE = "rollout:services:CanaryService"
+STATE_LABEL = "rollout.dev/weight"
+
+
+@dataclass(frozen=True)
+class CanaryServiceArgs:
+    config: StackConfig
+    service: ServiceSettings
+    namespace: pulumi.Input[str] | None = None
+    network_name: pulumi.Input[str] | None = None
+
+
+class KubernetesCanaryService(pulumi.ComponentResource):
+    def __init__(self, name: str, args: CanaryServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        import pulumi_kubernetes as k8s
+
+        config, service = args.config, args.service
+        child = pulumi.ResourceOptions(parent=self)
+
+        def meta(document: dict) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, **document["metadata"])
+
+        for track in c.TRACKS:
+            spec = traffic.deployment(config, service, track)
+            k8s.apps.v1.Deployment(f"{name}-{track}", metadata=meta(spec), spec=spec["spec"], opts=child)
+            svc = traffic.service_object(service, track)
+            k8s.core.v1.Service(f"{name}-{track}-service", metadata=meta(svc), spec=svc["spec"], opts=child)
+            if config.tier == "production":
+                pdb = traffic.disruption_budget(service, track)
+                k8s.policy.v1.PodDisruptionBudget(f"{name}-{track}-pdb", metadata=meta(pdb), spec=pdb["spec"], opts=child)
+        route = traffic.http_route(config, service)
+        self.route = k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version=route["apiVersion"],
+            kind=route["kind"],
+            metadata=meta(route),
+            spec=route["spec"],
+            opts=child,
+        )
+        self.register_outputs({"weight": service.rollout.weight})
+
+
+class DockerCanaryService(pulumi.ComponentResource):
+    def __init__(self, name: str, args: CanaryServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        import pulumi_docker as docker
+
+        config, service = args.config, args.service
+        ports = {c.STABLE: config.docker.ports.service_stable, c.CANARY: config.docker.ports.service_canary}
+        flagd_host, flagd_port = c.DOCKER_HOSTS["flagd"]
+        for track in c.TRACKS:
+            settings = service.stable if track == c.STABLE else service.canary
+            image = docker.RemoteImage(
+                f"{name}-{track}-image", name=settings.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
+            )
+            docker.Container(
+                f"{name}-{track}",
+                name=f"{config.docker.network}-{service.name}-{track}",
+                image=image.image_id,
+                envs=[f"ROLLOUT_TRACK={track}", f"FLAGD_HOST={flagd_host}", f"FLAGD_PORT={flagd_port}"],
+                ports=[docker.ContainerPortArgs(internal=service.port, external=ports[track], ip="127.0.0.1")],
+                memory=_mebibytes(service.resources.limits.memory),
+                labels=[
+                    docker.ContainerLabelArgs(label=traffic.NAME_LABEL_KEY, value=service.name),
+                    docker.ContainerLabelArgs(label=traffic.TRACK_LABEL_KEY, value=track),
+                    docker.ContainerLabelArgs(label=STATE_LABEL, value=json.dumps(traffic.weights(service.rollout.weight)[track])),
+                ],
+                healthcheck=docker.ContainerHealthcheckArgs(
+                    tests=["CMD", "wget", "-q", "-O-", f"http://127.0.0.1:{service.port}{service.health.path}"],
+                    interval=f"{service.health.period_seconds}s",
+                    retries=3,
+                ),
+                networks_advanced=[
+                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[f"{service.name}-{track}"])
+                ],
+                restart="unless-stopped",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({"weight": service.rollout.weight})
+
+
+def _mebibytes(quantity: str) -> int:
+    """A Kubernetes memory quantity in MiB, as Docker's memory limit takes it."""
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024, "k": 1000 / 1024 / 1024, "M": 1000**2 / 1024**2, "G": 1000**3 / 1024**2}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return max(4, int(float(quantity[: -len(suffix)]) * factor))
+    return max(4, int(float(quantity) / 1024 / 1024))

@@ -1,0 +1,56 @@
+"""The CrossGuard wrappers of policies/rules.py, built by policies/__main__.py.
+
+Kept importable apart from __main__.py: constructing a PolicyPack starts its
+gRPC server, so tests build the policy list from here and never the pack.
+
+Gate evidence arrives as policy config, the same object under every gate:
+``{"evidence": {...}, "deployedState": {...}, "upstreamState": {...}}`` (all
+optional; ``rollout evidence --policy-config FILE`` writes it). Resource
+policies default to mandatory; policies/config/advisory.json lowers them to
+advisory for non-production stacks, as ``rollout check`` does by tier.
+"""
+
+from __future__ import annotations
+
+from policies.rules import POLICIES, Context, Policy, Resource
+
+CONFIG_SCHEMA_PROPERTIES = {
+    "evidence": {"type": "object"},
+    "deployedState": {"type": "object"},
+    "upstreamState": {"type": "object"},
+}
+
+
+def _validate(policy: Policy):
+    def validate(args, report_violation) -> None:
+        from rollout.state import utc_now
+
+        resources = [Resource(r.resource_type, r.name, r.props, r.urn) for r in args.resources]
+        by_name = {r.name: r.urn for r in args.resources}
+        context = Context(now=utc_now(), config=dict(args.get_config() or {}))
+        for resource, message in policy.check(resources, context):
+            report_violation(f"{resource}: {message}", by_name.get(resource))
+
+    return validate
+
+
+def crossguard_policies() -> list:
+    """One StackValidationPolicy per policy of rules.POLICIES, all mandatory by default."""
+    from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
+
+    return [
+        StackValidationPolicy(
+            name=policy.name,
+            description=policy.description,
+            validate=_validate(policy),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            config_schema=PolicyConfigSchema(properties=CONFIG_SCHEMA_PROPERTIES) if policy.always_mandatory else None,
+            remediation_steps=policy.remediation,
+        )
+        for policy in POLICIES
+    ]
+
+
+def advisory_config() -> dict:
+    """Policy config that lowers the resource policies to advisory (non-production stacks)."""
+    return {policy.name: "advisory" for policy in POLICIES if not policy.always_mandatory}

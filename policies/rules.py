@@ -1,0 +1,443 @@
+"""Every policy of the pack, as plain functions over plain data.
+
+policies/__main__.py wraps them for CrossGuard; rollout/policy_runner.py runs
+them over what the program declares under Pulumi's mocks (``rollout check``);
+the tests call them with constructed resources. A policy sees only resource
+inputs: the rollout state comes from the ``rollout-state`` Stash the program
+declares, the flag document from the flags ConfigMap (or Stash on Docker).
+
+Enforcement: the gates are mandatory everywhere. The resource policies are
+mandatory in production and advisory elsewhere (``Policy.mandatory``), taken
+from the tier in the rollout state; policies/config/ holds the matching
+CrossGuard enforcement overrides for non-production stacks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+from rollout import conventions as c
+from rollout.gates import GATE_POLICIES, judge_with_evidence
+
+STATE_STASH = "rollout-state"
+FLAGS_STASH = "rollout-flags-document"
+STASH = "pulumi:index:Stash"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+CHART = "kubernetes:helm.sh/v4:Chart"
+CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource as a policy sees it."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+    urn: str = ""
+
+
+@dataclass
+class Context:
+    """What a run of the policies knows besides the resources."""
+
+    now: datetime
+    #: Policy config, as CrossGuard passes it: evidence, deployedState, upstreamState.
+    config: Mapping[str, Any] = field(default_factory=dict)
+    #: Decrypted secret values, when the runner knows them (under mocks).
+    secret_values: tuple[str, ...] = ()
+    #: Input paths the program marked secret, by resource URN (under mocks).
+    secret_paths: Mapping[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    resource: str
+    message: str
+    mandatory: bool
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    description: str
+    remediation: str
+    #: True: mandatory everywhere (the gates). False: mandatory in production only.
+    always_mandatory: bool
+    check: Callable[[list[Resource], Context], Iterable[tuple[str, str]]]
+
+    def mandatory(self, tier: str | None) -> bool:
+        return self.always_mandatory or tier == "production"
+
+
+# --- reading the resources -------------------------------------------------------
+
+
+def rollout_state(resources: list[Resource]) -> dict | None:
+    for resource in resources:
+        if resource.type == STASH and resource.name == STATE_STASH:
+            value = resource.props.get("input")
+            return json.loads(value) if isinstance(value, str) else value
+    return None
+
+
+def flag_document(resources: list[Resource]) -> dict | None:
+    for resource in resources:
+        if resource.type == CONFIGMAP and c.FLAGS_FILE_NAME in (resource.props.get("data") or {}):
+            return json.loads(resource.props["data"][c.FLAGS_FILE_NAME])
+        if resource.type == STASH and resource.name == FLAGS_STASH:
+            value = resource.props.get("input")
+            return json.loads(value) if isinstance(value, str) else value
+    return None
+
+
+def _containers(resource: Resource) -> list[dict]:
+    if resource.type == DEPLOYMENT:
+        return list(((resource.props.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [])
+    return []
+
+
+def _images(resources: list[Resource]) -> Iterable[tuple[str, str]]:
+    for resource in resources:
+        for container in _containers(resource):
+            yield resource.name, str(container.get("image", ""))
+        if resource.type == REMOTE_IMAGE:
+            yield resource.name, str(resource.props.get("name", ""))
+
+
+def is_pinned(image: str) -> bool:
+    """A digest, or a tag other than latest."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return False
+    return last.rsplit(":", 1)[1] not in ("", "latest")
+
+
+# --- gates -----------------------------------------------------------------------
+
+
+def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, str]]]:
+    def check(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+        state = rollout_state(resources)
+        if state is None:
+            return [(STATE_STASH, "the program declared no rollout state; the gates cannot judge")]
+        config = context.config or {}
+        deployed, upstream = config.get("deployedState"), config.get("upstreamState")
+        if config.get("evidence") is None and deployed is None:
+            # No evidence and no deployed state handed over: "deployed" is the
+            # stack file as committed (HEAD), as for `rollout check`.
+            deployed, upstream = _committed(state), upstream or _committed_upstream(state)
+        violations = judge_with_evidence(state, config.get("evidence"), context.now, deployed_state=deployed, upstream_state=upstream)
+        return [(f"service {v.service}", v.message) for v in violations if v.policy == name]
+
+    return check
+
+
+def _committed(state: Mapping[str, Any]) -> dict | None:
+    from rollout.checking import NoGitBase, state_at_ref
+    from rollout.loader import project_root
+
+    try:
+        return state_at_ref(str(state.get("stack")), project_root(), "HEAD")
+    except NoGitBase:
+        return None  # judged as never deployed: any advance is refused
+
+
+def _committed_upstream(state: Mapping[str, Any]) -> dict | None:
+    upstream = state.get("promotesFrom")
+    return _committed({"stack": upstream}) if upstream else None
+
+
+# --- resource policies -------------------------------------------------------------
+
+
+def pinned_images(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    for name, image in _images(resources):
+        if not is_pinned(image):
+            yield name, f"image {image!r} is not pinned: use a tag other than latest, or a digest"
+
+
+def requests_and_limits(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    for resource in resources:
+        for container in _containers(resource):
+            spec = container.get("resources") or {}
+            for kind in ("requests", "limits"):
+                missing = [k for k in ("cpu", "memory") if not (spec.get(kind) or {}).get(k)]
+                if missing:
+                    yield resource.name, f"container {container.get('name')!r} has no {kind} for {', '.join(missing)}"
+
+
+def production_replicas(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    state = rollout_state(resources) or {}
+    if state.get("tier") != "production":
+        return
+    budgets = [r for r in resources if r.type == PDB]
+    for resource in resources:
+        if resource.type != DEPLOYMENT:
+            continue
+        spec = resource.props.get("spec") or {}
+        if int(spec.get("replicas") or 0) < 2:
+            yield resource.name, f"runs {spec.get('replicas')} replica(s); production needs at least 2"
+        pod_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        covered = any(
+            all(pod_labels.get(k) == v for k, v in (((b.props.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())
+            for b in budgets
+        )
+        if not covered:
+            yield resource.name, "no PodDisruptionBudget selects its pods"
+
+
+def route_weights(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    state = rollout_state(resources) or {}
+    services = state.get("services") or {}
+    for resource in resources:
+        if resource.type != HTTPROUTE:
+            continue
+        for rule in (resource.props.get("spec") or {}).get("rules") or []:
+            backends = rule.get("backendRefs") or []
+            total = sum(int(b.get("weight", 1)) for b in backends)
+            if total != 100:
+                yield resource.name, f"backend weights sum to {total}, not 100"
+            service = resource.props.get("metadata", {}).get("name")
+            canary = [b for b in backends if str(b.get("name", "")).endswith(f"-{c.CANARY}")]
+            expected = (services.get(service) or {}).get("weight")
+            if expected is not None and canary and int(canary[0].get("weight", 0)) != expected:
+                yield resource.name, f"the canary's weight is {canary[0].get('weight')}, but the rollout is at {expected} %"
+
+
+def canary_flags_in_step(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    state = rollout_state(resources) or {}
+    services = state.get("services") or {}
+    document = flag_document(resources) or {}
+    for key, flag in sorted((document.get("flags") or {}).items()):
+        metadata = flag.get("metadata") or {}
+        if metadata.get("strategy") != "canary":
+            continue
+        expected = (services.get(metadata.get("service")) or {}).get("weight")
+        if expected is not None and metadata.get("weight") != expected:
+            yield f"flag {key}", f"follows weight {metadata.get('weight')}, but {metadata.get('service')}'s rollout is at {expected} %"
+
+
+def _rule_documents(resources: list[Resource]) -> Iterable[tuple[str, dict]]:
+    for resource in resources:
+        if resource.type == RULE:
+            yield resource.name, resource.props.get("spec") or {}
+        if resource.type == CONTAINER:
+            for upload in resource.props.get("uploads") or []:
+                if str(upload.get("file", "")).startswith("/etc/prometheus/rules/"):
+                    yield resource.name, yaml.safe_load(upload.get("content") or "") or {}
+
+
+def alert_rules_complete(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    for name, document in _rule_documents(resources):
+        for group in document.get("groups") or []:
+            for rule in group.get("rules") or []:
+                if "alert" not in rule:
+                    continue
+                labels, annotations = rule.get("labels") or {}, rule.get("annotations") or {}
+                missing = [k for k in ("severity", "priority", "category") if not labels.get(k)]
+                missing += [k for k in ("summary", "description", "runbook_url") if not annotations.get(k)]
+                if missing:
+                    yield name, f"alert {rule['alert']} has no {', '.join(missing)}"
+
+
+def _alertmanager_configs(resources: list[Resource]) -> Iterable[tuple[str, dict]]:
+    for resource in resources:
+        if resource.type == CHART and resource.props.get("chart") == "kube-prometheus-stack":
+            config = ((resource.props.get("values") or {}).get("alertmanager") or {}).get("config")
+            if isinstance(config, Mapping):
+                yield resource.name, config
+        if resource.type == CONTAINER:
+            for upload in resource.props.get("uploads") or []:
+                if upload.get("file") == "/etc/alertmanager/alertmanager.yml":
+                    config = yaml.safe_load(upload.get("content") or "")
+                    if isinstance(config, Mapping):
+                        yield resource.name, config
+
+
+_MATCHER = re.compile(r'^\s*([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"(.*)"\s*$')
+
+
+def _matches(matchers: list[str], labels: Mapping[str, str]) -> bool:
+    for matcher in matchers:
+        found = _MATCHER.match(matcher)
+        if not found:
+            return False
+        name, op, value = found.groups()
+        actual = labels.get(name, "")
+        ok = {
+            "=": actual == value,
+            "!=": actual != value,
+            "=~": re.fullmatch(value, actual) is not None,
+            "!~": re.fullmatch(value, actual) is None,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def receivers_for(route: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
+    """The receivers an alert with ``labels`` reaches: first matching child routes,
+    following ``continue``, else the route's own receiver."""
+    found: list[str] = []
+    for child in route.get("routes") or []:
+        if _matches(child.get("matchers") or [], labels):
+            found += receivers_for({**child, "receiver": child.get("receiver", route.get("receiver"))}, labels)
+            if not child.get("continue"):
+                return found
+    return found or [route.get("receiver")]
+
+
+def pages_reach_pagerduty(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    state = rollout_state(resources) or {}
+    for name, config in _alertmanager_configs(resources):
+        receivers = {r.get("name"): r for r in config.get("receivers") or []}
+        paging = {n for n, r in receivers.items() if r.get("pagerduty_configs")}
+        if not paging and state.get("tier") != "production":
+            continue  # a stack that does not page at all, by choice
+        for priority in ("P0", "P1"):
+            reached = receivers_for(config.get("route") or {}, {"priority": priority, "alertname": "Any"})
+            if not set(reached) & paging:
+                yield name, f"{priority} alerts reach {', '.join(map(str, reached))}, not PagerDuty"
+
+
+#: Shapes of credentials that must never sit in a plain input.
+_SECRET_SHAPES = (
+    re.compile(r"https://hooks\.slack\.com/services/\S+"),
+    re.compile(r"https://events\.pagerduty\.com/\S*[?&]token=\S+"),
+    re.compile(r"(?i)\b(password|passwd|api_key|apikey|secret|token)\s*[:=]\s*[^\s<\"'{}]{6,}"),
+)
+
+
+def _strings(value: Any, path: str = "", skip: set[str] | frozenset = frozenset()) -> Iterable[str]:
+    """Every string in ``value``, leaving out the subtrees at ``skip`` (secret inputs)."""
+    if path in skip:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path else str(key), skip)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]", skip)
+
+
+def no_clear_secrets(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    for resource in resources:
+        if resource.type == "kubernetes:core/v1:Secret":
+            continue  # Kubernetes Secrets are where secrets belong; Pulumi keeps their data secret
+        for text in _strings(resource.props, skip=context.secret_paths.get(resource.urn, frozenset())):
+            if any(value and value in text for value in context.secret_values):
+                yield resource.name, "holds the value of a stack secret in an input that is not secret"
+                break
+            if any(shape.search(text) for shape in _SECRET_SHAPES):
+                yield resource.name, "holds what looks like a credential in clear text"
+                break
+
+
+def prometheus_storage(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    state = rollout_state(resources) or {}
+    if state.get("tier") != "production":
+        return
+    charts = [r for r in resources if r.type == CHART and r.props.get("chart") == "kube-prometheus-stack"]
+    if not charts and not any(r.type == RULE for r in resources):
+        yield STATE_STASH, "production runs no Prometheus with persistent storage (Kubernetes only)"
+    for chart in charts:
+        spec = ((chart.props.get("values") or {}).get("prometheus") or {}).get("prometheusSpec") or {}
+        if not spec.get("storageSpec"):
+            yield chart.name, "Prometheus has no persistent volume"
+        if (spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenDeleted") != "Retain":
+            yield chart.name, "Prometheus' volume is not retained when its StatefulSet is deleted"
+
+
+POLICIES: tuple[Policy, ...] = tuple(
+    Policy(gate.name, gate.description, gate.remediation, True, _gate(gate.name)) for gate in GATE_POLICIES.values()
+) + (
+    Policy(
+        "rollout-pinned-images",
+        "Every image is pinned by a tag other than latest, or by a digest.",
+        "Set the image to an immutable tag or a digest in the stack file.",
+        False,
+        pinned_images,
+    ),
+    Policy(
+        "rollout-requests-and-limits",
+        "Every container sets CPU and memory requests and limits.",
+        "Set rollout:services[].resources in the stack file.",
+        False,
+        requests_and_limits,
+    ),
+    Policy(
+        "rollout-production-replicas",
+        "In production, every Deployment runs at least 2 replicas and a PodDisruptionBudget covers it.",
+        "Raise the track's replicas to 2 or more; the program declares the PDBs in production.",
+        False,
+        production_replicas,
+    ),
+    Policy(
+        "rollout-route-weights",
+        "Each HTTPRoute's backend weights sum to 100 and the canary's equals the rollout weight.",
+        "Let the program derive weights from rollout:services[].rollout.history; do not edit routes by hand.",
+        False,
+        route_weights,
+    ),
+    Policy(
+        "rollout-canary-flags-in-step",
+        "Canary-strategy flags follow the weight of their service's rollout.",
+        "Render the flag document from the same stack config as the route.",
+        False,
+        canary_flags_in_step,
+    ),
+    Policy(
+        "rollout-alert-rules-complete",
+        "Every alert rule carries severity, priority and category labels and summary, description and runbook_url annotations.",
+        "Build alerts with alerts.model.Alert, which sets them all.",
+        False,
+        alert_rules_complete,
+    ),
+    Policy(
+        "rollout-pages-reach-pagerduty",
+        "P0 and P1 alerts reach a PagerDuty receiver.",
+        "Set rollout:alerting.pagerduty to true and the routing key secret.",
+        False,
+        pages_reach_pagerduty,
+    ),
+    Policy(
+        "rollout-no-clear-secrets",
+        "No secret value sits in clear text in a resource input that is not secret.",
+        "Keep credentials under rollout:secrets (Pulumi secrets) and pass them on as secrets.",
+        False,
+        no_clear_secrets,
+    ),
+    Policy(
+        "rollout-prometheus-storage-protected",
+        "In production, Prometheus keeps its data on a persistent volume that outlives its StatefulSet.",
+        "Set rollout:monitoring.storage.persistent and protect to true.",
+        False,
+        prometheus_storage,
+    ),
+)
+
+
+def run_policies(resources: list[Resource], context: Context, policies: Iterable[Policy] = POLICIES) -> list[Violation]:
+    tier = (rollout_state(resources) or {}).get("tier")
+    violations = []
+    for policy in policies:
+        for resource, message in policy.check(resources, context):
+            violations.append(Violation(policy.name, resource, message, policy.mandatory(tier)))
+    return violations

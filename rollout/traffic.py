@@ -1,0 +1,113 @@
+"""A canary service's Kubernetes objects, as plain data: Deployments, Services,
+PodDisruptionBudgets and the HTTPRoute that splits traffic by weight.
+
+At weight 0 the canary takes no traffic (its backend weight is 0), but its pods
+keep running at their replica count: they stay health-checked by the blackbox
+probe and the kubelet, so a broken canary image shows (and can trigger its
+rollback) before it takes a single request, and the first stage starts warm.
+"""
+
+from __future__ import annotations
+
+from rollout import conventions as c
+from rollout.config import ServiceSettings, StackConfig
+
+TRACK_LABEL_KEY = "rollout.dev/track"
+NAME_LABEL_KEY = "app.kubernetes.io/name"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+
+
+def weights(weight: int) -> dict[str, int]:
+    """Backend weights of the two tracks: stable 100 - w, canary w."""
+    return {c.STABLE: 100 - weight, c.CANARY: weight}
+
+
+def labels(service: ServiceSettings, track: str) -> dict[str, str]:
+    return {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track, c.MANAGED_BY_LABEL[0]: c.MANAGED_BY_LABEL[1]}
+
+
+def track_name(service: ServiceSettings, track: str) -> str:
+    return f"{service.name}-{track}"
+
+
+def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dict:
+    settings = service.stable if track == c.STABLE else service.canary
+    probe = {"httpGet": {"path": service.health.path, "port": "http"}, "periodSeconds": service.health.period_seconds}
+    selector = {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track}
+    return {
+        "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
+        "spec": {
+            "replicas": settings.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels(service, track)},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": service.name,
+                            "image": settings.image,
+                            "ports": [{"name": "http", "containerPort": service.port}],
+                            "env": [
+                                # The service puts this in every flag evaluation's context.
+                                {"name": "ROLLOUT_TRACK", "value": track},
+                                {"name": "FLAGD_RESOLVER", "value": "in-process"},
+                                {"name": "FLAGD_OFFLINE_FLAG_SOURCE_PATH", "value": f"{c.FLAGS_MOUNT_DIR}/{c.FLAGS_FILE_NAME}"},
+                            ],
+                            "readinessProbe": {**probe, "failureThreshold": 3},
+                            "livenessProbe": {**probe, "failureThreshold": 6, "initialDelaySeconds": 10},
+                            "resources": service.resources.model_dump(by_alias=True),
+                            # A directory mount: the kubelet updates it in place
+                            # when the flags change (a subPath mount never would).
+                            "volumeMounts": [{"name": "flags", "mountPath": c.FLAGS_MOUNT_DIR, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [{"name": "flags", "configMap": {"name": "rollout-flags"}}],
+                },
+            },
+        },
+    }
+
+
+def service_object(service: ServiceSettings, track: str) -> dict:
+    return {
+        "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
+        "spec": {
+            "selector": {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track},
+            "ports": [{"name": "http", "port": service.port, "targetPort": "http"}],
+        },
+    }
+
+
+def disruption_budget(service: ServiceSettings, track: str) -> dict:
+    return {
+        "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track}},
+        },
+    }
+
+
+def http_route(config: StackConfig, service: ServiceSettings) -> dict:
+    gateway = config.kubernetes.gateway
+    parent = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.name, "namespace": gateway.namespace}
+    if gateway.section_name:
+        parent["sectionName"] = gateway.section_name
+    split = weights(service.rollout.weight)
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": {"name": service.name, "labels": {NAME_LABEL_KEY: service.name}},
+        "spec": {
+            "parentRefs": [parent],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [
+                        {"name": track_name(service, track), "port": service.port, "weight": split[track]}
+                        for track in c.TRACKS
+                    ],
+                }
+            ],
+        },
+    }

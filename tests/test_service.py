@@ -1,0 +1,134 @@
+"""CanaryService under Pulumi's mocks: tracks, probes, resources, budgets, the traffic split."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path
+from rollout.harness import run_program
+from rollout.loader import load_stack
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {stack: run_program(stack) for stack in STACKS}
+
+
+def _manifest(resource) -> dict:
+    group_version, kind = resource.type.split(":")[1], resource.type.split(":")[2]
+    group, _, version = group_version.rpartition("/")
+    return {"apiVersion": version if group == "core" else f"{group}/{version}", "kind": kind, **resource.inputs}
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_each_track_has_a_deployment_and_a_service_under_the_component(runs, stack):
+    run = runs[stack]
+    config = load_stack(stack)
+    service = config.services[0]
+    deployments = {r.name: r for r in run.of_type(DEPLOYMENT)}
+    assert set(deployments) == {"genesis-stable", "genesis-canary"}
+    for track, settings in (("stable", service.stable), ("canary", service.canary)):
+        deployment = deployments[f"genesis-{track}"]
+        assert deployment.parent_name == "genesis"
+        spec = deployment.inputs["spec"]
+        assert spec["replicas"] == settings.replicas
+        (container,) = spec["template"]["spec"]["containers"]
+        assert container["image"] == settings.image
+        assert container["readinessProbe"]["httpGet"]["path"] == service.health.path
+        assert container["livenessProbe"]["httpGet"]["path"] == service.health.path
+        assert container["resources"]["limits"]["memory"] == service.resources.limits.memory
+        assert {"name": "ROLLOUT_TRACK", "value": track} in container["env"]
+    services = {r.name for r in run.of_type(SERVICE)}
+    assert services == {"genesis-stable-service", "genesis-canary-service"}
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_the_flag_configmap_is_mounted_as_a_directory_never_a_subpath(runs, stack):
+    for deployment in runs[stack].of_type(DEPLOYMENT):
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        (mount,) = pod["containers"][0]["volumeMounts"]
+        assert mount["mountPath"] == "/etc/flagd" and "subPath" not in mount
+        assert pod["volumes"] == [{"name": "flags", "configMap": {"name": "rollout-flags"}}]
+
+
+def test_only_production_declares_disruption_budgets(runs):
+    assert {r.name for r in runs["production"].of_type(PDB)} == {"genesis-stable-pdb", "genesis-canary-pdb"}
+    for stack in ("dev", "staging"):
+        assert runs[stack].of_type(PDB) == []
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_the_route_splits_traffic_stable_100_minus_w_and_canary_w(runs, stack):
+    weight = load_stack(stack).services[0].rollout.weight
+    (route,) = runs[stack].of_type(ROUTE)
+    backends = {b["name"]: b["weight"] for b in route.inputs["spec"]["rules"][0]["backendRefs"]}
+    assert backends == {"genesis-stable": 100 - weight, "genesis-canary": weight}
+    gateway = load_stack(stack).kubernetes.gateway
+    (parent,) = route.inputs["spec"]["parentRefs"]
+    assert (parent["name"], parent["namespace"]) == (gateway.name, gateway.namespace)
+
+
+def test_a_rollback_to_zero_sends_the_canary_no_traffic_but_keeps_its_pods(project):
+    from rollout.state import format_time, utc_now
+
+    edit_stack(
+        project,
+        "staging",
+        lambda c: c["rollout:services"][0]["rollout"]["history"].append(
+            {"weight": 0, "startedAt": format_time(utc_now()), "reason": "error budget"}
+        ),
+    )
+    run = run_program("staging", project)
+    (route,) = run.of_type(ROUTE)
+    backends = {b["name"]: b["weight"] for b in route.inputs["spec"]["rules"][0]["backendRefs"]}
+    assert backends == {"genesis-stable": 100, "genesis-canary": 0}
+    canary = [r for r in run.of_type(DEPLOYMENT) if r.name == "genesis-canary"][0]
+    assert canary.inputs["spec"]["replicas"] == load_stack("staging").services[0].canary.replicas
+
+
+@lru_cache(maxsize=1)
+def _httproute_schema() -> dict:
+    crd = yaml.safe_load(shared_path("schemas", "crds", "gateway.networking.k8s.io_httproutes.yaml").read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_the_rendered_httproute_validates_against_the_gateway_api_crd(runs, stack):
+    (route,) = runs[stack].of_type(ROUTE)
+    jsonschema.Draft7Validator(_httproute_schema()).validate(_manifest(route))
+
+
+def test_the_httproute_schema_check_catches_a_negative_weight():
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "x"},
+             "spec": {"rules": [{"backendRefs": [{"name": "a", "port": 80, "weight": -1}]}]}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(_httproute_schema()).validate(route)
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_deployments_services_and_budgets_validate_with_kubernetes_validate(runs, stack):
+    run = runs[stack]
+    for resource in run.of_type(DEPLOYMENT) + run.of_type(SERVICE) + run.of_type(PDB):
+        kubernetes_validate.validate(_manifest(resource), "1.33", strict=True)
+
+
+def test_the_docker_stack_runs_both_tracks_on_their_own_loopback_ports(runs):
+    config = load_stack("local")
+    containers = {r.name: r for r in runs["local"].of_type("docker:index/container:Container")}
+    for track, port in (("stable", config.docker.ports.service_stable), ("canary", config.docker.ports.service_canary)):
+        container = containers[f"genesis-{track}"]
+        (published,) = container.inputs["ports"]
+        assert (published["internal"], published["external"], published["ip"]) == (8080, port, "127.0.0.1")
+        assert f"ROLLOUT_TRACK={track}" in container.inputs["envs"]
+        assert container.inputs["memory"] == 512
