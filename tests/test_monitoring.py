@@ -177,7 +177,8 @@ def test_the_docker_stack_runs_each_deployable_from_a_pinned_image_on_loopback_p
     for component in ("prometheus", "alertmanager", "grafana", "pushgateway", "node-exporter", "blackbox-exporter"):
         assert f"monitoring-{component}" in containers, component
     images = {r.inputs["name"] for r in run.of_type("docker:index/remoteImage:RemoteImage")}
-    assert images == set(versions.IMAGES.values())
+    service_images = {t.image for s in load_stack("local").services for t in (s.stable, s.canary)}
+    assert images == set(versions.IMAGES.values()) | service_images
     for image in images:
         assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1], image
     for container in containers.values():
