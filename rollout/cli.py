@@ -269,6 +269,17 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_flags(args: argparse.Namespace) -> int:
+    import json
+
+    from rollout.flag_values import as_env, resolve
+
+    config = load_stack(args.stack, args.project)
+    values = resolve(config, args.stack, args.targeting_key, args.track)
+    sys.stdout.write(as_env(values) if args.format == "env" else json.dumps(values, indent=2, sort_keys=True) + "\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollout",
@@ -298,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="without --evidence, the git ref whose stack file counts as deployed (default HEAD)",
     )
     check.set_defaults(handler=cmd_check)
+
+    flags = commands.add_parser("flags", help="the flags as flagd resolves them now, for CI jobs")
+    _stack_arg(flags)
+    flags.add_argument("--format", choices=("env", "json"), default="env", help="env: FLAG_<KEY>=true|false lines")
+    flags.add_argument("--targeting-key", default="ci", help="the evaluation's targeting key (default: ci)")
+    flags.add_argument("--track", choices=("stable", "canary"), default="stable", help="the evaluation's track")
+    flags.set_defaults(handler=cmd_flags)
 
     status = commands.add_parser("status", help="each service's stage, time in stage, next stage, earliest advance")
     _stack_arg(status)

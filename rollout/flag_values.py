@@ -1,0 +1,47 @@
+"""The flags as a stack resolves them now, evaluated by flagd's own in-process evaluator.
+
+For CI jobs (``rollout flags --format env``): every flag of the rendered
+document is evaluated once, for one evaluation context (a targeting key and a
+track), by the OpenFeature flagd provider reading the document from a file;
+percentage and progressive flags therefore answer for that key, at this time.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from rollout import conventions
+from rollout.config import StackConfig
+from rollout.flags import dumps, flag_document
+
+
+def resolve(config: StackConfig, stack: str, targeting_key: str, track: str) -> dict[str, bool]:
+    from openfeature import api
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+    from openfeature.evaluation_context import EvaluationContext
+
+    with tempfile.TemporaryDirectory(prefix="rollout-flags-") as scratch:
+        path = Path(scratch) / conventions.FLAGS_FILE_NAME
+        path.write_text(dumps(flag_document(config, stack)), encoding="utf-8")
+        domain = f"rollout-flags-{stack}"
+        provider = FlagdProvider(resolver_type=ResolverType.IN_PROCESS, offline_flag_source_path=str(path))
+        api.set_provider_and_wait(provider, domain=domain)
+        try:
+            client = api.get_client(domain=domain)
+            context = EvaluationContext(targeting_key=targeting_key, attributes={conventions.TRACK_LABEL: track})
+            values = {}
+            for key in sorted(config.flags):
+                details = client.get_boolean_details(key, False, context)
+                if details.error_code is not None:
+                    raise RuntimeError(f"flagd could not evaluate {key}: {details.error_message or details.error_code}")
+                values[key] = bool(details.value)
+            return values
+        finally:
+            provider.shutdown()
+
+
+def as_env(values: dict[str, bool]) -> str:
+    """One ``FLAG_<KEY>=true|false`` line per flag, for $GITHUB_ENV or a shell."""
+    return "".join(f"FLAG_{key.upper()}={'true' if on else 'false'}\n" for key, on in sorted(values.items()))
