@@ -54,7 +54,7 @@ def rule_files(config: StackConfig) -> dict[str, dict]:
     files = {
         "recording": {
             "groups": [
-                _group("sli", [r.rule() for r in recording.canary_slis(config) + recording.safety_flags(config)], interval),
+                _group("sli", [r.rule() for r in recording.canary_slis(config) + recording.safety_flags(config) + recording.rollout_state(config)], interval),
                 _group("slo", [r.rule() for r in recording.slo_slis(config)], interval),
             ]
         }

@@ -83,3 +83,21 @@ def safety_flags(config: StackConfig) -> list[Recording]:
         )
         for key in c.SAFETY_FLAGS
     ]
+
+
+def rollout_state(config: StackConfig) -> list[Recording]:
+    """Each service's rollout stage from the stack config, as series a dashboard can draw.
+
+    Rewritten on every deploy, so the recorded history is the weight over time.
+    """
+    rules = []
+    for service in config.services:
+        settings = service.rollout
+        labels = {c.SERVICE_LABEL: service.name}
+        weights = settings.plan_model.weights
+        rules += [
+            Recording(c.ROLLOUT_WEIGHT, f"vector({settings.weight})", labels),
+            Recording(c.ROLLOUT_STAGE, f"vector({weights.index(settings.weight) + 1})", labels),
+            Recording(c.ROLLOUT_STAGE_STARTED, f"vector({int(settings.current.started_at.timestamp())})", labels),
+        ]
+    return rules

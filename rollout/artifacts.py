@@ -40,4 +40,8 @@ def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
     files["blackbox/blackbox.yml"] = yamlout.dump(blackbox_values(config)["config"], stack)
     # Placeholders stand where the deployed file holds secrets.
     files["alertmanager/alertmanager.yml"] = yamlout.dump(alertmanager_config(config), stack)
+    from dashboards.build import dashboards, dumps
+
+    for uid, document in dashboards(config, stack).items():
+        files[f"grafana/dashboards/{uid}.json"] = dumps(document)
     return Artifacts(stack=stack, files=dict(sorted(files.items())))

@@ -64,6 +64,9 @@ PROBE_SUCCESS_RATIO = "service_track:probe_success:ratio_5m"
 GRAFANA_DATASOURCE_UID = "rollout-prometheus"
 # Label the Grafana chart's sidecar watches for dashboard ConfigMaps.
 GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
+# Annotation on a dashboard ConfigMap naming its folder; the sidecar reads it
+# (grafana.sidecar.dashboards.folderAnnotation in the chart values).
+GRAFANA_FOLDER_ANNOTATION = "grafana_folder"
 
 # Scrape jobs. Alerts key on these ``job`` labels, so the Docker target's
 # prometheus.yml and the Kubernetes ServiceMonitors/Probes must produce them.
@@ -125,3 +128,24 @@ SERVICE_ERRORS_RATE = "service:http_request_errors:rate5m"
 SERVICE_FAST_RATE = "service:http_requests_fast:rate5m"
 SERVICE_DURATION_COUNT_RATE = "service:http_request_duration_seconds_count:rate5m"
 SERVICE_PROBE_SUCCESS = "service:probe_success:ratio_5m"
+
+# The rollout state from the stack config as series per service, recorded like
+# the safety flags so that dashboards draw the weight over time and the time in
+# stage: the canary's weight (percent), its stage's position in the plan
+# (1-based) and when the stage began (Unix seconds).
+ROLLOUT_WEIGHT = "service:rollout_canary_weight:percent"
+ROLLOUT_STAGE = "service:rollout_stage:index"
+ROLLOUT_STAGE_STARTED = "service:rollout_stage_started:timestamp_seconds"
+
+# Process metrics every Prometheus client library exports by default, read per
+# track for the services' CPU and memory (scraped as job rollout-service).
+PROCESS_CPU_SECONDS = "process_cpu_seconds_total"
+PROCESS_RESIDENT_MEMORY = "process_resident_memory_bytes"
+
+# The monitoring stack's own metrics that dashboards and alerts read.
+UP = "up"
+ALERTS = "ALERTS"
+PROMETHEUS_HEAD_SERIES = "prometheus_tsdb_head_series"
+PROMETHEUS_RULE_EVALUATION_FAILURES = "prometheus_rule_evaluation_failures_total"
+ALERTMANAGER_NOTIFICATIONS = "alertmanager_notifications_total"
+ALERTMANAGER_NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
