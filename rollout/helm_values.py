@@ -1,7 +1,7 @@
 """Helm values and monitoring custom resources for the Kubernetes stacks, as plain data.
 
 Every key set here must exist in the chart's own default values (Helm ignores
-an unknown key silently); tests/test_monitoring_kubernetes.py compares them
+an unknown key silently); tests/test_monitoring.py compares them
 with the defaults in ../shared/reference/helm-values/.
 
 Choices, and why:
@@ -34,6 +34,8 @@ GRAFANA_ADMIN_SECRET = "rollout-grafana-admin"
 #: The blackbox exporter chart names its objects after the release unless the
 #: release name contains the chart's name; this release name makes them predictable.
 BLACKBOX_RELEASE = "prometheus-blackbox-exporter"
+#: The name of Grafana's Service port, set in the values so our monitor can rely on it.
+GRAFANA_PORT_NAME = "http-web"
 
 
 def blackbox_address(config: StackConfig) -> str:
@@ -44,6 +46,47 @@ def blackbox_address(config: StackConfig) -> str:
 def pushgateway_name(config: StackConfig) -> str:
     return f"{config.monitoring.release_name}-pushgateway"
 MONITORING_API = "monitoring.coreos.com/v1"
+
+
+def job_relabeling(job: str) -> list[dict[str, str]]:
+    """Relabelings that name a monitor's targets ``job``.
+
+    The operator names a ServiceMonitor's job after the Service (here
+    ``rollout-monitoring-prometheus`` and the like), but the alert catalogue
+    and the Docker target's prometheus.yml match the conventions.JOB_* names;
+    without this an alert on Prometheus' config reloads would never fire on
+    Kubernetes. The operator appends these after its own relabelings, so they win.
+    """
+    return [{"targetLabel": "job", "replacement": job}]
+
+
+def grafana_service_monitor(config: StackConfig) -> dict:
+    """Scrapes the chart's Grafana as job ``grafana``.
+
+    Ours, not the chart's: kube-prometheus-stack's own values offer only
+    ``grafana.serviceMonitor.enabled``, and its relabelings live in the Grafana
+    subchart, whose defaults the values test cannot check.
+    """
+    namespace = config.kubernetes.namespace if config.kubernetes else "default"
+    return {
+        "apiVersion": MONITORING_API,
+        "kind": "ServiceMonitor",
+        "metadata": {"name": f"{config.monitoring.release_name}-grafana", "namespace": namespace, "labels": release_labels(config)},
+        "spec": {
+            # The Grafana subchart labels its Service with the release it belongs to.
+            "selector": {
+                "matchLabels": {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": config.monitoring.release_name}
+            },
+            "endpoints": [
+                {
+                    "port": GRAFANA_PORT_NAME,
+                    "path": "/metrics",
+                    "interval": format_duration(config.monitoring.scrape_interval),
+                    "relabelings": job_relabeling(c.JOB_GRAFANA),
+                }
+            ],
+        },
+    }
 
 
 def release_labels(config: StackConfig) -> dict[str, str]:
@@ -88,12 +131,16 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
             "admissionWebhooks": {"enabled": False, "patch": {"enabled": False}},
             "tls": {"enabled": False},
         },
-        "prometheus": {"prometheusSpec": prometheus_spec},
+        "prometheus": {"prometheusSpec": prometheus_spec, "serviceMonitor": {"relabelings": job_relabeling(c.JOB_PROMETHEUS)}},
         "alertmanager": {
             "config": alertmanager_config,
             "alertmanagerSpec": {"replicas": monitoring.alertmanager_replicas},
+            "serviceMonitor": {"relabelings": job_relabeling(c.JOB_ALERTMANAGER)},
         },
         "grafana": {
+            # grafana_service_monitor() scrapes it instead, with our job name.
+            "serviceMonitor": {"enabled": False},
+            "service": {"portName": GRAFANA_PORT_NAME},
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
             "sidecar": {
                 "dashboards": {"enabled": True, "label": label, "labelValue": value, "searchNamespace": "ALL"},
@@ -101,6 +148,7 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
             },
         },
         "nodeExporter": {"enabled": True},
+        "prometheus-node-exporter": {"prometheus": {"monitor": {"relabelings": job_relabeling(c.JOB_NODE)}}},
     }
 
 
@@ -111,8 +159,10 @@ def pushgateway_values(config: StackConfig) -> dict:
             "enabled": True,
             "namespace": config.kubernetes.namespace if config.kubernetes else "default",
             "additionalLabels": release_labels(config),
-            # CI pushes with its own job label; keep it.
+            # CI pushes with its own job label; keep it. The relabeling names
+            # only the Pushgateway's own target (its `up` series).
             "honorLabels": True,
+            "relabelings": job_relabeling(c.JOB_PUSHGATEWAY),
         }
     }
 

@@ -21,6 +21,7 @@ from rollout.helm_values import (
     BLACKBOX_RELEASE,
     GRAFANA_ADMIN_SECRET,
     blackbox_values,
+    grafana_service_monitor,
     kube_prometheus_stack_values,
     probe,
     prometheus_rules,
@@ -29,6 +30,25 @@ from rollout.helm_values import (
 )
 
 PACKAGE = "rollout:monitoring"
+#: What the chart renders that holds Prometheus' data: deleting the Prometheus
+#: resource makes the operator delete its StatefulSet.
+DATA_TYPES = ("kubernetes:monitoring.coreos.com/v1:Prometheus",)
+
+
+def keep_prometheus_data(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """Protect and retain the chart's Prometheus (production, ``storage.protect``).
+
+    Options set on a ``helm.v4.Chart`` are not passed on to the objects it
+    renders: retainOnDelete is not propagated (pulumi-kubernetes#3065, closed as
+    won't fix), so the chart's own options alone would not keep the data. A
+    transform reaches the rendered children. The volumes themselves are made by
+    the StatefulSet, not by Pulumi, and are kept by the
+    persistentVolumeClaimRetentionPolicy in the values.
+    """
+    if args.type_ not in DATA_TYPES:
+        return None
+    keep = pulumi.ResourceOptions(protect=True, retain_on_delete=True)
+    return pulumi.ResourceTransformResult(props=args.props, opts=pulumi.ResourceOptions.merge(args.opts, keep))
 
 
 class Deployable(pulumi.ComponentResource):
@@ -91,9 +111,11 @@ class KubernetesMonitoring(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=stack,
                     depends_on=[admin],
-                    # Production keeps Prometheus and its volume: children inherit protect.
+                    # Production keeps Prometheus and its volume; the transform
+                    # carries that to the rendered Prometheus itself.
                     protect=monitoring.storage.protect,
                     retain_on_delete=monitoring.storage.protect,
+                    transforms=[keep_prometheus_data] if monitoring.storage.protect else None,
                 ),
             )
             chart_deps.append(chart)
@@ -120,6 +142,9 @@ class KubernetesMonitoring(pulumi.ComponentResource):
         custom = Deployable("MonitoringResources", f"{name}-resources", child)
         cr_opts = pulumi.ResourceOptions(parent=custom, depends_on=chart_deps)
         documents = prometheus_rules(config, args.rule_files)
+        if monitoring.install:
+            # An existing install's Grafana is scraped (or not) by that install.
+            documents.append(grafana_service_monitor(config))
         for service in config.services:
             documents.append(service_monitor(config, service.name))
             for track in ("stable", "canary"):

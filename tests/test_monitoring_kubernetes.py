@@ -1,0 +1,160 @@
+"""The Kubernetes monitoring stack's wiring under Pulumi's mocks: scrape job names,
+the protection of Prometheus' data, and an existing operator's release label.
+
+tests/test_monitoring.py covers the values keys, the CRD and core-kind schemas,
+secrets and the Docker target.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+
+from components.monitoring.kubernetes import keep_prometheus_data
+from conftest import KUBERNETES_STACKS, edit_stack, shared_path
+from rollout.harness import run_program
+from rollout.loader import load_stack
+from rollout.prometheus import prometheus_config
+
+CHART = "kubernetes:helm.sh/v4:Chart"
+MONITORING_CR = "kubernetes:monitoring.coreos.com/v1:"
+DEFAULTS = {
+    "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
+    "prometheus-pushgateway": "prometheus-pushgateway-3.8.0.values.yaml",
+}
+#: Monitors the charts create: chart, path of the monitor's values, and the key that turns it on.
+CHART_MONITORS = [
+    ("kube-prometheus-stack", ("prometheus", "serviceMonitor"), "selfMonitor"),
+    ("kube-prometheus-stack", ("alertmanager", "serviceMonitor"), "selfMonitor"),
+    ("kube-prometheus-stack", ("prometheus-node-exporter", "prometheus", "monitor"), "enabled"),
+    ("prometheus-pushgateway", ("serviceMonitor",), "enabled"),
+]
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {stack: run_program(stack) for stack in KUBERNETES_STACKS}
+
+
+def _merged(defaults, ours):
+    """Values as Helm sees them: ours over the chart's defaults."""
+    if not isinstance(defaults, dict) or not isinstance(ours, dict):
+        return ours
+    return {key: _merged(defaults.get(key), ours[key]) if key in ours else defaults[key] for key in defaults | ours}
+
+
+def _jobs_set_by(relabelings) -> set[str]:
+    return {r["replacement"] for r in relabelings or [] if r.get("targetLabel") == "job"}
+
+
+def deployed_jobs(run) -> set[str]:
+    """Job names Prometheus will give the targets this run declares."""
+    charts = {r.inputs["chart"]: r for r in run.of_type(CHART)}
+    jobs: set[str] = set()
+    for chart, path, switch in CHART_MONITORS:
+        if chart not in charts:
+            continue
+        values = _merged(yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS[chart]).read_text()), charts[chart].inputs["values"])
+        for depth in range(1, len(path)):
+            # A disabled component (e.g. alertmanager.enabled: false) has no monitor either.
+            assert values_at(values, path[:depth]).get("enabled", True) is not False, path
+        monitor = values_at(values, path)
+        if monitor.get(switch) is True:
+            jobs |= _jobs_set_by(monitor.get("relabelings"))
+    for resource in run.resources:
+        if resource.type == MONITORING_CR + "ServiceMonitor":
+            for endpoint in resource.inputs["spec"]["endpoints"]:
+                jobs |= _jobs_set_by(endpoint.get("relabelings"))
+        elif resource.type == MONITORING_CR + "Probe":
+            jobs.add(resource.inputs["spec"]["jobName"])
+    return jobs
+
+
+def values_at(values: dict, path: tuple[str, ...]) -> dict:
+    for key in path:
+        values = values[key]
+    return values
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_every_scrape_job_the_rendered_config_names_is_scraped_under_that_name(runs, stack):
+    # `rollout verify`, the dashboards and the alert catalogue read these job
+    # names; the operator would otherwise name each job after its Service.
+    expected = {job["job_name"] for job in prometheus_config(load_stack(stack), stack)["scrape_configs"]}
+    assert expected <= deployed_jobs(runs[stack])
+
+
+def test_the_job_check_sees_a_chart_monitor_that_lost_its_relabeling(runs):
+    run = copy.deepcopy(runs["staging"])
+    (chart,) = [r for r in run.of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
+    before = deployed_jobs(run)
+    chart.inputs["values"]["prometheus"]["serviceMonitor"]["relabelings"] = []
+    assert before - deployed_jobs(run) == {"prometheus"}
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_grafana_is_scraped_by_our_monitor_on_the_port_name_the_values_set(runs, stack):
+    run = runs[stack]
+    (chart,) = [r for r in run.of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
+    grafana = chart.inputs["values"]["grafana"]
+    # Two monitors of one Grafana would scrape it twice, under two job names.
+    assert grafana["serviceMonitor"] == {"enabled": False}
+    (monitor,) = [
+        r for r in run.of_type(MONITORING_CR + "ServiceMonitor")
+        if r.inputs["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "grafana"
+    ]
+    assert monitor.inputs["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == chart.inputs["name"]
+    assert [e["port"] for e in monitor.inputs["spec"]["endpoints"]] == [grafana["service"]["portName"]]
+
+
+def _child(type_: str) -> pulumi.ResourceTransformArgs:
+    return pulumi.ResourceTransformArgs(
+        custom=True, type_=type_, name="monitoring-kube-prometheus-stack:monitoring/x", props={}, opts=pulumi.ResourceOptions()
+    )
+
+
+def test_the_transform_protects_and_retains_the_rendered_prometheus_only():
+    kept = keep_prometheus_data(_child("kubernetes:monitoring.coreos.com/v1:Prometheus"))
+    assert kept is not None and kept.opts.protect is True and kept.opts.retain_on_delete is True
+    for other in ("kubernetes:core/v1:ConfigMap", "kubernetes:monitoring.coreos.com/v1:Alertmanager", "kubernetes:apps/v1:Deployment"):
+        assert keep_prometheus_data(_child(other)) is None, other
+
+
+@pytest.fixture
+def chart_transforms(monkeypatch):
+    """The transforms each chart was registered with (the mocks receive but do not run them)."""
+    seen: dict[str, list] = {}
+    original = pulumi_mocks.MockResourceArgs.__init__
+
+    def record(self, typ, name, inputs, *args, **kwargs):
+        original(self, typ, name, inputs, *args, **kwargs)
+        if typ == CHART:
+            seen[inputs["chart"]] = list(self.transforms)
+
+    monkeypatch.setattr(pulumi_mocks.MockResourceArgs, "__init__", record)
+    return seen
+
+
+@pytest.mark.parametrize("stack, protected", [("production", True), ("staging", False)], ids=["production keeps its Prometheus", "staging does not"])
+def test_only_a_protected_stack_transforms_its_prometheus_into_a_kept_resource(chart_transforms, stack, protected):
+    run_program(stack)
+    transforms = chart_transforms["kube-prometheus-stack"]
+    results = [t(_child("kubernetes:monitoring.coreos.com/v1:Prometheus")) for t in transforms]
+    kept = [r for r in results if r is not None and r.opts.protect and r.opts.retain_on_delete]
+    assert bool(kept) is protected
+    assert chart_transforms["prometheus-pushgateway"] == [] and chart_transforms["prometheus-blackbox-exporter"] == []
+
+
+def test_an_existing_operator_gets_custom_resources_labelled_with_its_release(project):
+    edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(install=False, releaseName="kube-prom"))
+    run = run_program("staging", project)
+    custom = [r for r in run.resources if r.type.startswith(MONITORING_CR)]
+    assert {r.inputs["kind"] for r in custom} == {"PrometheusRule", "ServiceMonitor", "Probe"}
+    assert all(r.inputs["metadata"]["labels"] == {"release": "kube-prom"} for r in custom)
+    # That install's Grafana is its own: no monitor of ours selects it.
+    assert not [r for r in custom if r.inputs["metadata"]["name"].endswith("-grafana")]
+    assert run.of_type(CHART) == []
