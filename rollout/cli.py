@@ -280,6 +280,20 @@ def cmd_flags(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rollout.verify import verify
+
+    config = load_stack(args.stack, args.project)
+    report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait)
+    for line in report.passed:
+        print(f"ok      {line}")
+    for line in report.failed:
+        print(f"FAILED  {line}")
+    verdict = "healthy" if not report.failed else f"{len(report.failed)} check(s) failed"
+    print(f"stack {args.stack}: {verdict}")
+    return EXIT_REFUSED if report.failed else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollout",
@@ -316,6 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_argument("--targeting-key", default="ci", help="the evaluation's targeting key (default: ci)")
     flags.add_argument("--track", choices=("stable", "canary"), default="stable", help="the evaluation's track")
     flags.set_defaults(handler=cmd_flags)
+
+    verify = commands.add_parser("verify", help="smoke-test a deployed stack: components, targets, rules, routing, watchdog")
+    _stack_arg(verify)
+    verify.add_argument("--prometheus", required=True, help="Prometheus base URL")
+    verify.add_argument("--alertmanager", required=True, help="Alertmanager base URL")
+    verify.add_argument("--grafana", help="Grafana base URL (checks /api/health)")
+    verify.add_argument(
+        "--wait", type=float, default=90,
+        help="seconds to wait for first scrapes and the Watchdog (Prometheus resends alerts once a minute)",
+    )
+    verify.set_defaults(handler=cmd_verify)
 
     status = commands.add_parser("status", help="each service's stage, time in stage, next stage, earliest advance")
     _stack_arg(status)

@@ -1,0 +1,164 @@
+"""`rollout verify` against a real Prometheus and Alertmanager on 127.0.0.1 running a rendered stack.
+
+Scrape targets are a local stand-in serving a metric on every path (the
+addresses are rewritten to it); everything else is the stack's rendered config.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, edit_stack
+from rollout.loader import load_file
+from rollout.render import render
+from rollout.verify import verify
+from servers import LOOPBACK, WebhookSink, free_port, start_alertmanager, start_prometheus
+
+
+@contextmanager
+def metrics_target():
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"# a scrape target for the tests\nprobe_success 1\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{LOOPBACK}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def rendered(project, tmp_path):
+    edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(scrapeInterval="1s", evaluationInterval="1s"))
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    out = tmp_path / "rendered"
+    render(config, "staging", out)
+    return project, config, out
+
+
+def _prometheus_yml(out: Path, target: str, alertmanager: str, down_job: str | None = None) -> str:
+    document = yaml.safe_load((out / "prometheus" / "prometheus.yml").read_text())
+    document["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}]
+    for job in document["scrape_configs"]:
+        address = f"{LOOPBACK}:{free_port()}" if job["job_name"] == down_job else target
+        for group in job["static_configs"]:
+            group["targets"] = [address] if job["job_name"] != "rollout-blackbox" else group["targets"]
+        for relabel in job.get("relabel_configs", []):
+            if relabel.get("target_label") == "__address__":
+                relabel["replacement"] = address
+    return yaml.safe_dump(document)
+
+
+def _rules(out: Path, drop: str | None = None) -> dict[str, str]:
+    return {f"rules/{p.name}": p.read_text() for p in sorted((out / "prometheus" / "rules").glob("*.yaml")) if p.name != drop}
+
+
+def _alertmanager_yml(out: Path, sink: WebhookSink) -> str:
+    document = yaml.safe_load((out / "alertmanager" / "alertmanager.yml").read_text())
+    document["route"]["group_wait"] = "1s"
+    for receiver in document["receivers"]:
+        for slack in receiver.get("slack_configs", []):
+            slack["api_url"] = f"{sink.url}/slack"
+        for pagerduty in receiver.get("pagerduty_configs", []):
+            pagerduty["url"] = f"{sink.url}/pagerduty"
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = f"{sink.url}/webhook"
+    return yaml.safe_dump(document)
+
+
+@contextmanager
+def deployed(out: Path, drop_rules: str | None = None, down_job: str | None = None):
+    with metrics_target() as target, WebhookSink() as sink, start_alertmanager(_alertmanager_yml(out, sink)) as am:
+        # Resend firing alerts every second (default 1 m): with 1 s evaluations
+        # the first Watchdog can go out before the Alertmanager is discovered.
+        with start_prometheus(
+            _prometheus_yml(out, target, am.url, down_job),
+            rules=_rules(out, drop_rules),
+            extra_args=("--rules.alert.resend-delay=1s",),
+        ) as prom:
+            yield prom, am
+
+
+def test_a_healthy_stack_passes_every_check_and_the_cli_exits_0(rendered):
+    project, config, out = rendered
+    with deployed(out) as (prom, am):
+        report = verify(config, "staging", prom.url, am.url, wait_s=30)
+        assert report.failed == [], report.failed
+        assert any("the Watchdog is firing" in line for line in report.passed)
+        assert any("rules loaded as rendered" in line for line in report.passed)
+        result = subprocess.run(
+            [sys.executable, "-m", "rollout.cli", "--project", str(project), "verify", "--stack", "staging",
+             "--prometheus", prom.url, "--alertmanager", am.url],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "stack staging: healthy" in result.stdout
+
+
+def test_a_missing_rule_fails_naming_it(rendered):
+    _, config, out = rendered
+    with deployed(out, drop_rules="cost.yaml") as (prom, am):
+        report = verify(config, "staging", prom.url, am.url, wait_s=30)
+    assert any(line.startswith("prometheus: rules differ") and "PrometheusActiveSeriesOverBudget" in line for line in report.failed), report.failed
+
+
+def test_a_stopped_alertmanager_fails_naming_it(rendered):
+    _, config, out = rendered
+    with deployed(out) as (prom, am):
+        am.stop()
+        report = verify(config, "staging", prom.url, am.url, wait_s=5)
+    assert any(line.startswith("alertmanager: not reachable") for line in report.failed), report.failed
+
+
+def test_a_target_down_fails_naming_its_job(rendered):
+    _, config, out = rendered
+    with deployed(out, down_job="grafana") as (prom, am):
+        report = verify(config, "staging", prom.url, am.url, wait_s=30)
+    assert any(line.startswith("prometheus: scrape job grafana: target(s) down") for line in report.failed), report.failed
+    assert len(report.failed) == 1, report.failed
+
+
+def test_grafana_health_is_checked_when_given(rendered):
+    _, config, out = rendered
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b'{"database": "ok", "version": "12.1.1"}' if self.path == "/api/health" else b"{}"
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    grafana = ThreadingHTTPServer((LOOPBACK, 0), Health)
+    threading.Thread(target=grafana.serve_forever, daemon=True).start()
+    try:
+        with deployed(out) as (prom, am):
+            ok = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{grafana.server_address[1]}", wait_s=30)
+            down = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{free_port()}", wait_s=30)
+    finally:
+        grafana.shutdown()
+        grafana.server_close()
+    assert "grafana: /api/health reports the database ok" in ok.passed
+    assert any(line.startswith("grafana: not reachable") for line in down.failed)
