@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import edit_stack
 from rollout.loader import load_file
 from rollout.render import render
 from servers import WebhookSink, free_port, start_alertmanager, start_prometheus
+
+# Slow (about a minute: ServiceDown's for is 1m), and part of the default suite.
+pytestmark = pytest.mark.e2e
 
 
 def _rendered(project: Path, out: Path) -> Path:
