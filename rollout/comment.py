@@ -14,8 +14,15 @@ workflow therefore posts its own comment per stack, built here from:
 The first line is a hidden marker naming the stack, so the workflow finds its own
 previous comment and edits it on a new push instead of adding another.
 
+It also writes the policy config that hands ``rollout evidence``'s file to the
+policy pack under ``pulumi preview --policy-pack-config`` (CrossGuard policies
+cannot query anything themselves): the evidence under every gate policy, and
+the resource policies lowered to advisory outside production, as ``rollout
+check`` judges by tier.
+
 Usage (what .github/workflows/preview.yml runs)::
 
+    python -m rollout.comment --stack staging --policy-config-from evidence.json > policy-config.json
     python -m rollout.comment --stack staging --base "$BASE_SHA" \\
         --check-output check.txt --check-exit 1 [--preview preview.txt] > comment.md
 """
@@ -23,6 +30,7 @@ Usage (what .github/workflows/preview.yml runs)::
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -30,6 +38,7 @@ from pathlib import Path
 
 from rollout.checking import NoGitBase, config_at_ref
 from rollout.errors import ConfigError, UsageError
+from rollout.gates import GATE_POLICIES
 from rollout.loader import load_stack
 from rollout.state import rollout_state
 
@@ -171,24 +180,53 @@ def build_comment(
     return "\n".join(lines) + "\n"
 
 
+def policy_config(evidence: dict, production: bool) -> dict:
+    """``--policy-pack-config`` for the pack: the evidence under each gate policy.
+
+    The gate policies read ``evidence``, ``deployedState`` and ``upstreamState``
+    from their config (policies/pack.py); outside production the resource
+    policies are advisory (policies/config/advisory.json), as in ``rollout check``.
+    """
+    config: dict = {}
+    if not production:
+        config.update(json.loads((Path(__file__).resolve().parent.parent / "policies" / "config" / "advisory.json").read_text()))
+    handed = {
+        "evidence": evidence,
+        "deployedState": evidence.get("deployedState"),
+        "upstreamState": evidence.get("upstreamState"),
+    }
+    for name in GATE_POLICIES:
+        config[name] = {"enforcementLevel": "mandatory", **{k: v for k, v in handed.items() if v is not None}}
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rollout.comment", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--project", type=Path, default=Path("."), help="the project directory (default: .)")
-    parser.add_argument("--base", required=True, help="the pull request's base commit")
-    parser.add_argument("--check-output", type=Path, required=True, help="what `rollout check` printed")
-    parser.add_argument("--check-exit", type=int, required=True, help="`rollout check`'s exit code")
+    parser.add_argument("--policy-config-from", type=Path, metavar="EVIDENCE", help="print the policy config for this evidence file, and nothing else")
+    parser.add_argument("--base", help="the pull request's base commit")
+    parser.add_argument("--check-output", type=Path, help="what `rollout check` printed")
+    parser.add_argument("--check-exit", type=int, help="`rollout check`'s exit code")
     parser.add_argument("--preview", type=Path, help="what `pulumi preview` printed, when it ran")
     parser.add_argument("--preview-note", help="why there is no preview (shown instead of the diff)")
     args = parser.parse_args(argv)
+    if args.policy_config_from is None and None in (args.base, args.check_output, args.check_exit):
+        parser.error("the comment needs --base, --check-output and --check-exit")
     try:
+        if args.policy_config_from is not None:
+            evidence = json.loads(args.policy_config_from.read_text(encoding="utf-8"))
+            production = load_stack(args.stack, args.project).tier == "production"
+            json.dump(policy_config(evidence, production), sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+            return 0
         changes = weight_changes(args.stack, args.project, args.base)
         check_output = args.check_output.read_text(encoding="utf-8")
         preview = args.preview.read_text(encoding="utf-8") if args.preview else None
     except (ConfigError, UsageError) as err:
         print(f"rollout comment: {err}", file=sys.stderr)
         return 2
-    except OSError as err:
+    except (OSError, ValueError) as err:
         print(f"rollout comment: {err}", file=sys.stderr)
         return 2
     sys.stdout.write(build_comment(args.stack, changes, check_output, args.check_exit, preview, args.preview_note))

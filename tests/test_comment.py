@@ -8,6 +8,7 @@ Refresh the golden files with ROLLOUT_UPDATE_GOLDEN=1.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import ROOT, edit_stack
 from rollout.comment import MARKER, build_comment, parse_violations, weight_changes
+from rollout.gates import GATE_POLICIES
 
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -126,3 +128,61 @@ def test_an_unknown_base_is_bad_input(project, tmp_path):
     result = comment_cli(project, "--stack", "dev", "--base", "no-such-ref", "--check-output", str(tmp_path / "check.txt"), "--check-exit", "0")
     assert result.returncode == 2
     assert "--base" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_policy_config_makes_the_packs_gates_judge_as_rollout_check_does(project, tmp_path):
+    """The preview hands `rollout evidence`'s file to the pack as policy config; the
+    pack's gate policies must then refuse exactly what `rollout check --evidence` refuses."""
+    from policies.rules import POLICIES, Context
+    from rollout.harness import run_program
+    from rollout.policy_runner import resources_of
+    from rollout.state import utc_now
+    from servers import free_port
+
+    based(project)
+    evidence = tmp_path / "evidence.json"
+    # Nothing listens on this port: the evidence records Prometheus as unreachable.
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    collected = subprocess.run(
+        [sys.executable, "-m", "rollout.cli", "--project", str(project), "evidence", "--stack", "staging",
+         "--prometheus", unreachable, "--out", str(evidence)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert collected.returncode == 0, collected.stderr
+    advanced = subprocess.run(
+        [sys.executable, "-m", "rollout.cli", "--project", str(project), "advance", "--stack", "staging"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert advanced.returncode == 0, advanced.stderr
+    made = comment_cli(project, "--stack", "staging", "--policy-config-from", str(evidence))
+    assert made.returncode == 0, made.stderr
+    config = json.loads(made.stdout)
+    # staging is not production: the resource policies are advisory there, as in `rollout check`.
+    assert config["rollout-pinned-images"] == "advisory"
+
+    check = subprocess.run(
+        [sys.executable, "-m", "rollout.cli", "--project", str(project), "check", "--stack", "staging", "--evidence", str(evidence)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert check.returncode == 1
+    from_check = sorted((v.policy, v.message) for v in parse_violations(check.stdout) if v.level == "mandatory")
+
+    resources = resources_of(run_program("staging", project))
+    now = utc_now()
+    from_pack = sorted(
+        (policy.name, message)
+        for policy in POLICIES if policy.always_mandatory
+        for _, message in policy.check(resources, Context(now=now, config=config[policy.name]))
+    )
+    assert from_pack == from_check
+    assert any(name == "rollout-canary-within-budget" for name, _ in from_pack)
+
+
+def test_production_keeps_its_resource_policies_mandatory(tmp_path):
+    evidence = tmp_path / "evidence.json"
+    evidence.write_text(json.dumps({"stack": "production", "deployedState": None}))
+    made = comment_cli(ROOT, "--stack", "production", "--policy-config-from", str(evidence))
+    assert made.returncode == 0, made.stderr
+    config = json.loads(made.stdout)
+    assert set(config) == set(GATE_POLICIES)
+    assert all(entry["enforcementLevel"] == "mandatory" for entry in config.values())
