@@ -125,7 +125,9 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
     return {
         # Object names start with the release name, whatever the chart's own name.
         "fullnameOverride": monitoring.release_name,
-        "crds": {"enabled": True},
+        # The CRD upgrade job runs as a Helm hook: off (the chart's default, said
+        # explicitly so a future default cannot turn a hook on under us).
+        "crds": {"enabled": True, "upgradeJob": {"enabled": False}},
         "defaultRules": {"create": False},
         "prometheusOperator": {
             "admissionWebhooks": {"enabled": False, "patch": {"enabled": False}},

@@ -158,3 +158,13 @@ def test_an_existing_operator_gets_custom_resources_labelled_with_its_release(pr
     # That install's Grafana is its own: no monitor of ours selects it.
     assert not [r for r in custom if r.inputs["metadata"]["name"].endswith("-grafana")]
     assert run.of_type(CHART) == []
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_nothing_the_chart_would_run_as_a_helm_hook_is_turned_on(runs, stack):
+    # helm.v4.Chart applies hook resources as plain resources, once, unordered.
+    (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
+    values = _merged(yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS["kube-prometheus-stack"]).read_text()), chart.inputs["values"])
+    assert values["crds"]["upgradeJob"]["enabled"] is False
+    webhooks = values["prometheusOperator"]["admissionWebhooks"]
+    assert (webhooks["enabled"], webhooks["patch"]["enabled"], webhooks["certManager"]["enabled"]) == (False, False, False)

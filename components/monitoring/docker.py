@@ -48,7 +48,7 @@ class DockerMonitoring(pulumi.ComponentResource):
         password = random.RandomPassword(f"{name}-grafana-admin-password", length=32, special=False, opts=child)
         self.grafana_admin_password = password.result
 
-        def container(component: str, *, command: list[str], uploads: list, published: int | None, envs=None):
+        def container(component: str, *, command: list[str], uploads: list, published: int | None, envs=None, volumes=None):
             host, port = c.DOCKER_HOSTS[component]
             group = pulumi.ComponentResource(f"{PACKAGE}:{_kind(component)}", f"{name}-{component}", None, child)
             image = docker.RemoteImage(
@@ -64,6 +64,7 @@ class DockerMonitoring(pulumi.ComponentResource):
                 command=command or None,
                 envs=envs,
                 uploads=uploads,
+                volumes=volumes,
                 ports=[docker.ContainerPortArgs(internal=port, external=published, ip="127.0.0.1")] if published else None,
                 networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[host])],
                 restart="unless-stopped",
@@ -99,7 +100,16 @@ class DockerMonitoring(pulumi.ComponentResource):
             envs=[pulumi.Output.secret(password.result.apply(lambda p: f"GF_SECURITY_ADMIN_PASSWORD={p}"))],
         )
         container("pushgateway", command=[], uploads=[], published=ports.pushgateway)
-        container("node-exporter", command=[], uploads=[], published=None)
+        # Inside its container node-exporter would report the container's own
+        # overlay filesystem, which the disk alert leaves out: it reads the
+        # host's root, mounted read-only, as node-exporter's docs prescribe.
+        container(
+            "node-exporter",
+            command=["--path.rootfs=/host"],
+            uploads=[],
+            published=None,
+            volumes=[docker.ContainerVolumeArgs(host_path="/", container_path="/host", read_only=True)],
+        )
         container(
             "blackbox-exporter",
             command=["--config.file=/etc/blackbox/blackbox.yml"],
