@@ -14,17 +14,24 @@ one into the deterministic text that is rendered, provisioned and golden-tested.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from grafana_foundation_sdk.builders import common as gcb
-from grafana_foundation_sdk.builders import dashboard as gd
-from grafana_foundation_sdk.builders import prometheus as gp
-from grafana_foundation_sdk.builders import stat as gstat
-from grafana_foundation_sdk.builders import timeseries as gts
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import common as gc
-from grafana_foundation_sdk.models import dashboard as gm
+# The SDK warns at import that its v2 dashboard schema is preferred. We build the
+# classic (v1) schema on purpose: Grafana 12 serves v2 only behind a feature
+# toggle, while the chart's sidecar, file provisioning and the grafana provider's
+# Dashboard resource all take the classic JSON.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from grafana_foundation_sdk.builders import common as gcb
+    from grafana_foundation_sdk.builders import dashboard as gd
+    from grafana_foundation_sdk.builders import prometheus as gp
+    from grafana_foundation_sdk.builders import stat as gstat
+    from grafana_foundation_sdk.builders import timeseries as gts
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common as gc
+    from grafana_foundation_sdk.models import dashboard as gm
 
 from alerts.burnrate import PAGE, TICKET
 from rollout import conventions as c
@@ -396,6 +403,11 @@ def _panel(spec: PanelSpec, panel_id: int):
         builder = builder.max(spec.maximum)
     steps = [gm.Threshold(value=None, color=spec.base)] + [gm.Threshold(value=_r(v), color=colour) for v, colour in spec.thresholds]
     builder = builder.thresholds(gd.ThresholdsConfig().mode(gm.ThresholdsMode.ABSOLUTE).steps(steps))
+    if spec.kind == "stat":
+        # A stat shows the latest value, coloured by the thresholds.
+        builder = builder.reduce_options(gcb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)).color_mode(
+            gc.BigValueColorMode.BACKGROUND
+        )
     if spec.kind == "timeseries" and spec.thresholds:
         builder = builder.thresholds_style(gcb.GraphThresholdsStyleConfig().mode(gc.GraphThresholdsStyleMode.DASHED))
     for index, query in enumerate(spec.queries):
