@@ -54,3 +54,38 @@ def crossguard_policies() -> list:
 def advisory_config() -> dict:
     """Policy config that lowers the resource policies to advisory (non-production stacks)."""
     return {policy.name: "advisory" for policy in POLICIES if not policy.always_mandatory}
+
+
+def policy_config(evidence: dict | None, advisory: bool) -> dict:
+    """The CrossGuard policy config for a preview or an up: the gate evidence under
+    every gate, and (outside production) the resource policies lowered to advisory."""
+    config: dict = {}
+    for policy in POLICIES:
+        if policy.always_mandatory and evidence is not None:
+            config[policy.name] = {"evidence": evidence}
+    if advisory:
+        config.update(advisory_config())
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m policies.pack --stack S [--evidence FILE]``: print the policy config."""
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    from rollout.loader import load_stack
+
+    parser = argparse.ArgumentParser(description="Write the policy pack's config for a stack.")
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--evidence", type=Path)
+    args = parser.parse_args(argv)
+    evidence = json.loads(args.evidence.read_text()) if args.evidence else None
+    advisory = load_stack(args.stack).tier != "production"
+    sys.stdout.write(json.dumps(policy_config(evidence, advisory), indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

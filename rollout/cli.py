@@ -113,6 +113,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if config.promotes_from
         else None
     )
+    if getattr(args, "format", "text") == "json":
+        return _status_json(config, args, state, upstream, now)
     for name in _services(config, args.service):
         st = status(state["services"][name], now)
         soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
@@ -135,6 +137,34 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  final stage: complete at {format_time(st.completes_at)} (in {format_duration(st.completes_at - now)})")
     for flag in state["safetyFlagsOn"]:
         print(f"safety flag {flag} is on: no stage may be entered until it is off")
+    return EXIT_OK
+
+
+def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict | None, now) -> int:
+    """``rollout status --format json``: what the Stage watch workflow reads."""
+    import json
+
+    from rollout.gates import STAGING_FIRST, judge
+    from rollout.state import format_time, status, with_entry
+
+    services = {}
+    for name in _services(config, args.service):
+        st = status(state["services"][name], now)
+        waits = []
+        if st.next_weight is not None and upstream is not None:
+            ahead = with_entry(state, name, st.next_weight, now, None, now)
+            waits = [v.message for v in judge(ahead, state, None, upstream, now) if v.policy == STAGING_FIRST]
+        services[name] = {
+            "weight": st.weight,
+            "nextWeight": st.next_weight,
+            "earliestAdvance": format_time(st.earliest_advance_at) if st.earliest_advance_at else None,
+            "complete": st.complete,
+            "waitsFor": waits,
+            # The soak is served, upstream allows it and no safety flag is on;
+            # the canary's SLOs are judged on the pull request, with evidence.
+            "mayAdvance": st.next_weight is not None and st.soak_served and not waits and not state["safetyFlagsOn"],
+        }
+    print(json.dumps({"stack": args.stack, "safetyFlagsOn": state["safetyFlagsOn"], "services": services}, indent=2, sort_keys=True))
     return EXIT_OK
 
 
@@ -345,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="each service's stage, time in stage, next stage, earliest advance")
     _stack_arg(status)
     status.add_argument("--service", default=None, help="one service (default: every service)")
+    status.add_argument("--format", choices=("text", "json"), default="text", help="json: for the Stage watch workflow")
     status.set_defaults(handler=cmd_status)
 
     advance = commands.add_parser("advance", help="append the next stage of the plan to the stack file, now")
