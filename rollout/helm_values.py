@@ -145,7 +145,16 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
             "service": {"portName": GRAFANA_PORT_NAME},
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
             "sidecar": {
-                "dashboards": {"enabled": True, "label": label, "labelValue": value, "searchNamespace": "ALL"},
+                "dashboards": {
+                    "enabled": True,
+                    "label": label,
+                    "labelValue": value,
+                    "searchNamespace": "ALL",
+                    # A dashboard ConfigMap's folder annotation becomes a folder:
+                    # each stack's dashboards in their own (components/dashboards.py).
+                    "folderAnnotation": c.GRAFANA_FOLDER_ANNOTATION,
+                    "provider": {"allowUiUpdates": False, "foldersFromFilesStructure": True},
+                },
                 "datasources": {"enabled": True, "defaultDatasourceEnabled": True, "uid": c.GRAFANA_DATASOURCE_UID},
             },
         },

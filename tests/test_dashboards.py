@@ -218,3 +218,14 @@ def test_a_kubernetes_stack_with_a_grafana_url_provisions_through_the_api_after_
 
 def test_a_kubernetes_stack_without_a_grafana_url_has_no_api_dashboards(runs):
     assert not runs["production"].of_type(GRAFANA_DASHBOARD) or load_stack("production", None).monitoring.grafana.url
+
+
+@pytest.mark.parametrize("stack_name", KUBERNETES_STACKS)
+def test_the_charts_sidecar_reads_the_label_and_folder_annotation_the_configmaps_carry(runs, stack_name):
+    (chart,) = [r for r in runs[stack_name].of_type("kubernetes:helm.sh/v4:Chart") if r.inputs["chart"] == "kube-prometheus-stack"]
+    sidecar = chart.inputs["values"]["grafana"]["sidecar"]["dashboards"]
+    label, value = c.GRAFANA_DASHBOARD_LABEL
+    assert (sidecar["label"], sidecar["labelValue"]) == (label, value)
+    # Both halves are needed: without foldersFromFilesStructure the annotation is inert.
+    assert sidecar["folderAnnotation"] == c.GRAFANA_FOLDER_ANNOTATION
+    assert sidecar["provider"]["foldersFromFilesStructure"] is True

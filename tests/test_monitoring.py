@@ -24,6 +24,12 @@ CHART = "kubernetes:helm.sh/v4:Chart"
 CONTAINER = "docker:index/container:Container"
 #: Maps the charts leave open for users to fill: any key below them is allowed.
 OPEN_MAPS = {("alertmanager", "config"), ("grafana", "grafana.ini"), ("prometheus", "prometheusSpec", "additionalScrapeConfigs")}
+#: Keys of the grafana subchart's own defaults, which the kube-prometheus-stack
+#: reference file does not repeat: the sidecar's folder support.
+SUBCHART_KEYS = {
+    ("grafana", "sidecar", "dashboards", "folderAnnotation"),
+    ("grafana", "sidecar", "dashboards", "provider", "foldersFromFilesStructure"),
+}
 REFERENCE_FILES = {
     "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter-11.17.2.values.yaml",
@@ -48,6 +54,8 @@ def unknown_keys(ours, reference, path=()) -> list[str]:
         return []  # the chart leaves this map empty for users to fill
     unknown = []
     for key, value in ours.items():
+        if (*path, key) in SUBCHART_KEYS:
+            continue
         if not isinstance(reference, dict) or key not in reference:
             unknown.append(".".join((*path, key)))
         else:
