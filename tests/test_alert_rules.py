@@ -41,31 +41,52 @@ def _series(values: dict[str, str]) -> list[dict]:
     return [{"series": series, "values": notation} for series, notation in values.items()]
 
 
+def _alerts_series(alert: Alert, config, state: str) -> str:
+    """The ALERTS series Prometheus writes for ``alert`` in ``state``, as promtool's label notation."""
+    labels = {**_expected(alert, config)["exp_labels"], "alertname": alert.name, "alertstate": state}
+    return "ALERTS{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
 def _cases(alert: Alert, config) -> list[dict]:
     scenario = alert.scenario
     firing = [_expected(alert, config)]
     quiet_in_incident = firing if scenario.always else []
     quiet_healthy = firing if scenario.always else []
-    return [
-        {
-            "name": f"{alert.name} is quiet before its for, then fires with its labels and annotations",
-            "interval": scenario.interval,
-            "input_series": _series(scenario.incident),
-            "alert_rule_test": [
-                {"eval_time": scenario.quiet_at, "alertname": alert.name, "exp_alerts": quiet_in_incident},
-                {"eval_time": scenario.firing_at, "alertname": alert.name, "exp_alerts": firing},
-            ],
-        },
-        {
-            "name": f"{alert.name} stays quiet on healthy traffic",
-            "interval": scenario.interval,
-            "input_series": _series(scenario.healthy),
-            "alert_rule_test": [
-                {"eval_time": scenario.quiet_at, "alertname": alert.name, "exp_alerts": quiet_healthy},
-                {"eval_time": scenario.firing_at, "alertname": alert.name, "exp_alerts": quiet_healthy},
-            ],
-        },
-    ]
+    incident = {
+        "name": f"{alert.name} is quiet before its for, then fires with its labels and annotations",
+        "interval": scenario.interval,
+        "input_series": _series(scenario.incident),
+        "alert_rule_test": [
+            {"eval_time": scenario.quiet_at, "alertname": alert.name, "exp_alerts": quiet_in_incident},
+            {"eval_time": scenario.firing_at, "alertname": alert.name, "exp_alerts": firing},
+        ],
+    }
+    healthy = {
+        "name": f"{alert.name} stays quiet on healthy traffic",
+        "interval": scenario.interval,
+        "input_series": _series(scenario.healthy),
+        "alert_rule_test": [
+            {"eval_time": scenario.quiet_at, "alertname": alert.name, "exp_alerts": quiet_healthy},
+            {"eval_time": scenario.firing_at, "alertname": alert.name, "exp_alerts": quiet_healthy},
+        ],
+    }
+    if not scenario.always:
+        selector = f'ALERTS{{alertname="{alert.name}"}}'
+        if alert.for_ != "0s":
+            # Quiet because its for has not passed, not because the condition
+            # is false: the incident already holds the alert pending.
+            incident["promql_expr_test"] = [
+                {
+                    "expr": selector,
+                    "eval_time": scenario.quiet_at,
+                    "exp_samples": [{"labels": _alerts_series(alert, config, "pending"), "value": 1}],
+                }
+            ]
+        # Healthy traffic never even starts the for.
+        healthy["promql_expr_test"] = [
+            {"expr": selector, "eval_time": at, "exp_samples": []} for at in (scenario.quiet_at, scenario.firing_at)
+        ]
+    return [incident, healthy]
 
 
 def _test_file(rendered: Path, config, tests: list[dict], evaluation_interval: str | None = None, name: str = "rules_test") -> Path:
