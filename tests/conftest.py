@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -10,7 +11,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# The offline schemas and chart defaults: ../shared beside the repository, or
+# wherever ROLLOUT_SHARED points (CI checks them out elsewhere).
+SHARED = Path(os.environ.get("ROLLOUT_SHARED") or ROOT.parent / "shared")
 STACKS = ("local", "dev", "staging", "production")
 KUBERNETES_STACKS = ("dev", "staging", "production")
 
