@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -36,6 +36,8 @@ RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CHART = "kubernetes:helm.sh/v4:Chart"
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+GRAFANA_PROVIDER = "pulumi:providers:grafana"
+ALERTMANAGER_FILE = "/etc/alertmanager/alertmanager.yml"
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,32 @@ class Policy:
 # --- reading the resources -------------------------------------------------------
 
 
+def whole_numbers(value: Any) -> Any:
+    """``value`` with every integral float made an int again.
+
+    CrossGuard hands resource inputs and policy config over as protobuf Structs,
+    whose only number is a double: a weight of 10 arrives as 10.0, and the gates
+    rightly refuse a stored state whose weights are not integers.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if _is_list(value):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
+def _is_list(value: Any) -> bool:
+    # CrossGuard wraps lists in a Sequence proxy that is no list or tuple.
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
 def rollout_state(resources: list[Resource]) -> dict | None:
     for resource in resources:
         if resource.type == STASH and resource.name == STATE_STASH:
             value = resource.props.get("input")
-            return json.loads(value) if isinstance(value, str) else value
+            return whole_numbers(json.loads(value) if isinstance(value, str) else value)
     return None
 
 
@@ -136,12 +159,16 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
         if state is None:
             return [(STATE_STASH, "the program declared no rollout state; the gates cannot judge")]
         config = context.config or {}
-        deployed, upstream = config.get("deployedState"), config.get("upstreamState")
+        deployed, upstream = whole_numbers(config.get("deployedState")), whole_numbers(config.get("upstreamState"))
         if config.get("evidence") is None and deployed is None:
             # No evidence and no deployed state handed over: "deployed" is the
             # stack file as committed (HEAD), as for `rollout check`.
             deployed, upstream = _committed(state), upstream or _committed_upstream(state)
-        violations = judge_with_evidence(state, config.get("evidence"), context.now, deployed_state=deployed, upstream_state=upstream)
+        evidence = config.get("evidence")
+        if isinstance(evidence, Mapping):
+            # The states inside the evidence came through the same Struct.
+            evidence = {k: whole_numbers(v) if k in ("deployedState", "upstreamState") else v for k, v in evidence.items()}
+        violations = judge_with_evidence(state, evidence, context.now, deployed_state=deployed, upstream_state=upstream)
         return [(f"service {v.service}", v.message) for v in violations if v.policy == name]
 
     return check
@@ -263,7 +290,7 @@ def _alertmanager_configs(resources: list[Resource]) -> Iterable[tuple[str, dict
                 yield resource.name, config
         if resource.type == CONTAINER:
             for upload in resource.props.get("uploads") or []:
-                if upload.get("file") == "/etc/alertmanager/alertmanager.yml":
+                if upload.get("file") == ALERTMANAGER_FILE:
                     config = yaml.safe_load(upload.get("content") or "")
                     if isinstance(config, Mapping):
                         yield resource.name, config
@@ -332,16 +359,44 @@ def _strings(value: Any, path: str = "", skip: set[str] | frozenset = frozenset(
     elif isinstance(value, Mapping):
         for key, item in value.items():
             yield from _strings(item, f"{path}.{key}" if path else str(key), skip)
-    elif isinstance(value, (list, tuple)):
+    elif _is_list(value):
         for index, item in enumerate(value):
             yield from _strings(item, f"{path}[{index}]", skip)
+
+
+def credential_inputs(resource: Resource) -> set[str]:
+    """The input paths of ``resource`` that carry credentials by design.
+
+    The program passes each of them as a Pulumi secret. CrossGuard hands a policy
+    the decrypted value with no mark left on it, so the credential check leaves
+    these paths out; the offline runner, which sees the marks, checks instead
+    that every one of them is secret.
+    """
+    props = resource.props
+    if resource.type == CHART and isinstance((props.get("values") or {}).get("alertmanager"), Mapping):
+        if "config" in props["values"]["alertmanager"]:
+            return {"values.alertmanager.config"}
+    if resource.type == CONTAINER:
+        return {
+            f"uploads[{index}].content"
+            for index, upload in enumerate(props.get("uploads") or [])
+            if upload.get("file") == ALERTMANAGER_FILE
+        }
+    if resource.type == GRAFANA_PROVIDER and "auth" in props:
+        return {"auth"}
+    return set()
 
 
 def no_clear_secrets(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
     for resource in resources:
         if resource.type == "kubernetes:core/v1:Secret":
             continue  # Kubernetes Secrets are where secrets belong; Pulumi keeps their data secret
-        for text in _strings(resource.props, skip=context.secret_paths.get(resource.urn, frozenset())):
+        by_design = credential_inputs(resource)
+        marked = context.secret_paths.get(resource.urn)
+        if marked is not None:
+            for path in sorted(by_design - set(marked)):
+                yield resource.name, f"input {path} carries credentials but is not passed as a secret"
+        for text in _strings(resource.props, skip=by_design | set(marked or ())):
             if any(value and value in text for value in context.secret_values):
                 yield resource.name, "holds the value of a stack secret in an input that is not secret"
                 break

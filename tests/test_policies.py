@@ -181,3 +181,23 @@ def test_the_pack_entry_point_builds_exactly_the_policies_of_the_module():
     assert names == [p.name for p in rules.POLICIES]
     assert len(set(names)) == len(names)
     assert all(name.startswith("rollout-") and name == name.lower() for name in names)
+
+
+def test_a_credential_input_the_program_did_not_mark_secret_is_caught(runs):
+    run = runs["production"]
+    (chart,) = [r for r in resources_of(run) if r.type == rules.CHART and r.props.get("chart") == "kube-prometheus-stack"]
+    assert "values.alertmanager.config" in rules.credential_inputs(chart)
+    marked = {r.urn: set(r.secret_paths) for r in run.resources}
+    marked[chart.urn].discard("values.alertmanager.config")
+    context = Context(now=NOW, secret_values=tuple(run.secret_values), secret_paths=marked)
+    found = _violations("rollout-no-clear-secrets", resources_of(run), context)
+    assert (chart.name, "input values.alertmanager.config carries credentials but is not passed as a secret") in found
+
+
+def test_crossguard_numbers_and_proxies_read_as_the_program_wrote_them():
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    wired = unknown_checking_proxy({"input": {"services": {"genesis": {"weight": 10.0, "stages": [{"weight": 5.0}]}}}})
+    state = rules.rollout_state([Resource(rules.STASH, rules.STATE_STASH, wired)])
+    assert state == {"services": {"genesis": {"weight": 10, "stages": [{"weight": 5}]}}}
+    assert isinstance(state["services"]["genesis"]["weight"], int)
