@@ -762,6 +762,13 @@ class StackConfig(Model):
         if self.tier == "production":
             if not self.alerting.pagerduty:
                 raise KeyedError(("alerting", "pagerduty"), "false is not allowed in production, which must page")
+        monitoring = self.monitoring
+        if self.target == "kubernetes" and not monitoring.install and monitoring.grafana.url and self.secrets.grafana_auth is None:
+            # The generated admin password only opens a Grafana this stack installs.
+            raise KeyedError(
+                ("secrets", "grafanaAuth"),
+                "is required (a secret) when monitoring.grafana.url is set and monitoring.install is false",
+            )
         if self.alerting.pagerduty and self.secrets.pagerduty_routing_key is None:
             raise KeyedError(
                 ("secrets", "pagerdutyRoutingKey"),

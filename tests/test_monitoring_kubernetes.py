@@ -168,3 +168,20 @@ def test_nothing_the_chart_would_run_as_a_helm_hook_is_turned_on(runs, stack):
     assert values["crds"]["upgradeJob"]["enabled"] is False
     webhooks = values["prometheusOperator"]["admissionWebhooks"]
     assert (webhooks["enabled"], webhooks["patch"]["enabled"], webhooks["certManager"]["enabled"]) == (False, False, False)
+
+
+def test_an_existing_grafana_without_its_credentials_is_refused_before_any_resource(project):
+    import pulumi
+
+    def existing_grafana(config):
+        config["rollout:monitoring"].update(install=False, grafana={"url": "http://grafana.monitoring.svc:3000"})
+
+    edit_stack(project, "staging", existing_grafana)
+    declared: list = []
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("staging", project, record=declared)
+    assert declared == []
+    assert str(caught.value) == (
+        "stacks/Pulumi.staging.yaml: rollout:secrets.grafanaAuth: is required (a secret) when "
+        "monitoring.grafana.url is set and monitoring.install is false"
+    )
