@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 # The SDK warns at import that its v2 dashboard schema is preferred. We build the
@@ -34,6 +35,7 @@ with warnings.catch_warnings():
     from grafana_foundation_sdk.models import dashboard as gm
 
 from alerts.burnrate import PAGE, TICKET
+from alerts.performance import P95_BUDGET as LATENCY_BUDGET
 from rollout import conventions as c
 from rollout.config import StackConfig
 from rollout.durations import format_duration
@@ -88,13 +90,61 @@ def _burn_windows() -> list[tuple[str, str]]:
     return [(w.long, w.short) for windows in (PAGE[0], TICKET[0]) for w in windows]
 
 
+@dataclass(frozen=True)
+class Slo:
+    """One SLO as the dashboards show it: its budget of bad events and how to count them."""
+
+    name: str
+    #: The recorded bad-event ratio per window (a conventions name with ``{window}``).
+    series: str
+    #: Share of events that may be bad over the SLO window.
+    budget: float
+    objective: str
+    #: Bad events over the whole SLO window, from the recorded 5-minute series.
+    bad_over_window: str
+
+
+def slos_of(config: StackConfig) -> list[Slo]:
+    """The SLOs of alerts/burnrate.py's multi-window alerts, with the stack's objectives.
+
+    Over the SLO window, errors and slow requests are counted like the recorded
+    windows count them (bad over all, each moment weighed by its traffic);
+    availability is the share of failed health checks.
+    """
+    slo = config.slo
+    window = format_duration(slo.window)
+
+    def over(rate: str) -> str:
+        return f"sum_over_time({rate}{{{SELECT}}}[{window}])"
+
+    return [
+        Slo(
+            "Error rate", c.ERROR_RATIO_OVER, slo.error_ratio, f"errors below {slo.error_ratio:.2%}",
+            f"{over(c.SERVICE_ERRORS_RATE)} / {over(c.SERVICE_REQUEST_RATE)}",
+        ),
+        Slo(
+            # The latency SLO: at most 5 % of requests slower than the P95 objective.
+            "Latency", c.SLOW_RATIO_OVER, LATENCY_BUDGET, f"95 % of requests within {slo.latency_p95_seconds:g} s",
+            f"1 - {over(c.SERVICE_FAST_RATE)} / {over(c.SERVICE_DURATION_COUNT_RATE)}",
+        ),
+        Slo(
+            "Availability", c.PROBE_FAILURE_RATIO_OVER, _r(1 - slo.availability), f"{slo.availability:.2%} of checks succeed",
+            f"1 - avg_over_time({c.SERVICE_PROBE_SUCCESS}{{{SELECT}}}[{window}])",
+        ),
+    ]
+
+
+def _budget_left(slo: Slo) -> str:
+    return f"1 - ({slo.bad_over_window}) / {_r(slo.budget)}"
+
+
 # --- the four dashboards ---------------------------------------------------------------
 
 
 def service_overview(config: StackConfig) -> list[PanelSpec]:
     slo, canary = config.slo, config.canary
     window = format_duration(slo.window)
-    error_budget, availability_budget = slo.error_ratio, 1 - slo.availability
+    error_budget = slo.error_ratio
     page_factor = PAGE[0][0].factor(slo.window)
     return [
         PanelSpec("Request rate", [Query(f"{c.REQUEST_RATE}{{{SELECT_TRACK}}}", "{{track}}")], "reqps"),
@@ -133,19 +183,7 @@ def service_overview(config: StackConfig) -> list[PanelSpec]:
         ),
         PanelSpec(
             f"Error budget left ({window})",
-            [
-                Query(
-                    f"1 - (sum_over_time({c.SERVICE_ERRORS_RATE}{{{SELECT}}}[{window}]) / "
-                    f"sum_over_time({c.SERVICE_REQUEST_RATE}{{{SELECT}}}[{window}])) / {_r(error_budget)}",
-                    "errors",
-                    instant=True,
-                ),
-                Query(
-                    f"1 - avg_over_time({c.PROBE_FAILURE_RATIO_OVER.format(window='5m')}{{{SELECT}}}[{window}]) / {_r(availability_budget)}",
-                    "availability",
-                    instant=True,
-                ),
-            ],
+            [Query(_budget_left(slo), slo.name.lower(), instant=True) for slo in slos_of(config)],
             "percentunit",
             kind="stat",
             base="red",
@@ -213,7 +251,9 @@ def rollout(config: StackConfig) -> list[PanelSpec]:
     canary = config.canary
     failed_probe = f"{config.metrics.probe_success}{{{SELECT_TRACK}}}"
     checks = canary.max_consecutive_failed_health_checks
-    interval = format_duration(config.monitoring.scrape_interval * checks)
+    # The last N checks at one per scrape interval, as CanaryHealthChecksFailing
+    # counts them: the range (inclusive at both ends) less a second holds N samples.
+    interval = format_duration(config.monitoring.scrape_interval * checks - timedelta(seconds=1))
     return [
         PanelSpec(
             "Error ratio: canary against stable",
@@ -273,14 +313,9 @@ def rollout(config: StackConfig) -> list[PanelSpec]:
 def slos(config: StackConfig) -> list[PanelSpec]:
     slo = config.slo
     window = format_duration(slo.window)
-    # Latency SLO: at most 5 % of requests slower than the P95 objective.
-    entries = [
-        ("Error rate", c.ERROR_RATIO_OVER, slo.error_ratio, f"Errors below {slo.error_ratio:.2%}"),
-        ("Latency", c.SLOW_RATIO_OVER, 0.05, f"95 % of requests within {slo.latency_p95_seconds:g} s"),
-        ("Availability", c.PROBE_FAILURE_RATIO_OVER, 1 - slo.availability, f"{slo.availability:.2%} of checks succeed"),
-    ]
     panels = []
-    for name, series, budget, objective in entries:
+    for entry in slos_of(config):
+        name, series, budget, objective = entry.name, entry.series, entry.budget, entry.objective
         five = f"{series.format(window='5m')}{{{SELECT}}}"
         panels += [
             PanelSpec(
@@ -294,7 +329,7 @@ def slos(config: StackConfig) -> list[PanelSpec]:
             ),
             PanelSpec(
                 f"{name} budget left ({window})",
-                [Query(f"1 - avg_over_time({five}[{window}]) / {_r(budget)}", "{{service}}", instant=True)],
+                [Query(_budget_left(entry), "{{service}}", instant=True)],
                 "percentunit",
                 kind="stat",
                 base="red",
