@@ -238,3 +238,21 @@ def test_the_charts_sidecar_reads_the_label_and_folder_annotation_the_configmaps
     # Both halves are needed: without foldersFromFilesStructure the annotation is inert.
     assert sidecar["folderAnnotation"] == c.GRAFANA_FOLDER_ANNOTATION
     assert sidecar["provider"]["foldersFromFilesStructure"] is True
+
+
+def test_the_json_decodes_into_grafanas_dashboard_model_without_losing_a_field(stack):
+    """The SDK's models are generated from Grafana's schemas: a misspelt or
+    misplaced key would not survive the round trip."""
+    import warnings
+
+    from dashboards.build import _normalise
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from grafana_foundation_sdk.cog.encoder import JSONEncoder
+        from grafana_foundation_sdk.models import dashboard as model
+
+    _, _, documents = stack
+    for uid, document in documents.items():
+        decoded = model.Dashboard.from_json(document)
+        assert _normalise(json.loads(json.dumps(decoded, cls=JSONEncoder))) == document, uid
