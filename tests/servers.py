@@ -7,6 +7,8 @@ folder, and is stopped when its ``with`` block ends, also on failure::
         prom.query("up")
     with start_alertmanager(config_text) as am, WebhookSink() as sink:
         ...
+    with MetricsTarget(lambda scrape: "...") as target:
+        ...  # target.address goes into a scrape config
 
 The binaries are Debian's ``prometheus`` and ``prometheus-alertmanager``
 (scripts/install-tools installs them).
@@ -181,6 +183,57 @@ def start_alertmanager(config_text: str, extra_files: dict[str, str] | None = No
         ]
         with _running("alertmanager", argv, workdir, port, "/-/ready", deadline_s) as server:
             yield server
+
+
+class MetricsTarget:
+    r"""A scrape target on 127.0.0.1 serving ``/metrics`` in Prometheus' text format.
+
+    ``exposition(scrape_number)`` returns the page for each scrape (0, 1, 2, ...),
+    so a test can make counters grow the way a service's would: a synthetic
+    service that fails requests, or one whose metrics are bad::
+
+        def page(scrape):  # 5 failed requests more at every scrape
+            return 'http_requests_total{code="500"} %d\n' % (5 * scrape)
+
+        with MetricsTarget(page) as target:
+            target.address  # "127.0.0.1:PORT", for a static_config
+    """
+
+    def __init__(self, exposition) -> None:
+        self.exposition = exposition
+        self.scrapes = 0
+        self.address = ""
+
+    def __enter__(self) -> "MetricsTarget":
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                body = target.exposition(target.scrapes).encode()
+                target.scrapes += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.address = f"{LOOPBACK}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
 
 
 @dataclass

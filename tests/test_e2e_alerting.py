@@ -18,18 +18,19 @@ import yaml
 from conftest import edit_stack
 from rollout.loader import load_file
 from rollout.render import render
-from servers import WebhookSink, free_port, start_alertmanager, start_prometheus
+from servers import MetricsTarget, WebhookSink, free_port, start_alertmanager, start_prometheus
 
 # Slow (about a minute: ServiceDown's for is 1m), and part of the default suite.
 pytestmark = pytest.mark.e2e
 
 
-def _rendered(project: Path, out: Path) -> Path:
-    edit_stack(
-        project,
-        "staging",
-        lambda c: c["rollout:monitoring"].update(scrapeInterval="1s", evaluationInterval="1s"),
-    )
+def _rendered(project: Path, out: Path, sustain_for: str | None = None) -> Path:
+    def fast(c):
+        c["rollout:monitoring"].update(scrapeInterval="1s", evaluationInterval="1s")
+        if sustain_for:
+            c["rollout:canary"].update(sustainFor=sustain_for)
+
+    edit_stack(project, "staging", fast)
     config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
     render(config, "staging", out)
     return out
@@ -79,4 +80,69 @@ def test_a_down_service_pages_through_the_rendered_routing(project, tmp_path):
             assert notification["body"]["routing_key"] == "<secret:rollout:secrets.pagerdutyRoutingKey>"
             up = prometheus.query('up{job="rollout-service"}')
             assert up and all(sample["value"][1] == "0" for sample in up)
+    assert alertmanager.process.poll() is not None and prometheus.process.poll() is not None
+
+
+def _service(requests_per_scrape: int, failures_per_scrape: int):
+    """A synthetic track of the service: its request counter grows at every scrape, some 5xx."""
+
+    def page(scrape: int) -> str:
+        ok = (requests_per_scrape - failures_per_scrape) * scrape
+        failed = failures_per_scrape * scrape
+        return (
+            "# TYPE http_requests_total counter\n"
+            f'http_requests_total{{code="200"}} {ok}\n'
+            f'http_requests_total{{code="500"}} {failed}\n'
+        )
+
+    return page
+
+
+def test_a_failing_canary_reaches_the_rollback_webhook_and_the_warnings_channel(project, tmp_path):
+    # sustainFor is the stack's own knob: 10 s keeps the run short without
+    # rewriting the rendered rule.
+    rendered = _rendered(project, tmp_path / "rendered", sustain_for="10s")
+    with (
+        WebhookSink() as sink,
+        MetricsTarget(_service(100, 0)) as stable,
+        MetricsTarget(_service(100, 10)) as canary,
+        start_alertmanager(_alertmanager_config(rendered, sink)) as alertmanager,
+    ):
+        config_text, rules = _prometheus_config(rendered, alertmanager.url, dead="unused")
+        document = yaml.safe_load(config_text)
+        (job,) = document["scrape_configs"]
+        for group in job["static_configs"]:
+            group["targets"] = [{"stable": stable, "canary": canary}[group["labels"]["track"]].address]
+        with start_prometheus(yaml.safe_dump(document), rules=rules) as prometheus:
+            rollback = sink.wait_for(
+                lambda body: body.get("receiver") == "rollback-webhook"
+                and any(a["labels"]["alertname"] == "CanaryErrorRateHigh" for a in body.get("alerts", [])),
+                timeout_s=120,
+            )
+            slack = sink.wait_for(
+                lambda body: any(
+                    "CanaryErrorRateHigh" in attachment.get("title", "") for attachment in body.get("attachments", [])
+                ),
+                timeout_s=120,
+            )
+            ratio = prometheus.query('service_track:http_request_errors:ratio_rate5m{track="canary"}')
+    assert rollback["path"] == "/webhook/rollback-webhook"
+    (alert,) = [a for a in rollback["body"]["alerts"] if a["labels"]["alertname"] == "CanaryErrorRateHigh"]
+    assert alert["status"] == "firing"
+    assert {k: alert["labels"][k] for k in ("service", "track", "rollback", "priority", "category")} == {
+        "service": "genesis",
+        "track": "canary",
+        "rollback": "true",
+        "priority": "P2",
+        "category": "errors",
+    }
+    assert alert["annotations"]["runbook_url"].endswith("/CanaryErrorRateHigh.md")
+    assert slack["path"] == "/slack/slack-warnings"
+    assert slack["body"]["channel"] == "#rollout-staging-warnings"
+    # The synthetic canary fails 10 % of its requests; the recorded SLI says so.
+    assert [round(float(sample["value"][1]), 3) for sample in ratio] == [0.1]
+    # No canary alert reached the healthy stable track.
+    assert not [
+        a for item in sink.received for a in item["body"].get("alerts", []) if a["labels"].get("track") == "stable"
+    ]
     assert alertmanager.process.poll() is not None and prometheus.process.poll() is not None
