@@ -331,6 +331,10 @@ class MonitoringSettings(Model):
     """Alertmanager replicas; more than one form a cluster that deduplicates notifications."""
     prometheus_resources: Resources | None = None
     """Prometheus' requests and limits; unset uses the chart's defaults."""
+    alertmanager_resources: Resources | None = None
+    """Each Alertmanager replica's requests and limits (Kubernetes); unset uses the chart's
+    defaults. Set them where a noisy neighbour could starve the paging path (production).
+    """
     grafana: GrafanaSettings = GrafanaSettings()
     """Grafana settings."""
     catalogue: Literal["full", "development"] = "full"

@@ -121,6 +121,9 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
         if monitoring.storage.protect:
             # Keep the volume when the StatefulSet is deleted or scaled down.
             prometheus_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    alertmanager_spec: dict[str, Any] = {"replicas": monitoring.alertmanager_replicas}
+    if monitoring.alertmanager_resources:
+        alertmanager_spec["resources"] = monitoring.alertmanager_resources.model_dump(by_alias=True)
     label, value = c.GRAFANA_DASHBOARD_LABEL
     return {
         # Object names start with the release name, whatever the chart's own name.
@@ -136,7 +139,7 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
         "prometheus": {"prometheusSpec": prometheus_spec, "serviceMonitor": {"relabelings": job_relabeling(c.JOB_PROMETHEUS)}},
         "alertmanager": {
             "config": alertmanager_config,
-            "alertmanagerSpec": {"replicas": monitoring.alertmanager_replicas},
+            "alertmanagerSpec": alertmanager_spec,
             "serviceMonitor": {"relabelings": job_relabeling(c.JOB_ALERTMANAGER)},
         },
         "grafana": {

@@ -185,3 +185,26 @@ def test_an_existing_grafana_without_its_credentials_is_refused_before_any_resou
         "stacks/Pulumi.staging.yaml: rollout:secrets.grafanaAuth: is required (a secret) when "
         "monitoring.grafana.url is set and monitoring.install is false"
     )
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_the_values_carry_the_stacks_retention_replicas_and_resources(runs, stack):
+    from rollout.durations import format_duration
+
+    monitoring = load_stack(stack).monitoring
+    (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
+    values = chart.inputs["values"]
+    prometheus, alertmanager = values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"]
+    assert prometheus["retention"] == format_duration(monitoring.retention)
+    assert alertmanager["replicas"] == monitoring.alertmanager_replicas
+    for spec, resources in ((prometheus, monitoring.prometheus_resources), (alertmanager, monitoring.alertmanager_resources)):
+        assert spec.get("resources") == (resources.model_dump(by_alias=True) if resources else None)
+    if monitoring.storage.persistent:
+        claim = prometheus["storageSpec"]["volumeClaimTemplate"]["spec"]
+        assert claim["resources"]["requests"]["storage"] == monitoring.storage.size
+        assert claim.get("storageClassName") == monitoring.storage.storage_class
+
+
+def test_production_reserves_room_for_each_alertmanager_replica(runs):
+    (chart,) = [r for r in runs["production"].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
+    assert chart.inputs["values"]["alertmanager"]["alertmanagerSpec"]["resources"]["requests"]["memory"] == "128Mi"
