@@ -201,3 +201,57 @@ def test_crossguard_numbers_and_proxies_read_as_the_program_wrote_them():
     state = rules.rollout_state([Resource(rules.STASH, rules.STATE_STASH, wired)])
     assert state == {"services": {"genesis": {"weight": 10, "stages": [{"weight": 5}]}}}
     assert isinstance(state["services"]["genesis"]["weight"], int)
+
+
+def _check(project, stack):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ROLLOUT_DEBUG"}
+    return subprocess.run(
+        [sys.executable, "-m", "rollout.cli", "--project", str(project), "check", "--stack", stack],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_rollout_check_refuses_an_unpinned_production_image_and_names_the_policy(project):
+    edit_stack(project, "production", lambda c: c["rollout:services"][0]["canary"].update(image="ghcr.io/example/genesis:latest"))
+    result = _check(project, "production")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[mandatory] rollout-pinned-images (genesis-canary): image 'ghcr.io/example/genesis:latest' is not pinned" in result.stdout
+
+
+def test_rollout_check_reports_the_same_fault_in_staging_but_passes(project):
+    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["canary"].update(image="ghcr.io/example/genesis:latest"))
+    result = _check(project, "staging")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[advisory] rollout-pinned-images (genesis-canary)" in result.stdout
+
+
+def test_a_canary_flag_out_of_step_with_the_route_is_caught_in_a_declared_stack(runs):
+    import json
+
+    def stale(props):
+        if "flags.json" not in (props.get("data") or {}):
+            return  # the dashboards' ConfigMaps
+        document = json.loads(props["data"]["flags.json"])
+        document["flags"]["aatc"]["metadata"]["weight"] = 10
+        props["data"]["flags.json"] = json.dumps(document)
+
+    assert _violations("rollout-canary-flags-in-step", resources_of(runs["dev"])) == []
+    found = _violations("rollout-canary-flags-in-step", _altered(runs["dev"], rules.CONFIGMAP, stale))
+    assert found == [("flag aatc", "follows weight 10, but genesis's rollout is at 25 %")]
+
+
+def test_production_prometheus_without_a_retained_volume_is_caught(runs):
+    def ephemeral(props):
+        if props["chart"] == "kube-prometheus-stack":
+            props["values"]["prometheus"]["prometheusSpec"].pop("storageSpec")
+            props["values"]["prometheus"]["prometheusSpec"].pop("persistentVolumeClaimRetentionPolicy", None)
+
+    found = _violations("rollout-prometheus-storage-protected", _altered(runs["production"], rules.CHART, ephemeral))
+    assert {message for _, message in found} == {
+        "Prometheus has no persistent volume",
+        "Prometheus' volume is not retained when its StatefulSet is deleted",
+    }
