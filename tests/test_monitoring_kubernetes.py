@@ -208,3 +208,21 @@ def test_the_values_carry_the_stacks_retention_replicas_and_resources(runs, stac
 def test_production_reserves_room_for_each_alertmanager_replica(runs):
     (chart,) = [r for r in runs["production"].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
     assert chart.inputs["values"]["alertmanager"]["alertmanagerSpec"]["resources"]["requests"]["memory"] == "128Mi"
+
+
+#: Keys of the chart's default Alertmanager config that survive Helm's merge under ours,
+#: harmlessly: resolve_timeout 5m is Alertmanager's own default, and the templates glob
+#: names the chart's (empty) template folder.
+CHART_CONFIG_KEPT = {"global", "templates"}
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_helm_merges_no_default_route_or_inhibit_rule_into_our_alertmanager_config(runs, stack):
+    # Helm merges maps of our values over the chart's defaults: a top-level key
+    # of the chart's config that ours left out (its namespace-based inhibit
+    # rules, its "null" receiver) would silently join the deployed config.
+    defaults = yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS["kube-prometheus-stack"]).read_text())
+    (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
+    ours = chart.inputs["values"]["alertmanager"]["config"]
+    assert set(defaults["alertmanager"]["config"]) - set(ours) == CHART_CONFIG_KEPT
+    assert set(defaults["alertmanager"]["config"]["route"]) <= set(ours["route"])
