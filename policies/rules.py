@@ -351,17 +351,29 @@ _SECRET_SHAPES = (
 
 
 def _strings(value: Any, path: str = "", skip: set[str] | frozenset = frozenset()) -> Iterable[str]:
-    """Every string in ``value``, leaving out the subtrees at ``skip`` (secret inputs)."""
+    """Every string in ``value``, leaving out the subtrees at ``skip`` (secret inputs)
+    and the values a preview does not know yet (computed, so no clear-text literal)."""
     if path in skip:
         return
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
-        for key, item in value.items():
+        for key, item in _known_items(value, value.keys()):
             yield from _strings(item, f"{path}.{key}" if path else str(key), skip)
     elif _is_list(value):
-        for index, item in enumerate(value):
+        for index, item in _known_items(value, range(len(value))):
             yield from _strings(item, f"{path}[{index}]", skip)
+
+
+def _known_items(container: Any, keys: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+    for key in keys:
+        try:
+            yield key, container[key]
+        except Exception as err:
+            # CrossGuard's proxies raise UnknownValueError for a value a preview
+            # has not computed; a policy that let it escape would be skipped whole.
+            if type(err).__name__ != "UnknownValueError":
+                raise
 
 
 def credential_inputs(resource: Resource) -> set[str]:

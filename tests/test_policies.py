@@ -255,3 +255,15 @@ def test_production_prometheus_without_a_retained_volume_is_caught(runs):
         "Prometheus has no persistent volume",
         "Prometheus' volume is not retained when its StatefulSet is deleted",
     }
+
+
+def test_the_credential_check_reads_past_values_a_preview_does_not_know_yet():
+    from pulumi_policy.proxy import unknown_checking_proxy
+    from pulumi.runtime.rpc import UNKNOWN
+
+    props = unknown_checking_proxy({
+        "metadata": {"namespace": UNKNOWN},
+        "env": [UNKNOWN, {"name": "HOOK", "value": "https://hooks.slack.com/services/T0/B0/abcdefabcdef"}],
+    })
+    found = _violations("rollout-no-clear-secrets", [Resource("kubernetes:core/v1:ConfigMap", "leaky", props)])
+    assert found == [("leaky", "holds what looks like a credential in clear text")]
