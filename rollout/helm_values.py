@@ -158,7 +158,14 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
                     "folderAnnotation": c.GRAFANA_FOLDER_ANNOTATION,
                     "provider": {"allowUiUpdates": False, "foldersFromFilesStructure": True},
                 },
-                "datasources": {"enabled": True, "defaultDatasourceEnabled": True, "uid": c.GRAFANA_DATASOURCE_UID},
+                # One owner per datasource uid: with monitoring.grafana.url set,
+                # pulumiverse-grafana creates it through the API, and a provisioned
+                # copy with the same uid would make that creation fail.
+                "datasources": {
+                    "enabled": True,
+                    "defaultDatasourceEnabled": not monitoring.grafana.url,
+                    "uid": c.GRAFANA_DATASOURCE_UID,
+                },
             },
         },
         "nodeExporter": {"enabled": True},

@@ -16,6 +16,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 
 from components.monitoring.kubernetes import keep_prometheus_data
 from conftest import KUBERNETES_STACKS, edit_stack, shared_path
+from rollout.conventions import GRAFANA_DATASOURCE_UID
 from rollout.harness import run_program
 from rollout.loader import load_stack
 from rollout.prometheus import prometheus_config
@@ -226,3 +227,16 @@ def test_helm_merges_no_default_route_or_inhibit_rule_into_our_alertmanager_conf
     ours = chart.inputs["values"]["alertmanager"]["config"]
     assert set(defaults["alertmanager"]["config"]) - set(ours) == CHART_CONFIG_KEPT
     assert set(defaults["alertmanager"]["config"]["route"]) <= set(ours["route"])
+
+
+@pytest.mark.parametrize("url", [None, "http://rollout-monitoring-grafana.rollout.svc"], ids=["no Grafana URL: the sidecar", "a Grafana URL: the API"])
+def test_the_prometheus_datasource_has_one_owner(project, url):
+    if url:
+        edit_stack(project, "staging", lambda config: config["rollout:monitoring"].update(grafana={"url": url}))
+    run = run_program("staging", project)
+    (chart,) = [r for r in run.of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
+    sidecar = chart.inputs["values"]["grafana"]["sidecar"]["datasources"]
+    through_api = run.of_type("grafana:oss/dataSource:DataSource")
+    assert sidecar["uid"] == GRAFANA_DATASOURCE_UID
+    assert sidecar["defaultDatasourceEnabled"] is (url is None)
+    assert [d.inputs["uid"] for d in through_api] == ([] if url is None else [GRAFANA_DATASOURCE_UID])
