@@ -9,6 +9,8 @@ it) actionlint also checks every ``run:`` script with it.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, STACKS, edit_stack
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -61,26 +63,38 @@ def test_every_workflow_passes_actionlint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+MINIMAL = """name: probe
+on: push
+permissions:
+  contents: read
+jobs:
+  probe:
+    runs-on: ubuntu-24.04
+    permissions:
+      contents: read
+    steps:
+      - name: Say hello
+        if: ${{ !cancelled() }}
+        run: echo hello
+"""
+
+
 @pytest.mark.parametrize(
-    "break_it, finding",
+    "old, new, finding",
     [
-        pytest.param(lambda t: t.replace("runs-on: ubuntu-24.04", "runs-on: ubuntu-24.04\n    needs: no-such-job", 1), "no-such-job", id="a job that needs a missing job is caught"),
-        pytest.param(lambda t: t.replace("${{ !cancelled() }}", "${{ !cancelled( }}", 1), "cancelled", id="a broken expression is caught"),
-        pytest.param(
-            lambda t: t.replace('run: bash .ci/run', 'run: echo "${{ github.event.pull_request.title }}"', 1),
-            "untrusted",
-            id="a pull request's title spliced into a script is caught",
-        ),
+        pytest.param("runs-on: ubuntu-24.04\n", "runs-on: ubuntu-24.04\n    needs: no-such-job\n", "no-such-job", id="a job that needs a missing job is caught"),
+        pytest.param("${{ !cancelled() }}", "${{ !cancelled( }}", "cancelled", id="a broken expression is caught"),
+        pytest.param("run: echo hello", 'run: echo "${{ github.event.pull_request.title }}"', "untrusted", id="a pull request's title spliced into a script is caught"),
     ],
 )
-def test_actionlint_really_runs_and_catches_mistakes(tmp_path, break_it, finding):
-    broken = tmp_path / ".github" / "workflows" / "ci.yml"
-    broken.parent.mkdir(parents=True)
-    text = (WORKFLOWS / "ci.yml").read_text()
-    changed = break_it(text)
-    assert changed != text
-    broken.write_text(changed)
-    result = subprocess.run([actionlint(), "-color=false", str(broken)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+def test_actionlint_really_runs_and_catches_mistakes(tmp_path, old, new, finding):
+    workflow = tmp_path / ".github" / "workflows" / "probe.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(MINIMAL)
+    clean = subprocess.run([actionlint(), "-color=false", str(workflow)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stdout
+    workflow.write_text(MINIMAL.replace(old, new, 1))
+    result = subprocess.run([actionlint(), "-color=false", str(workflow)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert finding in result.stdout
 
@@ -113,60 +127,99 @@ def test_secrets_reach_scripts_only_through_the_environment(path):
             assert "secrets." not in step.get("run", "") and "secrets[" not in step.get("run", ""), step.get("name")
 
 
+def run_of(job: dict, name_starts: str) -> str:
+    (step,) = [step for step in steps(job) if step.get("name", "").startswith(name_starts)]
+    return step["run"]
+
+
 def test_ci_runs_the_readmes_test_command_and_pushes_the_pass_ratio_the_alert_reads():
     from rollout import conventions
 
-    ci = jobs(by_name()["ci.yml"])["test"]
-    runs = [step.get("run", "") for step in steps(ci)]
-    assert "bash .ci/run" in runs
+    ci = jobs(by_name()["ci.yml"])
+    runs = [step.get("run", "") for step in steps(ci["test"])]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-    push = next(r for r in runs if "curl" in r)
-    assert "rollout.ci_results" in push and "conventions.CI_PUSH_JOB" in push
-    assert conventions.CI_PASS_RATIO in (ROOT / "alerts" / "deployment.py").read_text() or "CI_PASS_RATIO" in (ROOT / "alerts" / "deployment.py").read_text()
-    assert any("rollout flags --stack" in r and '>> "$GITHUB_ENV"' in r for r in runs)
+    assert any(r.startswith("make test") for r in runs)
+    push = run_of(ci["test"], "Push the pass ratio")
+    assert "rollout.ci_results" in push
+    assert f"/metrics/job/{conventions.CI_PUSH_JOB}/" in push
+    flags = "\n".join(step.get("run", "") for step in steps(ci["flags"]))
+    assert "rollout flags --stack" in flags and '--format env >> "$GITHUB_ENV"' in flags
 
 
-def test_preview_checks_every_stack_offline_then_previews_with_the_pack_and_the_evidence():
-    preview = jobs(by_name()["preview.yml"])
-    check_script = "\n".join(step.get("run", "") for step in steps(preview["check"]))
-    assert 'rollout check --stack "$stack" --base "$BASE_SHA"' in check_script
-    assert "PULUMI" not in str(preview["check"]), "the offline check needs no credentials"
-    uses = [step for step in steps(preview["preview"]) if step.get("with", {}).get("command") == "preview"]
-    assert len(uses) == 1 and uses[0]["uses"].startswith("pulumi/actions@")
-    assert uses[0]["with"]["policyPacks"] == "policies"
-    assert uses[0]["with"]["comment-on-pr"] is False
-    script = "\n".join(step.get("run", "") for step in steps(preview["preview"]))
-    assert "rollout evidence --stack" in script and "policies.pack" in script and "rollout.comment" in script
-    comment = next(step for step in steps(preview["preview"]) if "github-script" in step.get("uses", ""))
-    assert "updateComment" in comment["with"]["script"] and "marker" in comment["with"]["script"]
+def test_preview_checks_every_stack_and_comments_with_the_marker_rollout_comment_writes():
+    from rollout.comment import MARKER
+
+    stack_job = jobs(by_name()["preview.yml"])["stack"]
+    assert sorted(stack_job["strategy"]["matrix"]["stack"]) == sorted(STACKS)
+    check = run_of(stack_job, "Check against the base")
+    assert 'rollout check --stack "$STACK" --base "$BASE"' in check
+    (preview,) = [step for step in steps(stack_job) if step.get("with", {}).get("command") == "preview"]
+    assert preview["uses"].startswith("pulumi/actions@")
+    assert preview["with"]["policyPacks"] == "policies" and preview["with"]["comment-on-pr"] is False
+    assert "policyPackConfigs" in preview["with"]
+    script = next(step for step in steps(stack_job) if "github-script" in step.get("uses", ""))["with"]["script"]
+    assert "updateComment" in script
+    assert MARKER.format(stack="${stack}") in script
 
 
-def test_deploy_runs_staging_before_production_and_production_behind_its_environment():
+def test_the_previews_evidence_and_check_refuse_a_skipped_stage_as_the_workflow_runs_them(project, tmp_path):
+    """The two steps' scripts, run as they are in the workflow, in a checkout whose
+    HEAD holds the pull request's change (as actions/checkout leaves it): a skip
+    from 10 % to 50 % must be refused, also with gate evidence gathered."""
+    from servers import free_port
+
+    stack_job = jobs(by_name()["preview.yml"])["stack"]
+    scripts = [run_of(stack_job, "Gate evidence"), run_of(stack_job, "Check against the base")]
+    (project / ".venv").symlink_to(ROOT / ".venv")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "--quiet"); git("add", "stacks", "Pulumi.yaml"); git("commit", "--quiet", "-m", "base")
+    base = git("rev-parse", "HEAD")
+    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["rollout"]["history"].append({"weight": 50, "startedAt": "2026-11-19T09:00:00Z"}))
+    git("commit", "--quiet", "-am", "the pull request")
+    outputs = tmp_path / "github_output"
+    env = {**os.environ, "STACK": "staging", "BASE": base, "GITHUB_OUTPUT": str(outputs),
+           # Nothing listens there: the evidence records Prometheus as unreachable.
+           "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"}
+    for script in scripts:
+        done = subprocess.run(["bash", "-e", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "exit=1" in outputs.read_text().splitlines()
+    check = (project / "build" / "check-staging.txt").read_text()
+    assert "[mandatory] rollout-next-stage-only (service genesis): 10% -> 50% skips a stage" in check
+    config = json.loads((project / "build" / "policy-config-staging.json").read_text())
+    assert config["rollout-next-stage-only"]["evidence"]["deployedState"]["services"]["genesis"]["weight"] == 10
+
+
+def test_deploy_runs_staging_before_production_one_run_per_stack_then_verifies():
     deploy = jobs(by_name()["deploy.yml"])
     assert deploy["production"]["needs"] == ["changes", "staging"]
-    assert deploy["production"]["with"]["environment"] == "production"
     assert deploy["staging"]["uses"] == deploy["production"]["uses"] == "./.github/workflows/deploy-stack.yml"
+    assert deploy["production"]["with"]["stack"] == "production"
     up = jobs(by_name()["deploy-stack.yml"])["up"]
-    assert up["concurrency"] == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
-    assert up["environment"] == "${{ inputs.environment }}"
+    assert up["concurrency"] == {"group": "deploy-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert up["environment"] == "${{ inputs.stack }}"
     names = [step.get("name", "") for step in steps(up)]
-    assert names.index("rollout verify") > names.index("pulumi up")
-    rollback = next(step for step in steps(up) if step.get("name") == "Roll back after a failed verification")
-    assert "steps.verify.outcome == 'failure'" in rollback["if"] and "rollback.yml" in rollback["run"]
+    assert names.index("Verify") > names.index("pulumi up")
+    assert "rollout verify --stack" in run_of(up, "Verify")
+    rollback = run_of(up, "Roll back after a failed verification")
+    assert 'rollout rollback --stack "$STACK"' in rollback and "git push" in rollback
 
 
-def test_rollback_starts_from_the_alert_webhook_or_by_hand_and_skips_no_step():
+def test_rollback_starts_from_the_alert_webhook_or_by_hand_and_shares_the_deploy_lock():
     document = by_name()["rollback.yml"]
-    assert document["on"]["repository_dispatch"]["types"] == ["rollout-rollback"]
+    assert document["on"]["repository_dispatch"]["types"] == ["rollback"]
     assert {"stack", "reason"} <= set(document["on"]["workflow_dispatch"]["inputs"])
-    commit = jobs(document)["commit"]
-    script = "\n".join(step.get("run", "") for step in steps(commit))
-    assert 'rollout rollback --stack "$STACK"' in script and "git commit" in script and "git push" in script
-    up = jobs(document)["up"]
-    assert up["uses"] == "./.github/workflows/deploy-stack.yml"
-    # Never held by an approval, never by a resource policy, never a rollback of the rollback.
-    assert up["with"]["environment"].endswith("-rollback")
-    assert up["with"]["policy-pack"] is False and up["with"]["rollback-on-failure"] is False
+    job = jobs(document)["rollback"]
+    script = "\n".join(step.get("run", "") for step in steps(job))
+    assert 'rollout rollback --stack "$STACK" --reason "$REASON"' in script and "git push" in script
+    assert job["concurrency"]["group"].startswith("deploy-") and job["concurrency"]["cancel-in-progress"] is False
+    # Production's required reviewers guard deploys, not an emergency rollback.
+    assert job["environment"].endswith("-rollback }}") or job["environment"].endswith("}}-rollback")
+    assert any(step.get("with", {}).get("command") == "up" for step in steps(job))
 
 
 def test_stage_watch_runs_daily_and_keeps_one_pull_request():
