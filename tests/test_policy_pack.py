@@ -213,3 +213,11 @@ def test_production_paging_without_pagerduty_is_caught_by_the_served_pack(pack, 
     _configure(pack, deployed_state=_state(production))
     found = _diagnostics(pack, resources)
     assert {(policy, level) for policy, level, _ in found} == {("rollout-pages-reach-pagerduty", "MANDATORY")}
+
+
+def test_the_committed_advisory_config_lowers_exactly_the_resource_policies():
+    from policies.pack import advisory_config
+
+    committed = json.loads((ROOT / "policies" / "config" / "advisory.json").read_text())
+    assert committed == advisory_config()
+    assert set(committed) == set(RESOURCE_POLICIES) and set(committed).isdisjoint(GATES)
