@@ -85,6 +85,8 @@ jobs:
         pytest.param("runs-on: ubuntu-24.04\n", "runs-on: ubuntu-24.04\n    needs: no-such-job\n", "no-such-job", id="a job that needs a missing job is caught"),
         pytest.param("${{ !cancelled() }}", "${{ !cancelled( }}", "cancelled", id="a broken expression is caught"),
         pytest.param("run: echo hello", 'run: echo "${{ github.event.pull_request.title }}"', "untrusted", id="a pull request's title spliced into a script is caught"),
+        # shellcheck (scripts/install-tools) behind actionlint: run: scripts are checked too.
+        pytest.param("run: echo hello", "run: cat $RUNNER_TEMP/notes", "SC2086", id="an unquoted variable in a script is caught by shellcheck"),
     ],
 )
 def test_actionlint_really_runs_and_catches_mistakes(tmp_path, old, new, finding):
