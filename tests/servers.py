@@ -185,6 +185,30 @@ def start_alertmanager(config_text: str, extra_files: dict[str, str] | None = No
             yield server
 
 
+def receivers_to_loopback(document: dict, sink_url: str) -> dict:
+    """An Alertmanager config whose every receiver delivers to ``sink_url`` instead.
+
+    Only endpoints change (PagerDuty's url, Slack's api_url, webhooks' url
+    at ``{sink_url}/<integration>/<receiver>``; mail to a closed 127.0.0.1 port),
+    so routing, grouping and inhibition stay exactly as rendered and nothing
+    leaves the host.
+    """
+    for receiver in document["receivers"]:
+        name = receiver["name"]
+        for pagerduty in receiver.get("pagerduty_configs", []):
+            pagerduty.pop("routing_key_file", None)
+            pagerduty.setdefault("routing_key", "loopback")
+            pagerduty["url"] = f"{sink_url}/pagerduty"
+        for slack in receiver.get("slack_configs", []):
+            slack.pop("api_url_file", None)
+            slack["api_url"] = f"{sink_url}/slack/{name}"
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = f"{sink_url}/webhook/{name}"
+        for email in receiver.get("email_configs", []):
+            email["smarthost"] = f"{LOOPBACK}:{free_port()}"
+    return document
+
+
 class MetricsTarget:
     r"""A scrape target on 127.0.0.1 serving ``/metrics`` in Prometheus' text format.
 

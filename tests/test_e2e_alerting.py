@@ -18,7 +18,7 @@ import yaml
 from conftest import edit_stack
 from rollout.loader import load_file
 from rollout.render import render
-from servers import MetricsTarget, WebhookSink, free_port, start_alertmanager, start_prometheus
+from servers import MetricsTarget, WebhookSink, free_port, receivers_to_loopback, start_alertmanager, start_prometheus
 
 # Slow (about a minute: ServiceDown's for is 1m), and part of the default suite.
 pytestmark = pytest.mark.e2e
@@ -39,16 +39,7 @@ def _rendered(project: Path, out: Path, sustain_for: str | None = None) -> Path:
 def _alertmanager_config(rendered: Path, sink: WebhookSink) -> str:
     document = yaml.safe_load((rendered / "alertmanager" / "alertmanager.yml").read_text())
     document["route"]["group_wait"] = "1s"
-    for receiver in document["receivers"]:
-        for pagerduty in receiver.get("pagerduty_configs", []):
-            pagerduty["url"] = f"{sink.url}/pagerduty"
-        for slack in receiver.get("slack_configs", []):
-            slack["api_url"] = f"{sink.url}/slack/{receiver['name']}"
-        for webhook in receiver.get("webhook_configs", []):
-            webhook["url"] = f"{sink.url}/webhook/{receiver['name']}"
-        for email in receiver.get("email_configs", []):
-            email["smarthost"] = f"127.0.0.1:{free_port()}"
-    return yaml.safe_dump(document)
+    return yaml.safe_dump(receivers_to_loopback(document, sink.url))
 
 
 def _prometheus_config(rendered: Path, alertmanager_url: str, dead: str) -> tuple[str, dict[str, str]]:

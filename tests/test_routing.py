@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from alerts.catalogue import all_alerts
 from conftest import STACKS
 from rollout.loader import load_stack
 from rollout.render import render
+from servers import WebhookSink, http_json, receivers_to_loopback, start_alertmanager
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -111,3 +113,45 @@ def test_the_rendered_file_holds_no_secret_only_placeholders(rendered):
     if "pagerduty" in receivers:
         assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key"] == "<secret:rollout:secrets.pagerdutyRoutingKey>"
     assert "example-" not in text and "hooks.slack.example" not in text
+
+
+def _post_alerts(alertmanager_url: str, alerts: list[dict]) -> None:
+    http_json(f"{alertmanager_url}/api/v2/alerts", data=json.dumps(alerts).encode(), method="POST")
+
+
+def _states(alertmanager_url: str) -> dict[tuple[str, str, str], str]:
+    """(alertname, service, severity) -> active | suppressed, as Alertmanager's API reports them."""
+    answer = http_json(f"{alertmanager_url}/api/v2/alerts")
+    return {
+        (a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"]): a["status"]["state"]
+        for a in answer
+    }
+
+
+@pytest.mark.e2e
+def test_a_real_alertmanager_inhibits_as_the_rendered_rules_say(rendered):
+    stack, config, config_file = rendered
+    document = yaml.safe_load(config_file.read_text())
+    alerts = [
+        # The same alert and service at two severities: critical wins.
+        {"alertname": "CanaryErrorRateHigh", "service": "genesis", "severity": "critical", "priority": "P2", "category": "errors"},
+        {"alertname": "CanaryErrorRateHigh", "service": "genesis", "severity": "warning", "priority": "P3", "category": "errors"},
+        # Another service's warning is not silenced by genesis's critical.
+        {"alertname": "CanaryErrorRateHigh", "service": "exodus", "severity": "warning", "priority": "P3", "category": "errors"},
+        # An SLO's page inhibits the same SLO's ticket (different alert names).
+        {"alertname": "ErrorRateSLOBurnRateCritical", "service": "genesis", "severity": "critical", "priority": "P1", "category": "errors", "slo": "errorrate"},
+        {"alertname": "ErrorRateSLOBurnRateHigh", "service": "genesis", "severity": "warning", "priority": "P3", "category": "errors", "slo": "errorrate"},
+        # A warning of another alert stays active beside a critical.
+        {"alertname": "ScrapeTargetDown", "service": "genesis", "severity": "warning", "priority": "P3", "category": "availability"},
+    ]
+    with WebhookSink() as sink, start_alertmanager(yaml.safe_dump(receivers_to_loopback(document, sink.url))) as am:
+        _post_alerts(am.url, [{"labels": labels} for labels in alerts])
+        states = _states(am.url)
+    assert states == {
+        ("CanaryErrorRateHigh", "genesis", "critical"): "active",
+        ("CanaryErrorRateHigh", "genesis", "warning"): "suppressed",
+        ("CanaryErrorRateHigh", "exodus", "warning"): "active",
+        ("ErrorRateSLOBurnRateCritical", "genesis", "critical"): "active",
+        ("ErrorRateSLOBurnRateHigh", "genesis", "warning"): "suppressed",
+        ("ScrapeTargetDown", "genesis", "warning"): "active",
+    }, stack
