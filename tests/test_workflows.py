@@ -159,6 +159,10 @@ def test_preview_checks_every_stack_and_comments_with_the_marker_rollout_comment
     assert preview["uses"].startswith("pulumi/actions@")
     assert preview["with"]["policyPacks"] == "policies" and preview["with"]["comment-on-pr"] is False
     assert "policyPackConfigs" in preview["with"]
+    # The pack refusing must not stop the comment; the resource diff goes into it.
+    assert preview["continue-on-error"] is True
+    assert "steps.preview.outputs.output" in str(next(s for s in steps(stack_job) if s.get("name") == "Build the comment"))
+    assert "steps.preview.outcome" in str(steps(stack_job)[-1])
     script = next(step for step in steps(stack_job) if "github-script" in step.get("uses", ""))["with"]["script"]
     assert "updateComment" in script
     assert MARKER.format(stack="${stack}") in script
