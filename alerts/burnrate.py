@@ -10,11 +10,11 @@ long window (14.4, 6, 3 and 1 for 30 days).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from alerts.model import Alert, Scenario, ratio
-from rollout import conventions as c
 from rollout.config import StackConfig
 from rollout.durations import parse_duration
 
@@ -60,6 +60,8 @@ def burn_rate_alerts(
     """The page and the ticket alert of one SLO, with their scenarios."""
     window = config.slo.window
     service = config.services[0].name
+    # "ErrorRate" -> "error rate", for the text people read.
+    readable = re.sub(r"(?<!^)(?=[A-Z])", " ", slo_name).lower()
     out = []
     for (windows, severity, priority, for_), kind, scenario in (
         (PAGE, "Critical", Scenario(incident, healthy, quiet_at="1m", firing_at="3m", labels={"service": service})),
@@ -74,13 +76,12 @@ def burn_rate_alerts(
                 severity=severity,
                 priority=priority,
                 category=category,
-                summary=f"{{{{ $labels.service }}}} burns its {slo_name.lower()} error budget fast"
+                summary=f"{{{{ $labels.service }}}} burns its {readable} error budget fast"
                 if kind == "Critical"
-                else f"{{{{ $labels.service }}}} burns its {slo_name.lower()} error budget",
+                else f"{{{{ $labels.service }}}} burns its {readable} error budget",
                 description=(
                     f"{{{{ $labels.service }}}}'s share of {what} burns the {format(budget, '.2%')} budget of its "
-                    f"{slo_name.lower()} SLO at {speeds} the sustainable rate ({c.SERVICE_LABEL} over a "
-                    f"{config.slo.window.days}-day window)."
+                    f"{readable} SLO ({config.slo.window.days}-day window) at {speeds} the sustainable rate."
                 ),
                 scenario=scenario,
                 # Shared by the page and the ticket of one SLO, so that the page
