@@ -16,6 +16,7 @@ import yaml
 
 from alerts.catalogue import all_alerts
 from alerts.model import Alert
+from alerts.series import Series
 from conftest import STACKS, edit_stack
 from rollout import conventions
 from rollout.loader import load_file, load_stack
@@ -214,3 +215,54 @@ def test_a_priority_override_changes_the_alerts_priority_label(project):
     config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
     (alert,) = [a for a in all_alerts(config) if a.name == "ServiceLatencyP99High"]
     assert alert.rule(config.alerting.runbook_base_url)["labels"]["priority"] == "P1"
+
+
+def _with_more_services(document: dict) -> None:
+    """Staging with two more services: exodus still at weight 0, leviticus at 25."""
+    genesis = document["rollout:services"][0]
+    history = genesis["rollout"]["history"]
+    exodus = {**genesis, "name": "exodus", "rollout": {"plan": "safe", "history": history[:1]}}
+    leviticus = {
+        **genesis,
+        "name": "leviticus",
+        "rollout": {"plan": "safe", "history": [*history, {"weight": 25, "startedAt": "2026-11-19T09:00:00Z"}]},
+    }
+    document["rollout:services"] += [exodus, leviticus]
+
+
+def test_no_traffic_rules_exist_per_service_whose_canary_weight_is_above_zero(project, tmp_path):
+    edit_stack(project, "staging", _with_more_services)
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    render(config, "staging", tmp_path)
+    rules = [a for a in all_alerts(config) if a.name == "CanaryNoTraffic"]
+    assert sorted((a.scenario.labels["service"], "25 %" in a.description) for a in rules) == [
+        ("genesis", False),
+        ("leviticus", True),
+    ]
+    files = sorted(str(p) for p in (tmp_path / "prometheus" / "rules").glob("*.yaml"))
+    checked = promtool("check", "rules", *files, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # genesis's canary serves, exodus's and leviticus's do not: only leviticus,
+    # whose weight says it should, is reported, and its description says 25 %.
+    (leviticus,) = [a for a in rules if a.scenario.labels["service"] == "leviticus"]
+    genesis = Series(config, "genesis")
+    series = {
+        **genesis.traffic("stable", 100),
+        **genesis.traffic("canary", 100),
+        **leviticus.scenario.incident,
+        **Series(config, "exodus").traffic("stable", 100),
+    }
+    tests = [
+        {
+            "name": "Only the service whose canary should get traffic and gets none is reported",
+            "interval": leviticus.scenario.interval,
+            "input_series": _series(series),
+            "alert_rule_test": [
+                {"eval_time": leviticus.scenario.firing_at, "alertname": "CanaryNoTraffic", "exp_alerts": [_expected(leviticus, config)]}
+            ],
+        }
+    ]
+    path = _test_file(tmp_path, config, tests)
+    result = promtool("test", "rules", str(path.relative_to(tmp_path)), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
