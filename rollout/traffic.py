@@ -53,6 +53,9 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
                                 {"name": "FLAGD_RESOLVER", "value": "in-process"},
                                 {"name": "FLAGD_OFFLINE_FLAG_SOURCE_PATH", "value": f"{c.FLAGS_MOUNT_DIR}/{c.FLAGS_FILE_NAME}"},
                             ],
+                            # Readiness gives up after 3 failures and liveness after 6, so
+                            # a pod that is merely slow leaves the Service's endpoints
+                            # well before the kubelet restarts it.
                             "readinessProbe": {**probe, "failureThreshold": 3},
                             "livenessProbe": {**probe, "failureThreshold": 6, "initialDelaySeconds": 10},
                             "resources": service.resources.model_dump(by_alias=True),
