@@ -40,6 +40,12 @@ def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
     files["blackbox/blackbox.yml"] = yamlout.dump(blackbox_values(config)["config"], stack)
     # Placeholders stand where the deployed file holds secrets.
     files["alertmanager/alertmanager.yml"] = yamlout.dump(alertmanager_config(config), stack)
+    if config.target == "kubernetes":
+        from rollout.traffic import manifests
+
+        for service in config.services:
+            for name, manifest in manifests(config, service).items():
+                files[f"kubernetes/{name}"] = yamlout.dump(manifest, stack)
     from dashboards.build import dashboards, dumps
 
     for uid, document in dashboards(config, stack).items():

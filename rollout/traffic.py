@@ -114,3 +114,29 @@ def http_route(config: StackConfig, service: ServiceSettings) -> dict:
             ],
         },
     }
+
+
+def manifests(config: StackConfig, service: ServiceSettings) -> dict[str, dict]:
+    """Every Kubernetes object of one canary service as a whole manifest, by file name.
+
+    The same builders the component declares from, with the stack's namespace
+    filled in: ``rollout render`` writes these as ``kubernetes/<file>``.
+    """
+    namespace = config.kubernetes.namespace
+    objects: list[tuple[str, str, dict]] = []
+    for track in c.TRACKS:
+        objects.append(("apps/v1", "Deployment", deployment(config, service, track)))
+        objects.append(("v1", "Service", service_object(service, track)))
+        if config.tier == "production":
+            objects.append(("policy/v1", "PodDisruptionBudget", disruption_budget(service, track)))
+    route = http_route(config, service)
+    objects.append((route["apiVersion"], route["kind"], {"metadata": route["metadata"], "spec": route["spec"]}))
+    return {
+        f"{body['metadata']['name']}-{kind.lower()}.yaml": {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {**body["metadata"], "namespace": namespace},
+            "spec": body["spec"],
+        }
+        for api_version, kind, body in objects
+    }

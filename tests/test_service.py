@@ -132,3 +132,35 @@ def test_the_docker_stack_runs_both_tracks_on_their_own_loopback_ports(runs):
         assert (published["internal"], published["external"], published["ip"]) == (8080, port, "127.0.0.1")
         assert f"ROLLOUT_TRACK={track}" in container.inputs["envs"]
         assert container.inputs["memory"] == 512
+
+
+KINDS = {"Deployment": DEPLOYMENT, "Service": SERVICE, "PodDisruptionBudget": PDB, "HTTPRoute": ROUTE}
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_rollout_render_writes_the_objects_the_component_declares_and_they_validate(runs, stack):
+    from rollout.artifacts import build_artifacts
+
+    config = load_stack(stack)
+    rendered = [
+        yaml.safe_load(text)
+        for path, text in build_artifacts(config, stack).files.items()
+        if path.startswith("kubernetes/")
+    ]
+    declared = {(r.type, r.inputs["metadata"]["name"]): r for r in runs[stack].resources if r.type in KINDS.values()}
+    assert len(rendered) == len(declared)
+    for manifest in rendered:
+        resource = declared[(KINDS[manifest["kind"]], manifest["metadata"]["name"])]
+        assert manifest["spec"] == resource.inputs["spec"]
+        assert manifest["metadata"]["namespace"] == config.kubernetes.namespace
+        if manifest["kind"] == "HTTPRoute":
+            jsonschema.Draft7Validator(_httproute_schema()).validate(manifest)
+        else:
+            kubernetes_validate.validate(manifest, "1.33", strict=True)
+
+
+def test_the_docker_stack_renders_no_kubernetes_objects():
+    from rollout.artifacts import build_artifacts
+
+    files = build_artifacts(load_stack("local"), "local").files
+    assert not [path for path in files if path.startswith("kubernetes/")]
