@@ -11,6 +11,8 @@ import yaml
 
 from alerts.catalogue import all_alerts
 from conftest import STACKS
+from rollout.alertmanager import alertmanager_config
+from rollout.config import SecretRef
 from rollout.loader import load_stack
 from rollout.render import render
 from servers import WebhookSink, http_json, receivers_to_loopback, start_alertmanager
@@ -155,3 +157,26 @@ def test_a_real_alertmanager_inhibits_as_the_rendered_rules_say(rendered):
         ("ErrorRateSLOBurnRateHigh", "genesis", "warning"): "suppressed",
         ("ScrapeTargetDown", "genesis", "warning"): "active",
     }, stack
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_deployed_config_with_decrypted_values_is_valid_too(stack, tmp_path):
+    """Under Pulumi the same builder writes the decrypted values (and the whole
+    text is a secret); amtool must accept that variant as well."""
+    config = load_stack(stack)
+
+    def decrypted(secret: SecretRef, is_url: bool) -> str:
+        name = secret.path.rsplit(".", 1)[-1]
+        return f"https://hooks.example.invalid/{name}" if is_url else f"decrypted-{name}"
+
+    document = alertmanager_config(config, reveal=decrypted)
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(document))
+    result = amtool("check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = path.read_text()
+    assert "<secret:" not in text and "secret.invalid" not in text
+    receivers = {r["name"]: r for r in document["receivers"]}
+    assert receivers["slack-deployments"]["slack_configs"][0]["api_url"].endswith("/slackDeploymentsWebhookUrl")
+    if config.alerting.pagerduty:
+        assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key"] == "decrypted-pagerdutyRoutingKey"
