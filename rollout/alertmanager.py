@@ -14,7 +14,11 @@
 Secrets: the builder takes a ``reveal`` function. ``rollout render`` passes
 placeholders; the program passes the decrypted values and wraps the whole text
 in a Pulumi secret at once, so the file on disk never holds a credential and
-the deployed one is secret end to end.
+the deployed one is secret end to end. Mounting each secret as a file behind
+Alertmanager's ``*_file`` fields was not chosen: the pinned Alertmanager 0.25
+has ``routing_key_file``, ``api_url_file`` and ``auth_password_file``, but a
+webhook's ``url_file`` came later (amtool 0.25 rejects it), so the rollback
+webhook's URL could not be kept out of the file that way.
 """
 
 from __future__ import annotations
