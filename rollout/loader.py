@@ -46,7 +46,12 @@ def display_path(path: Path, root: Path | None = None) -> str:
 # --- reading the YAML file ----------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: the same documents, several
+# times faster than the pure-Python one (a stack file is read a few times per command).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_SafeLoader):
     """SafeLoader that refuses duplicate keys, which YAML parsers differ on."""
 
 
