@@ -338,12 +338,12 @@ def _child_model(model: Any, part: str | int) -> Any:
     if isinstance(model, type) and issubclass(model, BaseModel):
         for name, field in model.model_fields.items():
             if part in (name, field.alias):
-                return _unwrap(field.annotation)
+                return strip_annotation(field.annotation)
         return None
     origin = typing.get_origin(model)
     args = typing.get_args(model)
     if origin in (list, dict) and args:
-        return _unwrap(args[-1])
+        return strip_annotation(args[-1])
     if isinstance(part, str) and part in FLAG_STRATEGIES:
         from rollout import config as cfg
 
@@ -356,7 +356,8 @@ def _child_model(model: Any, part: str | int) -> Any:
     return None
 
 
-def _unwrap(annotation: Any) -> Any:
+def strip_annotation(annotation: Any) -> Any:
+    """The core type of a field's annotation, with Annotated and Optional removed."""
     import types
     import typing
 

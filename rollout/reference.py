@@ -7,7 +7,6 @@ a test fails when the committed file differs, so a knob cannot go undocumented.
 from __future__ import annotations
 
 import sys
-import types
 import typing
 from datetime import timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic_core import PydanticUndefined
 
 from rollout import config as cfg
 from rollout.durations import format_duration
+from rollout.loader import strip_annotation
 
 INTRO = """\
 # Configuration reference
@@ -44,22 +44,10 @@ FLAG_MODELS = {
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
     """(the core type, whether it is a list) with Annotated and Optional removed."""
-    is_list = False
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            members = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(members) != 1:
-                return annotation, is_list
-            annotation = members[0]
-        elif origin is list:
-            is_list = True
-            annotation = typing.get_args(annotation)[0]
-        else:
-            return annotation, is_list
-
+    core = strip_annotation(annotation)
+    if typing.get_origin(core) is list:
+        return strip_annotation(typing.get_args(core)[0]), True
+    return core, False
 
 def _type_name(annotation: Any, model_hint: Any) -> str:
     core, is_list = _unwrap(annotation)

@@ -43,6 +43,21 @@ def edit_stack(project: Path, stack: str, change: Callable[[dict[str, Any]], Non
     return path
 
 
+def without_secrets(inputs: dict, secret_paths: set[str]) -> dict:
+    """A resource's inputs with every subtree the program marked secret redacted."""
+
+    def walk(value, path):
+        if path in secret_paths:
+            return "<redacted>"
+        if isinstance(value, dict):
+            return {k: walk(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    return walk(inputs, "")
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the hardening figures (see tests/figures.py) after the results."""
     from figures import report

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path
+from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path, without_secrets
 from rollout import versions
 from rollout.harness import run_program
 from rollout.loader import load_stack
@@ -229,22 +229,10 @@ def test_every_secret_of_production_stays_in_secret_inputs():
     run = run_program("production", secret_values=markers)
     seen_in_secret = set()
     for resource in run.resources:
-        plain = json.dumps(_without(resource.inputs, resource.secret_paths))
+        plain = json.dumps(without_secrets(resource.inputs, resource.secret_paths))
         for marker in markers.values():
             assert marker not in plain, (resource.name, marker)
             if marker in json.dumps(resource.inputs):
                 seen_in_secret.add(marker)
     assert seen_in_secret == set(markers.values()), "every secret is deployed (as a secret)"
 
-
-def _without(inputs: dict, secret_paths: set[str]) -> dict:
-    def walk(value, path):
-        if path in secret_paths:
-            return "<redacted>"
-        if isinstance(value, dict):
-            return {k: walk(v, f"{path}.{k}" if path else k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        return value
-
-    return walk(inputs, "")

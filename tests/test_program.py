@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import KUBERNETES_STACKS, STACKS
+from conftest import KUBERNETES_STACKS, STACKS, without_secrets
 from rollout.artifacts import build_artifacts
 from rollout.harness import config_for_mocks, run_program
 from rollout.loader import load_stack
@@ -61,7 +61,7 @@ def test_secret_values_stay_secret_in_every_declared_input(runs):
     # no placeholder may reach an input that is not marked secret.
     for stack in STACKS:
         for resource in runs[stack].resources:
-            text = json.dumps(_without(resource.inputs, resource.secret_paths))
+            text = json.dumps(without_secrets(resource.inputs, resource.secret_paths))
             assert "<secret:rollout:secrets." not in text, (stack, resource.type, resource.name)
 
 
@@ -69,24 +69,9 @@ def test_a_traced_secret_value_reaches_no_plain_input_or_output():
     marker = "s3cr3t-routing-key-e2e9"
     run = run_program("production", secret_values={"pagerdutyRoutingKey": marker})
     for resource in run.resources:
-        assert marker not in json.dumps(_without(resource.inputs, resource.secret_paths)), resource.name
+        assert marker not in json.dumps(without_secrets(resource.inputs, resource.secret_paths)), resource.name
     plain_outputs = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
     assert marker not in json.dumps(plain_outputs)
-
-
-def _without(inputs: dict, secret_paths: set[str]) -> dict:
-    """The inputs with every secret-marked subtree removed."""
-
-    def walk(value, path):
-        if path in secret_paths:
-            return "<redacted>"
-        if isinstance(value, dict):
-            return {k: walk(v, f"{path}.{k}" if path else k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        return value
-
-    return walk(inputs, "")
 
 
 BROKEN = [
