@@ -37,7 +37,7 @@ CHART = "kubernetes:helm.sh/v4:Chart"
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 GRAFANA_PROVIDER = "pulumi:providers:grafana"
-ALERTMANAGER_FILE = "/etc/alertmanager/alertmanager.yml"
+ALERTMANAGER_FILE = c.DOCKER_ALERTMANAGER_FILE
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def _rule_documents(resources: list[Resource]) -> Iterable[tuple[str, dict]]:
             yield resource.name, resource.props.get("spec") or {}
         if resource.type == CONTAINER:
             for upload in resource.props.get("uploads") or []:
-                if str(upload.get("file", "")).startswith("/etc/prometheus/rules/"):
+                if str(upload.get("file", "")).startswith(f"{c.DOCKER_PROMETHEUS_DIR}/rules/"):
                     yield resource.name, yaml.safe_load(upload.get("content") or "") or {}
 
 

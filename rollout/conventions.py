@@ -49,6 +49,12 @@ PART_OF_LABEL = ("app.kubernetes.io/part-of", "rollout")
 # mounted as a directory (never subPath, which would freeze the file).
 FLAGS_FILE_NAME = "flags.json"
 FLAGS_MOUNT_DIR = "/etc/flagd"
+#: The flag document's ConfigMap (Kubernetes) that every service pod mounts.
+FLAGS_CONFIGMAP = "rollout-flags"
+
+# Where the Docker target's containers read their rendered configs.
+DOCKER_PROMETHEUS_DIR = "/etc/prometheus"
+DOCKER_ALERTMANAGER_FILE = "/etc/alertmanager/alertmanager.yml"
 
 # Recording rules that carry the SLIs (``level:metric:operations``), so alerts,
 # dashboards and gates all read the same cheap series. Labels: service, track.

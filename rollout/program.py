@@ -140,7 +140,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         opts=opts,
     )
     KubernetesFeatureFlags(
-        "rollout-flags",
+        conventions.FLAGS_CONFIGMAP,
         KubernetesFlagsArgs(document=artifacts.flags_json, namespace=namespace.metadata.name, labels=labels),
         opts=opts,
     )
@@ -182,7 +182,7 @@ def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> N
     opts = pulumi.ResourceOptions(provider=provider)
     network = docker.Network("network", name=settings.network, opts=opts)
     DockerFeatureFlags(
-        "rollout-flags",
+        conventions.FLAGS_CONFIGMAP,
         DockerFlagsArgs(
             document=artifacts.flags_json,
             host_dir=root / "build" / stack / "flags",

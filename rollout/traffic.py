@@ -64,7 +64,7 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
                             "volumeMounts": [{"name": "flags", "mountPath": c.FLAGS_MOUNT_DIR, "readOnly": True}],
                         }
                     ],
-                    "volumes": [{"name": "flags", "configMap": {"name": "rollout-flags"}}],
+                    "volumes": [{"name": "flags", "configMap": {"name": c.FLAGS_CONFIGMAP}}],
                 },
             },
         },

@@ -58,6 +58,20 @@ def http_json(url: str, data: bytes | None = None, timeout: float = 5.0, method:
     return json.loads(body) if body else None
 
 
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """An HTTP server on a free 127.0.0.1 port, serving from a background thread."""
+    server = ThreadingHTTPServer((LOOPBACK, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _stop(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
 @dataclass
 class Server:
     """A started server: its base URL, its process and its log."""
@@ -248,16 +262,12 @@ class MetricsTarget:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self._server, self._thread = _serve(Handler)
         self.address = f"{LOOPBACK}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        _stop(self._server, self._thread)
 
 
 @dataclass
@@ -285,16 +295,12 @@ class WebhookSink:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self._server, self._thread = _serve(Handler)
         self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        _stop(self._server, self._thread)
 
     def wait_for(self, predicate, timeout_s: float = 60) -> dict:
         """The first notification for which ``predicate(body)`` holds, waiting up to ``timeout_s``."""

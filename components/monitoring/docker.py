@@ -72,14 +72,14 @@ class DockerMonitoring(pulumi.ComponentResource):
             )
 
         prometheus_uploads = [
-            docker.ContainerUploadArgs(file=f"/etc/prometheus/{path.removeprefix('prometheus/')}", content=text)
+            docker.ContainerUploadArgs(file=f"{c.DOCKER_PROMETHEUS_DIR}/{path.removeprefix('prometheus/')}", content=text)
             for path, text in sorted(args.files.items())
             if path.startswith("prometheus/")
         ]
         container(
             "prometheus",
             command=[
-                "--config.file=/etc/prometheus/prometheus.yml",
+                f"--config.file={c.DOCKER_PROMETHEUS_DIR}/prometheus.yml",
                 f"--storage.tsdb.retention.time={_duration(config.monitoring.retention)}",
                 "--web.enable-lifecycle",
             ],
@@ -88,8 +88,8 @@ class DockerMonitoring(pulumi.ComponentResource):
         )
         container(
             "alertmanager",
-            command=["--config.file=/etc/alertmanager/alertmanager.yml", "--cluster.listen-address="],
-            uploads=[docker.ContainerUploadArgs(file="/etc/alertmanager/alertmanager.yml", content=args.alertmanager_yml)],
+            command=[f"--config.file={c.DOCKER_ALERTMANAGER_FILE}", "--cluster.listen-address="],
+            uploads=[docker.ContainerUploadArgs(file=c.DOCKER_ALERTMANAGER_FILE, content=args.alertmanager_yml)],
             published=ports.alertmanager,
         )
         self.grafana_container = container(
