@@ -280,7 +280,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                 upstream_source = f"stacks/Pulumi.{config.promotes_from}.yaml at {ref}"
             except NoGitBase as err:
                 print(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
-    client = PrometheusClient(args.prometheus)
+    client = PrometheusClient(args.prometheus, retry=_retry(args))
     evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)
     text = dumps(evidence)
     if args.out:
@@ -310,11 +310,42 @@ def cmd_flags(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _retry(args: argparse.Namespace):
+    """The HTTP retry settings of --deadline and --timeout (rollout.http_retry)."""
+    from rollout.http_retry import Retry
+
+    return Retry(deadline_s=args.deadline, timeout_s=min(args.timeout, args.deadline))
+
+
+def _http_args(parser: argparse.ArgumentParser) -> None:
+    from rollout.http_retry import Retry
+
+    parser.add_argument(
+        "--deadline", type=_seconds, default=Retry.deadline_s,
+        help=f"seconds each HTTP call may take, retries included (default {Retry.deadline_s:g}); "
+        "connection failures, timeouts and 5xx answers are retried with backoff until then",
+    )
+    parser.add_argument(
+        "--timeout", type=_seconds, default=Retry.timeout_s,
+        help=f"seconds one try waits for an answer (default {Retry.timeout_s:g})",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and value < 86400):
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be more than 0 and less than a day")
+    return value
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from rollout.verify import verify
 
     config = load_stack(args.stack, args.project)
-    report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait)
+    report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait, _retry(args))
     for line in report.passed:
         print(f"ok      {line}")
     for line in report.failed:
@@ -370,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=90,
         help="seconds to wait for first scrapes and the Watchdog (Prometheus resends alerts once a minute)",
     )
+    _http_args(verify)
     verify.set_defaults(handler=cmd_verify)
 
     status = commands.add_parser("status", help="each service's stage, time in stage, next stage, earliest advance")
@@ -404,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--base", default=None, help="without --deployed-state, the git ref whose stack file counts as deployed (default HEAD)"
     )
     evidence.add_argument("--out", default=None, help="write the JSON here (default: standard output)")
+    _http_args(evidence)
     evidence.set_defaults(handler=cmd_evidence)
     return parser
 

@@ -23,20 +23,18 @@ before a rule change would be judged on part of its traffic.
 
 Every query's outcome is recorded as it is: ``ok`` with a finite number, or one
 of ``empty`` (no series), ``nan``, ``infinite``, ``error`` (Prometheus answered
-with an error, or with something that is not its API's JSON) and ``unreachable``
-(no answer). Nothing is ever recorded as a zero that Prometheus did not return.
-All HTTP goes through :class:`PrometheusClient`, the one place to add retries.
+with an error, or with something that is not its API's JSON), ``timeout`` (no
+answer in time) and ``unreachable`` (no connection). Nothing is ever recorded as
+a zero that Prometheus did not return. Each query also records how many HTTP
+tries it took: transient failures are retried (:mod:`rollout.http_retry`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import socket
-import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
@@ -44,6 +42,7 @@ from rollout import conventions
 from rollout.config import StackConfig
 from rollout.durations import format_duration
 from rollout.gates import MEASURES
+from rollout.http_retry import Retry, fetch, public_url
 from rollout.state import format_time, parse_time
 
 #: Identifies an evidence document and its format version.
@@ -62,46 +61,57 @@ class QueryResult:
     result_type: str | None = None
     result: Any = None
     detail: str | None = None
+    #: How many HTTP tries the answer took (see rollout.http_retry).
+    tries: int = 1
 
 
 class PrometheusClient:
-    """Prometheus' HTTP API (``/api/v1/query``) over urllib.
+    """Prometheus' HTTP API (``/api/v1/query``), through :func:`rollout.http_retry.fetch`.
 
-    Transient failures are not retried yet: every failure is reported as it
-    happened (``unreachable`` or ``error``), which refuses the advance.
+    Connection failures, timeouts and 5xx answers are retried within the
+    :class:`~rollout.http_retry.Retry` deadline; what is left after it is
+    recorded as it happened (``unreachable``, ``timeout`` or ``error``), which
+    refuses the advance. A 4xx (a query Prometheus cannot parse or execute) is
+    recorded at once.
+
+    Once a query got no answer at all within its deadline, the queries after it
+    get one try each: Prometheus is down, and waiting out the deadline for each
+    of the five measures would only make the refusal slower.
     """
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, retry: Retry | None = None) -> None:
         self.url = url.rstrip("/")
-        self.timeout = timeout
+        self.retry = retry or Retry(timeout_s=timeout)
+        self._down = False
 
     def query(self, promql: str, at: datetime) -> QueryResult:
         """An instant query evaluated at ``at``."""
         params = urllib.parse.urlencode({"query": promql, "time": f"{at.timestamp():.3f}"})
-        request = urllib.request.Request(
+        answer = fetch(
             f"{self.url}/api/v1/query",
             data=params.encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            method="POST",
+            retry=replace(self.retry, max_tries=1) if self._down else self.retry,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as err:
+        tries = answer.tries
+        self._down = not answer.answered
+        if not answer.answered:
+            status = "timeout" if answer.timed_out else "unreachable"
+            return QueryResult(status, detail=f"{public_url(self.url)}: {answer.error}; {answer.tries_text()}", tries=tries)
+        if not answer.ok:
             # Prometheus answers 400/422/503 with its JSON error envelope.
-            body = err.read()
-            return QueryResult("error", detail=_api_error(body) or f"HTTP {err.code} {err.reason}")
-        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, OSError) as err:
-            reason = getattr(err, "reason", err)
-            return QueryResult("unreachable", detail=f"{self.url}: {reason}")
+            why = _api_error(answer.body) or f"HTTP {answer.status}"
+            return QueryResult("error", detail=f"{why}; {answer.tries_text()}", tries=tries)
         try:
-            answer = json.loads(body)
+            document = json.loads(answer.body)
         except ValueError:
-            return QueryResult("error", detail="the answer is not JSON")
-        if not isinstance(answer, dict) or answer.get("status") != "success":
-            return QueryResult("error", detail=_api_error(body) or "the answer is not a success")
-        data = answer.get("data") or {}
-        return QueryResult("ok", data.get("resultType"), data.get("result"))
+            return QueryResult("error", detail="the answer is not JSON", tries=tries)
+        if not isinstance(document, dict) or document.get("status") != "success":
+            return QueryResult("error", detail=_api_error(answer.body) or "the answer is not a success", tries=tries)
+        data = document.get("data") or {}
+        if not isinstance(data, dict):
+            return QueryResult("error", detail="the answer's data is not an object", tries=tries)
+        return QueryResult("ok", data.get("resultType"), data.get("result"), tries=tries)
 
 
 def _api_error(body: bytes) -> str | None:
@@ -112,15 +122,6 @@ def _api_error(body: bytes) -> str | None:
     if isinstance(answer, dict) and answer.get("error"):
         return f"{answer.get('errorType', 'error')}: {answer['error']}"
     return None
-
-
-def _public_url(url: str) -> str:
-    """The URL without credentials, for the evidence file."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 # --- the queries ------------------------------------------------------------------
@@ -223,7 +224,9 @@ def collect_service(
     for measure, promql in queries(config, service, seconds).items():
         result = client.query(promql, now)
         status, value, detail = _health(result) if measure == "consecutiveFailedHealthChecks" else _scalar(result)
-        record["queries"][measure] = {"status": status, "value": value, "query": promql, "detail": detail}
+        record["queries"][measure] = {
+            "status": status, "value": value, "query": promql, "detail": detail, "tries": result.tries,
+        }
     return record
 
 
@@ -262,7 +265,7 @@ def collect(
         "version": EVIDENCE_VERSION,
         "stack": stack,
         "collectedAt": format_time(now),
-        "prometheus": _public_url(client.url),
+        "prometheus": public_url(client.url),
         "deployedState": deployed_state,
         "deployedStateSource": deployed_source,
         "upstreamState": upstream_state,
@@ -287,6 +290,8 @@ def summary(evidence: Mapping[str, Any]) -> list[str]:
         for measure, result in sorted(found.items(), key=lambda item: list(MEASURES).index(item[0])):
             shown = f"{result['value']:.6g}" if result.get("status") == "ok" else result.get("status")
             detail = f" ({result['detail']})" if result.get("detail") else ""
+            if result.get("status") == "ok" and (result.get("tries") or 1) > 1:
+                detail = f" (after {result['tries']} tries)"
             lines.append(f"  {MEASURES.get(measure, measure)}: {shown}{detail}")
         if record.get("detail"):
             lines.append(f"  {record['detail']}")

@@ -122,6 +122,7 @@ QUERY_STATUSES = {
     "nan": "no data (the query returned NaN)",
     "infinite": "an infinite value",
     "error": "Prometheus answered with an error",
+    "timeout": "Prometheus did not answer in time",
     "unreachable": "Prometheus was unreachable",
 }
 

@@ -6,6 +6,11 @@ rendered config has targets and all of them are up, the stack's rules are
 loaded (same names, same count as rendered), the Alertmanager config loaded is
 the rendered one (routing, receivers and inhibition; credentials aside), and
 the Watchdog is firing. Each problem is one line naming the component.
+
+Every call retries transient failures (no connection, a timeout, a 5xx) within
+its deadline (:mod:`rollout.http_retry`); a component still not answering after
+that is reported as not reachable, with the number of tries, and the checks
+that need it are not run.
 """
 
 from __future__ import annotations
@@ -13,8 +18,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +25,8 @@ import yaml
 
 from rollout.alertmanager import alertmanager_config
 from rollout.config import StackConfig
+from rollout.http_retry import Answer, Retry, fetch, public_url
 from rollout.prometheus import prometheus_config
-
-TIMEOUT_S = 5.0
-
 
 @dataclass
 class Report:
@@ -37,35 +38,39 @@ class Report:
 
 
 class Unreachable(Exception):
-    pass
+    """A call that got no usable answer, after its retries; the message says why."""
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, retry: Retry) -> Answer:
+    answer = fetch(url, retry=retry)
+    if not answer.answered:
+        raise Unreachable(f"not reachable at {public_url(url)} after {answer.tries_text()}: {answer.error}")
+    return answer
+
+
+def _json(url: str, retry: Retry) -> Any:
+    answer = _get(url, retry)
+    if answer.status != 200:
+        raise Unreachable(f"HTTP {answer.status} from {public_url(url)} after {answer.tries_text()}")
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as err:
-        raise Unreachable(str(getattr(err, "reason", err))) from None
+        return json.loads(answer.body)
+    except ValueError:
+        raise Unreachable(f"{public_url(url)} answered something that is not JSON") from None
 
 
-def _json(url: str) -> Any:
-    status, body = _get(url)
-    if status != 200:
-        raise Unreachable(f"HTTP {status} from {url}")
-    return json.loads(body)
-
-
-def _health(report: Report, component: str, base: str, paths: tuple[str, ...]) -> bool:
+def _health(report: Report, component: str, base: str, paths: tuple[str, ...], retry: Retry) -> bool:
     for path in paths:
         try:
-            status, _ = _get(base.rstrip("/") + path)
+            answer = _get(base.rstrip("/") + path, retry)
         except Unreachable as err:
-            report.check(False, component, "", f"not reachable at {base} ({err})")
+            report.check(False, component, "", str(err))
             return False
-        report.check(status == 200, component, f"{path} answers 200", f"{path} answered HTTP {status}")
-        if status != 200:
+        tries = f" (after {answer.tries_text()})" if answer.tries > 1 else ""
+        report.check(
+            answer.status == 200, component, f"{path} answers 200{tries}",
+            f"{path} answered HTTP {answer.status} after {answer.tries_text()}",
+        )
+        if answer.status != 200:
             return False
     return True
 
@@ -89,85 +94,115 @@ def _normal_matchers(tree: list) -> list:
     return [(receiver, tuple(sorted(m.replace('"', "") for m in matchers)), cont, _normal_matchers(children)) for receiver, matchers, cont, children in tree]
 
 
-def verify(config: StackConfig, stack: str, prometheus: str, alertmanager: str, grafana: str | None = None, wait_s: float = 60) -> Report:
-    """Run every check; ``wait_s`` bounds the waits for first scrapes and the Watchdog."""
+def verify(
+    config: StackConfig,
+    stack: str,
+    prometheus: str,
+    alertmanager: str,
+    grafana: str | None = None,
+    wait_s: float = 60,
+    retry: Retry | None = None,
+) -> Report:
+    """Run every check; ``wait_s`` bounds the waits for first scrapes and the Watchdog.
+
+    ``retry`` sets each HTTP call's tries and deadline (default :class:`Retry`).
+    """
+    retry = retry or Retry()
     report = Report()
-    prom_ok = _health(report, "prometheus", prometheus, ("/-/healthy", "/-/ready"))
-    am_ok = _health(report, "alertmanager", alertmanager, ("/-/healthy", "/-/ready"))
+    prom_ok = _health(report, "prometheus", prometheus, ("/-/healthy", "/-/ready"), retry)
+    am_ok = _health(report, "alertmanager", alertmanager, ("/-/healthy", "/-/ready"), retry)
     if grafana:
         try:
-            health = _json(grafana.rstrip("/") + "/api/health")
-            report.check(health.get("database") == "ok", "grafana", "/api/health reports the database ok", f"/api/health says {health}")
-        except (Unreachable, ValueError) as err:
-            report.check(False, "grafana", "", f"not reachable at {grafana} ({err})")
+            health = _json(grafana.rstrip("/") + "/api/health", retry)
+            report.check(
+                isinstance(health, dict) and health.get("database") == "ok",
+                "grafana", "/api/health reports the database ok", f"/api/health says {health}",
+            )
+        except Unreachable as err:
+            report.check(False, "grafana", "", str(err))
 
     deadline = time.monotonic() + wait_s
-    if prom_ok:
-        expected_jobs = [job["job_name"] for job in prometheus_config(config, stack)["scrape_configs"]]
-        # Right after a deploy, discovery and the first scrapes take a few
-        # seconds: wait (up to the deadline) until every job has scraped.
-        while True:
-            targets = _json(f"{prometheus.rstrip('/')}/api/v1/targets?state=active")["data"]["activeTargets"]
-            by_job: dict[str, list[dict]] = {}
-            for target in targets:
-                by_job.setdefault(target["labels"].get("job", target.get("scrapePool")), []).append(target)
-            settled = all(job in by_job for job in expected_jobs) and all(
-                t.get("health") != "unknown" for t in targets
-            )
-            if settled or time.monotonic() >= deadline:
-                break
-            time.sleep(1)
-        for job in expected_jobs:
-            down = [t for t in by_job.get(job, []) if t.get("health") != "up"]
-            if job not in by_job:
-                report.check(False, "prometheus", "", f"scrape job {job} has no targets")
-            else:
-                report.check(
-                    not down,
-                    "prometheus",
-                    f"scrape job {job}: {len(by_job[job])} target(s) up",
-                    f"scrape job {job}: target(s) down: "
-                    + ", ".join(f"{t['labels'].get('instance')} ({t.get('lastError') or t.get('health')})" for t in down),
-                )
-        from alerts.catalogue import rule_groups
-
-        rendered = Counter((g["name"], r.get("alert") or r.get("record")) for g in rule_groups(config) for r in g["rules"])
-        loaded_groups = _json(f"{prometheus.rstrip('/')}/api/v1/rules")["data"]["groups"]
-        loaded = Counter((g["name"], r["name"]) for g in loaded_groups for r in g["rules"])
-        missing, extra = sorted((rendered - loaded).elements()), sorted((loaded - rendered).elements())
-        report.check(
-            not missing and not extra,
-            "prometheus",
-            f"{sum(rendered.values())} rules loaded as rendered",
-            "rules differ from the rendered ones: "
-            + "; ".join(
-                ([f"missing {', '.join(n for _, n in missing)}"] if missing else [])
-                + ([f"not rendered {', '.join(n for _, n in extra)}"] if extra else [])
-            )
-            or "rule count differs",
-        )
-
-    if am_ok:
-        status = _json(f"{alertmanager.rstrip('/')}/api/v2/status")
-        loaded = yaml.safe_load(status["config"]["original"])
-        rendered = alertmanager_config(config)
-        same_routes = _normal_matchers(_route_tree(loaded.get("route") or {})) == _normal_matchers(_route_tree(rendered["route"]))
-        same_receivers = sorted(r["name"] for r in loaded.get("receivers") or []) == sorted(r["name"] for r in rendered["receivers"])
-        same_inhibit = len(loaded.get("inhibit_rules") or []) == len(rendered["inhibit_rules"])
-        report.check(
-            same_routes and same_receivers and same_inhibit,
-            "alertmanager",
-            "the loaded config routes like the rendered one",
-            "the loaded config is not the rendered one ("
-            + ", ".join(n for n, ok in (("routes", same_routes), ("receivers", same_receivers), ("inhibit rules", same_inhibit)) if not ok)
-            + " differ)",
-        )
-        firing = False
-        while True:
-            alerts = _json(f"{alertmanager.rstrip('/')}/api/v2/alerts?filter=alertname%3D%22Watchdog%22&active=true")
-            firing = any(a.get("status", {}).get("state") == "active" for a in alerts)
-            if firing or time.monotonic() >= deadline:
-                break
-            time.sleep(1)
-        report.check(firing, "alertmanager", "the Watchdog is firing", "the Watchdog is not firing: the alerting path is broken")
+    for component, ok, checks in (
+        ("prometheus", prom_ok, lambda: _prometheus_checks(report, config, stack, prometheus.rstrip("/"), deadline, retry)),
+        ("alertmanager", am_ok, lambda: _alertmanager_checks(report, config, alertmanager.rstrip("/"), deadline, retry)),
+    ):
+        if not ok:
+            continue
+        try:
+            checks()
+        except Unreachable as err:
+            report.check(False, component, "", str(err))
+        except (KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
+            report.check(False, component, "", f"answered in an unexpected shape ({type(err).__name__}: {err})")
     return report
+
+
+def _prometheus_checks(report: Report, config: StackConfig, stack: str, base: str, deadline: float, retry: Retry) -> None:
+    """Every scrape job has targets, all up; the loaded rules are the rendered ones."""
+    expected_jobs = [job["job_name"] for job in prometheus_config(config, stack)["scrape_configs"]]
+    # Right after a deploy, discovery and the first scrapes take a few
+    # seconds: wait (up to the deadline) until every job has scraped.
+    while True:
+        targets = _json(f"{base}/api/v1/targets?state=active", retry)["data"]["activeTargets"]
+        by_job: dict[str, list[dict]] = {}
+        for target in targets:
+            by_job.setdefault(target["labels"].get("job", target.get("scrapePool")), []).append(target)
+        settled = all(job in by_job for job in expected_jobs) and all(t.get("health") != "unknown" for t in targets)
+        if settled or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    for job in expected_jobs:
+        down = [t for t in by_job.get(job, []) if t.get("health") != "up"]
+        if job not in by_job:
+            report.check(False, "prometheus", "", f"scrape job {job} has no targets")
+        else:
+            report.check(
+                not down,
+                "prometheus",
+                f"scrape job {job}: {len(by_job[job])} target(s) up",
+                f"scrape job {job}: target(s) down: "
+                + ", ".join(f"{t['labels'].get('instance')} ({t.get('lastError') or t.get('health')})" for t in down),
+            )
+    from alerts.catalogue import rule_groups
+
+    rendered = Counter((g["name"], r.get("alert") or r.get("record")) for g in rule_groups(config) for r in g["rules"])
+    loaded_groups = _json(f"{base}/api/v1/rules", retry)["data"]["groups"]
+    loaded = Counter((g["name"], r["name"]) for g in loaded_groups for r in g["rules"])
+    missing, extra = sorted((rendered - loaded).elements()), sorted((loaded - rendered).elements())
+    report.check(
+        not missing and not extra,
+        "prometheus",
+        f"{sum(rendered.values())} rules loaded as rendered",
+        "rules differ from the rendered ones: "
+        + "; ".join(
+            ([f"missing {', '.join(n for _, n in missing)}"] if missing else [])
+            + ([f"not rendered {', '.join(n for _, n in extra)}"] if extra else [])
+        )
+        or "rule count differs",
+    )
+
+
+def _alertmanager_checks(report: Report, config: StackConfig, base: str, deadline: float, retry: Retry) -> None:
+    """The loaded config routes like the rendered one; the Watchdog is firing."""
+    status = _json(f"{base}/api/v2/status", retry)
+    loaded = yaml.safe_load(status["config"]["original"])
+    rendered = alertmanager_config(config)
+    same_routes = _normal_matchers(_route_tree(loaded.get("route") or {})) == _normal_matchers(_route_tree(rendered["route"]))
+    same_receivers = sorted(r["name"] for r in loaded.get("receivers") or []) == sorted(r["name"] for r in rendered["receivers"])
+    same_inhibit = len(loaded.get("inhibit_rules") or []) == len(rendered["inhibit_rules"])
+    report.check(
+        same_routes and same_receivers and same_inhibit,
+        "alertmanager",
+        "the loaded config routes like the rendered one",
+        "the loaded config is not the rendered one ("
+        + ", ".join(n for n, ok in (("routes", same_routes), ("receivers", same_receivers), ("inhibit rules", same_inhibit)) if not ok)
+        + " differ)",
+    )
+    firing = False
+    while True:
+        alerts = _json(f"{base}/api/v2/alerts?filter=alertname%3D%22Watchdog%22&active=true", retry)
+        firing = any(a.get("status", {}).get("state") == "active" for a in alerts)
+        if firing or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    report.check(firing, "alertmanager", "the Watchdog is firing", "the Watchdog is not firing: the alerting path is broken")

@@ -311,3 +311,72 @@ class WebhookSink:
                     return item
             time.sleep(0.2)
         raise AssertionError(f"no matching notification within {timeout_s:.0f} s; received: {self.received}")
+
+
+class FlakyServer:
+    """An HTTP API on 127.0.0.1 that fails its first requests in a set way, then answers.
+
+    ``faults`` is consumed one per request, in order; each is an HTTP status to
+    answer with (``503``, ``400``), ``"reset"`` (close the connection without an
+    answer) or ``("slow", seconds)`` (wait, then answer normally). Once they are
+    used up, every request gets ``answer(method, path, body) -> (status, bytes)``::
+
+        with FlakyServer([503, "reset"], lambda *_: (200, b"{}")) as api:
+            fetch(api.url + "/api/health")  # third try answers 200
+        api.requests  # 3
+    """
+
+    def __init__(self, faults, answer) -> None:
+        self.faults = list(faults)
+        self.answer = answer
+        self.requests = 0
+        self.url = ""
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "FlakyServer":
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with api._lock:
+                    api.requests += 1
+                    fault = api.faults.pop(0) if api.faults else None
+                if fault == "reset":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if isinstance(fault, tuple) and fault[0] == "slow":
+                    time.sleep(fault[1])
+                    fault = None
+                if isinstance(fault, int):
+                    status, text = fault, json.dumps({"status": "error", "errorType": "injected", "error": f"fault {fault}"}).encode()
+                else:
+                    status, text = api.answer(method, self.path, body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(text)))
+                    self.end_headers()
+                    self.wfile.write(text)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting: a timeout on its side
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                self._handle("GET")
+
+            def do_POST(self):  # noqa: N802 - http.server's name
+                self._handle("POST")
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self._server, self._thread = _serve(Handler)
+        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _stop(self._server, self._thread)

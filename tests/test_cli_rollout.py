@@ -199,7 +199,8 @@ def test_evidence_from_an_unreachable_prometheus_refuses_the_advance(project, tm
     commit_all(project)
     out = tmp_path / "evidence.json"
     unreachable = f"http://127.0.0.1:{free_port()}"
-    result = rollout(project, "evidence", "--stack", "staging", "--prometheus", unreachable, "--out", str(out))
+    result = rollout(project, "evidence", "--stack", "staging", "--prometheus", unreachable, "--out", str(out),
+                     "--deadline", "1")
     assert result.returncode == 0, result.stderr
     evidence = json.loads(out.read_text())
     assert evidence["stack"] == "staging"
@@ -225,12 +226,13 @@ def test_evidence_from_an_unreachable_prometheus_refuses_the_advance(project, tm
 def test_evidence_for_production_records_staging_as_its_upstream(project, tmp_path):
     commit_all(project)
     staging_outputs = tmp_path / "staging-outputs.json"
-    result = rollout(project, "evidence", "--stack", "staging", "--prometheus", f"http://127.0.0.1:{free_port()}")
+    result = rollout(project, "evidence", "--stack", "staging", "--prometheus", f"http://127.0.0.1:{free_port()}",
+                     "--deadline", "1")
     staging_state = json.loads(result.stdout)["deployedState"]
     staging_outputs.write_text(json.dumps({"rolloutState": staging_state, "stack": "staging"}))
     out = tmp_path / "production.json"
     result = rollout(project, "evidence", "--stack", "production", "--prometheus", f"http://127.0.0.1:{free_port()}",
-                     "--staging-state", str(staging_outputs), "--out", str(out))
+                     "--staging-state", str(staging_outputs), "--out", str(out), "--deadline", "1")
     assert result.returncode == 0, result.stderr
     evidence = json.loads(out.read_text())
     assert evidence["upstreamState"] == staging_state

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from rollout.evidence import PrometheusClient, _public_url, _scalar, collect, dumps, longest_failure_run
+from rollout.evidence import PrometheusClient, _scalar, collect, dumps, longest_failure_run
 from rollout.loader import load_stack
+from rollout.http_retry import Retry, public_url
 from rollout.state import rollout_state
 from servers import free_port, start_prometheus
 
@@ -41,7 +42,7 @@ def test_each_answer_of_a_real_prometheus_is_recorded_as_what_it_is(empty_promet
 
 
 def test_an_unreachable_prometheus_is_recorded_as_unreachable():
-    result = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=5).query("vector(1)", now())
+    result = PrometheusClient(f"http://127.0.0.1:{free_port()}", retry=Retry(deadline_s=1)).query("vector(1)", now())
     assert result.status == "unreachable" and "127.0.0.1" in result.detail
 
 
@@ -95,13 +96,13 @@ def test_the_longest_run_of_failed_health_checks(samples, longest):
 
 
 def test_the_recorded_prometheus_url_carries_no_credentials():
-    assert _public_url("https://ci:s3cret@prometheus.example.com:9090/prom?x=1") == "https://prometheus.example.com:9090/prom"
+    assert public_url("https://ci:s3cret@prometheus.example.com:9090/prom?x=1") == "https://prometheus.example.com:9090/prom"
 
 
 def test_stale_collection_time_is_kept_as_collected():
     config = load_stack("staging")
     at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
-    evidence = collect(config, "staging", PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=2),
+    evidence = collect(config, "staging", PrometheusClient(f"http://127.0.0.1:{free_port()}", retry=Retry(deadline_s=1)),
                        rollout_state(config, "staging"), at, "test")
     assert evidence["collectedAt"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -21,7 +21,9 @@ from conftest import ROOT, edit_stack
 from rollout.loader import load_file
 from rollout.render import render
 from rollout.verify import verify
-from servers import LOOPBACK, WebhookSink, free_port, start_alertmanager, start_prometheus
+from figures import count
+from rollout.http_retry import Retry
+from servers import LOOPBACK, FlakyServer, WebhookSink, free_port, start_alertmanager, start_prometheus
 
 
 @contextmanager
@@ -122,12 +124,57 @@ def test_a_missing_rule_fails_naming_it(rendered):
     assert any(line.startswith("prometheus: rules differ") and "PrometheusActiveSeriesOverBudget" in line for line in report.failed), report.failed
 
 
-def test_a_stopped_alertmanager_fails_naming_it(rendered):
+@pytest.mark.parametrize("down", ["prometheus", "alertmanager", "grafana"], ids=lambda c: f"{c} down")
+def test_each_component_down_in_turn_is_named_and_only_it(rendered, down):
     _, config, out = rendered
-    with deployed(out) as (prom, am):
-        am.stop()
-        report = verify(config, "staging", prom.url, am.url, wait_s=5)
-    assert any(line.startswith("alertmanager: not reachable") for line in report.failed), report.failed
+    with FlakyServer([], grafana_health) as grafana, deployed(out) as (prom, am):
+        urls = {"prometheus": prom.url, "alertmanager": am.url, "grafana": grafana.url}
+        if down == "grafana":
+            urls["grafana"] = f"http://{LOOPBACK}:{free_port()}"  # nothing listens there
+        else:
+            {"prometheus": prom, "alertmanager": am}[down].stop()
+        report = verify(config, "staging", urls["prometheus"], urls["alertmanager"], urls["grafana"], wait_s=5,
+                        retry=Retry(deadline_s=2, timeout_s=1, base_s=0.1, cap_s=0.5))
+    unreachable = [line for line in report.failed if "not reachable" in line]
+    assert len(unreachable) == 1 and unreachable[0].startswith(f"{down}: not reachable at {urls[down]}"), report.failed
+    assert "tries over" in unreachable[0]
+    others = {"prometheus", "alertmanager", "grafana"} - {down}
+    assert all(any(line.startswith(f"{name}: ") for line in report.passed) for name in others), report.passed
+    count("faults", "components stopped under verify", 1)
+    count("faults", "stopped components named by verify", 1)
+
+
+def grafana_health(method, path, body):
+    if path == "/api/health":
+        return 200, b'{"database": "ok", "version": "12.1.1"}'
+    return 404, b"{}"
+
+
+@pytest.mark.parametrize(
+    "faults, named",
+    [
+        pytest.param([503] * 100, "grafana: HTTP 503 from", id="a Grafana answering 503 past the deadline is named"),
+        pytest.param(["reset"] * 100, "grafana: not reachable at", id="a Grafana closing every connection is named"),
+        pytest.param([503, "reset"], None, id="a Grafana that fails twice then answers passes, with its tries"),
+    ],
+)
+def test_grafana_faults_are_retried_then_named(faults, named):
+    """The call verify makes to /api/health, with the message verify prints."""
+    from rollout.verify import Unreachable, _json
+
+    retry = Retry(deadline_s=2, timeout_s=1, base_s=0.05, cap_s=0.2)
+    with FlakyServer(faults, grafana_health) as grafana:
+        try:
+            health = _json(f"{grafana.url}/api/health", retry)
+            problem = None
+        except Unreachable as err:
+            health, problem = None, f"grafana: {err}"
+        requests = grafana.requests
+    if named is None:
+        assert health["database"] == "ok" and requests == 3
+    else:
+        assert problem.startswith(named) and "tries over" in problem and requests > 1
+    count("faults", "injected into HTTP calls", min(len(faults), requests))
 
 
 def test_a_target_down_fails_naming_its_job(rendered):
