@@ -1,8 +1,9 @@
 """The ``rollout`` command line.
 
 Exit codes shared by every command: 0 success, 1 a refusal (a mandatory policy
-violation, an unhealthy verification), 2 bad input (a broken stack file, wrong
-arguments). Errors are one message on stderr, never a traceback.
+violation, an unhealthy verification, a stack file another edit holds locked),
+2 bad input (a broken stack file, wrong arguments). Errors are one message on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from rollout.errors import ConfigError, UsageError
+from rollout.errors import Busy, ConfigError, UsageError
 from rollout.loader import load_stack, project_root, stack_file
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
@@ -169,6 +170,14 @@ def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict |
 
 
 def cmd_advance(args: argparse.Namespace) -> int:
+    from rollout.stackfile import locked
+
+    # The state is read under the lock: an edit that finished meanwhile counts.
+    with locked(stack_file(args.stack, args.project), args.project):
+        return _advance(args)
+
+
+def _advance(args: argparse.Namespace) -> int:
     from rollout.checking import format_violation, gate_report, load_evidence
     from rollout.gates import CANARY_WITHIN_BUDGET, judge
     from rollout.stackfile import NewEntry, append_history
@@ -222,13 +231,20 @@ def cmd_advance(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from rollout.stackfile import locked
+
+    if not args.reason.strip():
+        raise UsageError("--reason must say why (it is recorded in the history)")
+    with locked(stack_file(args.stack, args.project), args.project):
+        return _rollback(args)
+
+
+def _rollback(args: argparse.Namespace) -> int:
     from rollout.loader import display_path, read_stack_file, validate
     from rollout.stackfile import NewEntry, append_history
     from rollout.state import format_time, utc_now
 
     reason = args.reason.strip()
-    if not reason:
-        raise UsageError("--reason must say why (it is recorded in the history)")
     path = stack_file(args.stack, args.project)
     # Only the stack's own file is validated: a rollback never waits on another stack.
     config = validate(read_stack_file(path, args.project), display_path(path, args.project))
@@ -462,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"rollout: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Busy as err:
+        print(f"rollout: {err}", file=sys.stderr)
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # noqa: BLE001 - one line, not a traceback, unless asked

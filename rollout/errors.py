@@ -33,3 +33,7 @@ class ConfigError(Exception):
 
 class UsageError(Exception):
     """A command was called with arguments it cannot use (exit 2)."""
+
+
+class Busy(Exception):
+    """Another edit holds the stack file's lock past the wait (exit 1: try again)."""

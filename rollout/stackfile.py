@@ -7,17 +7,28 @@ mappings and key order survive), checked with the project's own loader before it
 replaces the original, and written atomically: a temporary file in the same
 folder, flushed to disk, then renamed over the original, so a crash leaves either
 the old file or the new one, never half of one.
+
+Two edits of the same stack file at once (two operators, a CI job and an
+operator) are serialised by :func:`locked`: an exclusive ``flock`` on
+``stacks/.Pulumi.<stack>.yaml.lock``, held from the read of the file to the
+rename, so the second edit reads the first one's result and no entry is lost.
+The kernel releases the lock when its holder exits, killed or not, so a crash
+never leaves a stale lock; a temporary file such a crash leaves behind is
+removed by the next edit.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -25,7 +36,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from rollout.errors import ConfigError
+from rollout.errors import Busy, ConfigError
 from rollout.loader import NS, display_path, read_stack_file, validate
 from rollout.state import format_time
 
@@ -138,6 +149,51 @@ def edited_text(text: str, entries: list[NewEntry], shown: str = "stack file") -
 def reindents(text: str) -> bool:
     """True when an edit of this file would re-indent lines it does not touch."""
     return _layout_of(text) is None
+
+
+#: Seconds an edit waits for another edit of the same stack file to finish.
+LOCK_WAIT_S = 30.0
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file beside a stack file (ignored by git)."""
+    return path.with_name(f".{path.name}.lock")
+
+
+def _temporaries(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+@contextmanager
+def locked(path: Path, root: Path | None = None, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the edit lock of the stack file at ``path`` for the ``with`` block.
+
+    Waits up to ``wait_s`` seconds (default :data:`LOCK_WAIT_S`) for another holder, then raises
+    :class:`~rollout.errors.Busy` naming the file. Read the file inside the
+    block, not before: what was read before may be what the other edit replaced.
+    """
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    descriptor = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(
+                        f"{display_path(path, root)}: another `rollout advance` or `rollout rollback` has been "
+                        f"editing it for over {wait_s:g}s (lock {lock_path(path).name}); nothing was changed, try again"
+                    ) from None
+                time.sleep(0.05)
+        # Under the lock no edit is under way: a temporary file left here is a
+        # crashed edit's, never renamed; the stack file is the old one.
+        for leftover in _temporaries(path):
+            leftover.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def append_history(path: Path, entries: list[NewEntry], root: Path | None = None) -> bool:
