@@ -72,3 +72,22 @@ def test_rollout_check_refuses_it_with_exit_2_and_no_traceback(project, case):
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"stacks/Pulumi.{case.stem}.yaml: {_expected(case)}" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [("advance",), ("rollback", "--reason", "broken file"), ("status",)],
+                         ids=["advance", "rollback", "status"])
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_an_edit_of_a_broken_file_is_refused_with_exit_2_and_leaves_it_as_it_was(project, case, command, capsys):
+    from rollout.cli import main
+
+    target = project / "stacks" / f"Pulumi.{case.stem}.yaml"
+    shutil.copy(case, target)
+    before = target.read_bytes()
+    code = main(["--project", str(project), command[0], "--stack", case.stem, *command[1:]])
+    captured = capsys.readouterr()
+    assert code == 2, captured.out + captured.err
+    assert f"stacks/Pulumi.{case.stem}.yaml: {_expected(case)}" in captured.err
+    assert "Traceback" not in captured.err
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")) == [target.name]
+    count("broken stack files", f"{command[0]} refused, file unchanged")
