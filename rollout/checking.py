@@ -100,34 +100,30 @@ class NoGitBase(Exception):
     """The project is not in a git repository, or the repository has no commit yet."""
 
 
-def _git_show(project: Path, ref: str, relative: str) -> str | None:
-    """The text of ``relative`` (a path under ``project``) at ``ref``; None when absent there."""
+def _git(project: Path, *args: str) -> subprocess.CompletedProcess:
     try:
-        result = subprocess.run(
-            ["git", "-C", str(project), "show", f"{ref}:./{relative}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         raise NoGitBase("git is not installed") from None
-    if result.returncode == 0:
-        return result.stdout
-    error = result.stderr.strip()
-    if "not a git repository" in error:
-        raise NoGitBase(f"{project} is not in a git repository")
-    if "does not exist in" in error or "exists on disk, but not in" in error:
-        return None
-    verify = subprocess.run(
-        ["git", "-C", str(project), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+
+def _git_show(project: Path, ref: str, relative: str) -> str | None:
+    """The text of ``relative`` (a path under ``project``) at ``ref``; None when absent there."""
+    # The ref first: a full commit id that the repository does not hold would
+    # otherwise read as "no such file there", i.e. a stack never deployed.
+    verify = _git(project, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if verify.returncode != 0:
+        if "not a git repository" in verify.stderr:
+            raise NoGitBase(f"{project} is not in a git repository")
         if ref == DEFAULT_BASE:
             raise NoGitBase("the repository has no commit yet")
         raise UsageError(f"--base {ref}: not a commit of the repository at {project}")
+    result = _git(project, "show", f"{verify.stdout.strip()}:./{relative}")
+    if result.returncode == 0:
+        return result.stdout
+    error = result.stderr.strip()
+    if "does not exist in" in error or "exists on disk, but not in" in error:
+        return None
     raise UsageError(f"--base {ref}: git show failed: {error.splitlines()[-1] if error else result.returncode}")
 
 

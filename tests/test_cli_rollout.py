@@ -184,9 +184,10 @@ def test_check_with_an_older_base_sees_the_advance_since_then(project):
     "args, message",
     [
         (("--base", "no-such-ref"), "rollout: --base no-such-ref: not a commit of the repository"),
+        (("--base", "0" * 40), f"rollout: --base {'0' * 40}: not a commit of the repository"),
         (("--evidence", "missing.json"), "rollout: --evidence missing.json: no such file"),
     ],
-    ids=["an unknown base", "a missing evidence file"],
+    ids=["an unknown base", "a full commit id the repository does not hold", "a missing evidence file"],
 )
 def test_check_refuses_bad_gate_input_with_exit_2(project, args, message):
     commit_all(project)
