@@ -24,6 +24,7 @@ and no sleep runs past it. The answer says how many tries it took.
 
 from __future__ import annotations
 
+import base64
 import random
 import socket
 import time
@@ -62,6 +63,7 @@ NO_RETRY = Retry(max_tries=1)
 class Answer:
     """The outcome of a call: the last try's HTTP answer, or why there was none."""
 
+    #: The URL as it may be shown (no credentials, see public_url).
     url: str
     #: The HTTP status of the last try; None when it got no answer.
     status: int | None
@@ -117,6 +119,25 @@ def _try(request: urllib.request.Request, timeout: float) -> tuple[int | None, b
         return None, b"", f"{type(err).__name__}: {err}", False
 
 
+def _credentials_to_header(url: str, headers: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+    """``https://user:password@host/`` as the URL without them and a Basic Authorization header.
+
+    urllib would otherwise take ``user:password@host`` for the host name. The
+    credentials then travel only in the header, never in a message: every
+    message shows :func:`public_url`.
+    """
+    headers = dict(headers or {})
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, headers
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    headers.setdefault("Authorization", f"Basic {token}")
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), headers
+
+
 def fetch(
     url: str,
     data: bytes | None = None,
@@ -129,6 +150,9 @@ def fetch(
 ) -> Answer:
     """GET ``url`` (POST when ``data`` is given), retrying transient failures.
 
+    Credentials in the URL (``https://user:password@host``) are sent as HTTP
+    Basic authentication.
+
     Never raises for a network problem: the :class:`Answer` says what happened.
     ``sleep``, ``clock`` and ``jitter`` are the waits, the time and the random
     draw, replaceable to test the schedule.
@@ -136,17 +160,18 @@ def fetch(
     start = clock()
     try:
         urllib.request.Request(url)
-    except ValueError as err:
-        return Answer(url, None, b"", 0, 0.0, f"not an http(s) URL: {err}")
+    except ValueError:
+        return Answer(public_url(url), None, b"", 0, 0.0, "not an http(s) URL")
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        return Answer(url, None, b"", 0, 0.0, "not an http(s) URL")
+        return Answer(public_url(url), None, b"", 0, 0.0, "not an http(s) URL")
+    url, headers = _credentials_to_header(url, headers)
     deadline = start + retry.deadline_s
     tries = 0
     while True:
         tries += 1
         left = deadline - clock()
         timeout = max(0.001, min(retry.timeout_s, left))
-        request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method="POST" if data is not None else "GET")
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
         status, body, error, timed_out = _try(request, timeout)
         if not transient(status) or tries >= retry.max_tries:
             break
@@ -154,7 +179,7 @@ def fetch(
         if clock() + pause >= deadline:
             break
         sleep(pause)
-    return Answer(url, status, body, tries, clock() - start, error, timed_out)
+    return Answer(public_url(url), status, body, tries, clock() - start, error, timed_out)
 
 
 def public_url(url: str) -> str:

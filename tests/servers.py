@@ -330,6 +330,8 @@ class FlakyServer:
         self.faults = list(faults)
         self.answer = answer
         self.requests = 0
+        #: The Authorization header of each request (None where absent).
+        self.authorizations: list[str | None] = []
         self.url = ""
         self._lock = threading.Lock()
 
@@ -344,6 +346,7 @@ class FlakyServer:
                 body = self.rfile.read(length) if length else b""
                 with api._lock:
                     api.requests += 1
+                    api.authorizations.append(self.headers.get("Authorization"))
                     fault = api.faults.pop(0) if api.faults else None
                 if fault == "reset":
                     self.close_connection = True

@@ -6,6 +6,8 @@ times in a set way (tests/servers.py FlakyServer), then answers.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from figures import count
@@ -178,3 +180,24 @@ def test_which_answers_are_transient(status, retried):
 )
 def test_a_url_is_printed_without_what_it_must_not_show(url, shown):
     assert public_url(url) == shown
+
+
+def test_credentials_in_the_url_go_in_a_basic_auth_header_and_in_no_message():
+    paths = []
+
+    def record(method, path, body):
+        paths.append(path)
+        return 200, b"{}"
+
+    with FlakyServer([503], record) as api:
+        with_credentials = api.url.replace("http://", "http://ci%40example:s3cr%2Ft@") + "/api/v1/query?x=1"
+        answer = fetch(with_credentials, retry=QUICK)
+    assert answer.ok and answer.tries == 2 and paths == ["/api/v1/query?x=1"]
+    assert api.authorizations == ["Basic " + base64.b64encode(b"ci@example:s3cr/t").decode()] * 2
+    assert "s3cr" not in answer.url and "example" not in answer.url
+
+
+def test_a_url_without_credentials_sends_no_authorization():
+    with FlakyServer([], ok) as api:
+        fetch(api.url, retry=QUICK)
+    assert api.authorizations == [None]
