@@ -14,8 +14,9 @@ def count(topic: str, what: str, n: int = 1) -> None:
 
 
 def report() -> list[str]:
+    """A heading per topic, then one indented line per figure."""
     lines = []
     for topic in sorted(_FIGURES):
-        parts = ", ".join(f"{what}: {n}" for what, n in sorted(_FIGURES[topic].items()))
-        lines.append(f"{topic}: {parts}")
+        lines.append(f"{topic}:")
+        lines.extend(f"  {what}: {n}" for what, n in sorted(_FIGURES[topic].items()))
     return lines

@@ -140,9 +140,9 @@ def test_a_faulty_prometheus_is_recorded_the_advance_refused_and_the_rollback_go
     code, output = run(project, capsys, "rollback", "--stack", STACK, "--reason", f"Prometheus {fault}")
     assert code == 0, output
     assert f"{SERVICE}: 10% -> 0%" in output
-    count("faults", "Prometheus faults recorded in evidence", 1)
-    count("faults", "advances refused on faulty evidence", 1)
-    count("faults", "rollbacks through a faulty Prometheus", 1)
+    count("faults: gate evidence", "Prometheus faults recorded as such", 1)
+    count("faults: gate evidence", "advances refused on that evidence", 1)
+    count("faults: gate evidence", "rollbacks that went through anyway", 1)
 
 
 def test_a_prometheus_that_fails_a_few_times_then_answers_gives_numbers_and_the_tries(project, capsys):
@@ -153,8 +153,8 @@ def test_a_prometheus_that_fails_a_few_times_then_answers_gives_numbers_and_the_
     assert queries["requests"]["tries"] == 4
     assert {q["tries"] for m, q in queries.items() if m != "requests"} == {1}
     assert queries["errorRatio"]["value"] == HEALTHY["errorRatio"]
-    count("faults", "injected into HTTP calls", 3)
-    count("faults", "evidence collected through transient faults", 1)
+    count("faults: HTTP calls", "faults injected", 3)
+    count("faults: gate evidence", "evidence collected through transient faults", 1)
 
 
 def test_the_cli_says_how_many_tries_a_query_took(project, tmp_path, capsys):
@@ -164,7 +164,7 @@ def test_the_cli_says_how_many_tries_a_query_took(project, tmp_path, capsys):
                            "--out", str(tmp_path / "e.json"), "--deadline", "10")
     assert code == 0, output
     assert "canary requests: 50000 (after 3 tries)" in output
-    count("faults", "injected into HTTP calls", 2)
+    count("faults: HTTP calls", "faults injected", 2)
 
 
 def _deployed_state_file(project: Path, tmp_path: Path) -> Path:

@@ -40,8 +40,8 @@ def test_transient_failures_are_retried_and_the_tries_are_counted(faults, status
     with FlakyServer(faults, ok) as api:
         answer = fetch(f"{api.url}/api/v1/query", data=b"query=up", retry=QUICK)
     assert (answer.status, answer.tries, api.requests) == (status, tries, tries)
-    count("faults", "injected into HTTP calls", len(faults))
-    count("faults", "HTTP calls that survived them" if answer.ok else "HTTP calls answered 4xx at once", 1)
+    count("faults: HTTP calls", "faults injected", len(faults))
+    count("faults: HTTP calls", "calls answered after their faults" if answer.ok else "4xx answered at once, not retried", 1)
 
 
 def test_faults_past_the_tries_allowed_give_the_last_failure():
@@ -49,7 +49,7 @@ def test_faults_past_the_tries_allowed_give_the_last_failure():
         answer = fetch(api.url, retry=Retry(deadline_s=20, timeout_s=2, base_s=0.01, cap_s=0.01, max_tries=3))
     assert (answer.status, answer.tries, api.requests) == (503, 3, 3)
     assert not answer.ok and answer.tries_text().startswith("3 tries over")
-    count("faults", "injected into HTTP calls", 3)
+    count("faults: HTTP calls", "faults injected", 3)
 
 
 def test_a_server_that_comes_up_during_the_backoff_is_reached():
@@ -71,8 +71,8 @@ def test_a_server_that_comes_up_during_the_backoff_is_reached():
                 server.shutdown()
                 server.server_close()
     assert answer.ok and answer.tries == 3
-    count("faults", "injected into HTTP calls", 2)
-    count("faults", "HTTP calls that survived them", 1)
+    count("faults: HTTP calls", "faults injected", 2)
+    count("faults: HTTP calls", "calls answered after their faults", 1)
 
 
 def _serve_on(port: int):

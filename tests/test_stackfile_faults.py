@@ -136,7 +136,7 @@ def test_a_writer_killed_half_way_leaves_the_old_file_and_the_next_edit_goes_thr
     writer.send_signal(signal.SIGKILL)
     writer.communicate(timeout=30)
     assert stack_path(project).read_text() == before
-    count("faults", "writers killed at a chosen point", 1)
+    count("faults: stack file edits", "writers killed at a chosen point", 1)
 
     # The kernel dropped the dead writer's lock; the next edit takes it at once,
     # removes the leftover temporary file and appends its entry.
@@ -144,7 +144,7 @@ def test_a_writer_killed_half_way_leaves_the_old_file_and_the_next_edit_goes_thr
     assert old_or_new(before, stack_path(project).read_text(), 1) == "new"
     assert histories(project)["genesis"][-1]["reason"] == "after the crash"
     assert not list(stack_path(project).parent.glob(".*.tmp"))
-    count("faults", "edits that went through after a killed writer", 1)
+    count("faults: stack file edits", "edits that went through after a killed writer", 1)
 
 
 def test_writers_killed_at_random_moments_leave_the_old_file_or_the_new_one(project, tmp_path):
@@ -162,9 +162,9 @@ def test_writers_killed_at_random_moments_leave_the_old_file_or_the_new_one(proj
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=30)
         outcomes[old_or_new(before, stack_path(project).read_text(), 1)] += 1
-    count("faults", "writers killed at random moments", sum(outcomes.values()))
-    count("faults", "random kills that left the old file", outcomes["old"])
-    count("faults", "random kills that left the new file", outcomes["new"])
+    count("faults: stack file edits", "writers killed at random moments", sum(outcomes.values()))
+    count("faults: stack file edits", "random kills that left the old file", outcomes["old"])
+    count("faults: stack file edits", "random kills that left the new file", outcomes["new"])
     assert main(["--project", str(project), "rollback", "--stack", STACK, "--reason", "after the kills"]) == 0
 
 
@@ -190,8 +190,8 @@ def test_two_writers_at_once_both_land_and_neither_entry_is_lost(project, tmp_pa
     found = histories(project)
     assert found["genesis"][-1]["reason"] == "first" and found["genesis"][-1]["weight"] == 0
     assert found["exodus"][-1]["reason"] == "second" and found["exodus"][-1]["weight"] == 50
-    count("faults", "concurrent writers", 2)
-    count("faults", "concurrent entries kept", 2)
+    count("faults: stack file edits", "concurrent writers", 2)
+    count("faults: stack file edits", "concurrent entries kept", 2)
 
 
 def test_a_writer_that_cannot_get_the_lock_in_time_changes_nothing_and_says_why(project, capsys, monkeypatch):
@@ -205,4 +205,4 @@ def test_a_writer_that_cannot_get_the_lock_in_time_changes_nothing_and_says_why(
     assert code == 1
     assert "stacks/Pulumi.dev.yaml: another `rollout advance` or `rollout rollback` has been editing it" in err
     assert stack_path(project).read_text() == before
-    count("faults", "writers turned away by a held lock", 1)
+    count("faults: stack file edits", "writers turned away by a held lock", 1)

@@ -140,8 +140,8 @@ def test_each_component_down_in_turn_is_named_and_only_it(rendered, down):
     assert "tries over" in unreachable[0]
     others = {"prometheus", "alertmanager", "grafana"} - {down}
     assert all(any(line.startswith(f"{name}: ") for line in report.passed) for name in others), report.passed
-    count("faults", "components stopped under verify", 1)
-    count("faults", "stopped components named by verify", 1)
+    count("faults: verify", "components down", 1)
+    count("faults: verify", "components down and named", 1)
 
 
 def grafana_health(method, path, body):
@@ -174,7 +174,7 @@ def test_grafana_faults_are_retried_then_named(faults, named):
         assert health["database"] == "ok" and requests == 3
     else:
         assert problem.startswith(named) and "tries over" in problem and requests > 1
-    count("faults", "injected into HTTP calls", min(len(faults), requests))
+    count("faults: HTTP calls", "faults injected", min(len(faults), requests))
 
 
 def test_a_target_down_fails_naming_its_job(rendered):
