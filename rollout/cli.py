@@ -9,8 +9,11 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Callable
 
@@ -30,14 +33,97 @@ def find_project(start: Path | None = None) -> Path:
 
 
 def _stack_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", "-s", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--stack", "-s", required=True, type=_stack_name, help="stack name: stacks/Pulumi.<stack>.yaml"
+    )
+
+
+#: Pulumi's rule for stack names. The name is also part of a file name under
+#: stacks/, so this keeps out separators ("../x"), control characters and names
+#: longer than a file name may be.
+_STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _stack_name(text: str) -> str:
+    if not _STACK_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text[:100]!r} is not a stack name: 1 to 100 letters, digits, '-', '_' or '.'"
+        )
+    return text
+
+
+def _project_folder(text: str) -> Path:
+    try:
+        is_folder = bool(text) and "\x00" not in text and Path(text).is_dir()
+    except OSError:  # a name too long for the file system
+        is_folder = False
+    if not is_folder:
+        raise argparse.ArgumentTypeError(f"{text[:200]!r} is not a folder")
+    return Path(text)
+
+
+def _given(text: str) -> str:
+    """A path or a git ref. Empty is refused rather than read as "not given": an
+    unset variable in `--out "$DIR"` must not silently mean the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty")
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError(f"{text[:200]!r} holds a NUL byte")
+    return text
+
+
+def _base_url(text: str) -> str:
+    """An http(s) URL with a host. The value is not repeated in the message: a URL
+    may carry credentials."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        _ = parts.port  # a port that is not a number, or out of range, raises here
+    except ValueError:
+        parts = None
+    printable = all(32 < ord(c) != 127 for c in text)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not printable:
+        raise argparse.ArgumentTypeError("not an http(s) URL with a host, e.g. http://127.0.0.1:9090")
+    return text
+
+
+def _wait_seconds(text: str) -> float:
+    """--wait: 0 is allowed (no wait); NaN or infinity would wait forever."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 <= value < 86400):
+        raise argparse.ArgumentTypeError(f"{text[:100]!r}: seconds must be 0 or more and less than a day")
+    return value
+
+
+def _utf8(text: str) -> str:
+    """Text that is valid UTF-8. A byte that is not (a shell's $'\\xff') reaches Python
+    as a lone surrogate: flagd's hash (mmh3) crashes the process on one, and no
+    stack file can record one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not valid UTF-8") from None
+    return text
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a path longer than the file system allows
+        return False
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from rollout.render import render
 
     config = load_stack(args.stack, args.project)
-    written = render(config, args.stack, Path(args.out))
+    try:
+        written = render(config, args.stack, Path(args.out))
+    except OSError as err:
+        # --out names a file, a folder below a file, or a place that cannot be written.
+        raise UsageError(f"--out {args.out}: cannot write {err.filename or args.out}: {err.strerror or err}") from None
     for path in written:
         print(path)
     return EXIT_OK
@@ -378,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--project",
-        type=Path,
+        type=_project_folder,
         default=None,
         help="folder holding Pulumi.yaml and stacks/ (default: found from the current folder)",
     )
@@ -386,17 +472,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="write the stack's artifacts to a folder")
     _stack_arg(render)
-    render.add_argument("--out", required=True, help="output folder")
+    render.add_argument("--out", required=True, type=_given, help="output folder")
     render.set_defaults(handler=cmd_render)
 
     check = commands.add_parser("check", help="validate the config and run the program offline")
     _stack_arg(check)
     check.add_argument(
-        "--evidence", default=None, help="gate evidence from `rollout evidence` (its deployed state is what is deployed)"
+        "--evidence", default=None, type=_given, help="gate evidence from `rollout evidence` (its deployed state is what is deployed)"
     )
     check.add_argument(
         "--base",
         default=None,
+        type=_given,
         help="without --evidence, the git ref whose stack file counts as deployed (default HEAD)",
     )
     check.set_defaults(handler=cmd_check)
@@ -404,17 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
     flags = commands.add_parser("flags", help="the flags as flagd resolves them now, for CI jobs")
     _stack_arg(flags)
     flags.add_argument("--format", choices=("env", "json"), default="env", help="env: FLAG_<KEY>=true|false lines")
-    flags.add_argument("--targeting-key", default="ci", help="the evaluation's targeting key (default: ci)")
+    flags.add_argument("--targeting-key", default="ci", type=_utf8, help="the evaluation's targeting key (default: ci)")
     flags.add_argument("--track", choices=("stable", "canary"), default="stable", help="the evaluation's track")
     flags.set_defaults(handler=cmd_flags)
 
     verify = commands.add_parser("verify", help="smoke-test a deployed stack: components, targets, rules, routing, watchdog")
     _stack_arg(verify)
-    verify.add_argument("--prometheus", required=True, help="Prometheus base URL")
-    verify.add_argument("--alertmanager", required=True, help="Alertmanager base URL")
-    verify.add_argument("--grafana", help="Grafana base URL (checks /api/health)")
+    verify.add_argument("--prometheus", required=True, type=_base_url, help="Prometheus base URL")
+    verify.add_argument("--alertmanager", required=True, type=_base_url, help="Alertmanager base URL")
+    verify.add_argument("--grafana", type=_base_url, help="Grafana base URL (checks /api/health)")
     verify.add_argument(
-        "--wait", type=float, default=90,
+        "--wait", type=_wait_seconds, default=90,
         help="seconds to wait for first scrapes and the Watchdog (Prometheus resends alerts once a minute)",
     )
     _http_args(verify)
@@ -429,29 +516,29 @@ def build_parser() -> argparse.ArgumentParser:
     advance = commands.add_parser("advance", help="append the next stage of the plan to the stack file, now")
     _stack_arg(advance)
     advance.add_argument("--service", default=None, help="one service (default: every service not at its final stage)")
-    advance.add_argument("--evidence", default=None, help="gate evidence from `rollout evidence`: refuse what the gates refuse")
-    advance.add_argument("--reason", default=None, help="recorded with the new history entry")
+    advance.add_argument("--evidence", default=None, type=_given, help="gate evidence from `rollout evidence`: refuse what the gates refuse")
+    advance.add_argument("--reason", default=None, type=_utf8, help="recorded with the new history entry")
     advance.set_defaults(handler=cmd_advance)
 
     rollback = commands.add_parser("rollback", help="append weight 0 with a reason to the stack file; never refused")
     _stack_arg(rollback)
     rollback.add_argument("--service", default=None, help="one service (default: every service)")
-    rollback.add_argument("--reason", required=True, help="why; recorded in the history")
+    rollback.add_argument("--reason", required=True, type=_utf8, help="why; recorded in the history")
     rollback.set_defaults(handler=cmd_rollback)
 
     evidence = commands.add_parser("evidence", help="gather the gate evidence (the canary's SLIs over the deployed stage) as JSON")
     _stack_arg(evidence)
-    evidence.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    evidence.add_argument("--prometheus", required=True, type=_base_url, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     evidence.add_argument(
-        "--deployed-state", default=None, help="the deployed rollout state: `pulumi stack output --json` or rolloutState"
+        "--deployed-state", default=None, type=_given, help="the deployed rollout state: `pulumi stack output --json` or rolloutState"
     )
     evidence.add_argument(
-        "--staging-state", default=None, help="the same for the stack this one promotes from (promotesFrom)"
+        "--staging-state", default=None, type=_given, help="the same for the stack this one promotes from (promotesFrom)"
     )
     evidence.add_argument(
-        "--base", default=None, help="without --deployed-state, the git ref whose stack file counts as deployed (default HEAD)"
+        "--base", default=None, type=_given, help="without --deployed-state, the git ref whose stack file counts as deployed (default HEAD)"
     )
-    evidence.add_argument("--out", default=None, help="write the JSON here (default: standard output)")
+    evidence.add_argument("--out", default=None, type=_given, help="write the JSON here (default: standard output)")
     _http_args(evidence)
     evidence.set_defaults(handler=cmd_evidence)
     return parser
@@ -466,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     args.project = (args.project or find_project()).resolve()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        if hasattr(args, "stack") and not stack_file(args.stack, args.project).exists():
+        if hasattr(args, "stack") and not _is_file(stack_file(args.stack, args.project)):
             raise UsageError(
                 f"no stack {args.stack!r}: {stack_file(args.stack, args.project)} does not exist"
             )
