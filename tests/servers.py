@@ -81,6 +81,8 @@ class Server:
     process: subprocess.Popen
     workdir: Path
     log: Path
+    argv: list[str] = field(default_factory=list)
+    ready_path: str = "/-/ready"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -90,6 +92,17 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+    def restart(self, deadline_s: float = 60) -> None:
+        """Stop the process if it still runs (SIGTERM), start the same command again, wait until ready.
+
+        Same port, same workdir, same data: what a supervisor does. To restart
+        after a crash, ``process.kill()`` first. The log keeps both runs.
+        """
+        self.stop()
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
+        _wait_ready(self, self.ready_path, deadline_s)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -131,7 +144,7 @@ def _running(name: str, argv: list[str], workdir: Path, port: int, ready_path: s
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    server = Server(name, f"http://{LOOPBACK}:{port}", process, workdir, log)
+    server = Server(name, f"http://{LOOPBACK}:{port}", process, workdir, log, argv, ready_path)
     try:
         _wait_ready(server, ready_path, deadline_s)
         yield server
@@ -175,11 +188,17 @@ def start_prometheus(
 
 
 @contextmanager
-def start_alertmanager(config_text: str, extra_files: dict[str, str] | None = None, deadline_s: float = 60) -> Iterator[Server]:
+def start_alertmanager(
+    config_text: str,
+    extra_files: dict[str, str] | None = None,
+    deadline_s: float = 60,
+    port: int | None = None,
+) -> Iterator[Server]:
     """Alertmanager with ``config_text``, its cluster listener off (one peer, no gossip port).
 
     ``extra_files`` are written beside the config (e.g. the secret files its
-    ``*_file`` fields name, as relative paths).
+    ``*_file`` fields name, as relative paths). ``port`` is a port chosen
+    beforehand, for a Prometheus that already sends to it; a free one by default.
     """
     with tempfile.TemporaryDirectory(prefix="rollout-alertmanager-") as scratch:
         workdir = Path(scratch)
@@ -187,7 +206,7 @@ def start_alertmanager(config_text: str, extra_files: dict[str, str] | None = No
         for name, text in (extra_files or {}).items():
             (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).write_text(text)
-        port = free_port()
+        port = port or free_port()
         argv = [
             binary("prometheus-alertmanager"),
             f"--config.file={workdir / 'alertmanager.yml'}",
