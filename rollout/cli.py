@@ -434,12 +434,10 @@ def _http_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (value > 0 and value < 86400):
-        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be more than 0 and less than a day")
+    """--deadline, --timeout: more than 0 (a call needs some time), less than a day."""
+    value = _wait_seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r}: seconds must be more than 0")
     return value
 
 
