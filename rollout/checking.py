@@ -24,7 +24,7 @@ from typing import Any
 
 from rollout.config import StackConfig
 from rollout.errors import ConfigError, UsageError
-from rollout.gates import GateViolation, advancing_services, judge
+from rollout.gates import GateViolation, advancing_services, judge, unreadable_service
 from rollout.loader import display_path, load_stack, read_stack_file, validate
 from rollout.state import rollout_state, utc_now
 
@@ -93,6 +93,10 @@ def read_state_file(path: Path, option: str = "--deployed-state") -> dict[str, A
             f"{option} {path}: not a rollout state (a JSON object with stack and services, "
             f"or stack outputs with {STATE_OUTPUT})"
         )
+    for name, service in data["services"].items():
+        why = unreadable_service(service)
+        if why:
+            raise UsageError(f"{option} {path}: services.{name}: {why.removeprefix('the stored state of the service ')}")
     return data
 
 

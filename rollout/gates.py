@@ -164,7 +164,7 @@ def judge(
     for name in sorted(new_state.get("services") or {}):
         new = new_state["services"][name]
         deployed = deployed_services.get(name)
-        why = unreadable or (deployed is not None and _unreadable(deployed))
+        why = unreadable or (deployed is not None and unreadable_service(deployed))
         if why:
             # Nothing is known about what runs; only 0 % is surely not an advance.
             if new["weight"] > 0:
@@ -207,16 +207,28 @@ def judge_with_evidence(
 
 
 def advancing_services(new_state: Mapping[str, Any], deployed_state: Mapping[str, Any] | None) -> list[str]:
-    """Services whose weight goes up from the deployed state (the ones the gates judge)."""
-    deployed = (deployed_state or {}).get("services") or {}
+    """Services whose weight goes up from the deployed state (the ones the gates judge).
+
+    As in :func:`judge`, a deployed state or service record that cannot be read
+    leaves nothing known about what runs: every service above 0 % counts.
+    """
+    deployed = deployed_state.get("services") if isinstance(deployed_state, Mapping) else None
+    readable = deployed_state is None or isinstance(deployed, Mapping)
+
+    def deployed_weight(name: str) -> int:
+        record = (deployed or {}).get(name)
+        if record is None:
+            return 0
+        return 0 if unreadable_service(record) else record["weight"]
+
     return [
         name
         for name, service in sorted((new_state.get("services") or {}).items())
-        if service["weight"] > (deployed[name]["weight"] if name in deployed else 0)
+        if service["weight"] > (deployed_weight(name) if readable else 0)
     ]
 
 
-def _unreadable(service: Any) -> str | None:
+def unreadable_service(service: Any) -> str | None:
     """Why a stored service state (deployed or upstream) cannot be judged; None when it can."""
     if not isinstance(service, Mapping):
         return "the stored state of the service is not an object"
@@ -411,7 +423,7 @@ def _staging_first(name: str, new_state: Mapping[str, Any], upstream_state: Mapp
     upstream = services.get(name) if isinstance(services, Mapping) else None
     if not upstream:
         return [(STAGING_FIRST, f"{upstream_name} has no service {name}")]
-    why = _unreadable(upstream)
+    why = unreadable_service(upstream)
     if why:
         return [(STAGING_FIRST, f"{upstream_name}: {why}")]
     weight = upstream["weight"]
