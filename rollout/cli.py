@@ -387,10 +387,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     text = dumps(evidence)
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_name(f".{out.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, out)
+        _write_file(out, text, "--out")
         for line in summary(evidence):
             print(line)
         print(f"evidence written to {out}")
@@ -399,6 +396,31 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         for line in summary(evidence):
             print(line, file=sys.stderr)
     return EXIT_OK
+
+
+def _write_file(out: Path, text: str, option: str) -> None:
+    """Write ``text`` to ``out`` whole or not at all: a temporary file beside it, renamed.
+
+    A symbolic link is followed (its target is replaced, the link kept); a device
+    or a pipe (``/dev/stdout``) is written to directly, never replaced.
+    """
+    try:
+        if out.is_dir():
+            raise UsageError(f"{option} {out}: is a folder; name a file")
+        if out.exists() and not out.resolve().is_file():
+            with out.open("w", encoding="utf-8") as stream:
+                stream.write(text)
+            return
+        target = out.resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+    except OSError as err:
+        raise UsageError(f"{option} {out}: cannot be written: {err.strerror or err}") from None
 
 
 def cmd_flags(args: argparse.Namespace) -> int:
