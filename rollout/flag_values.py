@@ -9,11 +9,17 @@ percentage and progressive flags therefore answer for that key, at this time.
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
 from rollout import conventions
 from rollout.config import StackConfig
 from rollout.flags import dumps, flag_document
+
+#: The name the flagd provider gives its file watcher's thread.
+WATCHER_THREAD = "FlagdFileWatcherWorkerThread"
+#: Longer than the watcher's poll interval (the provider's deadline, 500 ms by default).
+WATCHER_JOIN_S = 5.0
 
 
 def resolve(config: StackConfig, stack: str, targeting_key: str, track: str) -> dict[str, bool]:
@@ -22,6 +28,10 @@ def resolve(config: StackConfig, stack: str, targeting_key: str, track: str) -> 
     from openfeature.contrib.provider.flagd.config import ResolverType
     from openfeature.evaluation_context import EvaluationContext
 
+    # flagd hashes the key with mmh3, which crashes the whole process on text
+    # that is not valid Unicode (a lone surrogate, what a stray byte in argv becomes).
+    targeting_key.encode("utf-8")
+    running = set(threading.enumerate())
     with tempfile.TemporaryDirectory(prefix="rollout-flags-") as scratch:
         path = Path(scratch) / conventions.FLAGS_FILE_NAME
         path.write_text(dumps(flag_document(config, stack)), encoding="utf-8")
@@ -40,6 +50,11 @@ def resolve(config: StackConfig, stack: str, targeting_key: str, track: str) -> 
             return values
         finally:
             provider.shutdown()
+            # The provider's file watcher wakes once more after its shutdown and
+            # reads the file: wait for it, or it finds the file gone and logs an error.
+            for thread in set(threading.enumerate()) - running:
+                if thread.name == WATCHER_THREAD:
+                    thread.join(timeout=WATCHER_JOIN_S)
 
 
 def as_env(values: dict[str, bool]) -> str:
