@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -52,7 +52,21 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _StrictLoader(_SafeLoader):
-    """SafeLoader that refuses duplicate keys, which YAML parsers differ on."""
+    """SafeLoader that refuses duplicate keys, which YAML parsers differ on.
+
+    A value its explicit tag cannot hold (``!!int hunter2``) is an error at its
+    line that does not repeat the value: it may be a secret typed in clear.
+    """
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the value cannot be read as its tag {node.tag} says", node.start_mark
+            ) from None
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
@@ -248,7 +262,7 @@ def _describe(error: dict[str, Any], source: str) -> str:
     if isinstance(cause, KeyedError):
         loc.extend(cause.path)
     key = _format_loc(_drop_union_tags(loc))
-    message = _message(error, loc)
+    message = _message(error, loc, shown=_kind if loc[:1] == [SECRETS_KEY] else _show)
     return f"{source}: {NS}:{key}: {message}" if key else f"{source}: {message}"
 
 
@@ -290,7 +304,20 @@ def _show(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (bool, int, float)) or value is None else repr(value)
 
 
-def _message(error: dict[str, Any], loc: list[str | int]) -> str:
+def _kind(value: Any) -> str:
+    """What a value is, without the value: for rollout:secrets, whose values are never shown."""
+    if isinstance(value, SecretRef):
+        return "a secret"
+    if isinstance(value, str):
+        return "a text in clear"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return _show(value) if isinstance(value, (dict, list)) or value is None else "a value"
+
+
+def _message(error: dict[str, Any], loc: list[str | int], shown: Callable[[Any], str] = _show) -> str:
     kind = error["type"]
     value = error.get("input")
     ctx = error.get("ctx") or {}
@@ -305,11 +332,16 @@ def _message(error: dict[str, Any], loc: list[str | int]) -> str:
         return f"unknown key{suffix}"
     if kind == "missing":
         return "is required"
+    if kind in ("model_type", "dict_type"):
+        if loc == [SECRETS_KEY]:
+            return (f"{shown(value)} is not a mapping; it maps each secret's name to its value, set with "
+                    f"`pulumi config set --secret --path '{NS}:{SECRETS_KEY}.<name>' <value>`")
+        return f"{shown(value)} is not a mapping"
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length')} item(s)"
     if kind == "literal_error":
         allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        return f"{_show(value)} is not allowed; allowed: {allowed}"
+        return f"{shown(value)} is not allowed; allowed: {allowed}"
     if kind == "unknown_strategy":
         strategy = value.get("strategy") if isinstance(value, dict) else None
         shown = "no strategy" if strategy is None else f"{strategy!r} is not a known strategy"
@@ -317,7 +349,7 @@ def _message(error: dict[str, Any], loc: list[str | int]) -> str:
     if isinstance(value, SecretRef):
         return "is stored as a secret, but only keys under rollout:secrets may be secrets"
     expected = error["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
-    return f"{_show(value)} is not {expected}" if error["msg"].startswith("Input should be") else f"{_show(value)}: {expected}"
+    return f"{shown(value)} is not {expected}" if error["msg"].startswith("Input should be") else f"{shown(value)}: {expected}"
 
 
 def _allowed_keys(loc: list[str | int]) -> list[str]:
