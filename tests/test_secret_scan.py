@@ -18,7 +18,7 @@ next to a secret, from the CLI and from the program.
 
 tests/test_stack_secrets.py checks the ciphertexts themselves; tests/test_program.py
 and tests/test_monitoring.py follow one value each into the resources. This is the
-cross-cutting scan. Known leaks are strict xfails in KNOWN_LEAKS.
+cross-cutting scan.
 """
 
 from __future__ import annotations
@@ -169,9 +169,9 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     return code, text
 
 
-def no_leaks(found: list[str], known: bool = False) -> None:
-    """Assert nothing was found; ``known``: a case of KNOWN_LEAKS, counted apart."""
-    count(TOPIC, "leaks found in known-leak cases (xfail)" if known else "leaks found", len(found))
+def no_leaks(found: list[str]) -> None:
+    """Assert nothing was found."""
+    count(TOPIC, "leaks found", len(found))
     assert found == []
 
 
@@ -380,17 +380,10 @@ BROKEN_STACK_FILES = [
                  "duplicate key 'smtpPassword'", id="a secret key given twice"),
     pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: !!binary {c}x")),
                  "failed to decode base64 data", id="a ciphertext tagged as binary"),
-]
-
-KNOWN_LEAKS = [
-    pytest.param(
-        lambda config: config.__setitem__(SECRETS_KEY, CLEAR), "rollout:secrets:",
-        id="rollout:secrets set to one clear-text string echoes it (rollout.loader._message)",
-    ),
-    pytest.param(
-        TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: !!int {CLEAR}")), "line",
-        id="a secret tagged !!int exits 3 and echoes it (rollout.loader.read_stack_file)",
-    ),
+    pytest.param(lambda config: config.__setitem__(SECRETS_KEY, CLEAR),
+                 "rollout:secrets: a text in clear is not a mapping", id="rollout:secrets set to one clear-text string"),
+    pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: !!int {CLEAR}")),
+                 "the value cannot be read as its tag tag:yaml.org,2002:int says", id="a clear-text secret tagged !!int"),
 ]
 
 
@@ -401,13 +394,13 @@ def _break(project: Path, stack: str, change) -> None:
         edit_stack(project, stack, change)
 
 
-def _errors_hold_no_secret(project: Path, needles: list[Needle], stack: str, expected: str, known: bool = False) -> None:
+def _errors_hold_no_secret(project: Path, needles: list[Needle], stack: str, expected: str) -> None:
     for command in (["check"], ["status"], ["flags"], ["render", "--out", str(project / "rendered")]):
         code, output = run_cli(["--project", str(project), command[0], "--stack", stack, *command[1:]])
         count(TOPIC, "error messages scanned")
         assert code == 2, output
         assert expected in output, output
-        no_leaks(leaks_in(output, needles, f"the error of rollout {command[0]}"), known)
+        no_leaks(leaks_in(output, needles, f"the error of rollout {command[0]}"))
 
 
 @pytest.mark.parametrize("change, expected", BROKEN_STACK_FILES)
@@ -415,14 +408,6 @@ def test_an_error_about_a_broken_secret_does_not_echo_it(project, needles, monke
     monkeypatch.delenv("ROLLOUT_DEBUG", raising=False)
     _break(project, "production", change)
     _errors_hold_no_secret(project, needles, "production", expected)
-
-
-@pytest.mark.xfail(strict=True, reason="a known leak; see the case's id")
-@pytest.mark.parametrize("change, expected", KNOWN_LEAKS)
-def test_a_known_leak_still_echoes_the_secret(project, needles, monkeypatch, change, expected):
-    monkeypatch.delenv("ROLLOUT_DEBUG", raising=False)
-    _break(project, "production", change)
-    _errors_hold_no_secret(project, needles, "production", expected, known=True)
 
 
 def _program_secrets(change: Callable[[dict], None]):
@@ -451,13 +436,13 @@ BROKEN_PROGRAM_CONFIGS = [
                  "rollout:secrets.smtpPasswrd: unknown key", id="a secret under an unknown key"),
     pytest.param(_program_secrets(lambda s: s.__setitem__("smtpPassword", {"value": s["smtpPassword"]})),
                  "rollout:secrets.smtpPassword: must be stored as a secret", id="a secret nested in a mapping"),
-    pytest.param(_clear_string, "rollout:secrets:", id="rollout:secrets set to one clear-text string",
-                 marks=pytest.mark.xfail(strict=True, reason="a known leak: rollout.loader._message echoes the value")),
+    pytest.param(_clear_string, "rollout:secrets: a text in clear is not a mapping",
+                 id="rollout:secrets set to one clear-text string"),
 ]
 
 
 @pytest.mark.parametrize("change, expected", BROKEN_PROGRAM_CONFIGS)
-def test_the_program_refuses_a_broken_secret_without_echoing_it(request, caplog, needles, change, expected):
+def test_the_program_refuses_a_broken_secret_without_echoing_it(caplog, needles, change, expected):
     import pulumi
 
     caplog.set_level(logging.DEBUG)
@@ -468,5 +453,4 @@ def test_the_program_refuses_a_broken_secret_without_echoing_it(request, caplog,
     message = str(caught.value)
     count(TOPIC, "error messages scanned")
     assert expected in message, message
-    known = request.node.get_closest_marker("xfail") is not None
-    no_leaks(leaks_in(message, needles, "the program's error") + scan_records(caplog.records, needles), known)
+    no_leaks(leaks_in(message, needles, "the program's error") + scan_records(caplog.records, needles))
