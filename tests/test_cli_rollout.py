@@ -276,3 +276,28 @@ def test_status_of_production_says_when_it_waits_for_staging(project):
     result = rollout(project, "status", "--stack", "production")
     assert result.returncode == 0, result.stderr
     assert "  waits for staging: staging is at 0%; it must complete 10% first" in result.stdout.splitlines()
+
+
+def _evidence_to(project: Path, tmp_path: Path, out: str) -> subprocess.CompletedProcess:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"stack": "dev", "services": {}}))
+    return rollout(project, "evidence", "--stack", "dev", "--prometheus", f"http://127.0.0.1:{free_port()}",
+                   "--deadline", "0.2", "--deployed-state", str(state), "--out", out)
+
+
+def test_evidence_out_through_a_symlink_replaces_its_target_and_keeps_the_link(project, tmp_path):
+    target = tmp_path / "evidence" / "latest.json"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    result = _evidence_to(project, tmp_path, str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and json.loads(target.read_text())["stack"] == "dev"
+
+
+def test_evidence_out_to_a_device_writes_to_it_and_leaves_it_a_device(project, tmp_path):
+    result = _evidence_to(project, tmp_path, "/dev/null")
+    assert result.returncode == 0, result.stderr
+    assert Path("/dev/null").is_char_device()
+    assert not Path("/dev/.null.tmp").exists()
