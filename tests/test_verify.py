@@ -209,3 +209,21 @@ def test_grafana_health_is_checked_when_given(rendered):
         grafana.server_close()
     assert "grafana: /api/health reports the database ok" in ok.passed
     assert any(line.startswith("grafana: not reachable") for line in down.failed)
+
+
+def test_a_component_that_fails_after_its_health_check_is_named_not_an_internal_error():
+    """Alertmanager ready, then its status API answers 503 past the deadline; Prometheus malformed."""
+    from rollout.loader import load_stack
+
+    def alertmanager(method, path, body):
+        return (200, b"OK") if path in ("/-/healthy", "/-/ready") else (503, b"{}")
+
+    def prometheus(method, path, body):
+        return (200, b"OK") if path in ("/-/healthy", "/-/ready") else (200, b'{"data": {"activeTargets": "x"}}')
+
+    retry = Retry(deadline_s=1, timeout_s=0.5, base_s=0.05, cap_s=0.2)
+    with FlakyServer([], alertmanager) as am, FlakyServer([], prometheus) as prom:
+        report = verify(load_stack("staging"), "staging", prom.url, am.url, wait_s=0, retry=retry)
+    assert any(line.startswith(f"alertmanager: HTTP 503 from {am.url}/api/v2/status after ") for line in report.failed), report.failed
+    assert any(line.startswith("prometheus: answered in an unexpected shape") for line in report.failed), report.failed
+    count("faults: verify", "components failing after their health check, named", 2)
