@@ -186,6 +186,8 @@ def public_url(url: str) -> str:
     """The URL without credentials, query or fragment: what may be printed or recorded."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
     try:
         port = parts.port
     except ValueError:

@@ -175,8 +175,10 @@ def test_which_answers_are_transient(status, retried):
         ("https://ci:s3cret@prometheus.example.com:9090/prom?token=x#y", "https://prometheus.example.com:9090/prom"),
         ("http://127.0.0.1:9093", "http://127.0.0.1:9093"),
         ("http://host:notaport/", "http://host/"),
+        ("http://admin:pw@[::1]:9090/x", "http://[::1]:9090/x"),
     ],
-    ids=["credentials, query and fragment are dropped", "a plain URL is kept", "a broken port is dropped"],
+    ids=["credentials, query and fragment are dropped", "a plain URL is kept", "a broken port is dropped",
+         "an IPv6 address keeps its brackets"],
 )
 def test_a_url_is_printed_without_what_it_must_not_show(url, shown):
     assert public_url(url) == shown
