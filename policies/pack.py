@@ -69,20 +69,38 @@ def policy_config(evidence: dict | None, advisory: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m policies.pack --stack S [--evidence FILE]``: print the policy config."""
+    """``python -m policies.pack --stack S [--evidence FILE] [--rollback]``: print the policy config.
+
+    Exit 2 with one line on stderr when the stack or the evidence cannot be read.
+    """
     import argparse
     import json
     import sys
-    from pathlib import Path
 
+    from rollout.checking import load_evidence
+    from rollout.errors import ConfigError, UsageError
     from rollout.loader import load_stack
 
     parser = argparse.ArgumentParser(description="Write the policy pack's config for a stack.")
     parser.add_argument("--stack", required=True)
-    parser.add_argument("--evidence", type=Path)
+    parser.add_argument("--evidence", help="gate evidence from `rollout evidence`, handed to every gate")
+    parser.add_argument(
+        "--rollback",
+        action="store_true",
+        help="for the up that deploys a rollback: the resource policies advisory in every stack, so a "
+        "policy added since the last deploy cannot hold an emergency rollback (the gates never refuse one)",
+    )
     args = parser.parse_args(argv)
-    evidence = json.loads(args.evidence.read_text()) if args.evidence else None
-    advisory = load_stack(args.stack).tier != "production"
+    try:
+        evidence = load_evidence(args.evidence) if args.evidence else None
+        tier = load_stack(args.stack).tier
+    except ConfigError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return 2
+    except UsageError as err:
+        print(f"policies.pack: {err}", file=sys.stderr)
+        return 2
+    advisory = args.rollback or tier != "production"
     sys.stdout.write(json.dumps(policy_config(evidence, advisory), indent=2, sort_keys=True) + "\n")
     return 0
 

@@ -221,3 +221,38 @@ def test_the_committed_advisory_config_lowers_exactly_the_resource_policies():
     committed = json.loads((ROOT / "policies" / "config" / "advisory.json").read_text())
     assert committed == advisory_config()
     assert set(committed) == set(RESOURCE_POLICIES) and set(committed).isdisjoint(GATES)
+
+
+@pytest.mark.parametrize(
+    "args, resource_level",
+    [
+        (["--stack", "production"], None),
+        (["--stack", "production", "--rollback"], "advisory"),
+        (["--stack", "staging"], "advisory"),
+    ],
+    ids=["production's resource policies stay mandatory for an up",
+         "a rollback's up lowers them to advisory even in production",
+         "outside production they are advisory anyway"],
+)
+def test_the_config_writer_lowers_resource_policies_for_a_rollback(capsys, args, resource_level):
+    from policies.pack import main
+
+    assert main(args) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert {config.get(name) for name in RESOURCE_POLICIES} == {resource_level}
+    assert set(config).isdisjoint(GATES), "the gates stay mandatory: they never refuse a rollback"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--stack", "nope"], "no such stack file"),
+        (["--stack", "staging", "--evidence", "/nonexistent/e.json"], "policies.pack: --evidence /nonexistent/e.json: no such file"),
+    ],
+    ids=["an unknown stack", "a missing evidence file"],
+)
+def test_the_config_writer_refuses_bad_input_with_exit_2(capsys, args, message):
+    from policies.pack import main
+
+    assert main(args) == 2
+    assert message in capsys.readouterr().err

@@ -213,6 +213,7 @@ def test_deploy_runs_staging_before_production_one_run_per_stack_then_verifies()
     assert "rollout verify --stack" in run_of(up, "Verify")
     rollback = run_of(up, "Roll back after a failed verification")
     assert 'rollout rollback --stack "$STACK"' in rollback and "git push" in rollback
+    assert 'policies.pack --stack "$STACK" --rollback > build/policy-config.json' in rollback
 
 
 def test_rollback_starts_from_the_alert_webhook_or_by_hand_and_shares_the_deploy_lock():
@@ -222,6 +223,8 @@ def test_rollback_starts_from_the_alert_webhook_or_by_hand_and_shares_the_deploy
     job = jobs(document)["rollback"]
     script = "\n".join(step.get("run", "") for step in steps(job))
     assert 'rollout rollback --stack "$STACK" --reason "$REASON"' in script and "git push" in script
+    # A resource policy merged since the last deploy must not hold the rollback's up.
+    assert 'policies.pack --stack "$STACK" --rollback > build/policy-config.json' in script
     assert job["concurrency"]["group"].startswith("deploy-") and job["concurrency"]["cancel-in-progress"] is False
     # Production's required reviewers guard deploys, not an emergency rollback.
     assert job["environment"].endswith("-rollback }}") or job["environment"].endswith("}}-rollback")
