@@ -72,6 +72,23 @@ def _stop(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
     thread.join(timeout=5)
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+class _Served:
+    """A local HTTP server for a ``with`` block: ``_start(handler)`` in ``__enter__``."""
+
+    def _start(self, handler: type[BaseHTTPRequestHandler]) -> str:
+        """Serve ``handler``; returns "127.0.0.1:PORT"."""
+        self._server, self._thread = _serve(handler)
+        return f"{LOOPBACK}:{self._server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        _stop(self._server, self._thread)
+
+
 @dataclass
 class Server:
     """A started server: its base URL, its process and its log."""
@@ -242,7 +259,7 @@ def receivers_to_loopback(document: dict, sink_url: str) -> dict:
     return document
 
 
-class MetricsTarget:
+class MetricsTarget(_Served):
     r"""A scrape target on 127.0.0.1 serving ``/metrics`` in Prometheus' text format.
 
     ``exposition(scrape_number)`` returns the page for each scrape (0, 1, 2, ...),
@@ -264,7 +281,7 @@ class MetricsTarget:
     def __enter__(self) -> "MetricsTarget":
         target = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 if self.path.split("?")[0] != "/metrics":
                     self.send_response(404)
@@ -278,19 +295,12 @@ class MetricsTarget:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-        self._server, self._thread = _serve(Handler)
-        self.address = f"{LOOPBACK}:{self._server.server_address[1]}"
+        self.address = self._start(Handler)
         return self
-
-    def __exit__(self, *exc) -> None:
-        _stop(self._server, self._thread)
 
 
 @dataclass
-class WebhookSink:
+class WebhookSink(_Served):
     """An HTTP server on 127.0.0.1 that records every POST it receives (JSON bodies)."""
 
     received: list[dict] = field(default_factory=list)
@@ -299,7 +309,7 @@ class WebhookSink:
     def __enter__(self) -> "WebhookSink":
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
@@ -311,15 +321,8 @@ class WebhookSink:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-        self._server, self._thread = _serve(Handler)
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self.url = f"http://{self._start(Handler)}"
         return self
-
-    def __exit__(self, *exc) -> None:
-        _stop(self._server, self._thread)
 
     def wait_for(self, predicate, timeout_s: float = 60) -> dict:
         """The first notification for which ``predicate(body)`` holds, waiting up to ``timeout_s``."""
@@ -332,7 +335,7 @@ class WebhookSink:
         raise AssertionError(f"no matching notification within {timeout_s:.0f} s; received: {self.received}")
 
 
-class FlakyServer:
+class FlakyServer(_Served):
     """An HTTP API on 127.0.0.1 that fails its first requests in a set way, then answers.
 
     ``faults`` is consumed one per request, in order; each is an HTTP status to
@@ -357,7 +360,7 @@ class FlakyServer:
     def __enter__(self) -> "FlakyServer":
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _handle(self, method: str) -> None:
@@ -393,12 +396,5 @@ class FlakyServer:
             def do_POST(self):  # noqa: N802 - http.server's name
                 self._handle("POST")
 
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-        self._server, self._thread = _serve(Handler)
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self.url = f"http://{self._start(Handler)}"
         return self
-
-    def __exit__(self, *exc) -> None:
-        _stop(self._server, self._thread)
