@@ -96,7 +96,7 @@ def read_state_file(path: Path, option: str = "--deployed-state") -> dict[str, A
     for name, service in data["services"].items():
         why = unreadable_service(service)
         if why:
-            raise UsageError(f"{option} {path}: services.{name}: {why.removeprefix('the stored state of the service ')}")
+            raise UsageError(f"{option} {path}: services.{name}: {why}")
     return data
 
 

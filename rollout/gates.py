@@ -164,7 +164,7 @@ def judge(
     for name in sorted(new_state.get("services") or {}):
         new = new_state["services"][name]
         deployed = deployed_services.get(name)
-        why = unreadable or (deployed is not None and unreadable_service(deployed))
+        why = unreadable or (deployed is not None and _stored(unreadable_service(deployed)))
         if why:
             # Nothing is known about what runs; only 0 % is surely not an advance.
             if new["weight"] > 0:
@@ -228,23 +228,28 @@ def advancing_services(new_state: Mapping[str, Any], deployed_state: Mapping[str
     ]
 
 
+def _stored(why: str | None) -> str | None:
+    return why and f"the stored state of the service {why}"
+
+
 def unreadable_service(service: Any) -> str | None:
-    """Why a stored service state (deployed or upstream) cannot be judged; None when it can."""
+    """Why a stored service state (deployed or upstream) cannot be judged, as a predicate
+    ("has no weight"); None when it can."""
     if not isinstance(service, Mapping):
-        return "the stored state of the service is not an object"
+        return "is not an object"
     weight = service.get("weight")
     if isinstance(weight, bool) or not isinstance(weight, int):
-        return "the stored state of the service has no weight"
+        return "has no weight"
     try:
         parse_time(service.get("stageStartedAt"))
     except ValueError:
-        return "the stored state of the service has no readable stageStartedAt"
+        return "has no readable stageStartedAt"
     stages = service.get("stages")
     if not isinstance(stages, list) or not all(
         isinstance(stage, Mapping) and isinstance(stage.get("weight"), int) and isinstance(stage.get("soakSeconds"), int)
         for stage in stages
     ):
-        return "the stored state of the service has no readable stages"
+        return "has no readable stages"
     return None
 
 
@@ -423,7 +428,7 @@ def _staging_first(name: str, new_state: Mapping[str, Any], upstream_state: Mapp
     upstream = services.get(name) if isinstance(services, Mapping) else None
     if not upstream:
         return [(STAGING_FIRST, f"{upstream_name} has no service {name}")]
-    why = unreadable_service(upstream)
+    why = _stored(unreadable_service(upstream))
     if why:
         return [(STAGING_FIRST, f"{upstream_name}: {why}")]
     weight = upstream["weight"]
