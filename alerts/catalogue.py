@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from alerts import availability, cost, deployment, errors, performance, recording, security
 from alerts.model import Alert
+from rollout import conventions
 from rollout.config import StackConfig
 
 CATEGORY_BUILDERS = {
@@ -31,7 +32,7 @@ def alerts_of(config: StackConfig) -> dict[str, list[Alert]]:
     overrides = config.alerting.priorities
     return {
         category: [
-            replace(alert, priority=overrides[alert.name]) if alert.name in overrides else alert
+            replace(alert, priority=overrides[alert.name], severity=conventions.SEVERITY_OF_PRIORITY[overrides[alert.name]]) if alert.name in overrides else alert
             for alert in build(config)
         ]
         for category, build in CATEGORY_BUILDERS.items()

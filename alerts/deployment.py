@@ -27,7 +27,7 @@ def alerts(config: StackConfig) -> list[Alert]:
             expr=f"(max_over_time({probe}[{window}]) == 0)\nand\n(count_over_time({probe}[{window}]) >= {checks})",
             for_="0s",
             severity="critical",
-            priority="P2",
+            priority="P1",
             category="deployment",
             summary="Canary of {{ $labels.service }} failed " + str(checks) + " health checks in a row",
             description=f"The blackbox probe of {{{{ $labels.instance }}}} failed {checks} consecutive checks: roll the canary back.",

@@ -23,7 +23,7 @@ def alerts(config: StackConfig) -> list[Alert]:
             expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {threshold}',
             for_=sustain,
             severity="critical",
-            priority="P2",
+            priority="P1",
             category="errors",
             summary="Canary of {{ $labels.service }} fails too many requests",
             description=f"More than {format(canary.max_error_ratio, '.2%')} of the canary's requests have failed (5xx) for {sustain}: roll the canary back.",

@@ -54,6 +54,9 @@ class Alert:
         # The catalogue's own invariants; a broken builder fails at import of the stack.
         assert self.severity in conventions.SEVERITIES, self
         assert self.priority in conventions.PRIORITIES, self
+        assert conventions.SEVERITY_OF_PRIORITY[self.priority] == self.severity, (
+            f"{self.name}: severity {self.severity} disagrees with priority {self.priority}"
+        )
         assert self.category in conventions.CATEGORIES, self
         assert self.name[:1].isupper() and self.name.isalnum(), self.name
 

@@ -24,7 +24,7 @@ def alerts(config: StackConfig) -> list[Alert]:
             expr=f'{c.LATENCY_P95}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {ratio(canary.max_latency_p95_seconds)}',
             for_=sustain,
             severity="critical",
-            priority="P2",
+            priority="P1",
             category="performance",
             summary="Canary of {{ $labels.service }} is slow (P95)",
             description=(
@@ -45,7 +45,7 @@ def alerts(config: StackConfig) -> list[Alert]:
             expr=f'{c.LATENCY_P99}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {ratio(canary.max_latency_p99_seconds)}',
             for_=sustain,
             severity="critical",
-            priority="P2",
+            priority="P1",
             category="performance",
             summary="Canary of {{ $labels.service }} is slow (P99)",
             description=(

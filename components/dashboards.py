@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from rollout import conventions as c
 
 
 @dataclass(frozen=True)
@@ -48,18 +47,21 @@ class Dashboards(pulumi.ComponentResource):
         if args.namespace is not None:
             import pulumi_kubernetes as k8s
 
-            label, value = c.GRAFANA_DASHBOARD_LABEL
+            from rollout.kubernetes_objects import dashboard_config_map
+
             for uid, text in sorted(args.dashboards.items()):
+                document = dashboard_config_map(args.namespace, args.folder, uid, text, args.labels)
+                metadata = document["metadata"]
                 self.config_maps.append(
                     k8s.core.v1.ConfigMap(
                         f"{name}-{uid}",
                         metadata=k8s.meta.v1.ObjectMetaArgs(
-                            name=f"dashboard-{uid}",
-                            namespace=args.namespace,
-                            labels={**args.labels, label: value},
-                            annotations={c.GRAFANA_FOLDER_ANNOTATION: args.folder},
+                            name=metadata["name"],
+                            namespace=metadata["namespace"],
+                            labels=metadata["labels"],
+                            annotations=metadata["annotations"],
                         ),
-                        data={f"{uid}.json": text},
+                        data=document["data"],
                         opts=pulumi.ResourceOptions(parent=self),
                     )
                 )

@@ -53,15 +53,19 @@ class KubernetesFeatureFlags(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         import pulumi_kubernetes as k8s
 
+        from rollout.kubernetes_objects import flags_config_map
+
+        document = flags_config_map(args.namespace, args.document, args.labels)
+        metadata = document["metadata"]
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-configmap",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=name,
-                namespace=args.namespace,
-                labels=args.labels,
-                annotations={"rollout.dev/mount": f"directory at {conventions.FLAGS_MOUNT_DIR}, never subPath"},
+                name=metadata["name"],
+                namespace=metadata["namespace"],
+                labels=metadata["labels"],
+                annotations=metadata["annotations"],
             ),
-            data={conventions.FLAGS_FILE_NAME: args.document},
+            data=document["data"],
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.config_map_name = config_map.metadata.name

@@ -20,6 +20,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainSerializer,
+    StringConstraints,
     Tag,
     field_validator,
     model_validator,
@@ -435,10 +436,13 @@ class AlertingSettings(Model):
     rollback_webhook: bool = True
     """Send the canary's rollback triggers to the rollback workflow's webhook too."""
     priorities: dict[str, Literal["P0", "P1", "P2", "P3", "P4"]] = {}
-    """Override the priority (and so the routing) of alerts by name, e.g. ``{ServiceLatencyP99High: P2}``."""
+    """Override the priority (and so the routing) of alerts by name, e.g. ``{ServiceLatencyP99High: P2}``.
+    The severity follows the priority: P0–P1 critical, P2–P3 warning, P4 info."""
     runbook_base_url: str = "docs/runbooks"
     """Where the runbooks are served; each alert's runbook_url is ``<this>/<AlertName>.md``. Set
-    it to your repository's, e.g. https://github.com/<org>/<repo>/blob/main/docs/runbooks.
+    it to your repository's, e.g. https://github.com/<org>/<repo>/blob/main/docs/runbooks: a
+    relative link is dead in Slack, PagerDuty and mail, and `rollout check` warns about one
+    outside the development tier.
     """
 
 
@@ -570,6 +574,46 @@ class ProbeSettings(Model):
     """Seconds between probes; the blackbox probe uses the scrape interval."""
 
 
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+
+
+def _hostname(value: str) -> str:
+    if not isinstance(value, str) or len(value) > 253 or not _HOSTNAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a hostname: lowercase DNS labels separated by dots, optionally starting "
+            "with '*.', e.g. genesis.example.com or *.example.com (no port, no IP address)"
+        )
+    return value
+
+
+class PathMatch(Model):
+    """A request path to match (Gateway API ``HTTPPathMatch``)."""
+
+    type: Literal["PathPrefix", "Exact", "RegularExpression"] = "PathPrefix"
+    """``PathPrefix`` (by whole path segments), ``Exact`` or ``RegularExpression``."""
+    value: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/")] = "/"
+    """The path, starting with ``/``."""
+
+
+class RouteMatch(Model):
+    """One match of the service's HTTPRoute: a request matching any one of them is routed."""
+
+    path: PathMatch = PathMatch()
+    """The request path."""
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] | None = None
+    """Only requests of this HTTP method; unset matches every method."""
+
+
+class RouteSettings(Model):
+    """Which requests on the shared Gateway reach the service (Kubernetes only)."""
+
+    hostnames: list[Annotated[str, AfterValidator(_hostname)]] = []
+    """Host names the service answers (the HTTPRoute's ``hostnames``). Empty takes every host the
+    Gateway's listener accepts: on a shared Gateway, set them; ``rollout check`` warns outside development."""
+    matches: Annotated[list[RouteMatch], Field(min_length=1, max_length=64)] = [RouteMatch()]
+    """Requests routed to the service; the default is every path (``PathPrefix /``)."""
+
+
 class ServiceSettings(Model):
     """A service shipped with a stable and a canary track."""
 
@@ -587,6 +631,8 @@ class ServiceSettings(Model):
     """Health checks."""
     rollout: RolloutSettings
     """The rollout plan and its history."""
+    route: RouteSettings = RouteSettings()
+    """The HTTPRoute's host names and matches on the shared Gateway."""
 
 
 # --- feature flags -------------------------------------------------------------

@@ -103,6 +103,9 @@ SAFETY_FLAG_ENABLED = "flag:rollout_safety_flag:enabled"
 # canary's rollback triggers (routed to the rollback webhook too).
 PRIORITIES = ("P0", "P1", "P2", "P3", "P4")
 SEVERITIES = ("critical", "warning", "info")
+#: Severity follows priority, as the rollout specification has it: P0–P1 page
+#: (critical), P2–P3 are warnings, P4 is informational.
+SEVERITY_OF_PRIORITY = {"P0": "critical", "P1": "critical", "P2": "warning", "P3": "warning", "P4": "info"}
 CATEGORIES = ("availability", "performance", "errors", "deployment", "cost", "security")
 ROLLBACK_LABEL = "rollback"
 

@@ -152,7 +152,9 @@ def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) 
                     "enabled": True,
                     "label": label,
                     "labelValue": value,
-                    "searchNamespace": "ALL",
+                    # Only the stack's own namespace: a dashboard ConfigMap any
+                    # other tenant of the cluster labels would otherwise show up here.
+                    "searchNamespace": config.kubernetes.namespace if config.kubernetes else None,
                     # A dashboard ConfigMap's folder annotation becomes a folder:
                     # each stack's dashboards in their own (components/dashboards.py).
                     "folderAnnotation": c.GRAFANA_FOLDER_ANNOTATION,

@@ -97,15 +97,18 @@ def http_route(config: StackConfig, service: ServiceSettings) -> dict:
     if gateway.section_name:
         parent["sectionName"] = gateway.section_name
     split = weights(service.rollout.weight)
+    spec: dict = {"parentRefs": [parent]}
+    if service.route.hostnames:
+        spec["hostnames"] = list(service.route.hostnames)
     return {
         "apiVersion": GATEWAY_API,
         "kind": "HTTPRoute",
         "metadata": {"name": service.name, "labels": {NAME_LABEL_KEY: service.name}},
         "spec": {
-            "parentRefs": [parent],
+            **spec,
             "rules": [
                 {
-                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "matches": [_match(m) for m in service.route.matches],
                     "backendRefs": [
                         {"name": track_name(service, track), "port": service.port, "weight": split[track]}
                         for track in c.TRACKS
@@ -114,6 +117,14 @@ def http_route(config: StackConfig, service: ServiceSettings) -> dict:
             ],
         },
     }
+
+
+def _match(match) -> dict:
+    """One HTTPRouteMatch from the service's route config."""
+    found: dict = {"path": {"type": match.path.type, "value": match.path.value}}
+    if match.method:
+        found["method"] = match.method
+    return found
 
 
 def manifests(config: StackConfig, service: ServiceSettings) -> dict[str, dict]:

@@ -16,7 +16,10 @@ _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class _Dumper(_SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        # A value used twice (a relabeling list, a probe) is written out twice:
+        # anchors and aliases (&id001 / *id001) hide what a reviewer reads.
+        return True
 
 
 def _str(dumper: _SafeDumper, value: str) -> yaml.ScalarNode:
@@ -27,7 +30,11 @@ def _str(dumper: _SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def dump(document: Any, stack: str) -> str:
-    """YAML text starting with the generated-file header line."""
+def dump(document: Any, stack: str, note: str | None = None) -> str:
+    """YAML text starting with the generated-file header line, and ``note`` (who reads
+    the file) as a second comment line when given."""
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
-    return f"# {conventions.GENERATED_HEADER.format(stack=stack)}\n{body}"
+    header = f"# {conventions.GENERATED_HEADER.format(stack=stack)}\n"
+    if note:
+        header += f"# {note}\n"
+    return header + body

@@ -134,29 +134,85 @@ def test_the_docker_stack_runs_both_tracks_on_their_own_loopback_ports(runs):
         assert container.inputs["memory"] == 512
 
 
-KINDS = {"Deployment": DEPLOYMENT, "Service": SERVICE, "PodDisruptionBudget": PDB, "HTTPRoute": ROUTE}
+def _declared_type(manifest: dict) -> str:
+    group, _, version = manifest["apiVersion"].rpartition("/")
+    return f"kubernetes:{group or 'core'}/{version}:{manifest['kind']}"
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
-def test_rollout_render_writes_the_objects_the_component_declares_and_they_validate(runs, stack):
+def test_rollout_render_writes_every_object_the_program_declares_and_they_validate(runs, stack):
+    """Every Kubernetes object the program declares has its rendered file with the same
+    body (a Secret's values as placeholders), and nothing rendered is not declared."""
     from rollout.artifacts import build_artifacts
 
     config = load_stack(stack)
+    files = build_artifacts(config, stack).files
     rendered = [
         yaml.safe_load(text)
-        for path, text in build_artifacts(config, stack).files.items()
-        if path.startswith("kubernetes/")
+        for path, text in files.items()
+        if path.startswith("kubernetes/") and not path.startswith("kubernetes/helm/")
     ]
-    declared = {(r.type, r.inputs["metadata"]["name"]): r for r in runs[stack].resources if r.type in KINDS.values()}
+    kinds = {_declared_type(m) for m in rendered}
+    declared = {(r.type, r.inputs["metadata"]["name"]): r for r in runs[stack].resources if r.type in kinds}
+    assert {"Namespace", "ConfigMap", "PrometheusRule", "ServiceMonitor", "Probe", "HTTPRoute", "Deployment"} <= {
+        m["kind"] for m in rendered
+    }
     assert len(rendered) == len(declared)
     for manifest in rendered:
-        resource = declared[(KINDS[manifest["kind"]], manifest["metadata"]["name"])]
-        assert manifest["spec"] == resource.inputs["spec"]
-        assert manifest["metadata"]["namespace"] == config.kubernetes.namespace
+        resource = declared[(_declared_type(manifest), manifest["metadata"]["name"])]
+        for body in ("spec", "data"):
+            if body in manifest:
+                assert manifest[body] == resource.inputs[body], (manifest["kind"], manifest["metadata"]["name"])
+        if manifest["kind"] == "Secret":
+            assert set(manifest["stringData"]) == set(resource.inputs["stringData"])
+            assert all(v.startswith("<secret:") or v == "admin" for v in manifest["stringData"].values())
+        assert manifest["metadata"].get("namespace", config.kubernetes.namespace) == config.kubernetes.namespace
+        for key in ("labels", "annotations"):
+            assert manifest["metadata"].get(key) == resource.inputs["metadata"].get(key), manifest["metadata"]["name"]
         if manifest["kind"] == "HTTPRoute":
             jsonschema.Draft7Validator(_httproute_schema()).validate(manifest)
-        else:
+        elif manifest["apiVersion"] in ("v1", "apps/v1", "policy/v1"):
             kubernetes_validate.validate(manifest, "1.33", strict=True)
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_rollout_render_writes_the_values_of_each_chart_the_program_installs(runs, stack):
+    from rollout.artifacts import build_artifacts
+
+    files = build_artifacts(load_stack(stack), stack).files
+    charts = {r.inputs["chart"]: r for r in runs[stack].of_type("kubernetes:helm.sh/v4:Chart")}
+    assert charts
+    assert {p for p in files if p.startswith("kubernetes/helm/")} == {f"kubernetes/helm/{c}.values.yaml" for c in charts}
+    for chart, resource in charts.items():
+        text = files[f"kubernetes/helm/{chart}.values.yaml"]
+        assert f"chart {chart} {resource.inputs['version']}" in text.splitlines()[1]
+        values, declared = yaml.safe_load(text), dict(resource.inputs["values"])
+        if chart == "kube-prometheus-stack":
+            # The deployed Alertmanager config holds the decrypted credentials; the file, placeholders.
+            for doc in (values, declared):
+                doc["alertmanager"] = {k: v for k, v in doc["alertmanager"].items() if k != "config"}
+            assert "<secret:" in text or "secret.invalid" in text
+        assert values == declared
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_rendered_file_holds_a_yaml_anchor_or_alias(stack):
+    from rollout.artifacts import build_artifacts
+
+    for path, text in build_artifacts(load_stack(stack), stack).files.items():
+        if path.endswith((".yaml", ".yml")):
+            events = list(yaml.parse(text))
+            assert not [e for e in events if getattr(e, "anchor", None)], path
+            assert not [e for e in events if isinstance(e, yaml.AliasEvent)], path
+
+
+def test_the_kubernetes_stacks_prometheus_yml_says_it_is_for_docker_only():
+    from rollout.artifacts import build_artifacts
+
+    kubernetes = build_artifacts(load_stack("staging"), "staging").files
+    docker = build_artifacts(load_stack("local"), "local").files
+    assert "For the Docker target only" in kubernetes["prometheus/prometheus.yml"].splitlines()[1]
+    assert "Docker" not in docker["prometheus/prometheus.yml"].splitlines()[1]
 
 
 def test_the_docker_stack_renders_no_kubernetes_objects():

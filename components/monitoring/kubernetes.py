@@ -15,19 +15,9 @@ from dataclasses import dataclass
 
 import pulumi
 
+from rollout import kubernetes_objects as objects
 from rollout import versions
 from rollout.config import StackConfig
-from rollout.helm_values import (
-    BLACKBOX_RELEASE,
-    GRAFANA_ADMIN_SECRET,
-    blackbox_values,
-    grafana_service_monitor,
-    kube_prometheus_stack_values,
-    probe,
-    prometheus_rules,
-    pushgateway_values,
-    service_monitor,
-)
 
 PACKAGE = "rollout:monitoring"
 #: What the chart renders that holds Prometheus' data: deleting the Prometheus
@@ -80,7 +70,6 @@ class KubernetesMonitoring(pulumi.ComponentResource):
 
         config = args.config
         monitoring = config.monitoring
-        release = monitoring.release_name
         child = pulumi.ResourceOptions(parent=self)
         repository = k8s.helm.v4.RepositoryOptsArgs(repo=versions.CHART_REPOSITORY)
         chart_deps: list[pulumi.Resource] = []
@@ -88,25 +77,26 @@ class KubernetesMonitoring(pulumi.ComponentResource):
         password = random.RandomPassword(f"{name}-grafana-admin-password", length=32, special=False, opts=child)
         self.grafana_admin_password = password.result
 
-        if monitoring.install:
+        specs = objects.charts(config, args.alertmanager_config)
+        if specs:
             stack = Deployable("KubePrometheusStack", f"{name}-kube-prometheus-stack", child)
-            in_stack = pulumi.ResourceOptions(parent=stack)
+            admin_doc = objects.grafana_admin_secret(config, password.result)
             admin = k8s.core.v1.Secret(
                 f"{name}-grafana-admin",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=args.namespace),
-                string_data={"admin-user": "admin", "admin-password": password.result},
-                opts=in_stack,
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=admin_doc["metadata"]["name"], namespace=args.namespace),
+                string_data=admin_doc["stringData"],
+                opts=pulumi.ResourceOptions(parent=stack),
             )
-            chart_name, chart_version = versions.CHARTS["kube-prometheus-stack"]
+            main, *others = specs
             chart = k8s.helm.v4.Chart(
-                f"{name}-{chart_name}",
+                f"{name}-{main.chart}",
                 k8s.helm.v4.ChartArgs(
-                    chart=chart_name,
-                    version=chart_version,
-                    name=release,
+                    chart=main.chart,
+                    version=main.version,
+                    name=main.release,
                     namespace=args.namespace,
                     repository_opts=repository,
-                    values=kube_prometheus_stack_values(config, args.alertmanager_config),
+                    values=main.values,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=stack,
@@ -119,20 +109,18 @@ class KubernetesMonitoring(pulumi.ComponentResource):
                 ),
             )
             chart_deps.append(chart)
-            for key, kind in (("prometheus-blackbox-exporter", "BlackboxExporter"), ("prometheus-pushgateway", "Pushgateway")):
-                group = Deployable(kind, f"{name}-{kind.lower()}", child)
-                chart_name, chart_version = versions.CHARTS[key]
-                values = blackbox_values(config) if kind == "BlackboxExporter" else pushgateway_values(config)
+            for spec in others:
+                group = Deployable(spec.kind, f"{name}-{spec.kind.lower()}", child)
                 chart_deps.append(
                     k8s.helm.v4.Chart(
-                        f"{name}-{chart_name}",
+                        f"{name}-{spec.chart}",
                         k8s.helm.v4.ChartArgs(
-                            chart=chart_name,
-                            version=chart_version,
-                            name=BLACKBOX_RELEASE if kind == "BlackboxExporter" else f"{release}-pushgateway",
+                            chart=spec.chart,
+                            version=spec.version,
+                            name=spec.release,
                             namespace=args.namespace,
                             repository_opts=repository,
-                            values=values,
+                            values=spec.values,
                         ),
                         opts=pulumi.ResourceOptions(parent=group, depends_on=[chart]),
                     )
@@ -141,16 +129,7 @@ class KubernetesMonitoring(pulumi.ComponentResource):
         # Our rules and monitors need the operator's CRDs: after the chart when we install it.
         custom = Deployable("MonitoringResources", f"{name}-resources", child)
         cr_opts = pulumi.ResourceOptions(parent=custom, depends_on=chart_deps)
-        documents = prometheus_rules(config, args.rule_files)
-        if monitoring.install:
-            # An existing install's Grafana is scraped (or not) by that install.
-            documents.append(grafana_service_monitor(config))
-        for service in config.services:
-            documents.append(service_monitor(config, service.name))
-            for track in ("stable", "canary"):
-                url = f"http://{service.name}-{track}.{config.kubernetes.namespace}.svc:{service.port}{service.health.path}"
-                documents.append(probe(config, service.name, track, url))
-        for document in documents:
+        for document in objects.monitoring_documents(config, args.rule_files):
             metadata = document["metadata"]
             k8s.apiextensions.CustomResource(
                 f"{name}-{document['kind'].lower()}-{metadata['name']}",
