@@ -17,6 +17,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable
 
+from rollout.clock import FORMAT_HINT, add_now_argument, instant_arg
 from rollout.errors import Busy, ConfigError, UsageError
 from rollout.loader import load_stack, project_root, stack_file
 
@@ -134,12 +135,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from rollout.harness import run_program
 
-    load_stack(args.stack, args.project)
+    from rollout.advice import warnings
+
+    config = load_stack(args.stack, args.project)
     try:
         run = run_program(args.stack, args.project)
     except pulumi.RunError as err:
         raise ConfigError(str(err).splitlines()) from None
     print(f"stack {args.stack}: config valid; {len(run.resources)} resources declared offline")
+    for warning in warnings(config, args.stack):
+        print(f"warning: {warning}")
     resources = check_resource_policies(args, run)
     gates = check_gates(args)
     return EXIT_REFUSED if EXIT_REFUSED in (resources, gates) else EXIT_OK
@@ -147,10 +152,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def check_resource_policies(args: argparse.Namespace, run) -> int:
     """The pack's resource policies over the declared resources: mandatory in production."""
+    from rollout.clock import now_of
     from rollout.policy_runner import resource_violations
-    from rollout.state import utc_now
 
-    violations = resource_violations(run, utc_now())
+    violations = resource_violations(run, now_of(args))
     for v in violations:
         level = "mandatory" if v.mandatory else "advisory"
         print(f"[{level}] {v.policy} ({v.resource}): {v.message}")
@@ -165,9 +170,10 @@ def check_resource_policies(args: argparse.Namespace, run) -> int:
 def check_gates(args: argparse.Namespace) -> int:
     """The rollout gates of ``rollout check`` (rollout.checking): print each violation, exit 1 on any."""
     from rollout.checking import format_violation, gate_report, load_evidence
+    from rollout.clock import now_of
 
     evidence = load_evidence(Path(args.evidence)) if args.evidence else None
-    report = gate_report(args.stack, args.project, evidence=evidence, base=args.base)
+    report = gate_report(args.stack, args.project, evidence=evidence, base=args.base, now=now_of(args))
     for note in report.notes:
         print(f"note: {note}")
     for violation in report.violations:
@@ -188,71 +194,82 @@ def _services(config, name: str | None) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from rollout.clock import now_of
+
+    now = now_of(args)
+    if args.all:
+        return _status_all(args, now)
+    if args.stack is None:
+        raise UsageError("status: name a stack with --stack, or pass --all")
+    return _status_stack(args, now)
+
+
+def _status_stack(args: argparse.Namespace, now) -> int:
     from rollout.durations import format_duration
-    from rollout.gates import STAGING_FIRST, judge
-    from rollout.state import format_time, rollout_state, status, utc_now, with_entry
+    from rollout.overview import rows, upstream_state
+    from rollout.state import format_time
 
     config = load_stack(args.stack, args.project)
-    now = utc_now()
-    state = rollout_state(config, args.stack, now)
-    upstream = (
-        rollout_state(load_stack(config.promotes_from, args.project), config.promotes_from, now)
-        if config.promotes_from
-        else None
-    )
-    if getattr(args, "format", "text") == "json":
-        return _status_json(config, args, state, upstream, now)
-    for name in _services(config, args.service):
-        st = status(state["services"][name], now)
+    upstream = upstream_state(config, args.project, now)
+    found = rows(config, args.stack, now, upstream, _services(config, args.service))
+    safety = sorted(config.safety_flags_on())
+    if args.format == "json":
+        import json
+
+        services = {row.service: row.as_json() for row in found}
+        print(json.dumps({"stack": args.stack, "now": format_time(now), "safetyFlagsOn": safety, "services": services},
+                         indent=2, sort_keys=True))
+        return EXIT_OK
+    for st in found:
         soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
         print(
-            f"{name}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
+            f"{st.service}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
             f"{format_time(st.stage_started_at)}, {format_duration(st.time_in_stage)} in stage{soak}"
         )
         if st.next_weight is not None:
-            when = "now" if st.soak_served else f"in {format_duration(st.earliest_advance_at - now)}"
+            served = st.earliest_advance_at is not None and st.earliest_advance_at <= now
+            when = "now" if served else f"in {format_duration(st.earliest_advance_at - now)}"
             print(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
-            if upstream is not None:
-                # The staging-first gate, asked about the next stage as the upstream stands now.
-                ahead = with_entry(state, name, st.next_weight, now, None, now)
-                for violation in judge(ahead, state, None, upstream, now):
-                    if violation.policy == STAGING_FIRST:
-                        print(f"  waits for {config.promotes_from}: {violation.message}")
+            for wait in st.waits:
+                if wait.kind == "upstream":
+                    print(f"  waits for {config.promotes_from}: {wait.message}")
         elif st.complete:
             print(f"  complete since {format_time(st.completes_at)}")
         elif st.completes_at is not None:
             print(f"  final stage: complete at {format_time(st.completes_at)} (in {format_duration(st.completes_at - now)})")
-    for flag in state["safetyFlagsOn"]:
+    for flag in safety:
         print(f"safety flag {flag} is on: no stage may be entered until it is off")
     return EXIT_OK
 
 
-def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict | None, now) -> int:
-    """``rollout status --format json``: what the Stage watch workflow reads."""
-    import json
+def _status_all(args: argparse.Namespace, now) -> int:
+    """``rollout status --all``: every stack and service in one table."""
+    from rollout.overview import markdown_table, rows, stack_names, text_table, upstream_state
+    from rollout.state import format_time
 
-    from rollout.gates import STAGING_FIRST, judge
-    from rollout.state import format_time, status, with_entry
+    if args.stack is not None or args.service is not None:
+        raise UsageError("status --all shows every stack and service; leave out --stack and --service")
+    found, broken = [], []
+    for stack in stack_names(args.project):
+        try:
+            config = load_stack(stack, args.project)
+            found += rows(config, stack, now, upstream_state(config, args.project, now))
+        except ConfigError as err:
+            broken.append((stack, err.problems))
+    if args.format == "json":
+        import json
 
-    services = {}
-    for name in _services(config, args.service):
-        st = status(state["services"][name], now)
-        waits = []
-        if st.next_weight is not None and upstream is not None:
-            ahead = with_entry(state, name, st.next_weight, now, None, now)
-            waits = [v.message for v in judge(ahead, state, None, upstream, now) if v.policy == STAGING_FIRST]
-        services[name] = {
-            "weight": st.weight,
-            "nextWeight": st.next_weight,
-            "earliestAdvance": format_time(st.earliest_advance_at) if st.earliest_advance_at else None,
-            "complete": st.complete,
-            "waitsFor": waits,
-            # The soak is served, upstream allows it and no safety flag is on;
-            # the canary's SLOs are judged on the pull request, with evidence.
-            "mayAdvance": st.next_weight is not None and st.soak_served and not waits and not state["safetyFlagsOn"],
-        }
-    print(json.dumps({"stack": args.stack, "safetyFlagsOn": state["safetyFlagsOn"], "services": services}, indent=2, sort_keys=True))
-    return EXIT_OK
+        print(json.dumps({"now": format_time(now), "rows": [r.as_json() for r in found],
+                          "broken": {stack: problems for stack, problems in broken}}, indent=2, sort_keys=True))
+    elif args.format == "markdown":
+        sys.stdout.write(markdown_table(found, now))
+    else:
+        print(f"as at {format_time(now)}")
+        sys.stdout.write(text_table(found, now))
+    for stack, problems in broken:
+        for line in problems:
+            print(line, file=sys.stderr)
+    return EXIT_BAD_INPUT if broken else EXIT_OK
 
 
 def cmd_advance(args: argparse.Namespace) -> int:
@@ -266,12 +283,13 @@ def cmd_advance(args: argparse.Namespace) -> int:
 def _advance(args: argparse.Namespace) -> int:
     from rollout.checking import format_violation, gate_report, load_evidence
     from rollout.gates import CANARY_WITHIN_BUDGET, judge
+    from rollout.clock import now_of
     from rollout.stackfile import NewEntry, append_history
-    from rollout.state import format_time, parse_time, rollout_state, utc_now, with_entry
+    from rollout.state import format_time, parse_time, rollout_state, with_entry
 
     config = load_stack(args.stack, args.project)
     evidence = load_evidence(Path(args.evidence)) if args.evidence else None
-    now = utc_now()
+    now = now_of(args)
     state = rollout_state(config, args.stack, now)
     new_state, entries = state, []
     for name in _services(config, args.service):
@@ -297,17 +315,22 @@ def _advance(args: argparse.Namespace) -> int:
                 print(format_violation(violation), file=sys.stderr)
             print(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
             return EXIT_REFUSED
+        verdict = "gates pass"
     else:
         upstream = (
             rollout_state(load_stack(config.promotes_from, args.project), config.promotes_from, now)
             if config.promotes_from
             else None
         )
-        for violation in judge(new_state, state, None, upstream, now):
-            if violation.policy != CANARY_WITHIN_BUDGET:
-                print(f"warning: `rollout check` will refuse this: {format_violation(violation)}", file=sys.stderr)
+        found = [v for v in judge(new_state, state, None, upstream, now) if v.policy != CANARY_WITHIN_BUDGET]
+        for violation in found:
+            print(f"warning: `rollout check` will refuse this: {format_violation(violation)}", file=sys.stderr)
         print("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
               file=sys.stderr)
+        verdict = f"{len(found)} gate violation(s) besides the canary's budget" if found else "gates pass, but for the canary's budget (no evidence)"
+    if args.dry_run:
+        _print_dry_run(path, entries, state, verdict)
+        return EXIT_OK
     if append_history(path, entries, args.project):
         print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
     for entry in entries:
@@ -327,18 +350,22 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from rollout.loader import display_path, read_stack_file, validate
+    from rollout.clock import now_of
     from rollout.stackfile import NewEntry, append_history
-    from rollout.state import format_time, utc_now
+    from rollout.state import format_time, rollout_state
 
     reason = args.reason.strip()
     path = stack_file(args.stack, args.project)
     # Only the stack's own file is validated: a rollback never waits on another stack.
     config = validate(read_stack_file(path, args.project), display_path(path, args.project))
-    now = utc_now()
+    now = now_of(args)
     entries = []
     for name in _services(config, args.service):
         current = config.service(name).rollout.current
         entries.append(NewEntry(name, 0, max(now, current.started_at), reason))
+    if args.dry_run:
+        _print_dry_run(path, entries, rollout_state(config, args.stack, now), "a rollback is never refused")
+        return EXIT_OK
     if append_history(path, entries, args.project):
         print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
     for entry in entries:
@@ -347,13 +374,31 @@ def _rollback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_dry_run(path: Path, entries: list, state: dict, verdict: str) -> None:
+    """``--dry-run``: the history entries that would be appended, and the gates' verdict; nothing written."""
+    from rollout.state import format_time
+
+    print(f"dry run: {path.name} is unchanged; this would be appended:")
+    for entry in entries:
+        before = state["services"][entry.service]["weight"]
+        print(f"  {entry.service}: {before}% -> {entry.weight}%")
+        print(f"    - weight: {entry.weight}")
+        print(f'      startedAt: "{format_time(entry.started_at)}"')
+        if entry.reason:
+            import json
+
+            print(f"      reason: {json.dumps(entry.reason, ensure_ascii=False)}")
+    print(f"verdict: {verdict}")
+
+
 def cmd_evidence(args: argparse.Namespace) -> int:
     from rollout.checking import DEFAULT_BASE, NoGitBase, read_state_file, state_at_ref
+    from rollout.clock import now_of
     from rollout.evidence import PrometheusClient, collect, dumps, summary
-    from rollout.state import utc_now
 
     config = load_stack(args.stack, args.project)
-    now = utc_now()
+    # --now: the evidence's window ends then (a past stage, reproducibly).
+    now = now_of(args)
     ref = args.base or DEFAULT_BASE
     if args.deployed_state:
         deployed = read_state_file(Path(args.deployed_state), "--deployed-state")
@@ -429,7 +474,8 @@ def cmd_flags(args: argparse.Namespace) -> int:
     from rollout.flag_values import as_env, resolve
 
     config = load_stack(args.stack, args.project)
-    values = resolve(config, args.stack, args.targeting_key, args.track)
+    # --at/--now: flagd's own evaluation, with the time it reads ($flagd.timestamp) set then.
+    values = resolve(config, args.stack, args.targeting_key, args.track, at=args.now)
     sys.stdout.write(as_env(values) if args.format == "env" else json.dumps(values, indent=2, sort_keys=True) + "\n")
     return EXIT_OK
 
@@ -461,6 +507,36 @@ def _seconds(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError(f"{text[:100]!r}: seconds must be more than 0")
     return value
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from rollout.clock import now_of
+    from rollout.overview import upstream_state
+    from rollout.schedule import mermaid, schedule, text
+    from rollout.state import rollout_state
+
+    now = now_of(args)
+    config = load_stack(args.stack, args.project)
+    state = rollout_state(config, args.stack, now)
+    upstream = upstream_state(config, args.project, now)
+    schedules = [schedule(state, name, now, upstream) for name in _services(config, args.service)]
+    if args.format == "json":
+        import json
+
+        print(json.dumps({"stack": args.stack, "services": {s.service: s.as_json() for s in schedules}}, indent=2, sort_keys=True))
+    elif args.format == "mermaid":
+        sys.stdout.write(mermaid(schedules))
+    else:
+        sys.stdout.write(text(schedules))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from rollout.diff import diff_stack
+
+    text, changed = diff_stack(args.stack, args.project, args.base)
+    sys.stdout.write(text)
+    return EXIT_REFUSED if changed else EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -506,13 +582,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_given,
         help="without --evidence, the git ref whose stack file counts as deployed (default HEAD)",
     )
+    add_now_argument(check, "the gates' verdict")
     check.set_defaults(handler=cmd_check)
 
-    flags = commands.add_parser("flags", help="the flags as flagd resolves them now, for CI jobs")
+    flags = commands.add_parser("flags", help="the flags as flagd resolves them now (or --at TIME), for CI jobs")
     _stack_arg(flags)
     flags.add_argument("--format", choices=("env", "json"), default="env", help="env: FLAG_<KEY>=true|false lines")
     flags.add_argument("--targeting-key", default="ci", type=_utf8, help="the evaluation's targeting key (default: ci)")
     flags.add_argument("--track", choices=("stable", "canary"), default="stable", help="the evaluation's track")
+    flags.add_argument(
+        "--at", "--now", dest="now", type=instant_arg, default=None, metavar="TIME",
+        help=f"the flags as flagd will resolve them at TIME (a progressive flag's percentage that day); {FORMAT_HINT}",
+    )
     flags.set_defaults(handler=cmd_flags)
 
     verify = commands.add_parser("verify", help="smoke-test a deployed stack: components, targets, rules, routing, watchdog")
@@ -527,23 +608,46 @@ def build_parser() -> argparse.ArgumentParser:
     _http_args(verify)
     verify.set_defaults(handler=cmd_verify)
 
-    status = commands.add_parser("status", help="each service's stage, time in stage, next stage, earliest advance")
-    _stack_arg(status)
+    status = commands.add_parser("status", help="each service's stage, time in stage, next stage, earliest advance and what it waits for")
+    status.add_argument("--stack", "-s", default=None, type=_stack_name, help="stack name: stacks/Pulumi.<stack>.yaml")
+    status.add_argument("--all", action="store_true", help="every stack and service of the project in one table")
     status.add_argument("--service", default=None, help="one service (default: every service)")
-    status.add_argument("--format", choices=("text", "json"), default="text", help="json: for the Stage watch workflow")
+    status.add_argument(
+        "--format", choices=("text", "json", "markdown"), default="text",
+        help="json: for the Stage watch workflow; markdown (with --all): a table for a summary or a comment",
+    )
+    add_now_argument(status)
     status.set_defaults(handler=cmd_status)
+
+    plan = commands.add_parser("plan", help="the schedule of the current rollout: each stage's start, soak and the completion date")
+    _stack_arg(plan)
+    plan.add_argument("--service", default=None, help="one service (default: every service)")
+    plan.add_argument(
+        "--format", choices=("text", "json", "mermaid"), default="text", help="mermaid: a Gantt chart (GitHub renders it)"
+    )
+    add_now_argument(plan, "the schedule")
+    plan.set_defaults(handler=cmd_plan)
 
     advance = commands.add_parser("advance", help="append the next stage of the plan to the stack file, now")
     _stack_arg(advance)
     advance.add_argument("--service", default=None, help="one service (default: every service not at its final stage)")
     advance.add_argument("--evidence", default=None, type=_given, help="gate evidence from `rollout evidence`: refuse what the gates refuse")
     advance.add_argument("--reason", default=None, type=_utf8, help="recorded with the new history entry")
+    advance.add_argument("--dry-run", action="store_true", help="print the entry and the gates' verdict; write nothing")
+    add_now_argument(advance, "the advance (its entry's startedAt and the gates' verdict)")
     advance.set_defaults(handler=cmd_advance)
+
+    diff = commands.add_parser("diff", help="the rendered artifacts of the working tree against those of a git ref, per file")
+    _stack_arg(diff)
+    diff.add_argument("--base", default=None, type=_given, help="the git ref to compare with (default HEAD)")
+    diff.set_defaults(handler=cmd_diff)
 
     rollback = commands.add_parser("rollback", help="append weight 0 with a reason to the stack file; never refused")
     _stack_arg(rollback)
     rollback.add_argument("--service", default=None, help="one service (default: every service)")
     rollback.add_argument("--reason", required=True, type=_utf8, help="why; recorded in the history")
+    rollback.add_argument("--dry-run", action="store_true", help="print the entry that would be appended; write nothing")
+    add_now_argument(rollback, "the rollback's entry")
     rollback.set_defaults(handler=cmd_rollback)
 
     evidence = commands.add_parser("evidence", help="gather the gate evidence (the canary's SLIs over the deployed stage) as JSON")
@@ -559,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--base", default=None, type=_given, help="without --deployed-state, the git ref whose stack file counts as deployed (default HEAD)"
     )
     evidence.add_argument("--out", default=None, type=_given, help="write the JSON here (default: standard output)")
+    add_now_argument(evidence, "the evidence (its window ends at TIME)")
     _http_args(evidence)
     evidence.set_defaults(handler=cmd_evidence)
     return parser
@@ -573,9 +678,12 @@ def main(argv: list[str] | None = None) -> int:
     args.project = (args.project or find_project()).resolve()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        if hasattr(args, "stack") and not _is_file(stack_file(args.stack, args.project)):
+        if getattr(args, "stack", None) is not None and not _is_file(stack_file(args.stack, args.project)):
+            from rollout.overview import stack_names
+
+            known = ", ".join(stack_names(args.project)) or "none"
             raise UsageError(
-                f"no stack {args.stack!r}: {stack_file(args.stack, args.project)} does not exist"
+                f"no stack {args.stack!r}: {stack_file(args.stack, args.project)} does not exist; stacks: {known}"
             )
         return handler(args)
     except ConfigError as err:

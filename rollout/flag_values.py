@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rollout import conventions
 from rollout.config import StackConfig
@@ -22,7 +24,22 @@ WATCHER_THREAD = "FlagdFileWatcherWorkerThread"
 WATCHER_JOIN_S = 5.0
 
 
-def resolve(config: StackConfig, stack: str, targeting_key: str, track: str) -> dict[str, bool]:
+def at_time(document: Any, epoch_seconds: int) -> Any:
+    """The flag document with every read of the evaluation time (``{"var": "$flagd.timestamp"}``)
+    replaced by ``epoch_seconds``: flagd then answers as it would at that time."""
+    if isinstance(document, dict):
+        if document == {"var": "$flagd.timestamp"} or document == {"var": ["$flagd.timestamp"]}:
+            return epoch_seconds
+        return {key: at_time(value, epoch_seconds) for key, value in document.items()}
+    if isinstance(document, list):
+        return [at_time(value, epoch_seconds) for value in document]
+    return document
+
+
+def resolve(
+    config: StackConfig, stack: str, targeting_key: str, track: str, at: datetime | None = None
+) -> dict[str, bool]:
+    """Every flag for one evaluation context, now or (``at``) as flagd will resolve them then."""
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
@@ -34,7 +51,10 @@ def resolve(config: StackConfig, stack: str, targeting_key: str, track: str) -> 
     running = set(threading.enumerate())
     with tempfile.TemporaryDirectory(prefix="rollout-flags-") as scratch:
         path = Path(scratch) / conventions.FLAGS_FILE_NAME
-        path.write_text(dumps(flag_document(config, stack)), encoding="utf-8")
+        document = flag_document(config, stack)
+        if at is not None:
+            document = at_time(document, int(at.timestamp()))
+        path.write_text(dumps(document), encoding="utf-8")
         domain = f"rollout-flags-{stack}"
         provider = FlagdProvider(resolver_type=ResolverType.IN_PROCESS, offline_flag_source_path=str(path))
         api.set_provider_and_wait(provider, domain=domain)
