@@ -32,6 +32,10 @@ class DashboardsArgs:
     grafana_folder_uid: pulumi.Input[str] | None = None
     #: What must be up before Grafana's API answers (its container or chart).
     grafana: list[pulumi.Resource] = field(default_factory=list)
+    #: The history's stage changes (dashboards.build.stage_annotations), created as
+    #: annotations through Grafana's API, and the stack (their tag).
+    stage_annotations: list = field(default_factory=list)
+    stack: str = ""
 
 
 class Dashboards(pulumi.ComponentResource):
@@ -79,5 +83,16 @@ class Dashboards(pulumi.ComponentResource):
                         overwrite=True,
                         opts=in_grafana,
                     )
+                )
+            from dashboards.build import UID_ROLLOUT
+
+            for index, annotation in enumerate(args.stage_annotations):
+                grafana.oss.Annotation(
+                    f"{name}-stage-{annotation.service}-{index}",
+                    dashboard_uid=UID_ROLLOUT,
+                    time=annotation.time,
+                    text=annotation.text,
+                    tags=annotation.tags(args.stack),
+                    opts=pulumi.ResourceOptions(parent=self, provider=args.grafana_provider, depends_on=self.grafana_dashboards),
                 )
         self.register_outputs({"uids": sorted(args.dashboards)})

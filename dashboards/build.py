@@ -469,7 +469,73 @@ def build_dashboard(config: StackConfig, stack: str, uid: str) -> dict[str, Any]
     # Panel ids follow the panels' order: stable across builds, unique per dashboard.
     for index, spec in enumerate(panels(config), start=1):
         builder = builder.with_panel(_panel(spec, index))
-    return _normalise(json.loads(json.dumps(builder.build(), cls=JSONEncoder)))
+    document = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    if uid == UID_ROLLOUT:
+        document["annotations"] = {"list": _stage_annotation_queries(stack)}
+    return _normalise(document)
+
+
+#: Tag of the stage-change annotations (with the stack's name as a second tag).
+STAGE_TAG = "rollout-stage"
+
+
+@dataclass(frozen=True)
+class StageAnnotation:
+    """One stage change of the history, as an annotation on the canary dashboard."""
+
+    service: str
+    time: str
+    weight: int
+    before: int | None
+    reason: str | None
+
+    @property
+    def text(self) -> str:
+        change = f"{self.before}% -> {self.weight}%" if self.before is not None else f"starts at {self.weight}%"
+        kind = "" if self.before is None else (" (rollback)" if self.weight < self.before else " (advance)")
+        return f"{self.service}: {change}{kind}" + (f": {self.reason}" if self.reason else "")
+
+    def tags(self, stack: str) -> list[str]:
+        return [STAGE_TAG, stack, f"service:{self.service}"]
+
+
+def stage_annotations(config: StackConfig) -> list[StageAnnotation]:
+    """Every entry of every service's history, in time order per service."""
+    from rollout.state import format_time
+
+    found = []
+    for service in config.services:
+        before = None
+        for entry in service.rollout.history:
+            found.append(StageAnnotation(service.name, format_time(entry.started_at), entry.weight, before, entry.reason))
+            before = entry.weight
+    return found
+
+
+def _stage_annotation_queries(stack: str) -> list[dict]:
+    """The canary dashboard's annotations: the history's stage changes (annotations the
+    program creates through Grafana's API, found by tag), and each change of the
+    canary weight Prometheus recorded (where Grafana's API is not managed)."""
+    queries = [
+        gm.AnnotationQuery(
+            name="Rollout stages (history)",
+            datasource=gc.DataSourceRef(type_val="grafana", uid="-- Grafana --"),
+            enable=True,
+            icon_color="blue",
+            target=gm.AnnotationTarget(limit=100, match_any=False, tags=[STAGE_TAG, stack], type_val="tags"),
+        ),
+        gm.AnnotationQuery(
+            name="Canary weight changes (Prometheus)",
+            datasource=DATASOURCE,
+            enable=True,
+            icon_color="purple",
+            expr=f"changes({c.ROLLOUT_WEIGHT}{{{SELECT}}}[2m]) > 0",
+            step="1m",
+            title_format="canary weight changed",
+            text_format=f"{{{{{c.SERVICE_LABEL}}}}}",
+        ),
+    ]
+    return json.loads(json.dumps(queries, cls=JSONEncoder))
 
 
 def _normalise(value: Any) -> Any:

@@ -61,11 +61,15 @@ def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
         alertmanager_config(config), stack,
         IN_HELM_VALUES.format(chart="kube-prometheus-stack", key="alertmanager.config") if kubernetes else None,
     )
-    from dashboards.build import dashboards, dumps
+    from dashboards.build import dashboards, dumps, stage_annotations
 
     boards = {uid: dumps(document) for uid, document in dashboards(config, stack).items()}
     for uid, text in boards.items():
         files[f"grafana/dashboards/{uid}.json"] = text
+    # The stage changes the program creates as annotations on the canary dashboard.
+    files["grafana/stage-annotations.json"] = dumps(
+        [{"time": a.time, "text": a.text, "tags": a.tags(stack)} for a in stage_annotations(config)]
+    )
     if kubernetes:
         files.update(kubernetes_files(config, stack, rules, files["flags/flags.json"], boards))
     return Artifacts(stack=stack, files=dict(sorted(files.items())))

@@ -95,6 +95,7 @@ def _grafana(config: StackConfig, password: pulumi.Output, prometheus_url: str, 
 def _dashboards(config: StackConfig, artifacts, grafana, grafana_up: list, namespace=None, labels=None, opts=None) -> None:
     """ConfigMaps for the chart's sidecar (Kubernetes) and, with a Grafana URL, the API's dashboards."""
     from components.dashboards import Dashboards, DashboardsArgs
+    from dashboards.build import stage_annotations
 
     prefix = "grafana/dashboards/"
     Dashboards(
@@ -111,6 +112,8 @@ def _dashboards(config: StackConfig, artifacts, grafana, grafana_up: list, names
             grafana_provider=grafana.provider if grafana is not None else None,
             grafana_folder_uid=grafana.folder_uid if grafana is not None else None,
             grafana=grafana_up,
+            stage_annotations=stage_annotations(config),
+            stack=pulumi.get_stack(),
         ),
         opts=opts,
     )
