@@ -676,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code else EXIT_OK
     args.project = (args.project or find_project()).resolve()
+    from rollout.clock import rehearse
+
+    rehearse(getattr(args, "now", None))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         if getattr(args, "stack", None) is not None and not _is_file(stack_file(args.stack, args.project)):

@@ -15,7 +15,8 @@ the history: fractions are dropped.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from contextvars import ContextVar
+from datetime import datetime, timezone
 
 from rollout.state import parse_time, utc_now
 
@@ -49,6 +50,25 @@ def add_now_argument(parser: argparse.ArgumentParser, what: str = "the answer") 
         metavar="TIME",
         help=f"{what} as at TIME instead of the current time ({FORMAT_HINT})",
     )
+
+
+#: The ``--now`` of the command being run, for the checks that ask "is this in the future?".
+_REHEARSED: ContextVar[datetime | None] = ContextVar("rollout_now", default=None)
+
+
+def rehearse(value: datetime | None) -> None:
+    """Make ``value`` (a command's ``--now``) count as the present for the config's checks."""
+    _REHEARSED.set(value)
+
+
+def latest_clock() -> datetime:
+    """The later of the clock and the command's ``--now``: a history entry after it is in the future.
+
+    A ``--now`` in the past leaves the clock as the limit, so asking about last week
+    never refuses a file that has moved on since."""
+    clock = datetime.now(timezone.utc)
+    given = _REHEARSED.get()
+    return max(clock, given) if given is not None else clock
 
 
 def now_of(args: argparse.Namespace | None = None) -> datetime:

@@ -536,7 +536,10 @@ class RolloutSettings(Model):
                     f"{entry.weight} is not a stage of plan {self.plan}; "
                     f"allowed: {', '.join(map(str, allowed))}",
                 )
-        latest_allowed = datetime.now(timezone.utc) + CLOCK_SKEW
+        from rollout.clock import latest_clock
+
+        # A rehearsal's --now counts as the present too (rollout.clock).
+        latest_allowed = latest_clock() + CLOCK_SKEW
         for index, entry in enumerate(self.history):
             if entry.started_at > latest_allowed:
                 raise KeyedError(
