@@ -1,11 +1,13 @@
-"""The pull request's comment for one stack: weight change, resource diff, policy verdict.
+"""The pull request's comment for one stack: weight change, policy verdict, the schedule as
+a mermaid Gantt chart, every stack's status, the rendered files' diff, the resource diff.
 
 Built from the real output of ``rollout check`` (the Pulumi action's own
 comment leaves policy results out) and, when there is one, the preview's
 resource summary. A hidden marker per stack lets the workflow find and update
 its comment instead of adding another.
 
-``python -m rollout.comment --stack S --base REF --check FILE [--preview FILE]``
+``python -m rollout.comment --stack S --base REF --check FILE --check-exit N [--preview FILE]
+[--diff FILE] [--plan FILE] [--status FILE]``
 """
 
 from __future__ import annotations
@@ -36,7 +38,20 @@ def weight_changes(old: dict | None, new: dict) -> list[str]:
     return lines
 
 
-def build(stack: str, check_output: str, exit_code: int, weights: list[str], preview: str | None = None) -> str:
+#: GitHub refuses a comment over 65536 characters: a longer rendered diff is cut here.
+MAX_DIFF_CHARS = 40000
+
+
+def build(
+    stack: str,
+    check_output: str,
+    exit_code: int,
+    weights: list[str],
+    preview: str | None = None,
+    diff: str | None = None,
+    plan: str | None = None,
+    status: str | None = None,
+) -> str:
     violations = [m.groups() for line in check_output.splitlines() if (m := _VIOLATION.match(line))]
     mandatory = [v for v in violations if v[0] == "mandatory"]
     if exit_code == 2:
@@ -54,6 +69,19 @@ def build(stack: str, check_output: str, exit_code: int, weights: list[str], pre
         lines.append("")
     if exit_code == 2:
         lines += ["```", check_output.strip(), "```", ""]
+    if plan and plan.strip():
+        # GitHub renders a mermaid block as a picture: where the rollout stands.
+        lines += ["**Schedule** (`rollout plan`)", "", "```mermaid", plan.strip(), "```", ""]
+    if status and status.strip():
+        lines += ["<details><summary>Every stack (rollout status --all)</summary>", "", status.strip(), "", "</details>", ""]
+    if diff is not None:
+        if diff.strip():
+            shown = diff if len(diff) <= MAX_DIFF_CHARS else diff[:MAX_DIFF_CHARS] + "\n... (cut: run `rollout diff` for the rest)\n"
+            files = sum(1 for line in diff.splitlines() if line.startswith("+++ "))
+            lines += [f"<details><summary>Rendered files: {files} changed (rollout diff)</summary>", "", "```diff",
+                      shown.rstrip("\n"), "```", "", "</details>", ""]
+        else:
+            lines += ["Rendered files: unchanged (`rollout diff`).", ""]
     if preview:
         lines += ["<details><summary>Resource changes (pulumi preview)</summary>", "", "```", preview.strip(), "```", "", "</details>", ""]
     lines.append("<sub>From `rollout check`; refreshed on every push.</sub>")
@@ -72,12 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", type=Path, required=True, help="the output of rollout check")
     parser.add_argument("--check-exit", type=int, required=True, help="rollout check's exit code")
     parser.add_argument("--preview", type=Path, help="the output of pulumi preview")
+    parser.add_argument("--diff", type=Path, help="the output of rollout diff")
+    parser.add_argument("--plan", type=Path, help="the output of rollout plan --format mermaid")
+    parser.add_argument("--status", type=Path, help="the output of rollout status --all --format markdown")
     args = parser.parse_args(argv)
     project = find_project()
     new = rollout_state(load_stack(args.stack, project), args.stack)
     old = state_at_ref(args.stack, project, args.base)
-    preview = args.preview.read_text() if args.preview and args.preview.exists() else None
-    sys.stdout.write(build(args.stack, args.check.read_text(), args.check_exit, weight_changes(old, new), preview))
+    def optional(path: Path | None) -> str | None:
+        return path.read_text() if path and path.exists() else None
+
+    sys.stdout.write(
+        build(
+            args.stack, args.check.read_text(), args.check_exit, weight_changes(old, new), optional(args.preview),
+            diff=optional(args.diff), plan=optional(args.plan), status=optional(args.status),
+        )
+    )
     return 0
 
 

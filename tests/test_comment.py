@@ -79,3 +79,17 @@ def test_a_rollback_is_allowed_and_says_so(repo):
     _append(repo, "staging", 0, "2026-11-26T09:00:00Z")
     text = _comment(repo, "staging")
     assert "✅ **allowed**" in text and "10 % → 0 % (rollback)" in text
+
+
+def test_the_comment_embeds_the_schedule_as_mermaid_the_status_table_and_the_rendered_diff():
+    from rollout.comment import MAX_DIFF_CHARS, build
+
+    plan = "gantt\n    dateFormat YYYY-MM-DD HH:mm\n    section genesis on staging\n    0 % :done, s0s0, 2031-03-03 09:00, 1440m\n"
+    diff = "--- a/kubernetes/genesis-httproute.yaml\n+++ b/kubernetes/genesis-httproute.yaml\n@@ -1 +1 @@\n-      weight: 0\n+      weight: 5\n"
+    body = build("staging", "", 0, ["`genesis`: 0 % → 5 % (advance)"], diff=diff, plan=plan, status="| stack |\n|---|\n| staging |\n")
+    assert "```mermaid\ngantt\n" in body and "section genesis on staging" in body
+    assert "Rendered files: 1 changed (rollout diff)" in body and "```diff\n--- a/kubernetes/genesis-httproute.yaml" in body
+    assert "| staging |" in body
+    assert "Rendered files: unchanged" in build("staging", "", 0, [], diff="")
+    long = build("staging", "", 0, [], diff="+x\n" * MAX_DIFF_CHARS)
+    assert "(cut: run `rollout diff` for the rest)" in long and len(long) < 65536

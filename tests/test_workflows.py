@@ -235,7 +235,8 @@ def test_stage_watch_runs_daily_and_keeps_one_pull_request():
     document = by_name()["stage-watch.yml"]
     assert document["on"]["schedule"]
     script = "\n".join(step.get("run", "") for step in steps(jobs(document)["watch"]))
-    assert "rollout status --stack" in script and "rollout advance --stack" in script and "--evidence" in script
+    assert "rollout status --all" in script and "rollout advance --stack" in script and "--evidence" in script
+    assert "rollout plan --stack" in script and "--format mermaid" in script
     assert "gh pr edit" in script and "gh pr create" in script and "push --force" in script
 
 
@@ -244,8 +245,8 @@ def test_every_rollout_command_the_workflows_run_exists_with_those_options():
 
     commands = build_parser()._subparsers._group_actions[0].choices
     text = "\n".join(path.read_text() for path in FILES)
-    used = set(re.findall(r"\brollout (render|check|status|advance|rollback|evidence|verify|flags)\b --", text))
-    assert {"check", "status", "advance", "rollback", "evidence", "verify", "flags"} <= used
+    used = set(re.findall(r"\brollout (render|check|status|advance|rollback|evidence|verify|flags|plan|diff)\b --", text))
+    assert {"check", "status", "advance", "rollback", "evidence", "verify", "flags", "plan", "diff"} <= used
     for name in used:
         options = {o for action in commands[name]._actions for o in action.option_strings}
         for call in re.findall(rf"\brollout {name} ((?:[^\n\\]|\\\n)*)", text):
