@@ -155,7 +155,7 @@ BAD = [
     ),
     pytest.param(
         "staging", _set("rollout:services.0.stable.replica", 2),
-        "rollout:services[0].stable.replica: unknown key; allowed: image, replicas",
+        "rollout:services[0].stable.replica: unknown key; allowed: image, previousImage, replicas",
         id="an unknown key in a service names its index",
     ),
     pytest.param(

@@ -77,7 +77,8 @@ def test_a_rollback_entry_becomes_the_current_stage_with_its_reason():
     rolled = with_entry(state, "genesis", 0, NOW, "error budget burning", NOW)
     service = rolled["services"]["genesis"]
     assert (service["weight"], service["stageStartedAt"], service["nextWeight"]) == (0, "2026-11-26T12:00:00Z", 5)
-    assert service["history"][-1] == {"weight": 0, "startedAt": "2026-11-26T12:00:00Z", "reason": "error budget burning"}
+    assert service["history"][-1] == {"weight": 0, "startedAt": "2026-11-26T12:00:00Z", "reason": "error budget burning",
+                                      "release": "ghcr.io/example/genesis:1.5.0", "plan": "safe"}
     assert state["services"]["genesis"]["weight"] == 10, "the original state is not changed"
 
 
