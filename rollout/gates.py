@@ -21,8 +21,9 @@ rollout promotes is a **release** (the canary's image; its digest when given,
     image deployed before (``previousImage``, a revert).
 
 A lower weight (a rollback) and a safety flag switched on are never refused:
-a rollback is not judged by the history gate nor by any advance gate, whatever
-the release, the history or the evidence. (A diff that both rolls back and
+a rollback is judged by no advance gate, whatever the release, the history or
+the evidence, and the history gate only asks that it be a new entry (removing
+deployed entries to lower the weight would restart an old stage's clock). (A diff that both rolls back and
 changes the canary's or the stable track's image is judged for the image
 change; the rollback alone never is.) The same weight is no advance and needs
 no evidence. An advance (the weight goes UP) must pass every gate:
@@ -226,8 +227,11 @@ def judge(
         found += _new_release_new_rollout(new, deployed)
         found += _stable_completed_only(new, deployed, now)
         if new["weight"] >= deployed_weight:
-            # A rollback (a lower weight) is never refused for its history.
             found += _history_append_only(new, deployed)
+        else:
+            # A rollback is never refused for what the history says, as long as it
+            # is a new entry: removing deployed entries is no rollback.
+            found += _rollback_appended(new, deployed)
         if new["weight"] > deployed_weight:
             found += _next_stage_only(new, deployed, deployed_weight)
             found += _soak_served(name, new, deployed, deployed_weight, evidence, now)
@@ -331,6 +335,17 @@ def _history_append_only(new: Mapping[str, Any], deployed: Mapping[str, Any] | N
             return [(HISTORY_APPEND_ONLY, f"{shown} differs from the deployed entry ({was}): {what}; "
                      "the history is append-only: deployed entries never change")]
     return []
+
+
+def _rollback_appended(new: Mapping[str, Any], deployed: Mapping[str, Any] | None):
+    if not deployed:
+        return []
+    deployed_history, history = deployed.get("history") or [], new.get("history") or []
+    if len(history) > len(deployed_history):
+        return []
+    return _history_append_only(new, deployed) or [(HISTORY_APPEND_ONLY, f"the history goes from {deployed['weight']}% to {new['weight']}% by removing "
+             f"deployed entries ({len(deployed_history)} deployed, {len(history)} now); a rollback appends an "
+             "entry (`rollout rollback`)")]
 
 
 def _text(value: Any) -> str:

@@ -85,7 +85,7 @@ def test_advance_appends_the_next_stage_and_keeps_every_comment(project):
     assert comments and all(line in after.splitlines() for line in comments)
     # The blank line and the next key stay after the list, not between entries.
     tail = after.split("          - weight: 25\n", 1)[1].splitlines()
-    assert tail[1:3] == ["", "  rollout:flags:"]
+    assert tail[3:5] == ["", "  rollout:flags:"]
     assert load_stack("staging", project).service(SERVICE).rollout.weight == 25
 
 
