@@ -22,8 +22,8 @@ rollout promotes is a **release** (the canary's image; its digest when given,
 
 A lower weight (a rollback) and a safety flag switched on are never refused:
 a rollback is judged by no advance gate, whatever the release, the history or
-the evidence, and the history gate only asks that it be a new entry (removing
-deployed entries to lower the weight would restart an old stage's clock). (A diff that both rolls back and
+the evidence, and the history gate only asks that it remove no deployed entry
+(removing entries to lower the weight would restart an old stage's clock). (A diff that both rolls back and
 changes the canary's or the stable track's image is judged for the image
 change; the rollback alone never is.) The same weight is no advance and needs
 no evidence. An advance (the weight goes UP) must pass every gate:
@@ -341,7 +341,7 @@ def _rollback_appended(new: Mapping[str, Any], deployed: Mapping[str, Any] | Non
     if not deployed:
         return []
     deployed_history, history = deployed.get("history") or [], new.get("history") or []
-    if len(history) > len(deployed_history):
+    if len(history) >= len(deployed_history):
         return []
     return _history_append_only(new, deployed) or [(HISTORY_APPEND_ONLY, f"the history goes from {deployed['weight']}% to {new['weight']}% by removing "
              f"deployed entries ({len(deployed_history)} deployed, {len(history)} now); a rollback appends an "
