@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -11,19 +10,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-# The offline schemas and chart defaults: ../shared beside the repository, or
-# wherever ROLLOUT_SHARED points (CI checks them out elsewhere).
-SHARED = Path(os.environ.get("ROLLOUT_SHARED") or ROOT.parent / "shared")
 STACKS = ("local", "dev", "staging", "production")
 KUBERNETES_STACKS = ("dev", "staging", "production")
-
-
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared (schemas, reference values); fails loudly when absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the tests need the shared/ folder beside the repository")
-    return path
 
 
 @pytest.fixture

@@ -6,12 +6,14 @@ import json
 
 import pytest
 
-from conftest import STACKS, shared_path
+from conftest import STACKS
 from flagd_schema import flags_validator, validator_for
+from upstream import reference
 from rollout.flags import dumps, flag_document
 from rollout.loader import load_stack
 
-EXAMPLES = shared_path("schemas", "flagd", "examples", "json", "test", "flags")
+#: Upstream's own examples: {"positive"|"negative": {name: document}}.
+EXAMPLES = reference("flagd", "examples.json")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -21,15 +23,15 @@ def test_the_stacks_flag_document_validates_against_the_flagd_schema(stack):
     assert not errors, "\n".join(e.message for e in errors)
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.joinpath("negative").glob("*.json")), ids=lambda p: p.stem)
-def test_the_validator_rejects_upstreams_negative_example(path):
-    document = json.loads(path.read_text())
+@pytest.mark.parametrize("name", sorted(EXAMPLES["negative"]))
+def test_the_validator_rejects_upstreams_negative_example(name):
+    document = EXAMPLES["negative"][name]
     assert list(validator_for(document).iter_errors(document))
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.joinpath("positive").glob("*.json")), ids=lambda p: p.stem)
-def test_the_validator_accepts_upstreams_positive_example(path):
-    document = json.loads(path.read_text())
+@pytest.mark.parametrize("name", sorted(EXAMPLES["positive"]))
+def test_the_validator_accepts_upstreams_positive_example(name):
+    document = EXAMPLES["positive"][name]
     errors = list(validator_for(document).iter_errors(document))
     assert not errors, [e.message for e in errors]
 

@@ -15,7 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path, without_secrets
+from conftest import KUBERNETES_STACKS, STACKS, edit_stack, without_secrets
+from upstream import chart_defaults, crd_schema
 from rollout import versions
 from rollout.harness import run_program
 from rollout.loader import load_stack
@@ -29,11 +30,6 @@ OPEN_MAPS = {("alertmanager", "config"), ("grafana", "grafana.ini"), ("prometheu
 SUBCHART_KEYS = {
     ("grafana", "sidecar", "dashboards", "folderAnnotation"),
     ("grafana", "sidecar", "dashboards", "provider", "foldersFromFilesStructure"),
-}
-REFERENCE_FILES = {
-    "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
-    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter-11.17.2.values.yaml",
-    "prometheus-pushgateway": "prometheus-pushgateway-3.8.0.values.yaml",
 }
 
 
@@ -63,23 +59,18 @@ def unknown_keys(ours, reference, path=()) -> list[str]:
     return unknown
 
 
-def test_the_chart_versions_are_the_ones_whose_defaults_we_check_against():
-    for key, (chart, version) in versions.CHARTS.items():
-        assert REFERENCE_FILES[key] == f"{chart}-{version}.values.yaml"
-
-
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_every_values_key_exists_in_the_charts_defaults(runs, stack):
     charts = _charts(runs[stack])
-    assert set(charts) == set(REFERENCE_FILES)
+    assert set(charts) == set(versions.CHARTS)
     for chart, resource in charts.items():
-        reference = yaml.safe_load(shared_path("reference", "helm-values", REFERENCE_FILES[chart]).read_text())
+        reference = chart_defaults(chart)
         assert resource.inputs["version"] == versions.CHARTS[chart][1]
         assert unknown_keys(resource.inputs["values"], reference) == [], chart
 
 
 def test_the_unknown_key_check_catches_a_misspelt_key():
-    reference = yaml.safe_load(shared_path("reference", "helm-values", REFERENCE_FILES["kube-prometheus-stack"]).read_text())
+    reference = chart_defaults("kube-prometheus-stack")
     assert unknown_keys({"prometheus": {"prometheusSpec": {"retension": "1d"}}}, reference) == ["prometheus.prometheusSpec.retension"]
 
 
@@ -108,9 +99,7 @@ def test_our_rules_monitors_and_probes_carry_the_label_the_operator_selects(runs
 @lru_cache(maxsize=None)
 def _crd_schema(kind: str) -> dict:
     files = {"PrometheusRule": "prometheusrules", "ServiceMonitor": "servicemonitors", "Probe": "probes"}
-    crd = yaml.safe_load(shared_path("schemas", "crds", f"monitoring.coreos.com_{files[kind]}.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return version["schema"]["openAPIV3Schema"]
+    return crd_schema("monitoring.coreos.com", files[kind])
 
 
 def _manifest(resource) -> dict:

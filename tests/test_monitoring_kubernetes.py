@@ -15,7 +15,8 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components.monitoring.kubernetes import keep_prometheus_data
-from conftest import KUBERNETES_STACKS, edit_stack, shared_path
+from conftest import KUBERNETES_STACKS, edit_stack
+from upstream import chart_defaults
 from rollout.conventions import GRAFANA_DATASOURCE_UID
 from rollout.harness import run_program
 from rollout.loader import load_stack
@@ -23,10 +24,6 @@ from rollout.prometheus import prometheus_config
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 MONITORING_CR = "kubernetes:monitoring.coreos.com/v1:"
-DEFAULTS = {
-    "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
-    "prometheus-pushgateway": "prometheus-pushgateway-3.8.0.values.yaml",
-}
 #: Monitors the charts create: chart, path of the monitor's values, and the key that turns it on.
 CHART_MONITORS = [
     ("kube-prometheus-stack", ("prometheus", "serviceMonitor"), "selfMonitor"),
@@ -59,7 +56,7 @@ def deployed_jobs(run) -> set[str]:
     for chart, path, switch in CHART_MONITORS:
         if chart not in charts:
             continue
-        values = _merged(yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS[chart]).read_text()), charts[chart].inputs["values"])
+        values = _merged(chart_defaults(chart), charts[chart].inputs["values"])
         for depth in range(1, len(path)):
             # A disabled component (e.g. alertmanager.enabled: false) has no monitor either.
             assert values_at(values, path[:depth]).get("enabled", True) is not False, path
@@ -165,7 +162,7 @@ def test_an_existing_operator_gets_custom_resources_labelled_with_its_release(pr
 def test_nothing_the_chart_would_run_as_a_helm_hook_is_turned_on(runs, stack):
     # helm.v4.Chart applies hook resources as plain resources, once, unordered.
     (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
-    values = _merged(yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS["kube-prometheus-stack"]).read_text()), chart.inputs["values"])
+    values = _merged(chart_defaults("kube-prometheus-stack"), chart.inputs["values"])
     assert values["crds"]["upgradeJob"]["enabled"] is False
     webhooks = values["prometheusOperator"]["admissionWebhooks"]
     assert (webhooks["enabled"], webhooks["patch"]["enabled"], webhooks["certManager"]["enabled"]) == (False, False, False)
@@ -222,7 +219,7 @@ def test_helm_merges_no_default_route_or_inhibit_rule_into_our_alertmanager_conf
     # Helm merges maps of our values over the chart's defaults: a top-level key
     # of the chart's config that ours left out (its namespace-based inhibit
     # rules, its "null" receiver) would silently join the deployed config.
-    defaults = yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS["kube-prometheus-stack"]).read_text())
+    defaults = chart_defaults("kube-prometheus-stack")
     (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
     ours = chart.inputs["values"]["alertmanager"]["config"]
     assert set(defaults["alertmanager"]["config"]) - set(ours) == CHART_CONFIG_KEPT

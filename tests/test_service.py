@@ -9,7 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path
+from conftest import KUBERNETES_STACKS, STACKS, edit_stack
+from upstream import crd_schema
 from rollout.harness import run_program
 from rollout.loader import load_stack
 
@@ -98,9 +99,7 @@ def test_a_rollback_to_zero_sends_the_canary_no_traffic_but_keeps_its_pods(proje
 
 @lru_cache(maxsize=1)
 def _httproute_schema() -> dict:
-    crd = yaml.safe_load(shared_path("schemas", "crds", "gateway.networking.k8s.io_httproutes.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return version["schema"]["openAPIV3Schema"]
+    return crd_schema("gateway.networking.k8s.io", "httproutes")
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
