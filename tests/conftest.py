@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
-import yaml
+
+from stackfiles import FIXTURE, build_project, edit_stack  # noqa: F401  (edit_stack: re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("local", "dev", "staging", "production")
@@ -16,19 +15,8 @@ KUBERNETES_STACKS = ("dev", "staging", "production")
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A scratch copy of the project's Pulumi.yaml and stacks/, safe to edit."""
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
-    return tmp_path
-
-
-def edit_stack(project: Path, stack: str, change: Callable[[dict[str, Any]], None]) -> Path:
-    """Load a stack file of ``project``, apply ``change`` to its config mapping, write it back."""
-    path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text())
-    change(document["config"])
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    """The reference project (tests/stackfiles.py) in a scratch folder, safe to edit."""
+    return build_project(tmp_path)
 
 
 def without_secrets(inputs: dict, secret_paths: set[str]) -> dict:

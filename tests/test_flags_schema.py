@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import STACKS
+from conftest import FIXTURE, STACKS
 from flagd_schema import flags_validator, validator_for
 from upstream import reference
 from rollout.flags import dumps, flag_document
@@ -18,7 +18,7 @@ EXAMPLES = reference("flagd", "examples.json")
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_stacks_flag_document_validates_against_the_flagd_schema(stack):
-    document = json.loads(dumps(flag_document(load_stack(stack), stack)))
+    document = json.loads(dumps(flag_document(load_stack(stack, FIXTURE), stack)))
     errors = sorted(flags_validator().iter_errors(document), key=str)
     assert not errors, "\n".join(e.message for e in errors)
 
@@ -37,7 +37,7 @@ def test_the_validator_accepts_upstreams_positive_example(name):
 
 
 def test_the_document_is_deterministic_and_starts_with_its_schema():
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     first, second = dumps(flag_document(config, "staging")), dumps(flag_document(config, "staging"))
     assert first == second
     document = json.loads(first)

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack, without_secrets
+from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack, without_secrets
 from upstream import chart_defaults, crd_schema
 from rollout import versions
 from rollout.harness import run_program
@@ -35,7 +35,7 @@ SUBCHART_KEYS = {
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in STACKS}
 
 
 def _charts(run) -> dict[str, dict]:
@@ -143,7 +143,7 @@ def test_production_protects_prometheus_and_its_volume_and_staging_does_not(runs
         spec = chart.inputs["values"]["prometheus"]["prometheusSpec"]
         assert ("persistentVolumeClaimRetentionPolicy" in spec) is protected, stack
         assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == (
-            load_stack(stack).monitoring.storage.size
+            load_stack(stack, FIXTURE).monitoring.storage.size
         )
 
 
@@ -174,7 +174,7 @@ def test_the_docker_stack_runs_each_deployable_from_a_pinned_image_on_loopback_p
     for component in ("prometheus", "alertmanager", "grafana", "pushgateway", "node-exporter", "blackbox-exporter"):
         assert f"monitoring-{component}" in containers, component
     images = {r.inputs["name"] for r in run.of_type("docker:index/remoteImage:RemoteImage")}
-    service_images = {t.image for s in load_stack("local").services for t in (s.stable, s.canary)}
+    service_images = {t.image for s in load_stack("local", FIXTURE).services for t in (s.stable, s.canary)}
     assert images == set(versions.IMAGES.values()) | service_images
     for image in images:
         assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1], image
@@ -186,7 +186,7 @@ def test_the_docker_stack_runs_each_deployable_from_a_pinned_image_on_loopback_p
 def test_the_docker_prometheus_gets_the_rendered_config_and_alertmanager_its_config_as_a_secret(runs):
     from rollout.artifacts import build_artifacts
 
-    files = build_artifacts(load_stack("local"), "local").files
+    files = build_artifacts(load_stack("local", FIXTURE), "local").files
     containers = {r.name: r for r in runs["local"].of_type(CONTAINER)}
     uploads = {u["file"]: u["content"] for u in containers["monitoring-prometheus"].inputs["uploads"]}
     assert uploads["/etc/prometheus/prometheus.yml"] == files["prometheus/prometheus.yml"]

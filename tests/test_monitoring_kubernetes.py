@@ -15,7 +15,7 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components.monitoring.kubernetes import keep_prometheus_data
-from conftest import KUBERNETES_STACKS, edit_stack
+from conftest import FIXTURE, KUBERNETES_STACKS, edit_stack
 from upstream import chart_defaults
 from rollout.conventions import GRAFANA_DATASOURCE_UID
 from rollout.harness import run_program
@@ -35,7 +35,7 @@ CHART_MONITORS = [
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in KUBERNETES_STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in KUBERNETES_STACKS}
 
 
 def _merged(defaults, ours):
@@ -82,7 +82,7 @@ def values_at(values: dict, path: tuple[str, ...]) -> dict:
 def test_every_scrape_job_the_rendered_config_names_is_scraped_under_that_name(runs, stack):
     # `rollout verify`, the dashboards and the alert catalogue read these job
     # names; the operator would otherwise name each job after its Service.
-    expected = {job["job_name"] for job in prometheus_config(load_stack(stack), stack)["scrape_configs"]}
+    expected = {job["job_name"] for job in prometheus_config(load_stack(stack, FIXTURE), stack)["scrape_configs"]}
     assert expected <= deployed_jobs(runs[stack])
 
 
@@ -139,7 +139,7 @@ def chart_transforms(monkeypatch):
 
 @pytest.mark.parametrize("stack, protected", [("production", True), ("staging", False)], ids=["production keeps its Prometheus", "staging does not"])
 def test_only_a_protected_stack_transforms_its_prometheus_into_a_kept_resource(chart_transforms, stack, protected):
-    run_program(stack)
+    run_program(stack, FIXTURE)
     transforms = chart_transforms["kube-prometheus-stack"]
     results = [t(_child("kubernetes:monitoring.coreos.com/v1:Prometheus")) for t in transforms]
     kept = [r for r in results if r is not None and r.opts.protect and r.opts.retain_on_delete]
@@ -189,7 +189,7 @@ def test_an_existing_grafana_without_its_credentials_is_refused_before_any_resou
 def test_the_values_carry_the_stacks_retention_replicas_and_resources(runs, stack):
     from rollout.durations import format_duration
 
-    monitoring = load_stack(stack).monitoring
+    monitoring = load_stack(stack, FIXTURE).monitoring
     (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
     values = chart.inputs["values"]
     prometheus, alertmanager = values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"]

@@ -38,7 +38,7 @@ import pytest
 import yaml
 from pulumi_crypto import PassphraseCipher
 
-from conftest import ROOT, STACKS, edit_stack, without_secrets
+from conftest import FIXTURE, ROOT, STACKS, edit_stack, without_secrets
 from figures import count
 from rollout import harness
 from rollout.cli import main
@@ -55,7 +55,7 @@ def scan_value(stack: str, name: str) -> str:
 
 
 def _document(stack: str) -> dict:
-    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    return yaml.safe_load((FIXTURE / "stacks" / f"Pulumi.{stack}.yaml").read_text())
 
 
 def secret_names(stack: str) -> list[str]:
@@ -449,7 +449,7 @@ def test_the_program_refuses_a_broken_secret_without_echoing_it(caplog, needles,
     config, secret_keys = config_for_mocks("production", None, scan_values("production"))
     secret_keys = change(config, secret_keys)
     with pytest.raises(pulumi.RunError) as caught:
-        run_program("production", config=config, secret_keys=secret_keys)
+        run_program("production", FIXTURE, config=config, secret_keys=secret_keys)
     message = str(caught.value)
     count(TOPIC, "error messages scanned")
     assert expected in message, message
