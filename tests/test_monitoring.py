@@ -215,7 +215,7 @@ def test_every_secret_of_production_stays_in_secret_inputs():
         "smtpPassword": "trace-smtp-7c1",
         "rollbackWebhookUrl": "https://trace.invalid/rollback-7c1",
     }
-    run = run_program("production", secret_values=markers)
+    run = run_program("production", FIXTURE, secret_values=markers)
     seen_in_secret = set()
     for resource in run.resources:
         plain = json.dumps(without_secrets(resource.inputs, resource.secret_paths))

@@ -67,7 +67,7 @@ def test_secret_values_stay_secret_in_every_declared_input(runs):
 
 def test_a_traced_secret_value_reaches_no_plain_input_or_output():
     marker = "s3cr3t-routing-key-e2e9"
-    run = run_program("production", secret_values={"pagerdutyRoutingKey": marker})
+    run = run_program("production", FIXTURE, secret_values={"pagerdutyRoutingKey": marker})
     for resource in run.resources:
         assert marker not in json.dumps(without_secrets(resource.inputs, resource.secret_paths)), resource.name
     plain_outputs = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}

@@ -222,7 +222,7 @@ def test_a_secret_kept_in_a_secret_input_is_not_reported(needles):
 @pytest.fixture(scope="module")
 def runs() -> dict[str, harness.ProgramRun]:
     """The program of each stack, handed the test values as the decrypted secrets."""
-    return {stack: run_program(stack, secret_values=scan_values(stack)) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE, secret_values=scan_values(stack)) for stack in STACKS}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -299,7 +299,7 @@ def test_a_command_prints_no_secret(project, needles, check_sees_test_values, st
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_program_logs_no_secret(caplog, needles, stack):
     caplog.set_level(logging.DEBUG)
-    run_program(stack, secret_values=scan_values(stack))
+    run_program(stack, FIXTURE, secret_values=scan_values(stack))
     no_leaks(scan_records(caplog.records, needles))
 
 

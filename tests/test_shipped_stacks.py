@@ -63,3 +63,23 @@ def test_the_shipped_stack_passes_its_own_policies(stack, committed):
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_other_test_reads_the_shipped_stacks():
+    """Behaviour tests pass a project (FIXTURE or their own) to every loader, never the default stacks/."""
+    import ast
+
+    readers = {"load_stack": 2, "run_program": 2}
+    offenders = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        if path.name in {"test_shipped_stacks.py", "test_project_files.py"}:
+            continue
+        source = path.read_text()
+        if 'ROOT / "stacks"' in source:
+            offenders.append(f"{path.name}: ROOT / \"stacks\"")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in readers:
+                given = len(node.args) + sum(1 for k in node.keywords if k.arg == "root")
+                if given < readers[node.func.id]:
+                    offenders.append(f"{path.name}:{node.lineno}: {node.func.id} without a project")
+    assert offenders == [], offenders
