@@ -28,6 +28,7 @@ from rollout.gates import (
 )
 from rollout.loader import load_stack
 from rollout.state import format_time, rollout_state, service_state
+from conftest import FIXTURE
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -36,7 +37,7 @@ SERVICE = "genesis"
 
 def state(stack: str = "staging", *weights_ago: tuple[int, timedelta], flags_on=(), canary=None) -> dict:
     """The stack's real state with the history replaced: (weight, how long ago it began)."""
-    base = rollout_state(load_stack(stack), stack, NOW)
+    base = rollout_state(load_stack(stack, FIXTURE), stack, NOW)
     current = base["services"][SERVICE]
     history = [{"weight": w, "startedAt": NOW - ago, "reason": None} for w, ago in weights_ago]
     base["services"][SERVICE] = service_state(SERVICE, current["plan"], current["stages"], history, NOW, tracks(current))

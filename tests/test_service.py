@@ -9,7 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path
+from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack
+from upstream import crd_schema
 from rollout.harness import run_program
 from rollout.loader import load_stack
 
@@ -21,7 +22,7 @@ ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in STACKS}
 
 
 def _manifest(resource) -> dict:
@@ -33,7 +34,7 @@ def _manifest(resource) -> dict:
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_each_track_has_a_deployment_and_a_service_under_the_component(runs, stack):
     run = runs[stack]
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     service = config.services[0]
     deployments = {r.name: r for r in run.of_type(DEPLOYMENT)}
     assert set(deployments) == {"genesis-stable", "genesis-canary"}
@@ -69,11 +70,11 @@ def test_only_production_declares_disruption_budgets(runs):
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_the_route_splits_traffic_stable_100_minus_w_and_canary_w(runs, stack):
-    weight = load_stack(stack).services[0].rollout.weight
+    weight = load_stack(stack, FIXTURE).services[0].rollout.weight
     (route,) = runs[stack].of_type(ROUTE)
     backends = {b["name"]: b["weight"] for b in route.inputs["spec"]["rules"][0]["backendRefs"]}
     assert backends == {"genesis-stable": 100 - weight, "genesis-canary": weight}
-    gateway = load_stack(stack).kubernetes.gateway
+    gateway = load_stack(stack, FIXTURE).kubernetes.gateway
     (parent,) = route.inputs["spec"]["parentRefs"]
     assert (parent["name"], parent["namespace"]) == (gateway.name, gateway.namespace)
 
@@ -93,14 +94,12 @@ def test_a_rollback_to_zero_sends_the_canary_no_traffic_but_keeps_its_pods(proje
     backends = {b["name"]: b["weight"] for b in route.inputs["spec"]["rules"][0]["backendRefs"]}
     assert backends == {"genesis-stable": 100, "genesis-canary": 0}
     canary = [r for r in run.of_type(DEPLOYMENT) if r.name == "genesis-canary"][0]
-    assert canary.inputs["spec"]["replicas"] == load_stack("staging").services[0].canary.replicas
+    assert canary.inputs["spec"]["replicas"] == load_stack("staging", FIXTURE).services[0].canary.replicas
 
 
 @lru_cache(maxsize=1)
 def _httproute_schema() -> dict:
-    crd = yaml.safe_load(shared_path("schemas", "crds", "gateway.networking.k8s.io_httproutes.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return version["schema"]["openAPIV3Schema"]
+    return crd_schema("gateway.networking.k8s.io", "httproutes")
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
@@ -124,7 +123,7 @@ def test_deployments_services_and_budgets_validate_with_kubernetes_validate(runs
 
 
 def test_the_docker_stack_runs_both_tracks_on_their_own_loopback_ports(runs):
-    config = load_stack("local")
+    config = load_stack("local", FIXTURE)
     containers = {r.name: r for r in runs["local"].of_type("docker:index/container:Container")}
     for track, port in (("stable", config.docker.ports.service_stable), ("canary", config.docker.ports.service_canary)):
         container = containers[f"genesis-{track}"]
@@ -141,7 +140,7 @@ KINDS = {"Deployment": DEPLOYMENT, "Service": SERVICE, "PodDisruptionBudget": PD
 def test_rollout_render_writes_the_objects_the_component_declares_and_they_validate(runs, stack):
     from rollout.artifacts import build_artifacts
 
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     rendered = [
         yaml.safe_load(text)
         for path, text in build_artifacts(config, stack).files.items()
@@ -162,5 +161,5 @@ def test_rollout_render_writes_the_objects_the_component_declares_and_they_valid
 def test_the_docker_stack_renders_no_kubernetes_objects():
     from rollout.artifacts import build_artifacts
 
-    files = build_artifacts(load_stack("local"), "local").files
+    files = build_artifacts(load_stack("local", FIXTURE), "local").files
     assert not [path for path in files if path.startswith("kubernetes/")]
