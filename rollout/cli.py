@@ -109,6 +109,14 @@ def _utf8(text: str) -> str:
     return text
 
 
+def _image_arg(text: str) -> str:
+    """--image: one container image reference, no whitespace or control characters."""
+    _utf8(text)
+    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text) or len(text) > 1000:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not a container image reference")
+    return text
+
+
 def _is_file(path: Path) -> bool:
     try:
         return path.exists()
@@ -226,6 +234,10 @@ def _status_stack(args: argparse.Namespace, now) -> int:
             f"{st.service}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
             f"{format_time(st.stage_started_at)}, {format_duration(st.time_in_stage)} in stage{soak}"
         )
+        print(f"  release: canary {st.canary_image} ({_pods(st.canary_replicas)}), "
+              f"stable {st.stable_image} ({_pods(st.stable_replicas)})")
+        if st.upstream is not None:
+            print(f"  upstream: {st.upstream}")
         if st.next_weight is not None:
             served = st.earliest_advance_at is not None and st.earliest_advance_at <= now
             when = "now" if served else f"in {format_duration(st.earliest_advance_at - now)}"
@@ -272,6 +284,43 @@ def _status_all(args: argparse.Namespace, now) -> int:
     return EXIT_BAD_INPUT if broken else EXIT_OK
 
 
+def _pods(count) -> str:
+    return f"{count} replica{'' if count == 1 else 's'}"
+
+
+def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict | None, now) -> int:
+    """``rollout status --format json``: what the Stage watch workflow reads."""
+    import json
+
+    from rollout.gates import STAGING_FIRST, judge
+    from rollout.releasing import upstream_progress
+    from rollout.state import format_time, status, with_entry
+
+    services = {}
+    for name in _services(config, args.service):
+        st = status(state["services"][name], now)
+        waits = []
+        if st.next_weight is not None and upstream is not None:
+            ahead = with_entry(state, name, st.next_weight, now, None, now)
+            waits = [v.message for v in judge(ahead, state, None, upstream, now) if v.policy == STAGING_FIRST]
+        services[name] = {
+            "weight": st.weight,
+            "nextWeight": st.next_weight,
+            "earliestAdvance": format_time(st.earliest_advance_at) if st.earliest_advance_at else None,
+            "complete": st.complete,
+            "waitsFor": waits,
+            "release": st.canary_image,
+            "stableImage": st.stable_image,
+            "canaryReplicas": st.canary_replicas,
+            "upstream": upstream_progress(upstream, name, st.canary_image, now) if upstream is not None else None,
+            # The soak is served, upstream allows it and no safety flag is on;
+            # the canary's SLOs are judged on the pull request, with evidence.
+            "mayAdvance": st.next_weight is not None and st.soak_served and not waits and not state["safetyFlagsOn"],
+        }
+    print(json.dumps({"stack": args.stack, "safetyFlagsOn": state["safetyFlagsOn"], "services": services}, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
 def cmd_advance(args: argparse.Namespace) -> int:
     from rollout.stackfile import locked
 
@@ -300,7 +349,8 @@ def _advance(args: argparse.Namespace) -> int:
             continue
         # Never before the current entry: the history is in time order.
         at = max(now, parse_time(service["stageStartedAt"]))
-        entries.append(NewEntry(name, service["nextWeight"], at, args.reason))
+        entries.append(NewEntry(name, service["nextWeight"], at, args.reason, release=service["canary"]["image"],
+                                plan=service["plan"]))
         new_state = with_entry(new_state, name, service["nextWeight"], at, args.reason, now)
     if not entries:
         print("rollout: nothing to advance", file=sys.stderr)
@@ -313,21 +363,32 @@ def _advance(args: argparse.Namespace) -> int:
         if report.refused:
             for violation in report.violations:
                 print(format_violation(violation), file=sys.stderr)
+            if args.dry_run:
+                _print_dry_run(path, entries, state, f"refused: {len(report.violations)} gate violation(s)")
+                return EXIT_REFUSED
             print(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
             return EXIT_REFUSED
         verdict = "gates pass"
     else:
+        # What the history alone refuses is refused now; only the canary's budget
+        # waits for evidence (`rollout check` and the policy pack judge it).
         upstream = (
             rollout_state(load_stack(config.promotes_from, args.project), config.promotes_from, now)
             if config.promotes_from
             else None
         )
-        found = [v for v in judge(new_state, state, None, upstream, now) if v.policy != CANARY_WITHIN_BUDGET]
-        for violation in found:
-            print(f"warning: `rollout check` will refuse this: {format_violation(violation)}", file=sys.stderr)
+        refused = [v for v in judge(new_state, state, None, upstream, now) if v.policy != CANARY_WITHIN_BUDGET]
+        if refused:
+            for violation in refused:
+                print(format_violation(violation), file=sys.stderr)
+            if args.dry_run:
+                _print_dry_run(path, entries, state, f"refused: {len(refused)} gate violation(s)")
+                return EXIT_REFUSED
+            print(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+            return EXIT_REFUSED
         print("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
               file=sys.stderr)
-        verdict = f"{len(found)} gate violation(s) besides the canary's budget" if found else "gates pass, but for the canary's budget (no evidence)"
+        verdict = "gates pass, but for the canary's budget (no evidence)"
     if args.dry_run:
         _print_dry_run(path, entries, state, verdict)
         return EXIT_OK
@@ -336,6 +397,59 @@ def _advance(args: argparse.Namespace) -> int:
     for entry in entries:
         before = state["services"][entry.service]["weight"]
         print(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
+    return EXIT_OK
+
+
+def _now(args: argparse.Namespace):
+    """The one clock of a command: its ``--now`` (rollout.clock), else the current time."""
+    from rollout.clock import now_of
+
+    return now_of(args)
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from rollout.stackfile import locked
+
+    with locked(stack_file(args.stack, args.project), args.project):
+        return _edit(args, "release")
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from rollout.stackfile import locked
+
+    with locked(stack_file(args.stack, args.project), args.project):
+        return _edit(args, "promote")
+
+
+def _edit(args: argparse.Namespace, command: str) -> int:
+    """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.releasing)."""
+    from rollout.releasing import Refused, apply, one_service, promote_edit, release_edit
+
+    config = load_stack(args.stack, args.project)
+    service = one_service(config, args.service, command)
+    now = _now(args)
+    path = stack_file(args.stack, args.project)
+    reason = args.reason.strip() if args.reason and args.reason.strip() else None
+    try:
+        if command == "release":
+            edit = release_edit(config, args.stack, service, args.image, reason, now)
+        else:
+            edit = promote_edit(config, args.stack, service, reason, now)
+    except Refused as refused:
+        for line in refused.lines:
+            print(f"rollout: {line}" if not line.startswith("[") else line, file=sys.stderr)
+        print(f"rollout: {command} refused; {path.name} is unchanged", file=sys.stderr)
+        return EXIT_REFUSED
+    if getattr(args, "dry_run", False):
+        print(f"dry run: {path.name} is unchanged; this {command} would be written:")
+        for line in edit.lines:
+            print(f"  {line}")
+        print("verdict: allowed")
+        return EXIT_OK
+    for note in apply(path, args.project, edit):
+        print(note, file=sys.stderr)
+    for line in edit.lines:
+        print(line)
     return EXIT_OK
 
 
@@ -361,8 +475,10 @@ def _rollback(args: argparse.Namespace) -> int:
     now = now_of(args)
     entries = []
     for name in _services(config, args.service):
-        current = config.service(name).rollout.current
-        entries.append(NewEntry(name, 0, max(now, current.started_at), reason))
+        service = config.service(name)
+        current = service.rollout.current
+        entries.append(NewEntry(name, 0, max(now, current.started_at), reason, release=service.canary.image,
+                                plan=service.rollout.plan))
     if args.dry_run:
         _print_dry_run(path, entries, rollout_state(config, args.stack, now), "a rollback is never refused")
         return EXIT_OK
@@ -641,6 +757,27 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_arg(diff)
     diff.add_argument("--base", default=None, type=_given, help="the git ref to compare with (default HEAD)")
     diff.set_defaults(handler=cmd_diff)
+
+    release = commands.add_parser(
+        "release", help="start a new rollout: set the canary's image and append weight 0, in one edit"
+    )
+    _stack_arg(release)
+    release.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    release.add_argument("--image", required=True, type=_image_arg, help="the new release: an image with a pinned tag or digest")
+    release.add_argument("--reason", default=None, type=_utf8, help="recorded with the new history entry")
+    release.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
+    add_now_argument(release, "the release (its entry's startedAt)")
+    release.set_defaults(handler=cmd_release)
+
+    promote = commands.add_parser(
+        "promote", help="after the rollout completed: set stable.image to the release and append weight 0"
+    )
+    _stack_arg(promote)
+    promote.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    promote.add_argument("--reason", default=None, type=_utf8, help="recorded with the new history entry")
+    promote.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
+    add_now_argument(promote, "the promotion (its entry's startedAt and the gates' verdict)")
+    promote.set_defaults(handler=cmd_promote)
 
     rollback = commands.add_parser("rollback", help="append weight 0 with a reason to the stack file; never refused")
     _stack_arg(rollback)

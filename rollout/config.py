@@ -31,6 +31,7 @@ from rollout import conventions
 from rollout.errors import KeyedError
 from rollout.durations import format_duration, parse_duration
 from rollout.plans import BUILTIN_PLANS, Plan, Stage
+from rollout.releases import canary_replicas
 
 
 class SecretRef:
@@ -478,12 +479,32 @@ Image = Annotated[str, AfterValidator(_image)]
 
 
 class TrackSettings(Model):
-    """One track (stable or canary) of a service."""
+    """The canary track of a service."""
 
     image: Image
-    """Image with a pinned tag or digest; the policy pack refuses ``latest``."""
+    """The release being rolled out: an image with a pinned tag or digest (a digest identifies the
+    release when given); the policy pack refuses ``latest``. Change it with ``rollout release``: a
+    new release starts a new rollout at 0 %.
+    """
     replicas: NonNegativeCount = 2
-    """Pods (or containers) of this track."""
+    """The fewest pods the canary runs. At weight w it runs
+    ``max(replicas, ceil(stable.replicas * w / 100))``, so it can carry its share at every stage.
+    """
+
+
+class StableTrackSettings(Model):
+    """The stable track of a service."""
+
+    image: Image
+    """Image with a pinned tag or digest. It changes only to a release whose rollout completed in
+    this stack (``rollout promote``) or back to ``previousImage`` (a revert).
+    """
+    replicas: NonNegativeCount = 2
+    """Pods (or containers) of this track; it keeps them all at every weight."""
+    previous_image: Image | None = None
+    """The stable image before the last promote, written by ``rollout promote``: setting ``image``
+    back to it is a revert.
+    """
 
 
 class CustomStage(Model):
@@ -494,12 +515,22 @@ class CustomStage(Model):
 
 
 class HistoryEntry(Model):
-    """One stage entered: its weight and when. A rollback carries its reason."""
+    """One stage entered: its weight, when, the release and the plan. A rollback carries its reason."""
 
     weight: Percentage
     """The canary's traffic weight from this entry on, percent."""
     started_at: Timestamp
-    """When the stage began (UTC)."""
+    """When the stage was recorded (UTC). The soak counts from when the stage took traffic, which
+    the gate evidence measures (see docs/operations.md).
+    """
+    release: Image | None = None
+    """The canary's image in this stage (written by ``rollout advance``, ``release``, ``promote``
+    and ``rollback``); unset in entries written by hand.
+    """
+    plan: Literal["safe", "fast", "instant", "custom"] | None = None
+    """The plan this stage was entered under; unset means the service's current plan. A plan may
+    change mid-rollout: entries keep the plan they were written with.
+    """
     reason: str | None = None
     """Why (required by ``rollout rollback``, optional otherwise)."""
 
@@ -528,12 +559,13 @@ class RolloutSettings(Model):
                 raise KeyedError(("stages",), f"{weights} must end at 100")
         elif self.stages is not None:
             raise KeyedError(("stages",), f"is only for plan: custom; plan {self.plan} has its own")
-        allowed = self.plan_model.weights
         for index, entry in enumerate(self.history):
+            allowed = self.entry_weights(entry)
             if entry.weight not in allowed:
+                written = entry.plan or self.plan
                 raise KeyedError(
                     ("history", index, "weight"),
-                    f"{entry.weight} is not a stage of plan {self.plan}; "
+                    f"{entry.weight} is not a stage of plan {written}; "
                     f"allowed: {', '.join(map(str, allowed))}",
                 )
         from rollout.clock import latest_clock
@@ -560,6 +592,22 @@ class RolloutSettings(Model):
         if self.plan == "custom":
             return Plan("custom", tuple(Stage(s.weight, s.soak) for s in self.stages or ()))
         return BUILTIN_PLANS[self.plan]
+
+    def entry_weights(self, entry: HistoryEntry) -> tuple[int, ...]:
+        """The weights an entry may have: the stages of the plan it was written with.
+
+        An entry that names its plan is a stage of that plan (a ``custom`` one of
+        this service's stages). An entry without a plan may be a stage of the
+        current plan or of any built-in plan: it may predate a plan change.
+        """
+        if entry.plan is not None and entry.plan != "custom":
+            return BUILTIN_PLANS[entry.plan].weights
+        if entry.plan == "custom":
+            return tuple(s.weight for s in self.stages or ()) or tuple(range(101))
+        known = {*self.plan_model.weights}
+        for plan in BUILTIN_PLANS.values():
+            known.update(plan.weights)
+        return tuple(sorted(known))
 
     @property
     def current(self) -> HistoryEntry:
@@ -624,10 +672,10 @@ class ServiceSettings(Model):
     """Service name: a DNS label, used in every object name and as the ``service`` label."""
     port: Annotated[int, _between(1, 65535)] = 8080
     """Port the service listens on and exposes metrics on."""
-    stable: TrackSettings
+    stable: StableTrackSettings
     """The stable track."""
     canary: TrackSettings
-    """The canary track."""
+    """The canary track: the release being rolled out."""
     resources: Resources
     """Requests and limits of each track's containers."""
     health: ProbeSettings = ProbeSettings()
@@ -636,6 +684,10 @@ class ServiceSettings(Model):
     """The rollout plan and its history."""
     route: RouteSettings = RouteSettings()
     """The HTTPRoute's host names and matches on the shared Gateway."""
+
+    def canary_replicas(self) -> int:
+        """The canary's replicas at the current weight (see :func:`rollout.releases.canary_replicas`)."""
+        return canary_replicas(self.rollout.weight, self.stable.replicas, self.canary.replicas)
 
 
 # --- feature flags -------------------------------------------------------------

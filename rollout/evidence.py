@@ -14,6 +14,14 @@ the time of collection. Five instant queries at the collection time cover it:
 - ``consecutiveFailedHealthChecks``: the longest run of failed probes
   (``probe_success == 0``) in the raw samples of the stage, per probe series.
 
+The soak counts from when the stage took traffic, not from when the stack file
+was edited (review, merge and deploy time are no soak): ``trafficSince`` is the
+first moment in the stage's window at which Prometheus saw the canary's share of
+the service's requests reach 90 % of the stage's weight (at 0 %, which takes no
+requests by design, the first probe sample of the canary's pods). The gates
+count the soak from it to ``collectedAt``, so evidence from a Prometheus that
+holds five minutes of a one-day stage covers five minutes and refuses.
+
 They read the metric contract's raw series (names from ``rollout:metrics``)
 rather than the 5-minute SLI recording rules (``rollout.conventions``): a ratio or
 a quantile over the whole stage is exact from counters and histogram buckets,
@@ -152,6 +160,55 @@ def queries(config: StackConfig, service: str, window_seconds: int) -> dict[str,
     }
 
 
+#: The canary has taken a stage's traffic once its observed share reaches this
+#: fraction of the stage's weight (request shares wobble around the weight).
+TRAFFIC_SHARE_TOLERANCE = 0.9
+#: The rate window of the traffic-share series, and the most points it may have.
+SHARE_RATE_WINDOW = "5m"
+SHARE_MAX_POINTS = 10_000
+
+
+def share_query(config: StackConfig, service: str, window_seconds: int) -> str:
+    """The canary's share of the service's requests over the window, as a range (a subquery)."""
+    metrics = config.metrics
+    canary = f"{metrics.requests_total}{_selector(config, service)}[{SHARE_RATE_WINDOW}]"
+    every = f"{metrics.requests_total}{{{conventions.SERVICE_LABEL}=\"{service}\"}}[{SHARE_RATE_WINDOW}]"
+    step = max(60, math.ceil(window_seconds / SHARE_MAX_POINTS))
+    return f"(sum(rate({canary})) / sum(rate({every})))[{window_seconds}s:{step}s]"
+
+
+def traffic_since(
+    client: "PrometheusClient", config: StackConfig, service: str, weight: int, started: datetime,
+    seconds: int, now: datetime, probes: QueryResult | None,
+) -> tuple[str | None, str | None]:
+    """When Prometheus first saw the stage take traffic, within the stage: (time, detail).
+
+    Above 0 %: the first point of the canary's request share at or above
+    :data:`TRAFFIC_SHARE_TOLERANCE` of the weight. At 0 % the canary takes no
+    requests by design: the first probe sample of its pods. None when the data
+    shows neither (a Prometheus that holds nothing of the stage).
+    """
+    if weight == 0:
+        result, threshold = probes, None
+    else:
+        result, threshold = client.query(share_query(config, service, seconds), now), TRAFFIC_SHARE_TOLERANCE * weight / 100
+    if result is None or result.status != "ok" or result.result_type != "matrix" or not isinstance(result.result, list):
+        return None, f"no traffic-share data ({result.status if result else 'not queried'})"
+    first = None
+    for item in result.result:
+        for stamp, value in item.get("values") or ():
+            try:
+                stamp, value = float(stamp), float(value)
+            except (TypeError, ValueError):
+                continue
+            if stamp < started.timestamp() or (threshold is not None and not value >= threshold):
+                continue
+            first = stamp if first is None else min(first, stamp)
+    if first is None:
+        return None, "the canary never took the stage's share in the data Prometheus holds"
+    return format_time(datetime.fromtimestamp(math.floor(first), started.tzinfo)), None
+
+
 def _scalar(result: QueryResult) -> tuple[str, float | None, str | None]:
     """One number from a vector answer: (status, value, detail)."""
     if result.status != "ok":
@@ -210,6 +267,8 @@ def collect_service(
     record: dict[str, Any] = {
         "stageWeight": deployed["weight"],
         "stageStartedAt": deployed["stageStartedAt"],
+        "release": deployed.get("release"),
+        "trafficSince": None,
         "windowSeconds": None,
         "queries": {},
     }
@@ -221,12 +280,19 @@ def collect_service(
         }
         return record
     record["windowSeconds"] = seconds
+    probes = None
     for measure, promql in queries(config, service, seconds).items():
         result = client.query(promql, now)
+        if measure == "consecutiveFailedHealthChecks":
+            probes = result
         status, value, detail = _health(result) if measure == "consecutiveFailedHealthChecks" else _scalar(result)
         record["queries"][measure] = {
             "status": status, "value": value, "query": promql, "detail": detail, "tries": result.tries,
         }
+    since, detail = traffic_since(client, config, service, deployed["weight"], started, seconds, now, probes)
+    record["trafficSince"] = since
+    if detail:
+        record["trafficDetail"] = detail
     return record
 
 
@@ -254,6 +320,8 @@ def collect(
             services[service.name] = {
                 "stageWeight": None,
                 "stageStartedAt": None,
+                "release": None,
+                "trafficSince": None,
                 "windowSeconds": None,
                 "queries": {},
                 "detail": "not in the deployed state: no deployed stage to measure",
@@ -286,6 +354,11 @@ def summary(evidence: Mapping[str, Any]) -> list[str]:
         window = record.get("windowSeconds")
         span = f"over {format_duration(timedelta(seconds=window))}" if window else "(no window)"
         lines.append(f"{name}: canary at {record.get('stageWeight')}% since {record.get('stageStartedAt')} {span}")
+        if record.get("release"):
+            lines.append(f"  release: {record['release']}")
+        if record.get("stageWeight") is not None:
+            took = record.get("trafficSince") or f"never ({record.get('trafficDetail') or 'no data'})"
+            lines.append(f"  took its traffic from: {took}")
         found = record.get("queries") or {}
         for measure, result in sorted(found.items(), key=lambda item: list(MEASURES).index(item[0])):
             shown = f"{result['value']:.6g}" if result.get("status") == "ok" else result.get("status")

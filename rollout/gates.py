@@ -5,18 +5,38 @@ written by ``rollout evidence`` (:mod:`rollout.evidence`). The same
 :func:`judge` runs in ``rollout check``, ``rollout advance --evidence`` and the
 CrossGuard policy pack, so all three refuse exactly the same transitions.
 
-A service is judged only when its weight goes UP relative to the deployed state
-(an *advance*). The same weight is no transition and needs no evidence. A lower
-weight (a rollback) and a safety flag switched on are never blocked by any gate,
-whatever the evidence says or lacks. (A diff that both switches a safety flag on
-and raises a weight is refused for the raise; the flag alone never is.) An
-advance must pass every gate:
+Every service is judged on what changes against the deployed state. What a
+rollout promotes is a **release** (the canary's image; its digest when given,
+:mod:`rollout.releases`). Three gates judge every change:
+
+``rollout-history-append-only``
+    Every deployed history entry stays as it was (weight, start, release, plan,
+    reason); only new entries follow. The first entry that differs is named.
+``rollout-new-release-new-rollout``
+    The canary's release changes only together with a new history entry at the
+    plan's first stage (0 %): a new release starts a new rollout.
+``rollout-stable-completed-release-only``
+    ``stable.image`` changes only to the release whose rollout completed in this
+    stack (100 % served for the plan's completion soak), or back to the stable
+    image deployed before (``previousImage``, a revert).
+
+A lower weight (a rollback) and a safety flag switched on are never refused:
+a rollback is judged by no advance gate, whatever the release, the history or
+the evidence, and the history gate only asks that it remove no deployed entry
+(removing entries to lower the weight would restart an old stage's clock). (A diff that both rolls back and
+changes the canary's or the stable track's image is judged for the image
+change; the rollback alone never is.) The same weight is no advance and needs
+no evidence. An advance (the weight goes UP) must pass every gate:
 
 ``rollout-next-stage-only``
-    The new weight is the stage of the plan right after the deployed weight.
+    The new weight is the first stage of the (new) plan above the deployed
+    weight; a plan may change mid-rollout.
 ``rollout-soak-served``
-    The deployed stage has soaked its minimum, both by the clock and by the
-    new stage's recorded start.
+    The deployed stage has soaked its minimum (under the plan it was entered
+    with, or the new plan's if longer), by the clock and by the new stage's
+    recorded start; with evidence, also from when Prometheus saw the canary
+    take the stage's share of traffic (``trafficSince``) to the evidence's
+    collection: evidence that covers less than the soak refuses.
 ``rollout-canary-within-budget``
     Fresh evidence for this stack shows the canary within budget over the
     deployed stage: error ratio, P95, P99 at or below their maxima, fewer
@@ -24,8 +44,10 @@ advance must pass every gate:
     requests. Missing, stale or unreadable evidence and every query that did not
     return a number (no data, NaN, error, Prometheus unreachable) refuse.
 ``rollout-staging-first``
-    A stack with ``promotesFrom`` enters a stage only after the upstream stack
-    completed it: the upstream is past that weight, or at it with its soak served.
+    A stack with ``promotesFrom`` enters stage w of release R only after the
+    upstream stack completed stage w with R: the upstream's canary runs R and
+    is past w, or at w with its soak served; or the upstream promoted R to its
+    stable track (which it may only after completing R).
 ``rollout-no-safety-flag-on-advance``
     No safety flag is on in the new state.
 
@@ -34,6 +56,8 @@ Evidence format (only the keys the gates read)::
     {"stack": "staging", "collectedAt": "2026-11-26T20:00:00Z",
      "deployedState": {...rollout state...}, "upstreamState": {...} | null,
      "services": {"genesis": {"stageWeight": 10, "stageStartedAt": "...Z",
+        "release": "ghcr.io/example/genesis:1.5.0",
+        "trafficSince": "...Z" | null,    # when the canary took the stage's share
         "queries": {"<measure>": {"status": "ok", "value": 0.001, "query": "...",
                                    "detail": null}, ...}}}}
 
@@ -50,7 +74,8 @@ from typing import Any, Mapping
 
 from rollout.config import CLOCK_SKEW
 from rollout.durations import format_duration
-from rollout.state import format_time, parse_time, stage_soak
+from rollout.releases import same_release
+from rollout.state import current_soak, format_time, parse_time, stage_soak
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,9 @@ class GatePolicy:
     remediation: str
 
 
+HISTORY_APPEND_ONLY = "rollout-history-append-only"
+NEW_RELEASE_NEW_ROLLOUT = "rollout-new-release-new-rollout"
+STABLE_COMPLETED_ONLY = "rollout-stable-completed-release-only"
 NEXT_STAGE_ONLY = "rollout-next-stage-only"
 SOAK_SERVED = "rollout-soak-served"
 CANARY_WITHIN_BUDGET = "rollout-canary-within-budget"
@@ -73,8 +101,29 @@ GATE_POLICIES: dict[str, GatePolicy] = {
     policy.name: policy
     for policy in (
         GatePolicy(
+            HISTORY_APPEND_ONLY,
+            "Every deployed history entry stays as it was (weight, start, release, plan, reason); "
+            "only new entries may follow it.",
+            "Restore the deployed entries and append new ones with `rollout advance`, `rollout release` "
+            "or `rollout rollback`.",
+        ),
+        GatePolicy(
+            NEW_RELEASE_NEW_ROLLOUT,
+            "The canary's release changes only with a new history entry at the plan's first stage (0%): "
+            "a new release starts a new rollout.",
+            "Start the release with `rollout release --image IMAGE`, which sets the canary's image and "
+            "appends weight 0.",
+        ),
+        GatePolicy(
+            STABLE_COMPLETED_ONLY,
+            "The stable track's image changes only to the release whose rollout completed in this stack, "
+            "or back to the stable image deployed before (a revert).",
+            "Promote a completed rollout with `rollout promote`; to revert, set stable.image to "
+            "stable.previousImage.",
+        ),
+        GatePolicy(
             NEXT_STAGE_ONLY,
-            "A rollout advance goes to the next stage of the plan after the deployed weight, and no other.",
+            "A rollout advance goes to the plan's first stage above the deployed weight, and no other.",
             "Advance one stage at a time with `rollout advance`; a lower weight (rollback) is always allowed.",
         ),
         GatePolicy(
@@ -91,8 +140,10 @@ GATE_POLICIES: dict[str, GatePolicy] = {
         ),
         GatePolicy(
             STAGING_FIRST,
-            "A stack with promotesFrom enters a stage only after the upstream stack completed it.",
-            "Advance the upstream stack (promotesFrom) to this stage and let it soak first.",
+            "A stack with promotesFrom enters a stage of a release only after the upstream stack "
+            "completed that stage with the same release.",
+            "Release the same image in the upstream stack (promotesFrom), advance it to this stage and "
+            "let it soak first.",
         ),
         GatePolicy(
             NO_SAFETY_FLAG_ON_ADVANCE,
@@ -171,15 +222,22 @@ def judge(
                 violations.append(GateViolation(NEXT_STAGE_ONLY, name, f"{why}: an advance cannot be judged"))
             continue
         deployed_weight = deployed["weight"] if deployed else 0
-        if new["weight"] <= deployed_weight:
-            # Same weight: no transition. Lower weight: a rollback, never blocked.
-            continue
         found: list[tuple[str, str]] = []
-        found += _next_stage_only(new, deployed, deployed_weight)
-        found += _soak_served(new, deployed, deployed_weight, now)
-        found += _canary_within_budget(name, new_state, deployed_state, deployed, evidence, now)
-        found += _staging_first(name, new_state, upstream_state, now)
-        found += _no_safety_flag(new_state)
+        # Judged on every change: what the canary and the stable track run.
+        found += _new_release_new_rollout(new, deployed)
+        found += _stable_completed_only(new, deployed, now)
+        if new["weight"] >= deployed_weight:
+            found += _history_append_only(new, deployed)
+        else:
+            # A rollback is never refused for what the history says, as long as it
+            # is a new entry: removing deployed entries is no rollback.
+            found += _rollback_appended(new, deployed)
+        if new["weight"] > deployed_weight:
+            found += _next_stage_only(new, deployed, deployed_weight)
+            found += _soak_served(name, new, deployed, deployed_weight, evidence, now)
+            found += _canary_within_budget(name, new_state, deployed_state, deployed, evidence, now)
+            found += _staging_first(name, new_state, upstream_state, now)
+            found += _no_safety_flag(new_state)
         order = list(GATE_POLICIES)
         for policy, message in sorted(found, key=lambda item: order.index(item[0])):
             violations.append(GateViolation(policy, name, message))
@@ -256,20 +314,129 @@ def unreadable_service(service: Any) -> str | None:
 # --- the gates --------------------------------------------------------------------
 
 
+def _history_append_only(new: Mapping[str, Any], deployed: Mapping[str, Any] | None):
+    if not deployed:
+        return []
+    history = new.get("history") or []
+    for index, before in enumerate(deployed["history"]):
+        shown = f"history[{index}]"
+        if not isinstance(before, Mapping):
+            return [(HISTORY_APPEND_ONLY, f"{shown}: the deployed entry is unreadable")]
+        was = f"{before.get('weight')}% from {before.get('startedAt')}"
+        if index >= len(history):
+            return [(HISTORY_APPEND_ONLY, f"{shown} (the deployed {was}) is missing: the history is append-only; "
+                     "deployed entries are never removed")]
+        entry = history[index]
+        # Keys an older deployed state does not record are not compared.
+        keys = [k for k in ("weight", "startedAt", "release", "plan", "reason") if k in before]
+        changed = [k for k in keys if entry.get(k) != before.get(k)]
+        if changed:
+            what = "; ".join(f"{k} {_text(entry.get(k))}, deployed {_text(before.get(k))}" for k in changed)
+            return [(HISTORY_APPEND_ONLY, f"{shown} differs from the deployed entry ({was}): {what}; "
+                     "the history is append-only: deployed entries never change")]
+    return []
+
+
+def _rollback_appended(new: Mapping[str, Any], deployed: Mapping[str, Any] | None):
+    if not deployed:
+        return []
+    deployed_history, history = deployed.get("history") or [], new.get("history") or []
+    if len(history) >= len(deployed_history):
+        return []
+    return _history_append_only(new, deployed) or [(HISTORY_APPEND_ONLY, f"the history goes from {deployed['weight']}% to {new['weight']}% by removing "
+             f"deployed entries ({len(deployed_history)} deployed, {len(history)} now); a rollback appends an "
+             "entry (`rollout rollback`)")]
+
+
+def _text(value: Any) -> str:
+    return "unset" if value is None else str(value)
+
+
+def _new_release_new_rollout(new: Mapping[str, Any], deployed: Mapping[str, Any] | None):
+    if not deployed:
+        return []
+    before = (deployed.get("canary") or {}).get("image")
+    after = (new.get("canary") or {}).get("image")
+    if before is None or after is None or same_release(before, after):
+        return []
+    history = new.get("history") or []
+    first = new["stages"][0]["weight"] if new.get("stages") else 0
+    starts = len(history) > len(deployed.get("history") or []) and new["weight"] == first
+    if starts:
+        return []
+    return [(NEW_RELEASE_NEW_ROLLOUT, f"the canary's image changes from {before} to {after} at {new['weight']}%: "
+             f"a new release starts a new rollout with a new {first}% history entry "
+             f"(`rollout release --image {after}`)")]
+
+
+def _deployed_complete(deployed: Mapping[str, Any], now: datetime) -> tuple[bool, str]:
+    """Whether the deployed rollout completed (100 % for its final soak) at ``now``, and how it stands."""
+    weight = deployed["weight"]
+    if weight != 100:
+        return False, f"at {weight}%"
+    soak = current_soak(deployed)
+    started = parse_time(deployed["stageStartedAt"])
+    if soak is None:
+        return False, "at 100% off its plan"
+    if now < started + soak:
+        return False, f"at 100% since {format_time(started)}, complete from {format_time(started + soak)}"
+    return True, f"complete since {format_time(started + soak)}"
+
+
+def _stable_completed_only(new: Mapping[str, Any], deployed: Mapping[str, Any] | None, now: datetime):
+    if not deployed or not isinstance(deployed.get("stable"), Mapping):
+        return []
+    was, now_stable = deployed["stable"], new.get("stable") or {}
+    before, after = was.get("image"), now_stable.get("image")
+    previous = was.get("previousImage")
+    if before is None or after is None:
+        return []
+    if same_release(before, after):
+        if "previousImage" in was and now_stable.get("previousImage") != previous:
+            return [(STABLE_COMPLETED_ONLY, f"stable.previousImage changes from {_text(previous)} to "
+                     f"{_text(now_stable.get('previousImage'))} while stable.image stays {after}: only a promote "
+                     "or a revert changes it")]
+        return []
+    canary = (deployed.get("canary") or {}).get("image")
+    complete, standing = _deployed_complete(deployed, now)
+    found = []
+    if same_release(after, canary) and complete:
+        pass  # the release that completed here
+    elif previous is not None and same_release(after, previous):
+        pass  # a revert to the stable image deployed before
+    else:
+        if same_release(after, canary):
+            why = f"its rollout here has not completed ({standing})"
+        else:
+            why = (f"no rollout of it completed here (the canary runs {_text(canary)}, {standing}) and it is not "
+                   f"the previous stable image ({_text(previous)})")
+        found.append((STABLE_COMPLETED_ONLY, f"stable.image changes from {before} to {after}, but {why}: "
+                      "stable changes only to a completed release (`rollout promote`) or back (a revert)"))
+    kept = now_stable.get("previousImage")
+    if "previousImage" in was and kept not in (before, previous):
+        found.append((STABLE_COMPLETED_ONLY, f"stable.previousImage is {_text(kept)}; with stable.image changing "
+                      f"from {before} it must be {before} (the image replaced)"))
+    return found
+
+
 def _next_stage_only(new: Mapping[str, Any], deployed: Mapping[str, Any] | None, deployed_weight: int):
     weights = [s["weight"] for s in new["stages"]]
-    if deployed_weight not in weights:
-        return [(NEXT_STAGE_ONLY, f"the deployed weight {deployed_weight}% is not a stage of plan {new['plan']} "
-                 f"({', '.join(map(str, weights))}); only a rollback to 0% may leave it")]
-    index = weights.index(deployed_weight)
-    expected = weights[index + 1] if index + 1 < len(weights) else None
+    # The new plan's first stage above the deployed weight: a plan may change mid-rollout.
+    expected = next((w for w in weights if w > deployed_weight), None)
     if new["weight"] != expected:
         return [(NEXT_STAGE_ONLY, f"{deployed_weight}% -> {new['weight']}% skips a stage; "
                  f"the next stage of plan {new['plan']} after {deployed_weight}% is {expected}%")]
     return []
 
 
-def _soak_served(new: Mapping[str, Any], deployed: Mapping[str, Any] | None, deployed_weight: int, now: datetime):
+def _soak_served(
+    name: str,
+    new: Mapping[str, Any],
+    deployed: Mapping[str, Any] | None,
+    deployed_weight: int,
+    evidence: Mapping[str, Any] | None,
+    now: datetime,
+):
     if not deployed:
         return [(SOAK_SERVED, f"no deployed record of this service: its {deployed_weight}% stage has no known "
                  "start, so its soak cannot be shown")]
@@ -277,9 +444,9 @@ def _soak_served(new: Mapping[str, Any], deployed: Mapping[str, Any] | None, dep
         started = parse_time(deployed["stageStartedAt"])
     except (KeyError, ValueError):
         return [(SOAK_SERVED, "the deployed state has no readable stage start")]
-    soaks = [s for s in (stage_soak(deployed, deployed_weight), stage_soak(new, deployed_weight)) if s is not None]
+    soaks = [s for s in (current_soak(deployed), stage_soak(new, deployed_weight)) if s is not None]
     if not soaks:
-        return []  # off the plan: rollout-next-stage-only already refuses
+        return [(SOAK_SERVED, f"the deployed {deployed_weight}% stage has no known soak under any plan")]
     # The longer of the deployed and the new plan's soak: a plan change in the same
     # diff cannot shorten the stage being left.
     soak = max(soaks)
@@ -298,7 +465,40 @@ def _soak_served(new: Mapping[str, Any], deployed: Mapping[str, Any] | None, dep
             found.append((SOAK_SERVED, f"the history enters {new['weight']}% at {format_time(entered)}, before the "
                           f"{deployed_weight}% stage served its {format_duration(soak)} soak "
                           f"({format_time(served_at)})"))
+    if not found and isinstance(evidence, Mapping):
+        found += _soak_covered(name, deployed, deployed_weight, soak, evidence)
     return found
+
+
+def _soak_covered(name: str, deployed: Mapping[str, Any], weight: int, soak: timedelta, evidence: Mapping[str, Any]):
+    """With evidence: the soak counts from when Prometheus saw the stage take its traffic."""
+    services = evidence.get("services")
+    record = services.get(name) if isinstance(services, Mapping) else None
+    if not isinstance(record, Mapping) or record.get("stageStartedAt") != deployed.get("stageStartedAt"):
+        return []  # not evidence of this stage: rollout-canary-within-budget refuses it
+    if "trafficSince" not in record:
+        return [(SOAK_SERVED, "the evidence does not say since when the canary took its traffic (written by an "
+                 "older `rollout evidence`): the soak cannot be shown; collect it again")]
+    try:
+        collected = parse_time(evidence.get("collectedAt"))
+    except ValueError:
+        return []  # rollout-canary-within-budget refuses it
+    share = "its health checks" if weight == 0 else f"its {weight}% share of traffic"
+    since = record.get("trafficSince")
+    if since is None:
+        return [(SOAK_SERVED, f"Prometheus holds no sign of the canary taking {share} in the {weight}% stage "
+                 f"(since {deployed.get('stageStartedAt')}): the evidence covers 0s of its {format_duration(soak)} soak")]
+    try:
+        took = parse_time(since)
+    except ValueError:
+        return [(SOAK_SERVED, f"the evidence's trafficSince {since!r} is not a time")]
+    covered = max(collected - took, timedelta(0))
+    if covered < soak:
+        return [(SOAK_SERVED, f"the evidence covers {format_duration(covered)} of the {weight}% stage's "
+                 f"{format_duration(soak)} soak: Prometheus first saw the canary take {share} at "
+                 f"{format_time(took)} (the stage was recorded at {deployed.get('stageStartedAt')}); "
+                 f"the soak counts from then, {format_duration(soak - covered)} more are needed")]
+    return []
 
 
 def _thresholds(new_state: Mapping[str, Any], deployed_state: Mapping[str, Any] | None) -> dict[str, float]:
@@ -360,6 +560,9 @@ def _canary_within_budget(
         return [(gate, f"the evidence covers the {record.get('stageWeight')}% stage from "
                  f"{record.get('stageStartedAt')}, not the deployed {deployed.get('weight')}% stage from "
                  f"{deployed.get('stageStartedAt')}")]
+    deployed_release = (deployed or {}).get("release")
+    if "release" in record and deployed_release is not None and not same_release(record.get("release"), deployed_release):
+        return [(gate, f"the evidence covers release {record.get('release')}, not the deployed {deployed_release}")]
     queries = record.get("queries") if isinstance(record.get("queries"), Mapping) else {}
     deployed_weight = deployed.get("weight") if deployed else 0
     required = [m for m in MEASURES if deployed_weight > 0 or m not in TRAFFIC_MEASURES]
@@ -431,17 +634,31 @@ def _staging_first(name: str, new_state: Mapping[str, Any], upstream_state: Mapp
     why = _stored(unreadable_service(upstream))
     if why:
         return [(STAGING_FIRST, f"{upstream_name}: {why}")]
+    release = new_state["services"][name].get("release")
+    if release is None:
+        return [(STAGING_FIRST, "the new state records no release for this service, so the upstream's cannot be "
+                 "compared")]
+    up_canary = (upstream.get("canary") or {}).get("image")
+    up_stable = (upstream.get("stable") or {}).get("image")
+    if up_canary is None and up_stable is None:
+        return [(STAGING_FIRST, f"{upstream_name}'s state records no release (an older rollout state)")]
+    if same_release(up_stable, release):
+        return []  # promoted there: stable only takes a release that completed
     weight = upstream["weight"]
+    if not same_release(up_canary, release):
+        return [(STAGING_FIRST, f"{upstream_name} has not run release {release}: its canary runs {_text(up_canary)} "
+                 f"(at {weight}%) and its stable {_text(up_stable)}; {upstream_name} must complete {target}% with "
+                 f"{release} first")]
     if weight > target:
         return []
     if weight < target:
-        return [(STAGING_FIRST, f"{upstream_name} is at {weight}%; it must complete {target}% first")]
-    soak = stage_soak(upstream, weight)
+        return [(STAGING_FIRST, f"{upstream_name} is at {weight}% with {release}; it must complete {target}% first")]
+    soak = current_soak(upstream)
     started = parse_time(upstream["stageStartedAt"])
     if soak is None or now < started + soak:
         until = f" (until {format_time(started + soak)})" if soak is not None else ""
-        return [(STAGING_FIRST, f"{upstream_name} entered {target}% at {format_time(started)} and has not "
-                 f"completed its soak{until}")]
+        return [(STAGING_FIRST, f"{upstream_name} entered {target}% with {release} at {format_time(started)} and "
+                 f"has not completed its soak{until}")]
     return []
 
 

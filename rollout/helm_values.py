@@ -2,7 +2,7 @@
 
 Every key set here must exist in the chart's own default values (Helm ignores
 an unknown key silently); tests/test_monitoring.py compares them
-with the defaults in ../shared/reference/helm-values/.
+with the defaults in tests/reference/helm-values/.
 
 Choices, and why:
 

@@ -64,6 +64,13 @@ class Row:
     completes_at: datetime | None
     complete: bool
     waits: list[Wait] = field(default_factory=list)
+    #: The tracks' images and replicas (rollout.state's ``canary``/``stable``).
+    canary_image: str | None = None
+    stable_image: str | None = None
+    canary_replicas: int | None = None
+    stable_replicas: int | None = None
+    #: What the promotesFrom stack completed with this release (rollout.releasing).
+    upstream: str | None = None
 
     @property
     def may_advance(self) -> bool:
@@ -95,12 +102,19 @@ class Row:
             "waitsFor": [w.message for w in self.waits if w.kind != "evidence"],
             "waits": [w.as_json() for w in self.waits],
             "mayAdvance": self.may_advance,
+            "release": self.canary_image,
+            "stableImage": self.stable_image,
+            "canaryReplicas": self.canary_replicas,
+            "upstream": self.upstream,
         }
 
 
-def releases(service) -> dict[str, str]:
-    """The release each track runs: its image reference."""
-    return {"stable": service.stable.image, "canary": service.canary.image}
+def releases(service_state: dict) -> dict[str, str]:
+    """The release each track runs (its image reference, as the state records it)."""
+    return {
+        track: (service_state.get(track) or {}).get("release") or (service_state.get(track) or {}).get("image") or "-"
+        for track in ("stable", "canary")
+    }
 
 
 def stack_names(project: Path) -> list[str]:
@@ -122,7 +136,10 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
     names = services if services is not None else [s.name for s in config.services]
     result = []
     for name in names:
-        st = status(state["services"][name], now)
+        from rollout.releasing import upstream_progress
+
+        record = state["services"][name]
+        st = status(record, now)
         waits: list[Wait] = []
         if st.next_weight is not None:
             ahead = with_entry(state, name, st.next_weight, now, None, now)
@@ -135,7 +152,7 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
                 stack=stack,
                 service=name,
                 plan=st.plan,
-                releases=releases(config.service(name)),
+                releases=releases(record),
                 weight=st.weight,
                 stage_number=st.stage_number,
                 stage_count=st.stage_count,
@@ -147,6 +164,11 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
                 completes_at=st.completes_at,
                 complete=st.complete,
                 waits=waits,
+                canary_image=st.canary_image,
+                stable_image=st.stable_image,
+                canary_replicas=st.canary_replicas,
+                stable_replicas=(record.get("stable") or {}).get("replicas"),
+                upstream=upstream_progress(upstream, name, st.canary_image, now) if upstream is not None else None,
             )
         )
     return result

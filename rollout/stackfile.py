@@ -1,7 +1,8 @@
 """Edit ``stacks/Pulumi.<stack>.yaml`` in place, keeping its comments and layout.
 
 ``rollout advance`` and ``rollout rollback`` append entries to a service's
-``rollout.history``; nothing else in the file changes, byte for byte. The file is
+``rollout.history``; ``rollout release`` and ``rollout promote`` also set a
+track's image in the same edit; nothing else in the file changes, byte for byte. The file is
 read and written with ruamel.yaml's round-trip mode (comments, quoting, flow
 mappings and key order survive), checked with the project's own loader before it
 replaces the original, and written atomically: a temporary file in the same
@@ -49,6 +50,19 @@ class NewEntry:
     weight: int
     started_at: datetime
     reason: str | None = None
+    #: The canary's image in the new stage, and the plan it is entered under.
+    release: str | None = None
+    plan: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackValue:
+    """A value to set in one track of one service: ``<track>.<key>`` (e.g. ``canary.image``)."""
+
+    service: str
+    track: str
+    key: str
+    value: str
 
 
 #: Indentations tried, as (mapping, sequence, dash offset): the shipped stack
@@ -87,19 +101,38 @@ def _layout_of(text: str) -> tuple[int, int, int] | None:
     return None
 
 
-def _history(document: Any, service: str, shown: str) -> CommentedSeq:
+def _service(document: Any, service: str, shown: str) -> tuple[int, CommentedMap]:
     config = document.get("config") if isinstance(document, CommentedMap) else None
     services = config.get(f"{NS}:services") if isinstance(config, CommentedMap) else None
     if not isinstance(services, CommentedSeq):
         raise ConfigError([f"{shown}: {NS}:services: is required (a list of services)"])
     for index, entry in enumerate(services):
         if isinstance(entry, CommentedMap) and entry.get("name") == service:
-            history = (entry.get("rollout") or {}).get("history")
-            if not isinstance(history, CommentedSeq):
-                raise ConfigError([f"{shown}: {NS}:services[{index}].rollout.history: must be a list"])
-            return history
+            return index, entry
     names = ", ".join(str(s.get("name")) for s in services if isinstance(s, CommentedMap))
     raise ConfigError([f"{shown}: {NS}:services: no service {service!r}; services: {names}"])
+
+
+def _history(document: Any, service: str, shown: str) -> CommentedSeq:
+    index, entry = _service(document, service, shown)
+    history = (entry.get("rollout") or {}).get("history")
+    if not isinstance(history, CommentedSeq):
+        raise ConfigError([f"{shown}: {NS}:services[{index}].rollout.history: must be a list"])
+    return history
+
+
+def _set_track(document: Any, change: TrackValue, shown: str) -> None:
+    index, entry = _service(document, change.service, shown)
+    track = entry.get(change.track)
+    if not isinstance(track, CommentedMap):
+        raise ConfigError([f"{shown}: {NS}:services[{index}].{change.track}: must be a mapping"])
+    value = DoubleQuotedScalarString(change.value) if isinstance(track.get(change.key), DoubleQuotedScalarString) else change.value
+    if change.key in track:
+        track[change.key] = value
+    else:
+        # Right after image: a comment after the track's last key stays where it is.
+        keys = list(track.keys())
+        track.insert(keys.index("image") + 1 if "image" in keys else len(keys), change.key, value)
 
 
 def _append(history: CommentedSeq, entry: NewEntry) -> None:
@@ -107,6 +140,10 @@ def _append(history: CommentedSeq, entry: NewEntry) -> None:
     item["weight"] = entry.weight
     # Quoted like the existing entries, so YAML never reads it as a timestamp type.
     item["startedAt"] = DoubleQuotedScalarString(format_time(entry.started_at))
+    if entry.release:
+        item["release"] = entry.release
+    if entry.plan:
+        item["plan"] = entry.plan
     if entry.reason:
         item["reason"] = DoubleQuotedScalarString(entry.reason)
     # Whatever follows the list (blank lines, the next key's comment) is attached
@@ -130,17 +167,21 @@ def _append(history: CommentedSeq, entry: NewEntry) -> None:
                 trailing = [None, None, CommentToken("\n" + rest, token.start_mark, None), None]
     history.append(item)
     if trailing is not None:
-        item.ca.items["reason" if entry.reason else "startedAt"] = trailing
+        item.ca.items[list(item.keys())[-1]] = trailing
 
 
-def edited_text(text: str, entries: list[NewEntry], shown: str = "stack file") -> str:
-    """The stack file's text with ``entries`` appended to their services' histories.
+def edited_text(
+    text: str, entries: list[NewEntry], shown: str = "stack file", values: list[TrackValue] | None = None
+) -> str:
+    """The stack file's text with ``values`` set and ``entries`` appended to their services' histories.
 
     Every other line is kept as it was when the file has one consistent
     indentation (see :func:`reindents`).
     """
     yaml = _yaml(_layout_of(text) or _LAYOUTS[0])
     document = yaml.load(text)
+    for change in values or ():
+        _set_track(document, change, shown)
     for entry in entries:
         _append(_history(document, entry.service, shown), entry)
     return _dump(yaml, document)
@@ -196,8 +237,11 @@ def locked(path: Path, root: Path | None = None, wait_s: float | None = None) ->
         os.close(descriptor)  # releases the lock
 
 
-def append_history(path: Path, entries: list[NewEntry], root: Path | None = None) -> bool:
-    """Append ``entries`` to the stack file at ``path``, atomically.
+def append_history(
+    path: Path, entries: list[NewEntry], root: Path | None = None, values: list[TrackValue] | None = None
+) -> bool:
+    """Append ``entries`` to the stack file at ``path`` (and set ``values``, e.g. a track's
+    image), atomically: one edit, all of it or nothing.
 
     The result is validated with the project's loader first (ConfigError naming
     the file when it would not load); the original is untouched on any failure.
@@ -206,7 +250,7 @@ def append_history(path: Path, entries: list[NewEntry], root: Path | None = None
     shown = display_path(path, root)
     text = path.read_text(encoding="utf-8")
     reindented = reindents(text)
-    new_text = edited_text(text, entries, shown)
+    new_text = edited_text(text, entries, shown, values)
     handle = tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
     )

@@ -1,8 +1,11 @@
 """A canary service's Kubernetes objects, as plain data: Deployments, Services,
 PodDisruptionBudgets and the HTTPRoute that splits traffic by weight.
 
-At weight 0 the canary takes no traffic (its backend weight is 0), but its pods
-keep running at their replica count: they stay health-checked by the blackbox
+The canary's replicas follow its weight: ``max(canary.replicas,
+ceil(stable.replicas * weight / 100))`` (:func:`rollout.releases.canary_replicas`),
+so at every stage it has at least its share of the stable track's pods. At
+weight 0 the canary takes no traffic (its backend weight is 0), but its pods
+keep running at ``canary.replicas``: they stay health-checked by the blackbox
 probe and the kubelet, so a broken canary image shows (and can trigger its
 rollback) before it takes a single request, and the first stage starts warm.
 """
@@ -37,7 +40,8 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
     return {
         "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
         "spec": {
-            "replicas": settings.replicas,
+            # The canary carries its share: see rollout.releases.canary_replicas.
+            "replicas": service.canary_replicas() if track == c.CANARY else settings.replicas,
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": labels(service, track)},

@@ -5,7 +5,9 @@ checks that each component is healthy and ready, every scrape job of the
 rendered config has targets and all of them are up, the stack's rules are
 loaded (same names, same count as rendered), the Alertmanager config loaded is
 the rendered one (routing, receivers and inhibition; credentials aside), and
-the Watchdog is firing. Each problem is one line naming the component.
+the Watchdog is firing, and each service's request-duration histogram has the
+bucket the latency SLO reads (docs/metrics.md). Each problem is one line naming
+the component.
 
 Every call retries transient failures (no connection, a timeout, a 5xx) within
 its deadline (:mod:`rollout.http_retry`); a component still not answering after
@@ -16,15 +18,18 @@ that need it are not run.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import yaml
 
 from rollout.alertmanager import alertmanager_config
 from rollout.config import StackConfig
+from rollout.conventions import SERVICE_LABEL
 from rollout.http_retry import Answer, Retry, fetch, public_url
 from rollout.prometheus import prometheus_config
 
@@ -163,6 +168,7 @@ def _prometheus_checks(report: Report, config: StackConfig, stack: str, base: st
                 f"scrape job {job}: target(s) down: "
                 + ", ".join(f"{t['labels'].get('instance')} ({t.get('lastError') or t.get('health')})" for t in down),
             )
+    _bucket_checks(report, config, base, retry)
     from alerts.catalogue import rule_groups
 
     rendered = Counter((g["name"], r.get("alert") or r.get("record")) for g in rule_groups(config) for r in g["rules"])
@@ -180,6 +186,42 @@ def _prometheus_checks(report: Report, config: StackConfig, stack: str, base: st
         )
         or "rule count differs",
     )
+
+
+def _bucket_checks(report: Report, config: StackConfig, base: str, retry: Retry) -> None:
+    """Each service Prometheus sees has the histogram bucket the latency SLO reads.
+
+    The latency SLO counts requests in the ``le`` bucket equal to
+    ``slo.latencyP95Seconds``; histogram buckets are fixed by the service's
+    client library, whose defaults (0.1, 0.25, ...) have no 0.2. Without that
+    bucket the SLO's rules and panels are empty, silently: this says so. A
+    service with no duration series yet is not judged (docs/metrics.md).
+    """
+    metric = config.metrics.request_duration_bucket
+    wanted = config.slo.latency_p95_seconds
+    for service in config.services:
+        selector = f'{metric}{{{SERVICE_LABEL}="{service.name}"}}'
+        url = f"{base}/api/v1/label/le/values?" + urlencode({"match[]": selector})
+        values = _json(url, retry)["data"]
+        bounds = sorted({float(v) for v in values if _is_number(v)})
+        if not bounds:
+            continue
+        shown = ", ".join(f"{b:g}" for b in bounds if b != float("inf"))
+        report.check(
+            any(math.isclose(b, wanted, rel_tol=1e-9) for b in bounds),
+            "prometheus",
+            f"service {service.name}: {metric} has the bucket le=\"{wanted:g}\" the latency SLO reads",
+            f"service {service.name}: {metric} has no bucket le=\"{wanted:g}\" (slo.latencyP95Seconds): "
+            f"the latency SLO's rules and panels stay empty; buckets seen: {shown or 'only +Inf'}",
+        )
+
+
+def _is_number(text: object) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
 
 
 def _alertmanager_checks(report: Report, config: StackConfig, base: str, deadline: float, retry: Retry) -> None:

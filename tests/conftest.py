@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
-import yaml
+
+from stackfiles import FIXTURE, build_project, edit_stack  # noqa: F401  (edit_stack: re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
-# The offline schemas and chart defaults: ../shared beside the repository, or
-# wherever ROLLOUT_SHARED points (CI checks them out elsewhere).
-SHARED = Path(os.environ.get("ROLLOUT_SHARED") or ROOT.parent / "shared")
 STACKS = ("local", "dev", "staging", "production")
 KUBERNETES_STACKS = ("dev", "staging", "production")
 
 
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared (schemas, reference values); fails loudly when absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the tests need the shared/ folder beside the repository")
-    return path
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A scratch copy of the project's Pulumi.yaml and stacks/, safe to edit."""
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
-    return tmp_path
-
-
-def edit_stack(project: Path, stack: str, change: Callable[[dict[str, Any]], None]) -> Path:
-    """Load a stack file of ``project``, apply ``change`` to its config mapping, write it back."""
-    path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text())
-    change(document["config"])
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    """The reference project (tests/stackfiles.py) in a scratch folder, safe to edit."""
+    return build_project(tmp_path)
 
 
 def without_secrets(inputs: dict, secret_paths: set[str]) -> dict:

@@ -1,4 +1,4 @@
-"""The upstream flagd JSON schemas (../shared/schemas/flagd) as ready validators, offline."""
+"""flagd's JSON schemas (tests/reference/flagd) as ready validators, offline."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
-from conftest import shared_path
+from upstream import reference
 
 SCHEMAS = ("flags.json", "targeting.json", "flagd.json")
 
 
 @lru_cache(maxsize=1)
 def _documents() -> dict[str, dict]:
-    return {name: json.loads(shared_path("schemas", "flagd", name).read_text()) for name in SCHEMAS}
+    return {name: reference("flagd", name) for name in SCHEMAS}
 
 
 def _retrieve(uri: str) -> Resource:

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, STACKS
+from conftest import FIXTURE, ROOT, STACKS
 from rollout.artifacts import build_artifacts
 from rollout.loader import load_stack
 
@@ -23,7 +23,7 @@ FOLDERS = ("prometheus", "alertmanager")
 
 
 def _monitoring_files(stack: str) -> dict[str, str]:
-    files = build_artifacts(load_stack(stack), stack).files
+    files = build_artifacts(load_stack(stack, FIXTURE), stack).files
     return {path: text for path, text in files.items() if path.split("/")[0] in FOLDERS}
 
 

@@ -17,7 +17,7 @@ import yaml
 from alerts.catalogue import all_alerts
 from alerts.model import Alert
 from alerts.series import Series
-from conftest import STACKS, edit_stack
+from conftest import FIXTURE, STACKS, edit_stack
 from rollout import conventions
 from rollout.loader import load_file, load_stack
 from rollout.render import render
@@ -106,7 +106,7 @@ def _test_file(rendered: Path, config, tests: list[dict], evaluation_interval: s
 def rendered(request, tmp_path_factory):
     stack = request.param
     out = tmp_path_factory.mktemp(f"rules-{stack}")
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     render(config, stack, out)
     return stack, config, out
 
@@ -176,7 +176,7 @@ def test_a_safety_flag_switched_on_fires_its_alert(project, tmp_path):
 
 def test_the_full_catalogue_has_at_least_30_alerts_and_development_at_least_18():
     for stack in STACKS:
-        config = load_stack(stack)
+        config = load_stack(stack, FIXTURE)
         names = {a.name for a in all_alerts(config)}
         minimum = 30 if config.monitoring.catalogue == "full" else 18
         assert len(names) >= minimum, (stack, len(names))
@@ -184,7 +184,7 @@ def test_the_full_catalogue_has_at_least_30_alerts_and_development_at_least_18()
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_alert_carries_the_labels_and_annotations_routing_and_runbooks_need(stack):
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     for alert in all_alerts(config):
         rule = alert.rule(config.alerting.runbook_base_url)
         assert list(rule)[0] == "alert"
@@ -196,7 +196,7 @@ def test_every_alert_carries_the_labels_and_annotations_routing_and_runbooks_nee
 
 
 def test_every_category_of_the_design_has_alerts():
-    config = load_stack("production")
+    config = load_stack("production", FIXTURE)
     categories = {a.category for a in all_alerts(config)}
     assert categories == set(conventions.CATEGORIES)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, STACKS, edit_stack
+from conftest import FIXTURE, ROOT, STACKS, edit_stack
 from rollout.artifacts import build_artifacts
 from rollout.loader import load_stack
 
@@ -24,17 +24,17 @@ def rollout(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_render_writes_the_stacks_artifacts_exactly_as_built(tmp_path, stack):
-    result = rollout("render", "--stack", stack, "--out", str(tmp_path))
+    result = rollout("--project", str(FIXTURE), "render", "--stack", stack, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    expected = build_artifacts(load_stack(stack), stack).files
+    expected = build_artifacts(load_stack(stack, FIXTURE), stack).files
     for relative, text in expected.items():
         assert (tmp_path / relative).read_text() == text, relative
     assert json.loads((tmp_path / "flags" / "flags.json").read_text())["flags"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_check_accepts_every_shipped_stack(stack):
-    result = rollout("check", "--stack", stack)
+def test_check_accepts_every_reference_stack(stack):
+    result = rollout("--project", str(FIXTURE), "check", "--stack", stack)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"stack {stack}: config valid" in result.stdout
 
@@ -69,5 +69,5 @@ def test_a_missing_argument_is_bad_input():
 
 
 def test_the_project_is_found_from_a_subfolder():
-    result = rollout("check", "--stack", "dev", cwd=ROOT / "stacks")
+    result = rollout("check", "--stack", "dev", cwd=FIXTURE / "stacks")
     assert result.returncode == 0, result.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import FIXTURE, ROOT
 from test_cli_rollout import commit_all, git, rollout
 
 T0 = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)
@@ -44,7 +44,7 @@ def ops(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     (tmp_path / "stacks").mkdir()
     for stack in ("staging", "production"):
-        shutil.copy(ROOT / "stacks" / f"Pulumi.{stack}.yaml", tmp_path / "stacks" / f"Pulumi.{stack}.yaml")
+        shutil.copy(FIXTURE / "stacks" / f"Pulumi.{stack}.yaml", tmp_path / "stacks" / f"Pulumi.{stack}.yaml")
         _set(tmp_path, stack, _history([(0, T0)]))
     return tmp_path
 

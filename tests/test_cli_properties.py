@@ -37,7 +37,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, STACKS
+from conftest import FIXTURE, ROOT, STACKS
 from figures import count
 from rollout.cli import build_parser, main
 from rollout.loader import load_stack
@@ -62,7 +62,7 @@ def _settings(examples: int):
 
 # --- the scratch project and its input files ----------------------------------------
 
-_STATES = {stack: rollout_state(load_stack(stack), stack) for stack in STACKS}
+_STATES = {stack: rollout_state(load_stack(stack, FIXTURE), stack) for stack in STACKS}
 
 #: Input files of the scratch project, by name; the generators refer to them.
 INPUT_FILES: dict[str, str | bytes] = {
@@ -94,7 +94,7 @@ def prepare(folder: Path) -> Path:
     """A scratch project in ``folder``: Pulumi.yaml, stacks/ and INPUT_FILES."""
     folder.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", folder / "stacks")
+    shutil.copytree(FIXTURE / "stacks", folder / "stacks")
     (folder / "folder").mkdir()
     for name, content in INPUT_FILES.items():
         path = folder / name

@@ -66,7 +66,8 @@ def test_status_shows_stage_time_in_stage_next_stage_and_earliest_advance(projec
     lines = result.stdout.splitlines()
     assert lines[0].startswith("genesis: 10% (stage 3 of 7, plan safe) since 2026-11-18T09:00:00Z, ")
     assert lines[0].endswith(" in stage, soak 1d")
-    assert lines[1] == "  next stage: 25%, earliest advance 2026-11-19T09:00:00Z (now)"
+    assert lines[1] == "  release: canary ghcr.io/example/genesis:1.5.0 (1 replica), stable ghcr.io/example/genesis:1.4.2 (2 replicas)"
+    assert lines[2] == "  next stage: 25%, earliest advance 2026-11-19T09:00:00Z (now)"
 
 
 def test_advance_appends_the_next_stage_and_keeps_every_comment(project):
@@ -77,22 +78,26 @@ def test_advance_appends_the_next_stage_and_keeps_every_comment(project):
     after = stack_text(project, "staging")
     added = added_lines(before, after)
     assert added[0] == "          - weight: 25"
-    assert added[1].startswith('            startedAt: "') and len(added) == 2
+    assert added[1].startswith('            startedAt: "')
+    assert added[2:] == ["            release: ghcr.io/example/genesis:1.5.0", "            plan: safe"]
     assert [e["weight"] for e in history(project, "staging")] == [0, 5, 10, 25]
     comments = [line for line in before.splitlines() if line.strip().startswith("#")]
     assert comments and all(line in after.splitlines() for line in comments)
     # The blank line and the next key stay after the list, not between entries.
     tail = after.split("          - weight: 25\n", 1)[1].splitlines()
-    assert tail[1:3] == ["", "  rollout:flags:"]
+    assert tail[3:5] == ["", "  rollout:flags:"]
     assert load_stack("staging", project).service(SERVICE).rollout.weight == 25
 
 
-def test_advance_without_evidence_warns_what_the_check_will_refuse(project):
+def test_advance_without_evidence_refuses_an_unserved_soak_and_changes_nothing(project):
     assert rollout(project, "advance", "--stack", "staging").returncode == 0
+    before = stack_text(project, "staging")
     again = rollout(project, "advance", "--stack", "staging")
-    assert again.returncode == 0, again.stderr
-    assert "warning: `rollout check` will refuse this: [mandatory] rollout-soak-served (service genesis)" in again.stderr
-    assert [e["weight"] for e in history(project, "staging")] == [0, 5, 10, 25, 50]
+    assert again.returncode == 1, again.stderr
+    assert "[mandatory] rollout-soak-served (service genesis): the 25% stage began " in again.stderr
+    assert "advance refused by the gates; Pulumi.staging.yaml is unchanged" in again.stderr
+    assert stack_text(project, "staging") == before
+    assert [e["weight"] for e in history(project, "staging")] == [0, 5, 10, 25]
 
 
 def test_advance_at_the_final_stage_is_refused_and_changes_nothing(project):
@@ -116,7 +121,8 @@ def test_rollback_appends_weight_0_with_its_reason_and_keeps_every_comment(proje
     assert result.stdout.startswith("genesis: 5% -> 0% from ")
     added = added_lines(before, stack_text(project, "production"))
     assert added[0] == "          - weight: 0"
-    assert added[2] == '            reason: "P99 over budget: 1.4 s"'
+    assert added[2:] == ["            release: ghcr.io/example/genesis:1.5.0", "            plan: safe",
+                         '            reason: "P99 over budget: 1.4 s"']
     last = history(project, "production")[-1]
     assert (last["weight"], last["reason"]) == (0, "P99 over budget: 1.4 s")
 
@@ -252,7 +258,7 @@ def test_advance_keeps_the_layout_of_a_file_another_tool_wrote(project):
     result = rollout(project, "advance", "--stack", "staging")
     assert result.returncode == 0 and "re-indented" not in result.stderr
     added = added_lines(before, stack_text(project, "staging"))
-    assert [line.strip() for line in added][0] == "- weight: 25" and len(added) == 2
+    assert [line.strip() for line in added][0] == "- weight: 25" and len(added) == 4
 
 
 def test_a_file_with_mixed_indentation_is_reindented_with_a_note_and_keeps_its_comments(project):
@@ -266,6 +272,7 @@ def test_a_file_with_mixed_indentation_is_reindented_with_a_note_and_keeps_its_c
     after = path.read_text()
     assert all(line in after for line in text.splitlines() if line.strip().startswith("#"))
     assert history(project, "staging")[-1] == {"weight": 0, "startedAt": history(project, "staging")[-1]["startedAt"],
+                                               "release": "ghcr.io/example/genesis:1.5.0", "plan": "safe",
                                                "reason": "mixed"}
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")], "no temporary file left behind"
 
@@ -275,7 +282,8 @@ def test_status_of_production_says_when_it_waits_for_staging(project):
     assert rollout(project, "rollback", "--stack", "staging", "--reason", "staging incident").returncode == 0
     result = rollout(project, "status", "--stack", "production")
     assert result.returncode == 0, result.stderr
-    assert "  waits for staging: staging is at 0%; it must complete 10% first" in result.stdout.splitlines()
+    assert ("  waits for staging: staging is at 0% with ghcr.io/example/genesis:1.5.0; it must complete 10% first"
+            in result.stdout.splitlines())
 
 
 def _evidence_to(project: Path, tmp_path: Path, out: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import FIXTURE, ROOT
 from rollout.checking import state_at_ref
 from rollout.comment import MARKER, build, weight_changes
 from rollout.loader import load_stack
@@ -27,7 +27,7 @@ GOLDEN = Path(__file__).parent / "golden"
 def repo(tmp_path):
     """A git repository holding the project's stacks, as a pull request's base."""
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    shutil.copytree(FIXTURE / "stacks", tmp_path / "stacks")
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)

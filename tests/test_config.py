@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STACKS, edit_stack
+from conftest import FIXTURE, STACKS, edit_stack
 from rollout.config import AllAtOnceFlag, CanaryFlag, PercentageFlag, ProgressiveFlag, SecretRef
 from rollout.errors import ConfigError
 from rollout.loader import load_file, load_stack
@@ -28,13 +28,13 @@ SAFETY = ("emergency_shutdown", "read_only_mode", "maintenance_mode")
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_shipped_stack_loads(stack):
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     assert config.services[0].name == "genesis"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_carries_exactly_the_services_flag_set(stack):
-    flags = load_stack(stack).flags
+    flags = load_stack(stack, FIXTURE).flags
     assert set(flags) == set(CRITICAL) | set(SAFETY) | {"aatc", "phase_4_deployment"}
     for key in CRITICAL:
         assert isinstance(flags[key], AllAtOnceFlag) and flags[key].enabled, key
@@ -47,12 +47,12 @@ def test_every_stack_carries_exactly_the_services_flag_set(stack):
 
 
 def test_production_runs_aatc_at_no_more_than_stagings_percentage():
-    production, staging = load_stack("production").flags["aatc"], load_stack("staging").flags["aatc"]
+    production, staging = load_stack("production", FIXTURE).flags["aatc"], load_stack("staging", FIXTURE).flags["aatc"]
     assert production.percentage <= staging.percentage
 
 
 def test_secrets_in_the_stack_file_load_as_references_without_values():
-    secret = load_stack("production").secrets.pagerduty_routing_key
+    secret = load_stack("production", FIXTURE).secrets.pagerduty_routing_key
     assert isinstance(secret, SecretRef)
     assert secret.value is None
     assert secret.placeholder == "<secret:rollout:secrets.pagerdutyRoutingKey>"
@@ -155,7 +155,7 @@ BAD = [
     ),
     pytest.param(
         "staging", _set("rollout:services.0.stable.replica", 2),
-        "rollout:services[0].stable.replica: unknown key; allowed: image, replicas",
+        "rollout:services[0].stable.replica: unknown key; allowed: image, previousImage, replicas",
         id="an unknown key in a service names its index",
     ),
     pytest.param(

@@ -16,12 +16,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import FIXTURE, ROOT
 from figures import count
 from rollout.errors import ConfigError
 from rollout.loader import load_file
 
-STAGING = yaml.safe_load((ROOT / "stacks" / "Pulumi.staging.yaml").read_text())
+STAGING = yaml.safe_load((FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text())
 SHOWN = "stacks/Pulumi.fuzz.yaml"
 SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -84,7 +84,7 @@ def _load(project: Path, text: bytes) -> str:
 @pytest.fixture
 def scratch(tmp_path: Path) -> Path:
     (tmp_path / "stacks").mkdir()
-    (tmp_path / "stacks" / "Pulumi.staging.yaml").write_text((ROOT / "stacks" / "Pulumi.staging.yaml").read_text())
+    (tmp_path / "stacks" / "Pulumi.staging.yaml").write_text((FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text())
     return tmp_path
 
 
@@ -118,7 +118,7 @@ def test_any_bytes_load_or_fail_clearly(scratch, data):
 
 
 @SETTINGS
-@given(cut=st.integers(min_value=0, max_value=len((ROOT / "stacks" / "Pulumi.staging.yaml").read_bytes())))
+@given(cut=st.integers(min_value=0, max_value=len((FIXTURE / "stacks" / "Pulumi.staging.yaml").read_bytes())))
 def test_a_truncated_stack_file_loads_or_fails_clearly(scratch, cut):
-    outcome = _load(scratch, (ROOT / "stacks" / "Pulumi.staging.yaml").read_bytes()[:cut])
+    outcome = _load(scratch, (FIXTURE / "stacks" / "Pulumi.staging.yaml").read_bytes()[:cut])
     count("config loader", f"truncated file: {outcome}")

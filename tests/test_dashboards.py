@@ -14,7 +14,7 @@ import re
 import pytest
 
 from alerts.catalogue import rule_groups
-from conftest import KUBERNETES_STACKS, ROOT, STACKS, edit_stack
+from conftest import FIXTURE, KUBERNETES_STACKS, ROOT, STACKS, edit_stack
 from dashboards.build import dashboards, dumps
 from rollout import conventions as c
 from rollout.artifacts import build_artifacts
@@ -183,7 +183,7 @@ def test_the_golden_json_matches(stack):
 
 @pytest.fixture(scope="module")
 def runs():
-    return {name: run_program(name) for name in STACKS}
+    return {name: run_program(name, FIXTURE) for name in STACKS}
 
 
 @pytest.mark.parametrize("stack_name", KUBERNETES_STACKS)

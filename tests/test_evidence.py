@@ -12,6 +12,7 @@ from rollout.loader import load_stack
 from rollout.http_retry import Retry, public_url
 from rollout.state import rollout_state
 from servers import free_port, start_prometheus
+from conftest import FIXTURE
 
 @pytest.fixture(scope="module")
 def empty_prometheus():
@@ -48,7 +49,7 @@ def test_an_unreachable_prometheus_is_recorded_as_unreachable():
 
 @pytest.mark.e2e
 def test_evidence_of_a_prometheus_without_the_canarys_series_holds_no_zeros(empty_prometheus):
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     deployed = rollout_state(config, "staging")
     evidence = collect(config, "staging", PrometheusClient(empty_prometheus.url), deployed, now(), "test")
     queries = evidence["services"]["genesis"]["queries"]
@@ -65,7 +66,7 @@ def test_evidence_of_a_prometheus_without_the_canarys_series_holds_no_zeros(empt
 
 @pytest.mark.e2e
 def test_a_service_missing_from_the_deployed_state_gets_no_queries(empty_prometheus):
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     evidence = collect(config, "staging", PrometheusClient(empty_prometheus.url), None, now(), "nothing deployed")
     assert evidence["deployedState"] is None
     assert evidence["services"]["genesis"]["queries"] == {}
@@ -73,7 +74,7 @@ def test_a_service_missing_from_the_deployed_state_gets_no_queries(empty_prometh
 
 @pytest.mark.e2e
 def test_a_stage_that_has_not_begun_is_not_queried(empty_prometheus):
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     deployed = rollout_state(config, "staging")
     before_the_stage = datetime(2026, 11, 18, 8, 0, tzinfo=timezone.utc)
     evidence = collect(config, "staging", PrometheusClient(empty_prometheus.url), deployed, before_the_stage, "test")
@@ -100,7 +101,7 @@ def test_the_recorded_prometheus_url_carries_no_credentials():
 
 
 def test_stale_collection_time_is_kept_as_collected():
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
     evidence = collect(config, "staging", PrometheusClient(f"http://127.0.0.1:{free_port()}", retry=Retry(deadline_s=1)),
                        rollout_state(config, "staging"), at, "test")
@@ -110,7 +111,7 @@ def test_stale_collection_time_is_kept_as_collected():
 def test_the_queries_read_the_stacks_own_metric_names():
     from rollout.evidence import queries
 
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     renamed = config.model_copy(update={"metrics": config.metrics.model_copy(update={
         "requests_total": "app_requests_total",
         "request_duration_bucket": "app_latency_seconds_bucket",

@@ -18,7 +18,7 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.contrib.provider.flagd.resolvers.process import targeting as flagd_targeting
 from openfeature.evaluation_context import EvaluationContext
 
-from conftest import STACKS
+from conftest import FIXTURE, STACKS
 from rollout.config import AllAtOnceFlag, CanaryFlag, PercentageFlag, ProgressiveFlag
 from rollout.loader import load_stack
 from rollout.render import render
@@ -31,7 +31,7 @@ def _flags_of(strategy: type) -> list:
     return [
         pytest.param(stack, key, id=f"{stack}:{key}")
         for stack in STACKS
-        for key, flag in sorted(load_stack(stack).flags.items())
+        for key, flag in sorted(load_stack(stack, FIXTURE).flags.items())
         if isinstance(flag, strategy)
     ]
 
@@ -42,7 +42,7 @@ def clients(tmp_path_factory):
     in-process reading that stack's rendered flags.json."""
     out: dict = {}
     for stack in STACKS:
-        config = load_stack(stack)
+        config = load_stack(stack, FIXTURE)
         folder = tmp_path_factory.mktemp(f"render-{stack}")
         render(config, stack, folder)
         provider = FlagdProvider(
@@ -127,7 +127,7 @@ def test_a_canary_flag_is_on_only_for_the_canary_track(clients, stack, key):
 
 
 def test_at_least_one_stack_exercises_each_strategy():
-    strategies = {flag.strategy for stack in STACKS for flag in load_stack(stack).flags.values()}
+    strategies = {flag.strategy for stack in STACKS for flag in load_stack(stack, FIXTURE).flags.values()}
     assert strategies == {"all_at_once", "percentage", "progressive", "canary"}
 
 
@@ -135,7 +135,7 @@ def test_the_progressive_schedule_is_written_as_timestamp_targeting(tmp_path):
     # The schedule lives in the document, so the flag moves with no redeploy.
     import json
 
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     render(config, "staging", tmp_path)
     flag = json.loads((tmp_path / "flags" / "flags.json").read_text())["flags"]["phase_4_deployment"]
     conditions = [c for c in flag["targeting"]["if"] if isinstance(c, dict) and ">=" in c]

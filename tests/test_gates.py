@@ -15,6 +15,9 @@ import pytest
 from rollout.gates import (
     CANARY_WITHIN_BUDGET,
     GATE_POLICIES,
+    HISTORY_APPEND_ONLY,
+    NEW_RELEASE_NEW_ROLLOUT,
+    STABLE_COMPLETED_ONLY,
     NEXT_STAGE_ONLY,
     NO_SAFETY_FLAG_ON_ADVANCE,
     SOAK_SERVED,
@@ -25,6 +28,7 @@ from rollout.gates import (
 )
 from rollout.loader import load_stack
 from rollout.state import format_time, rollout_state, service_state
+from conftest import FIXTURE
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -33,14 +37,21 @@ SERVICE = "genesis"
 
 def state(stack: str = "staging", *weights_ago: tuple[int, timedelta], flags_on=(), canary=None) -> dict:
     """The stack's real state with the history replaced: (weight, how long ago it began)."""
-    base = rollout_state(load_stack(stack), stack, NOW)
+    base = rollout_state(load_stack(stack, FIXTURE), stack, NOW)
     current = base["services"][SERVICE]
     history = [{"weight": w, "startedAt": NOW - ago, "reason": None} for w, ago in weights_ago]
-    base["services"][SERVICE] = service_state(SERVICE, current["plan"], current["stages"], history, NOW)
+    base["services"][SERVICE] = service_state(SERVICE, current["plan"], current["stages"], history, NOW, tracks(current))
     base["safetyFlagsOn"] = sorted(flags_on)
     if canary:
         base["canary"] = {**base["canary"], **canary}
     return base
+
+
+def tracks(service: dict) -> dict:
+    """The track inputs of a service state, for service_state."""
+    canary, stable = service["canary"], service["stable"]
+    return {"canary": {"image": canary["image"], "minReplicas": canary["minReplicas"]},
+            "stable": {"image": stable["image"], "replicas": stable["replicas"], "previousImage": stable["previousImage"]}}
 
 
 def advance(deployed: dict, weight: int, at: timedelta = timedelta(0), **changes) -> dict:
@@ -48,7 +59,7 @@ def advance(deployed: dict, weight: int, at: timedelta = timedelta(0), **changes
     new = copy.deepcopy(deployed)
     service = new["services"][SERVICE]
     history = [*service["history"], {"weight": weight, "startedAt": NOW - at, "reason": changes.pop("reason", None)}]
-    new["services"][SERVICE] = service_state(SERVICE, service["plan"], service["stages"], history, NOW)
+    new["services"][SERVICE] = service_state(SERVICE, service["plan"], service["stages"], history, NOW, tracks(service))
     new.update(changes)
     return new
 
@@ -86,6 +97,9 @@ def evidence(deployed: dict, collected_ago: timedelta = timedelta(minutes=2), st
             SERVICE: {
                 "stageWeight": service["weight"],
                 "stageStartedAt": service["stageStartedAt"],
+                "release": service["release"],
+                # Prometheus saw the canary take its share from the stage's start on.
+                "trafficSince": service["stageStartedAt"],
                 "windowSeconds": 3600,
                 "queries": queries,
             }
@@ -267,7 +281,7 @@ def test_evidence_carries_the_deployed_state_the_gates_compare_with():
 
 def test_every_gate_has_a_kebab_case_name_description_and_remediation():
     assert list(GATE_POLICIES) == [
-        NEXT_STAGE_ONLY, SOAK_SERVED, CANARY_WITHIN_BUDGET, STAGING_FIRST, NO_SAFETY_FLAG_ON_ADVANCE
+        HISTORY_APPEND_ONLY, NEW_RELEASE_NEW_ROLLOUT, STABLE_COMPLETED_ONLY, NEXT_STAGE_ONLY, SOAK_SERVED, CANARY_WITHIN_BUDGET, STAGING_FIRST, NO_SAFETY_FLAG_ON_ADVANCE
     ]
     for name, policy in GATE_POLICIES.items():
         assert policy.name == name and name.startswith("rollout-") and name == name.lower()

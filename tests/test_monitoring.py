@@ -15,7 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path, without_secrets
+from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack, without_secrets
+from upstream import chart_defaults, crd_schema
 from rollout import versions
 from rollout.harness import run_program
 from rollout.loader import load_stack
@@ -30,16 +31,11 @@ SUBCHART_KEYS = {
     ("grafana", "sidecar", "dashboards", "folderAnnotation"),
     ("grafana", "sidecar", "dashboards", "provider", "foldersFromFilesStructure"),
 }
-REFERENCE_FILES = {
-    "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
-    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter-11.17.2.values.yaml",
-    "prometheus-pushgateway": "prometheus-pushgateway-3.8.0.values.yaml",
-}
 
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in STACKS}
 
 
 def _charts(run) -> dict[str, dict]:
@@ -63,23 +59,18 @@ def unknown_keys(ours, reference, path=()) -> list[str]:
     return unknown
 
 
-def test_the_chart_versions_are_the_ones_whose_defaults_we_check_against():
-    for key, (chart, version) in versions.CHARTS.items():
-        assert REFERENCE_FILES[key] == f"{chart}-{version}.values.yaml"
-
-
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_every_values_key_exists_in_the_charts_defaults(runs, stack):
     charts = _charts(runs[stack])
-    assert set(charts) == set(REFERENCE_FILES)
+    assert set(charts) == set(versions.CHARTS)
     for chart, resource in charts.items():
-        reference = yaml.safe_load(shared_path("reference", "helm-values", REFERENCE_FILES[chart]).read_text())
+        reference = chart_defaults(chart)
         assert resource.inputs["version"] == versions.CHARTS[chart][1]
         assert unknown_keys(resource.inputs["values"], reference) == [], chart
 
 
 def test_the_unknown_key_check_catches_a_misspelt_key():
-    reference = yaml.safe_load(shared_path("reference", "helm-values", REFERENCE_FILES["kube-prometheus-stack"]).read_text())
+    reference = chart_defaults("kube-prometheus-stack")
     assert unknown_keys({"prometheus": {"prometheusSpec": {"retension": "1d"}}}, reference) == ["prometheus.prometheusSpec.retension"]
 
 
@@ -108,9 +99,7 @@ def test_our_rules_monitors_and_probes_carry_the_label_the_operator_selects(runs
 @lru_cache(maxsize=None)
 def _crd_schema(kind: str) -> dict:
     files = {"PrometheusRule": "prometheusrules", "ServiceMonitor": "servicemonitors", "Probe": "probes"}
-    crd = yaml.safe_load(shared_path("schemas", "crds", f"monitoring.coreos.com_{files[kind]}.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return version["schema"]["openAPIV3Schema"]
+    return crd_schema("monitoring.coreos.com", files[kind])
 
 
 def _manifest(resource) -> dict:
@@ -154,7 +143,7 @@ def test_production_protects_prometheus_and_its_volume_and_staging_does_not(runs
         spec = chart.inputs["values"]["prometheus"]["prometheusSpec"]
         assert ("persistentVolumeClaimRetentionPolicy" in spec) is protected, stack
         assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == (
-            load_stack(stack).monitoring.storage.size
+            load_stack(stack, FIXTURE).monitoring.storage.size
         )
 
 
@@ -185,7 +174,7 @@ def test_the_docker_stack_runs_each_deployable_from_a_pinned_image_on_loopback_p
     for component in ("prometheus", "alertmanager", "grafana", "pushgateway", "node-exporter", "blackbox-exporter"):
         assert f"monitoring-{component}" in containers, component
     images = {r.inputs["name"] for r in run.of_type("docker:index/remoteImage:RemoteImage")}
-    service_images = {t.image for s in load_stack("local").services for t in (s.stable, s.canary)}
+    service_images = {t.image for s in load_stack("local", FIXTURE).services for t in (s.stable, s.canary)}
     assert images == set(versions.IMAGES.values()) | service_images
     for image in images:
         assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1], image
@@ -197,7 +186,7 @@ def test_the_docker_stack_runs_each_deployable_from_a_pinned_image_on_loopback_p
 def test_the_docker_prometheus_gets_the_rendered_config_and_alertmanager_its_config_as_a_secret(runs):
     from rollout.artifacts import build_artifacts
 
-    files = build_artifacts(load_stack("local"), "local").files
+    files = build_artifacts(load_stack("local", FIXTURE), "local").files
     containers = {r.name: r for r in runs["local"].of_type(CONTAINER)}
     uploads = {u["file"]: u["content"] for u in containers["monitoring-prometheus"].inputs["uploads"]}
     assert uploads["/etc/prometheus/prometheus.yml"] == files["prometheus/prometheus.yml"]
@@ -226,7 +215,7 @@ def test_every_secret_of_production_stays_in_secret_inputs():
         "smtpPassword": "trace-smtp-7c1",
         "rollbackWebhookUrl": "https://trace.invalid/rollback-7c1",
     }
-    run = run_program("production", secret_values=markers)
+    run = run_program("production", FIXTURE, secret_values=markers)
     seen_in_secret = set()
     for resource in run.resources:
         plain = json.dumps(without_secrets(resource.inputs, resource.secret_paths))

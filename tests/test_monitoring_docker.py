@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import edit_stack
+from conftest import FIXTURE, edit_stack
 from rollout import conventions as c
 from rollout.harness import run_program
 from rollout.loader import load_stack
@@ -42,7 +42,7 @@ def test_each_ui_is_published_on_loopback_at_the_port_the_stack_file_names(proje
 
 
 def test_node_exporter_reads_the_hosts_root_read_only():
-    node = _containers(run_program("local"))["node-exporter"]
+    node = _containers(run_program("local", FIXTURE))["node-exporter"]
     (volume,) = node["volumes"]
     assert volume == {"hostPath": "/", "containerPath": "/host", "readOnly": True}
     assert f"--path.rootfs={volume['containerPath']}" in node["command"]

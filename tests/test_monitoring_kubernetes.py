@@ -15,7 +15,8 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components.monitoring.kubernetes import keep_prometheus_data
-from conftest import KUBERNETES_STACKS, edit_stack, shared_path
+from conftest import FIXTURE, KUBERNETES_STACKS, edit_stack
+from upstream import chart_defaults
 from rollout.conventions import GRAFANA_DATASOURCE_UID
 from rollout.harness import run_program
 from rollout.loader import load_stack
@@ -23,10 +24,6 @@ from rollout.prometheus import prometheus_config
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 MONITORING_CR = "kubernetes:monitoring.coreos.com/v1:"
-DEFAULTS = {
-    "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
-    "prometheus-pushgateway": "prometheus-pushgateway-3.8.0.values.yaml",
-}
 #: Monitors the charts create: chart, path of the monitor's values, and the key that turns it on.
 CHART_MONITORS = [
     ("kube-prometheus-stack", ("prometheus", "serviceMonitor"), "selfMonitor"),
@@ -38,7 +35,7 @@ CHART_MONITORS = [
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in KUBERNETES_STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in KUBERNETES_STACKS}
 
 
 def _merged(defaults, ours):
@@ -59,7 +56,7 @@ def deployed_jobs(run) -> set[str]:
     for chart, path, switch in CHART_MONITORS:
         if chart not in charts:
             continue
-        values = _merged(yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS[chart]).read_text()), charts[chart].inputs["values"])
+        values = _merged(chart_defaults(chart), charts[chart].inputs["values"])
         for depth in range(1, len(path)):
             # A disabled component (e.g. alertmanager.enabled: false) has no monitor either.
             assert values_at(values, path[:depth]).get("enabled", True) is not False, path
@@ -85,7 +82,7 @@ def values_at(values: dict, path: tuple[str, ...]) -> dict:
 def test_every_scrape_job_the_rendered_config_names_is_scraped_under_that_name(runs, stack):
     # `rollout verify`, the dashboards and the alert catalogue read these job
     # names; the operator would otherwise name each job after its Service.
-    expected = {job["job_name"] for job in prometheus_config(load_stack(stack), stack)["scrape_configs"]}
+    expected = {job["job_name"] for job in prometheus_config(load_stack(stack, FIXTURE), stack)["scrape_configs"]}
     assert expected <= deployed_jobs(runs[stack])
 
 
@@ -142,7 +139,7 @@ def chart_transforms(monkeypatch):
 
 @pytest.mark.parametrize("stack, protected", [("production", True), ("staging", False)], ids=["production keeps its Prometheus", "staging does not"])
 def test_only_a_protected_stack_transforms_its_prometheus_into_a_kept_resource(chart_transforms, stack, protected):
-    run_program(stack)
+    run_program(stack, FIXTURE)
     transforms = chart_transforms["kube-prometheus-stack"]
     results = [t(_child("kubernetes:monitoring.coreos.com/v1:Prometheus")) for t in transforms]
     kept = [r for r in results if r is not None and r.opts.protect and r.opts.retain_on_delete]
@@ -165,7 +162,7 @@ def test_an_existing_operator_gets_custom_resources_labelled_with_its_release(pr
 def test_nothing_the_chart_would_run_as_a_helm_hook_is_turned_on(runs, stack):
     # helm.v4.Chart applies hook resources as plain resources, once, unordered.
     (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
-    values = _merged(yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS["kube-prometheus-stack"]).read_text()), chart.inputs["values"])
+    values = _merged(chart_defaults("kube-prometheus-stack"), chart.inputs["values"])
     assert values["crds"]["upgradeJob"]["enabled"] is False
     webhooks = values["prometheusOperator"]["admissionWebhooks"]
     assert (webhooks["enabled"], webhooks["patch"]["enabled"], webhooks["certManager"]["enabled"]) == (False, False, False)
@@ -192,7 +189,7 @@ def test_an_existing_grafana_without_its_credentials_is_refused_before_any_resou
 def test_the_values_carry_the_stacks_retention_replicas_and_resources(runs, stack):
     from rollout.durations import format_duration
 
-    monitoring = load_stack(stack).monitoring
+    monitoring = load_stack(stack, FIXTURE).monitoring
     (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
     values = chart.inputs["values"]
     prometheus, alertmanager = values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"]
@@ -222,7 +219,7 @@ def test_helm_merges_no_default_route_or_inhibit_rule_into_our_alertmanager_conf
     # Helm merges maps of our values over the chart's defaults: a top-level key
     # of the chart's config that ours left out (its namespace-based inhibit
     # rules, its "null" receiver) would silently join the deployed config.
-    defaults = yaml.safe_load(shared_path("reference", "helm-values", DEFAULTS["kube-prometheus-stack"]).read_text())
+    defaults = chart_defaults("kube-prometheus-stack")
     (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]
     ours = chart.inputs["values"]["alertmanager"]["config"]
     assert set(defaults["alertmanager"]["config"]) - set(ours) == CHART_CONFIG_KEPT

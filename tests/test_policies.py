@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import ROOT, STACKS, edit_stack
+from conftest import FIXTURE, ROOT, STACKS, edit_stack
 from policies import rules
 from policies.rules import Context, Resource
 from rollout.harness import run_program
@@ -90,7 +90,7 @@ def test_the_route_matcher_follows_continue_to_pagerduty():
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in STACKS}
 
 
 @pytest.mark.parametrize("stack", STACKS)

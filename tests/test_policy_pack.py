@@ -23,7 +23,7 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from conftest import ROOT, edit_stack
+from conftest import FIXTURE, ROOT, edit_stack
 from policies import rules
 from rollout.harness import run_program
 
@@ -147,7 +147,7 @@ def test_the_served_pack_holds_exactly_the_policies_of_the_module(pack):
 
 @pytest.fixture(scope="module")
 def production():
-    return run_program("production", secret_values=SECRETS)
+    return run_program("production", FIXTURE, secret_values=SECRETS)
 
 
 def test_production_as_deployed_passes_every_policy_with_real_looking_secrets(pack, production):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import KUBERNETES_STACKS, STACKS, without_secrets
+from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, without_secrets
 from rollout.artifacts import build_artifacts
 from rollout.harness import config_for_mocks, run_program
 from rollout.loader import load_stack
@@ -17,17 +17,17 @@ CONTAINER = "docker:index/container:Container"
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in STACKS}
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_a_kubernetes_stack_declares_the_flag_configmap_with_the_rendered_document(runs, stack):
-    expected = build_artifacts(load_stack(stack), stack).flags_json
+    expected = build_artifacts(load_stack(stack, FIXTURE), stack).flags_json
     config_maps = [r for r in runs[stack].of_type(CONFIGMAP) if "flags.json" in r.inputs.get("data", {})]
     assert len(config_maps) == 1
     flags = config_maps[0]
     assert flags.inputs["data"]["flags.json"] == expected
-    assert flags.inputs["metadata"]["namespace"] == load_stack(stack).kubernetes.namespace
+    assert flags.inputs["metadata"]["namespace"] == load_stack(stack, FIXTURE).kubernetes.namespace
     assert flags.parent_name == "rollout-flags", "the ConfigMap belongs to the FeatureFlags component"
 
 
@@ -53,7 +53,7 @@ def test_the_docker_stack_mounts_the_flag_file_as_a_directory_into_flagd(runs):
 def test_every_stack_exports_its_flag_document(runs):
     for stack in STACKS:
         document = json.loads(runs[stack].outputs["flagsDocument"])
-        assert set(document["flags"]) == set(load_stack(stack).flags)
+        assert set(document["flags"]) == set(load_stack(stack, FIXTURE).flags)
 
 
 def test_secret_values_stay_secret_in_every_declared_input(runs):
@@ -67,7 +67,7 @@ def test_secret_values_stay_secret_in_every_declared_input(runs):
 
 def test_a_traced_secret_value_reaches_no_plain_input_or_output():
     marker = "s3cr3t-routing-key-e2e9"
-    run = run_program("production", secret_values={"pagerdutyRoutingKey": marker})
+    run = run_program("production", FIXTURE, secret_values={"pagerdutyRoutingKey": marker})
     for resource in run.resources:
         assert marker not in json.dumps(without_secrets(resource.inputs, resource.secret_paths)), resource.name
     plain_outputs = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
@@ -92,7 +92,7 @@ def test_an_invalid_config_stops_the_program_before_any_resource(stack, key, cha
     config[key] = json.dumps(value)
     declared: list = []
     with pytest.raises(pulumi.RunError) as caught:
-        run_program(stack, config=config, secret_keys=secret_keys, record=declared)
+        run_program(stack, FIXTURE, config=config, secret_keys=secret_keys, record=declared)
     assert declared == [], "nothing may be declared before the config is valid"
     message = str(caught.value)
     assert message.startswith(f"stacks/Pulumi.{stack}.yaml: ")
@@ -106,5 +106,5 @@ def test_a_secret_set_in_clear_text_is_refused_by_the_program():
     config, secret_keys = config_for_mocks("production")
     secret_keys = [k for k in secret_keys if k != "rollout:secrets"]
     with pytest.raises(pulumi.RunError) as caught:
-        run_program("production", config=config, secret_keys=secret_keys)
+        run_program("production", FIXTURE, config=config, secret_keys=secret_keys)
     assert "rollout:secrets.pagerdutyRoutingKey: must be stored as a secret" in str(caught.value)

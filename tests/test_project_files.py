@@ -8,11 +8,12 @@ import tomllib
 import jsonschema
 import yaml
 
-from conftest import ROOT, STACKS, shared_path
+from conftest import ROOT, STACKS
+from upstream import reference
 
 
 def test_pulumi_yaml_validates_against_pulumis_project_schema():
-    schema = json.loads(shared_path("schemas", "pulumi", "project.json").read_text())
+    schema = reference("pulumi", "project.json")
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     jsonschema.Draft202012Validator(schema).validate(project)
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from alerts.catalogue import rule_groups
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack
+from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack
 from rollout import conventions as c
 from rollout.artifacts import build_artifacts
 from rollout.loader import load_file, load_stack
@@ -30,19 +30,19 @@ def _jobs(document: dict) -> dict[str, dict]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_rendered_file_starts_with_the_generated_header(stack):
-    text = build_artifacts(load_stack(stack), stack).files["prometheus/prometheus.yml"]
+    text = build_artifacts(load_stack(stack, FIXTURE), stack).files["prometheus/prometheus.yml"]
     assert text.splitlines()[0] == "# " + c.GENERATED_HEADER.format(stack=stack)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_scrapes_exactly_the_jobs_the_alerts_key_on(stack):
-    jobs = _jobs(prometheus_config(load_stack(stack), stack))
+    jobs = _jobs(prometheus_config(load_stack(stack, FIXTURE), stack))
     assert set(jobs) == JOBS
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_both_tracks_of_every_service_are_scraped_and_probed_with_their_labels(stack):
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     jobs = _jobs(prometheus_config(config, stack))
     expected = {(service.name, track) for service in config.services for track in c.TRACKS}
     for job in (c.JOB_SERVICE, c.JOB_PROBE):
@@ -53,7 +53,7 @@ def test_both_tracks_of_every_service_are_scraped_and_probed_with_their_labels(s
 
 
 def test_the_pushgateway_keeps_the_job_label_ci_pushed():
-    jobs = _jobs(prometheus_config(load_stack("staging"), "staging"))
+    jobs = _jobs(prometheus_config(load_stack("staging", FIXTURE), "staging"))
     assert jobs[c.JOB_PUSHGATEWAY]["honor_labels"] is True
     assert all("honor_labels" not in job for name, job in jobs.items() if name != c.JOB_PUSHGATEWAY)
 
@@ -68,7 +68,7 @@ def test_the_intervals_come_from_the_stack_config(project):
 
 
 def test_the_docker_stack_addresses_containers_by_their_network_aliases():
-    config = load_stack("local")
+    config = load_stack("local", FIXTURE)
     jobs = _jobs(prometheus_config(config, "local"))
     assert jobs[c.JOB_ALERTMANAGER]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     assert jobs[c.JOB_PUSHGATEWAY]["static_configs"][0]["targets"] == ["pushgateway:9091"]
@@ -79,7 +79,7 @@ def test_the_docker_stack_addresses_containers_by_their_network_aliases():
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_kubernetes_stacks_render_a_reference_addressed_by_cluster_dns(stack):
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     jobs = _jobs(prometheus_config(config, stack))
     namespace = config.kubernetes.namespace
     for name in (c.JOB_SERVICE, c.JOB_ALERTMANAGER, c.JOB_PUSHGATEWAY, c.JOB_NODE, c.JOB_GRAFANA):
@@ -110,7 +110,7 @@ def _loopback_only(document: dict) -> dict:
 @pytest.mark.e2e
 @pytest.mark.parametrize("stack", STACKS)
 def test_a_real_prometheus_builds_the_targets_and_loads_every_rule_group(stack):
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     files = build_artifacts(config, stack).files
     document = _loopback_only(yaml.safe_load(files["prometheus/prometheus.yml"]))
     rules = {name.removeprefix("prometheus/"): text for name, text in files.items() if name.startswith("prometheus/rules/")}
@@ -155,7 +155,7 @@ def _host(config, stack: str, service: str, track: str) -> str:
 
 
 def test_the_probe_module_is_one_the_rendered_blackbox_config_defines():
-    files = build_artifacts(load_stack("local"), "local").files
+    files = build_artifacts(load_stack("local", FIXTURE), "local").files
     modules = yaml.safe_load(files["blackbox/blackbox.yml"])["modules"]
     job = _jobs(yaml.safe_load(files["prometheus/prometheus.yml"]))[c.JOB_PROBE]
     (module,) = job["params"]["module"]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from alerts.catalogue import all_alerts
-from conftest import STACKS
+from conftest import FIXTURE, STACKS
 from rollout.alertmanager import alertmanager_config
 from rollout.config import SecretRef
 from rollout.loader import load_stack
@@ -22,7 +22,7 @@ from servers import WebhookSink, http_json, receivers_to_loopback, start_alertma
 def rendered(request, tmp_path_factory):
     stack = request.param
     out = tmp_path_factory.mktemp(f"am-{stack}")
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     render(config, stack, out)
     return stack, config, out / "alertmanager" / "alertmanager.yml"
 
@@ -82,8 +82,8 @@ def test_each_priority_reaches_its_receivers(rendered, priority, category, rollb
 
 
 def test_production_pages_through_pagerduty():
-    assert load_stack("production").alerting.pagerduty
-    assert _expected_receivers(load_stack("production"), "P0", "availability", False) == ["pagerduty"]
+    assert load_stack("production", FIXTURE).alerting.pagerduty
+    assert _expected_receivers(load_stack("production", FIXTURE), "P0", "availability", False) == ["pagerduty"]
 
 
 def test_every_alert_of_the_catalogue_is_routed_as_its_labels_say(rendered):
@@ -163,7 +163,7 @@ def test_a_real_alertmanager_inhibits_as_the_rendered_rules_say(rendered):
 def test_the_deployed_config_with_decrypted_values_is_valid_too(stack, tmp_path):
     """Under Pulumi the same builder writes the decrypted values (and the whole
     text is a secret); amtool must accept that variant as well."""
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
 
     def decrypted(secret: SecretRef, is_url: bool) -> str:
         name = secret.path.rsplit(".", 1)[-1]

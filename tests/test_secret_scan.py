@@ -38,7 +38,7 @@ import pytest
 import yaml
 from pulumi_crypto import PassphraseCipher
 
-from conftest import ROOT, STACKS, edit_stack, without_secrets
+from conftest import FIXTURE, ROOT, STACKS, edit_stack, without_secrets
 from figures import count
 from rollout import harness
 from rollout.cli import main
@@ -55,7 +55,7 @@ def scan_value(stack: str, name: str) -> str:
 
 
 def _document(stack: str) -> dict:
-    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    return yaml.safe_load((FIXTURE / "stacks" / f"Pulumi.{stack}.yaml").read_text())
 
 
 def secret_names(stack: str) -> list[str]:
@@ -222,7 +222,7 @@ def test_a_secret_kept_in_a_secret_input_is_not_reported(needles):
 @pytest.fixture(scope="module")
 def runs() -> dict[str, harness.ProgramRun]:
     """The program of each stack, handed the test values as the decrypted secrets."""
-    return {stack: run_program(stack, secret_values=scan_values(stack)) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE, secret_values=scan_values(stack)) for stack in STACKS}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -299,7 +299,7 @@ def test_a_command_prints_no_secret(project, needles, check_sees_test_values, st
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_program_logs_no_secret(caplog, needles, stack):
     caplog.set_level(logging.DEBUG)
-    run_program(stack, secret_values=scan_values(stack))
+    run_program(stack, FIXTURE, secret_values=scan_values(stack))
     no_leaks(scan_records(caplog.records, needles))
 
 
@@ -449,7 +449,7 @@ def test_the_program_refuses_a_broken_secret_without_echoing_it(caplog, needles,
     config, secret_keys = config_for_mocks("production", None, scan_values("production"))
     secret_keys = change(config, secret_keys)
     with pytest.raises(pulumi.RunError) as caught:
-        run_program("production", config=config, secret_keys=secret_keys)
+        run_program("production", FIXTURE, config=config, secret_keys=secret_keys)
     message = str(caught.value)
     count(TOPIC, "error messages scanned")
     assert expected in message, message

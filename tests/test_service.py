@@ -9,7 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_STACKS, STACKS, edit_stack, shared_path
+from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack
+from upstream import crd_schema
 from rollout.harness import run_program
 from rollout.loader import load_stack
 
@@ -21,7 +22,7 @@ ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: run_program(stack, FIXTURE) for stack in STACKS}
 
 
 def _manifest(resource) -> dict:
@@ -33,7 +34,7 @@ def _manifest(resource) -> dict:
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_each_track_has_a_deployment_and_a_service_under_the_component(runs, stack):
     run = runs[stack]
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     service = config.services[0]
     deployments = {r.name: r for r in run.of_type(DEPLOYMENT)}
     assert set(deployments) == {"genesis-stable", "genesis-canary"}
@@ -69,11 +70,11 @@ def test_only_production_declares_disruption_budgets(runs):
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_the_route_splits_traffic_stable_100_minus_w_and_canary_w(runs, stack):
-    weight = load_stack(stack).services[0].rollout.weight
+    weight = load_stack(stack, FIXTURE).services[0].rollout.weight
     (route,) = runs[stack].of_type(ROUTE)
     backends = {b["name"]: b["weight"] for b in route.inputs["spec"]["rules"][0]["backendRefs"]}
     assert backends == {"genesis-stable": 100 - weight, "genesis-canary": weight}
-    gateway = load_stack(stack).kubernetes.gateway
+    gateway = load_stack(stack, FIXTURE).kubernetes.gateway
     (parent,) = route.inputs["spec"]["parentRefs"]
     assert (parent["name"], parent["namespace"]) == (gateway.name, gateway.namespace)
 
@@ -93,14 +94,12 @@ def test_a_rollback_to_zero_sends_the_canary_no_traffic_but_keeps_its_pods(proje
     backends = {b["name"]: b["weight"] for b in route.inputs["spec"]["rules"][0]["backendRefs"]}
     assert backends == {"genesis-stable": 100, "genesis-canary": 0}
     canary = [r for r in run.of_type(DEPLOYMENT) if r.name == "genesis-canary"][0]
-    assert canary.inputs["spec"]["replicas"] == load_stack("staging").services[0].canary.replicas
+    assert canary.inputs["spec"]["replicas"] == load_stack("staging", FIXTURE).services[0].canary.replicas
 
 
 @lru_cache(maxsize=1)
 def _httproute_schema() -> dict:
-    crd = yaml.safe_load(shared_path("schemas", "crds", "gateway.networking.k8s.io_httproutes.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return version["schema"]["openAPIV3Schema"]
+    return crd_schema("gateway.networking.k8s.io", "httproutes")
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
@@ -124,7 +123,7 @@ def test_deployments_services_and_budgets_validate_with_kubernetes_validate(runs
 
 
 def test_the_docker_stack_runs_both_tracks_on_their_own_loopback_ports(runs):
-    config = load_stack("local")
+    config = load_stack("local", FIXTURE)
     containers = {r.name: r for r in runs["local"].of_type("docker:index/container:Container")}
     for track, port in (("stable", config.docker.ports.service_stable), ("canary", config.docker.ports.service_canary)):
         container = containers[f"genesis-{track}"]
@@ -145,7 +144,7 @@ def test_rollout_render_writes_every_object_the_program_declares_and_they_valida
     body (a Secret's values as placeholders), and nothing rendered is not declared."""
     from rollout.artifacts import build_artifacts
 
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     files = build_artifacts(config, stack).files
     rendered = [
         yaml.safe_load(text)
@@ -179,7 +178,7 @@ def test_rollout_render_writes_every_object_the_program_declares_and_they_valida
 def test_rollout_render_writes_the_values_of_each_chart_the_program_installs(runs, stack):
     from rollout.artifacts import build_artifacts
 
-    files = build_artifacts(load_stack(stack), stack).files
+    files = build_artifacts(load_stack(stack, FIXTURE), stack).files
     charts = {r.inputs["chart"]: r for r in runs[stack].of_type("kubernetes:helm.sh/v4:Chart")}
     assert charts
     assert {p for p in files if p.startswith("kubernetes/helm/")} == {f"kubernetes/helm/{c}.values.yaml" for c in charts}
@@ -199,7 +198,7 @@ def test_rollout_render_writes_the_values_of_each_chart_the_program_installs(run
 def test_no_rendered_file_holds_a_yaml_anchor_or_alias(stack):
     from rollout.artifacts import build_artifacts
 
-    for path, text in build_artifacts(load_stack(stack), stack).files.items():
+    for path, text in build_artifacts(load_stack(stack, FIXTURE), stack).files.items():
         if path.endswith((".yaml", ".yml")):
             events = list(yaml.parse(text))
             assert not [e for e in events if getattr(e, "anchor", None)], path
@@ -209,8 +208,8 @@ def test_no_rendered_file_holds_a_yaml_anchor_or_alias(stack):
 def test_the_kubernetes_stacks_prometheus_yml_says_it_is_for_docker_only():
     from rollout.artifacts import build_artifacts
 
-    kubernetes = build_artifacts(load_stack("staging"), "staging").files
-    docker = build_artifacts(load_stack("local"), "local").files
+    kubernetes = build_artifacts(load_stack("staging", FIXTURE), "staging").files
+    docker = build_artifacts(load_stack("local", FIXTURE), "local").files
     assert "For the Docker target only" in kubernetes["prometheus/prometheus.yml"].splitlines()[1]
     assert "Docker" not in docker["prometheus/prometheus.yml"].splitlines()[1]
 
@@ -218,5 +217,5 @@ def test_the_kubernetes_stacks_prometheus_yml_says_it_is_for_docker_only():
 def test_the_docker_stack_renders_no_kubernetes_objects():
     from rollout.artifacts import build_artifacts
 
-    files = build_artifacts(load_stack("local"), "local").files
+    files = build_artifacts(load_stack("local", FIXTURE), "local").files
     assert not [path for path in files if path.startswith("kubernetes/")]

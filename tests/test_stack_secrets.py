@@ -11,14 +11,14 @@ import pytest
 import yaml
 from pulumi_crypto import PassphraseCipher
 
-from conftest import ROOT, STACKS
+from conftest import FIXTURE, ROOT, STACKS
 
 EXAMPLE_PASSPHRASE = "rollout-example-passphrase"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_secret_decrypts_with_the_documented_example_passphrase(stack):
-    document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((FIXTURE / "stacks" / f"Pulumi.{stack}.yaml").read_text())
     cipher = PassphraseCipher(EXAMPLE_PASSPHRASE, salt_state=document["encryptionsalt"])
     secrets = document["config"]["rollout:secrets"]
     assert secrets
@@ -31,7 +31,7 @@ def test_every_secret_decrypts_with_the_documented_example_passphrase(stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_a_wrong_passphrase_is_refused(stack):
-    document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((FIXTURE / "stacks" / f"Pulumi.{stack}.yaml").read_text())
     with pytest.raises(Exception):
         PassphraseCipher("not-the-passphrase", salt_state=document["encryptionsalt"])
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import STACKS
+from conftest import FIXTURE, STACKS
 from rollout.loader import load_stack
 from rollout.plans import BUILTIN_PLANS
 from rollout.state import parse_time, rollout_state, service_state, status, with_entry
@@ -23,7 +23,7 @@ def entries(*pairs):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_shipped_stack_has_a_json_state_matching_its_stack_file(stack):
-    config = load_stack(stack)
+    config = load_stack(stack, FIXTURE)
     state = rollout_state(config, stack, NOW)
     assert json.loads(json.dumps(state, allow_nan=False)) == state
     assert state["stack"] == stack and state["tier"] == config.tier
@@ -39,7 +39,7 @@ def test_every_shipped_stack_has_a_json_state_matching_its_stack_file(stack):
 
 
 def test_staging_at_10_may_go_to_25_a_day_after_it_entered_10():
-    state = rollout_state(load_stack("staging"), "staging", NOW)["services"]["genesis"]
+    state = rollout_state(load_stack("staging", FIXTURE), "staging", NOW)["services"]["genesis"]
     assert (state["weight"], state["nextWeight"]) == (10, 25)
     assert state["stageStartedAt"] == "2026-11-18T09:00:00Z"
     assert state["earliestAdvanceAt"] == "2026-11-19T09:00:00Z"
@@ -73,16 +73,17 @@ def test_the_instant_plan_goes_from_0_to_100_after_a_minute():
 
 
 def test_a_rollback_entry_becomes_the_current_stage_with_its_reason():
-    state = rollout_state(load_stack("staging"), "staging", NOW)
+    state = rollout_state(load_stack("staging", FIXTURE), "staging", NOW)
     rolled = with_entry(state, "genesis", 0, NOW, "error budget burning", NOW)
     service = rolled["services"]["genesis"]
     assert (service["weight"], service["stageStartedAt"], service["nextWeight"]) == (0, "2026-11-26T12:00:00Z", 5)
-    assert service["history"][-1] == {"weight": 0, "startedAt": "2026-11-26T12:00:00Z", "reason": "error budget burning"}
+    assert service["history"][-1] == {"weight": 0, "startedAt": "2026-11-26T12:00:00Z", "reason": "error budget burning",
+                                      "release": "ghcr.io/example/genesis:1.5.0", "plan": "safe"}
     assert state["services"]["genesis"]["weight"] == 10, "the original state is not changed"
 
 
 def test_switched_on_safety_flags_are_listed():
-    config = load_stack("staging")
+    config = load_stack("staging", FIXTURE)
     flags = dict(config.flags)
     flags["read_only_mode"] = flags["read_only_mode"].model_copy(update={"enabled": True, "reason": "db failover"})
     state = rollout_state(config.model_copy(update={"flags": flags}), "staging", NOW)

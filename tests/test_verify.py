@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, edit_stack
+from conftest import FIXTURE, ROOT, edit_stack
 from rollout.loader import load_file
 from rollout.render import render
 from rollout.verify import verify
@@ -26,11 +26,17 @@ from rollout.http_retry import Retry
 from servers import LOOPBACK, FlakyServer, WebhookSink, free_port, start_alertmanager, start_prometheus
 
 
+def histogram(*bounds: str) -> bytes:
+    """A request-duration histogram in the exposition format, with these bucket bounds."""
+    lines = [f'http_request_duration_seconds_bucket{{code="200",le="{le}"}} 10' for le in (*bounds, "+Inf")]
+    return ("\n".join(lines) + "\n").encode()
+
+
 @contextmanager
-def metrics_target():
+def metrics_target(extra: bytes = b""):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            body = b"# a scrape target for the tests\nprobe_success 1\n"
+            body = b"# a scrape target for the tests\nprobe_success 1\n" + extra
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.end_headers()
@@ -89,8 +95,8 @@ def _alertmanager_yml(out: Path, sink: WebhookSink) -> str:
 
 
 @contextmanager
-def deployed(out: Path, drop_rules: str | None = None, down_job: str | None = None):
-    with metrics_target() as target, WebhookSink() as sink, start_alertmanager(_alertmanager_yml(out, sink)) as am:
+def deployed(out: Path, drop_rules: str | None = None, down_job: str | None = None, exposed: bytes = b""):
+    with metrics_target(exposed) as target, WebhookSink() as sink, start_alertmanager(_alertmanager_yml(out, sink)) as am:
         # Resend firing alerts every second (default 1 m): with 1 s evaluations
         # the first Watchdog can go out before the Alertmanager is discovered.
         with start_prometheus(
@@ -223,7 +229,41 @@ def test_a_component_that_fails_after_its_health_check_is_named_not_an_internal_
 
     retry = Retry(deadline_s=1, timeout_s=0.5, base_s=0.05, cap_s=0.2)
     with FlakyServer([], alertmanager) as am, FlakyServer([], prometheus) as prom:
-        report = verify(load_stack("staging"), "staging", prom.url, am.url, wait_s=0, retry=retry)
+        report = verify(load_stack("staging", FIXTURE), "staging", prom.url, am.url, wait_s=0, retry=retry)
     assert any(line.startswith(f"alertmanager: HTTP 503 from {am.url}/api/v2/status after ") for line in report.failed), report.failed
     assert any(line.startswith("prometheus: answered in an unexpected shape") for line in report.failed), report.failed
     count("faults: verify", "components failing after their health check, named", 2)
+
+
+#: The default buckets of the Prometheus client libraries (Go's DefBuckets, Python's
+#: Histogram.DEFAULT_BUCKETS): no 0.2, the latency SLO's bucket.
+CLIENT_DEFAULT_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10")
+
+
+@pytest.mark.parametrize(
+    "bounds, missing",
+    [
+        pytest.param(CLIENT_DEFAULT_BUCKETS, True, id="the client libraries' default buckets lack 0.2: FAILED, naming metric, service, bucket"),
+        pytest.param(("0.05", "0.1", "0.2", "0.5", "1"), False, id="buckets with 0.2 pass"),
+        pytest.param(("0.05", "0.1", "0.20", "0.5", "1.0"), False, id="0.20 written by another client is the same bucket"),
+    ],
+)
+def test_a_service_without_the_slo_bucket_fails_verify(rendered, bounds, missing):
+    project, config, out = rendered
+    with deployed(out, exposed=histogram(*bounds)) as (prom, am):
+        result = subprocess.run(
+            [sys.executable, "-m", "rollout.cli", "--project", str(project), "verify", "--stack", "staging",
+             "--prometheus", prom.url, "--alertmanager", am.url, "--wait", "30"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    line = (
+        'FAILED  prometheus: service genesis: http_request_duration_seconds_bucket has no bucket le="0.2" '
+        "(slo.latencyP95Seconds): the latency SLO's rules and panels stay empty; buckets seen: "
+    )
+    if missing:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert failed == [line + ", ".join(f"{float(b):g}" for b in bounds)], result.stdout
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert 'ok      prometheus: service genesis: http_request_duration_seconds_bucket has the bucket le="0.2"' in result.stdout

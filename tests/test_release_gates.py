@@ -1,0 +1,318 @@
+"""Releases and the gates that key on them: a table of transitions, judged by the gate
+functions and by the policy pack served over gRPC as Pulumi serves it.
+
+Every state is built here from an explicit history and explicit images, with
+times relative to the clock of the run (the served pack judges at its own
+``now``), so nothing depends on the shipped stacks' weights or dates; only the
+staging and production thresholds and tiers come from their stack files.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+from google.protobuf import struct_pb2
+from pulumi.runtime.proto import analyzer_pb2
+
+from policies import rules
+from rollout.gates import (
+    CANARY_WITHIN_BUDGET,
+    HISTORY_APPEND_ONLY,
+    NEW_RELEASE_NEW_ROLLOUT,
+    NEXT_STAGE_ONLY,
+    NO_SAFETY_FLAG_ON_ADVANCE,
+    SOAK_SERVED,
+    STABLE_COMPLETED_ONLY,
+    STAGING_FIRST,
+    judge_with_evidence,
+)
+from rollout.loader import load_stack
+from rollout.plans import BUILTIN_PLANS
+from rollout.releases import canary_replicas, release_of
+from rollout.state import format_time, rollout_state, service_state, utc_now
+from test_policy_pack import GATES, RESOURCE_POLICIES, pack  # noqa: F401 - the served pack fixture
+
+NOW = utc_now()
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+SERVICE = "genesis"
+OLD, R, NEW, UNTESTED = (f"ghcr.io/example/genesis:{v}" for v in ("1.4.2", "1.5.0", "1.6.0", "9.9.9"))
+BASES = {stack: rollout_state(load_stack(stack), stack, NOW) for stack in ("staging", "production")}
+
+
+def stages(plan: str) -> list[dict]:
+    return [{"weight": s.weight, "soakSeconds": int(s.soak.total_seconds())} for s in BUILTIN_PLANS[plan].stages]
+
+
+def state(stack="staging", history=((0, 3 * DAY),), canary=R, stable=OLD, previous=None, plan="safe",
+          flags_on=(), releases=None) -> dict:
+    """A state of ``stack`` with this history: (weight, how long ago it began) pairs."""
+    base = copy.deepcopy(BASES[stack])
+    entries = [{"weight": w, "startedAt": format_time(NOW - ago), "release": (releases or {}).get(i, canary),
+                "plan": plan, "reason": None} for i, (w, ago) in enumerate(history)]
+    tracks = {"canary": {"image": canary, "minReplicas": 1},
+              "stable": {"image": stable, "replicas": 2, "previousImage": previous}}
+    base["services"] = {SERVICE: service_state(SERVICE, plan, stages(plan), entries, NOW, tracks)}
+    base["safetyFlagsOn"] = sorted(flags_on)
+    return base
+
+
+def then(deployed: dict, weight: int | None = None, ago=timedelta(0), *, canary=None, stable=None, previous="same",
+         plan=None, reason=None, flags_on=None, history=None) -> dict:
+    """``deployed`` changed: one entry appended at ``weight`` (None: no entry), other fields replaced."""
+    service = deployed["services"][SERVICE]
+    entries = copy.deepcopy(history if history is not None else service["history"])
+    canary = canary or service["canary"]["image"]
+    plan = plan or service["plan"]
+    if weight is not None:
+        entries.append({"weight": weight, "startedAt": format_time(NOW - ago), "release": canary, "plan": plan,
+                        "reason": reason})
+    tracks = {"canary": {"image": canary, "minReplicas": 1},
+              "stable": {"image": stable or service["stable"]["image"], "replicas": 2,
+                         "previousImage": service["stable"]["previousImage"] if previous == "same" else previous}}
+    new = copy.deepcopy(deployed)
+    new["services"] = {SERVICE: service_state(SERVICE, plan, stages(plan), entries, NOW, tracks)}
+    if flags_on is not None:
+        new["safetyFlagsOn"] = sorted(flags_on)
+    return new
+
+
+HEALTHY = {"errorRatio": 0.002, "latencyP95Seconds": 0.21, "latencyP99Seconds": 0.48,
+           "consecutiveFailedHealthChecks": 1, "requests": 12_000}
+
+
+def evidence(deployed: dict, upstream: dict | None = None, traffic_since="stage", collected_ago=2 * 60, **measures):
+    """Gate evidence over the deployed stage: healthy unless told otherwise."""
+    service = deployed["services"][SERVICE]
+    since = service["stageStartedAt"] if traffic_since == "stage" else traffic_since
+    queries = {m: ({"status": v, "value": None} if isinstance(v, str) else {"status": "ok", "value": v})
+               for m, v in {**HEALTHY, **measures}.items()}
+    return {
+        "kind": "rollout-gate-evidence", "version": 1, "stack": deployed["stack"],
+        "collectedAt": format_time(NOW - timedelta(seconds=collected_ago)),
+        "deployedState": deployed, "upstreamState": upstream,
+        "services": {SERVICE: {"stageWeight": service["weight"], "stageStartedAt": service["stageStartedAt"],
+                               "release": service["release"], "trafficSince": since, "windowSeconds": 3600,
+                               "queries": queries}},
+    }
+
+
+# --- the deployed states ------------------------------------------------------------
+
+AT_0 = state(history=((0, 2 * DAY),))
+AT_5 = state(history=((0, 3 * DAY), (5, DAY + 12 * HOUR)))
+AT_5_FRESH = state(history=((0, 3 * DAY), (5, HOUR)))
+AT_10 = state(history=((0, 4 * DAY), (5, 3 * DAY), (10, DAY + 2 * HOUR)))
+AT_50 = state(history=((0, 6 * DAY), (5, 5 * DAY), (10, 4 * DAY), (25, 3 * DAY), (50, 2 * DAY)))
+AT_100_DONE = state(history=((0, 9 * DAY), (5, 8 * DAY), (10, 7 * DAY), (25, 6 * DAY), (50, 5 * DAY), (75, 4 * DAY),
+                             (100, 3 * DAY)))
+AT_100_FRESH = state(history=((0, 8 * DAY), (5, 7 * DAY), (10, 6 * DAY), (25, 5 * DAY), (50, 4 * DAY), (75, 3 * DAY),
+                              (100, DAY)))
+PROMOTED = then(AT_100_DONE, 0, canary=R, stable=R, previous=OLD)
+FAST_AT_5 = state(history=((0, 2 * DAY), (5, 11 * HOUR)), plan="fast")
+# Production at 0 with release R or an image staging never ran; staging in several states.
+PROD_0 = state("production", history=((0, 2 * DAY),))
+PROD_0_UNTESTED = state("production", history=((0, 2 * DAY),), canary=UNTESTED)
+STAGING_R_AT_10 = AT_10
+STAGING_R_AT_5_FRESH = AT_5_FRESH
+STAGING_UNTESTED_AT_10 = state(history=((0, 4 * DAY), (5, 3 * DAY), (10, DAY)), canary=UNTESTED)
+
+
+def backdated(deployed: dict, index: int, by: timedelta) -> dict:
+    new = copy.deepcopy(deployed)
+    history = new["services"][SERVICE]["history"]
+    history[index]["startedAt"] = format_time(NOW - (NOW - _parse(history[index]["startedAt"])) - by)
+    return then(deployed, None, history=history)
+
+
+def _parse(text):
+    from rollout.state import parse_time
+
+    return parse_time(text)
+
+
+Row = tuple  # (new, deployed, evidence, upstream, expected gates)
+TABLE = {
+    # rollout-history-append-only, both ways
+    "an advance appended to the deployed history passes": (then(AT_10, 25), AT_10, evidence(AT_10), None, set()),
+    "a deployed entry backdated 23 h is refused": (backdated(AT_10, 2, 23 * HOUR), AT_10, None, None,
+                                                    {HISTORY_APPEND_ONLY}),
+    "a backdated entry with an advance is refused": (then(backdated(AT_10, 2, 23 * HOUR), 25), AT_10, evidence(AT_10),
+                                                     None, {HISTORY_APPEND_ONLY}),
+    "a deployed entry removed is refused": (then(AT_10, None, history=AT_10["services"][SERVICE]["history"][:2]), AT_10,
+                                            None, None, {HISTORY_APPEND_ONLY}),
+    "deployed entries reordered are refused": (
+        then(AT_10, None, history=[AT_10["services"][SERVICE]["history"][i] for i in (1, 0, 2)]), AT_10, None, None,
+        {HISTORY_APPEND_ONLY}),
+    # rollout-new-release-new-rollout, both ways
+    "a new canary image at 10% is refused": (then(AT_10, None, canary=NEW), AT_10, None, None, {NEW_RELEASE_NEW_ROLLOUT}),
+    "a new canary image with an advance is refused": (then(AT_10, 25, canary=NEW), AT_10, evidence(AT_10), None,
+                                                      {NEW_RELEASE_NEW_ROLLOUT}),
+    "a new canary image going to 5% is refused": (then(AT_10, 5, canary=NEW), AT_10, None, None,
+                                                  {NEW_RELEASE_NEW_ROLLOUT}),
+    "a new canary image at 0% without a new entry is refused": (then(AT_0, None, canary=NEW), AT_0, None, None,
+                                                                {NEW_RELEASE_NEW_ROLLOUT}),
+    "a release (new image, history to 0) passes": (then(AT_10, 0, canary=NEW), AT_10, None, None, set()),
+    "a release from 0 passes": (then(AT_0, 0, canary=NEW), AT_0, None, None, set()),
+    "the same release by digest under another name passes": (
+        then(state(canary="ghcr.io/example/genesis:1.5.0@sha256:" + "a" * 64), None,
+             canary="mirror.example/genesis@sha256:" + "a" * 64),
+        state(canary="ghcr.io/example/genesis:1.5.0@sha256:" + "a" * 64), None, None, set()),
+    # rollout-stable-completed-release-only, both ways
+    "stable edited to an untested image is refused": (then(AT_10, None, stable=UNTESTED), AT_10, None, None,
+                                                      {STABLE_COMPLETED_ONLY}),
+    "stable to the canary's release before completion is refused": (then(AT_100_FRESH, 0, stable=R, previous=OLD),
+                                                                    AT_100_FRESH, None, None, {STABLE_COMPLETED_ONLY}),
+    "stable to the canary's release at 50% is refused": (then(AT_50, 0, stable=R, previous=OLD), AT_50, None, None,
+                                                         {STABLE_COMPLETED_ONLY}),
+    "a promote after completion passes": (PROMOTED, AT_100_DONE, None, None, set()),
+    "a revert to the previous stable image passes": (then(PROMOTED, None, stable=OLD, previous=R), PROMOTED, None,
+                                                     None, set()),
+    "a forged previousImage is refused": (then(AT_10, None, previous=UNTESTED), AT_10, None, None,
+                                          {STABLE_COMPLETED_ONLY}),
+    # rollout-next-stage-only, both ways, and a plan changed mid-rollout
+    "5 -> 25 skips a stage": (then(AT_5, 25), AT_5, evidence(AT_5), None, {NEXT_STAGE_ONLY}),
+    "5 -> 10 passes": (then(AT_5, 10), AT_5, evidence(AT_5), None, set()),
+    "fast -> instant at 5% goes on to 100%": (then(FAST_AT_5, 100, plan="instant"), FAST_AT_5, evidence(FAST_AT_5), None,
+                                              set()),
+    "fast -> instant at 5% may not go to 10%": (then(FAST_AT_5, 10, plan="instant"), FAST_AT_5, evidence(FAST_AT_5),
+                                                None, {NEXT_STAGE_ONLY}),
+    # rollout-soak-served, both ways, by the clock and from when the stage took traffic
+    "an unserved soak is refused": (then(AT_5_FRESH, 10), AT_5_FRESH, evidence(AT_5_FRESH), None, {SOAK_SERVED}),
+    "evidence covering 5 minutes of a 1-day stage is refused": (
+        then(AT_5, 10), AT_5, evidence(AT_5, traffic_since=format_time(NOW - timedelta(minutes=7))), None, {SOAK_SERVED}),
+    "evidence of a stage that never took traffic is refused": (then(AT_5, 10), AT_5, evidence(AT_5, traffic_since=None),
+                                                               None, {SOAK_SERVED}),
+    "evidence covering the whole soak passes": (
+        then(AT_5, 10), AT_5, evidence(AT_5, traffic_since=format_time(NOW - DAY - HOUR)), None, set()),
+    # rollout-canary-within-budget, both ways
+    "a canary over budget is refused": (then(AT_5, 10), AT_5, evidence(AT_5, errorRatio=0.05), None,
+                                        {CANARY_WITHIN_BUDGET}),
+    "an advance without evidence is refused": (then(AT_5, 10), AT_5, None, None, {CANARY_WITHIN_BUDGET}),
+    # rollout-staging-first keyed on the release, both ways
+    "production to 5% with an image staging never ran is refused": (
+        then(PROD_0_UNTESTED, 5), PROD_0_UNTESTED, evidence(PROD_0_UNTESTED, STAGING_R_AT_10), STAGING_R_AT_10,
+        {STAGING_FIRST}),
+    "production to 5% with the release staging completed 5% with passes": (
+        then(PROD_0, 5), PROD_0, evidence(PROD_0, STAGING_R_AT_10), STAGING_R_AT_10, set()),
+    "production to 5% while staging's 5% with the release is fresh is refused": (
+        then(PROD_0, 5), PROD_0, evidence(PROD_0, STAGING_R_AT_5_FRESH), STAGING_R_AT_5_FRESH, {STAGING_FIRST}),
+    "production to 5% with the release staging promoted passes": (
+        then(PROD_0, 5), PROD_0, evidence(PROD_0, PROMOTED), PROMOTED, set()),
+    "production to 5% of 9.9.9 when staging runs 9.9.9 at 10% passes": (
+        then(PROD_0_UNTESTED, 5), PROD_0_UNTESTED, evidence(PROD_0_UNTESTED, STAGING_UNTESTED_AT_10),
+        STAGING_UNTESTED_AT_10, set()),
+    # rollout-no-safety-flag-on-advance, both ways
+    "an advance with a safety flag on is refused": (then(AT_5, 10, flags_on=["maintenance_mode"]), AT_5, evidence(AT_5),
+                                                    None, {NO_SAFETY_FLAG_ON_ADVANCE}),
+    "switching a safety flag on passes": (then(AT_5_FRESH, None, flags_on=["emergency_shutdown"]), AT_5_FRESH, None,
+                                          None, set()),
+}
+
+# Rollback from every state: any release, any history, missing, failing or stale evidence, a flag on.
+ROLLBACK_FROM = {
+    "at 5 fresh": AT_5_FRESH, "at 10": AT_10, "at 50": AT_50, "at 100 fresh": AT_100_FRESH,
+    "at 100 complete": AT_100_DONE, "fast at 5": FAST_AT_5,
+    "at 10 with an untested release": STAGING_UNTESTED_AT_10,
+    "production at 10 with an image staging never ran": state("production", ((0, 3 * DAY), (5, 2 * DAY), (10, HOUR)),
+                                                               canary=UNTESTED),
+    "at 25 with a history recorded without releases": state(history=((0, 4 * DAY), (5, 3 * DAY), (25, HOUR)),
+                                                             releases={0: None, 1: None, 2: None}),
+}
+ROLLBACK_EVIDENCE = {
+    "no evidence": lambda d: None,
+    "failing evidence": lambda d: evidence(d, errorRatio=0.5, latencyP99Seconds=9.0, consecutiveFailedHealthChecks=40),
+    "stale evidence": lambda d: evidence(d, collected_ago=3 * 86400),
+    "evidence that never saw traffic": lambda d: evidence(d, traffic_since=None, requests="empty"),
+}
+for origin, deployed in ROLLBACK_FROM.items():
+    for kind, make in ROLLBACK_EVIDENCE.items():
+        TABLE[f"rollback {origin}, {kind}"] = (then(deployed, 0, reason="rollback"), deployed, make(deployed),
+                                               STAGING_R_AT_5_FRESH if deployed["stack"] == "production" else None,
+                                               set())
+        TABLE[f"rollback {origin} with a safety flag on, {kind}"] = (
+            then(deployed, 0, reason="incident", flags_on=["emergency_shutdown"]), deployed, make(deployed), None, set())
+    TABLE[f"rollback {origin} over a rewritten history"] = (
+        then(backdated(deployed, 0, 2 * HOUR), 0, reason="rollback"), deployed, None, None, set())
+
+
+def verdict(new, deployed, evidence_, upstream) -> set[str]:
+    return {v.policy for v in judge_with_evidence(new, evidence_, NOW, deployed_state=deployed, upstream_state=upstream)}
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_the_gates_judge_each_transition(name):
+    new, deployed, evidence_, upstream, expected = TABLE[name]
+    assert verdict(new, deployed, evidence_, upstream) == expected
+
+
+def test_the_table_covers_every_gate_both_ways():
+    refused = {gate for *_, expected in TABLE.values() for gate in expected}
+    assert refused == set(GATES)
+    assert sum(1 for *_, expected in TABLE.values() if not expected) > len(ROLLBACK_FROM) * len(ROLLBACK_EVIDENCE)
+
+
+def _message(name: str, gate: str) -> str:
+    new, deployed, evidence_, upstream, _ = TABLE[name]
+    (found,) = [v.message for v in judge_with_evidence(new, evidence_, NOW, deployed_state=deployed,
+                                                        upstream_state=upstream) if v.policy == gate]
+    return found
+
+
+def test_the_messages_name_what_is_wrong():
+    assert f"changes from {R} to {NEW} at 10%" in _message("a new canary image at 10% is refused",
+                                                           NEW_RELEASE_NEW_ROLLOUT)
+    backdated_ = _message("a deployed entry backdated 23 h is refused", HISTORY_APPEND_ONLY)
+    assert backdated_.startswith("history[2] differs from the deployed entry (10% from ") and "startedAt" in backdated_
+    assert _message("a deployed entry removed is refused", HISTORY_APPEND_ONLY).startswith("history[2] (the deployed 10%")
+    assert f"stable.image changes from {OLD} to {UNTESTED}" in _message(
+        "stable edited to an untested image is refused", STABLE_COMPLETED_ONLY)
+    assert f"staging has not run release {UNTESTED}" in _message(
+        "production to 5% with an image staging never ran is refused", STAGING_FIRST)
+    covered = _message("evidence covering 5 minutes of a 1-day stage is refused", SOAK_SERVED)
+    assert covered.startswith("the evidence covers 5m of the 5% stage's 1d soak"), covered
+
+
+def _serve(pack, new, deployed, evidence_, upstream) -> set[str]:
+    levels = {}
+    for name in GATES:
+        properties = struct_pb2.Struct()
+        config = {"deployedState": deployed, "evidence": evidence_, "upstreamState": upstream}
+        properties.update({k: v for k, v in config.items() if v is not None})
+        levels[name] = analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.MANDATORY, properties=properties)
+    for name in RESOURCE_POLICIES:
+        levels[name] = analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.ADVISORY)
+    pack.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=levels))
+    properties = struct_pb2.Struct()
+    properties.update({"input": new})
+    request = analyzer_pb2.AnalyzeStackRequest()
+    request.resources.append(analyzer_pb2.AnalyzerResource(
+        type=rules.STASH, name=rules.STATE_STASH, urn=f"urn:pulumi:{new['stack']}::rollout::{rules.STASH}::rollout-state",
+        properties=properties))
+    response = pack.AnalyzeStack(request)
+    return {d.policyName for d in response.diagnostics if d.policyName in GATES}
+
+
+def test_the_served_pack_gives_the_same_verdicts_as_the_gates_on_the_whole_table(pack):  # noqa: F811
+    differ = {}
+    for name, (new, deployed, evidence_, upstream, expected) in TABLE.items():
+        served = _serve(pack, new, deployed, evidence_, upstream)
+        if served != expected:
+            differ[name] = (served, expected)
+    assert differ == {}
+
+
+@pytest.mark.parametrize("weight, stable, minimum, expected", [
+    (0, 3, 2, 2), (5, 3, 2, 2), (50, 3, 2, 2), (75, 3, 2, 3), (100, 3, 2, 3), (100, 10, 1, 10), (10, 10, 0, 1),
+    (0, 10, 0, 0),
+])
+def test_the_canary_carries_its_share_of_the_stable_replicas(weight, stable, minimum, expected):
+    assert canary_replicas(weight, stable, minimum) == expected
+
+
+def test_a_digest_identifies_the_release():
+    digest = "sha256:" + "b" * 64
+    assert release_of(f"ghcr.io/example/genesis:1.5.0@{digest}") == digest
+    assert release_of(f"mirror.example/genesis@{digest}") == digest
+    assert release_of("ghcr.io/example/genesis:1.5.0") == "ghcr.io/example/genesis:1.5.0"
