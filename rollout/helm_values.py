@@ -15,7 +15,8 @@ Choices, and why:
   so the admission webhooks (whose certificate patch jobs are hooks) and the
   operator's TLS are off. Rules are validated by promtool before they ship.
 - The chart's default rules are off: the catalogue in alerts/ is the stack's
-  whole set, every rule with the labels our routing and runbooks need.
+  whole set, every rule with the labels our routing and runbooks need;
+  docs/operations.md lists the chart's groups this leaves off and why.
 - Monitors, rules and probes carry ``release: <releaseName>``: the chart's
   Prometheus selects only those (``*SelectorNilUsesHelmValues: true``), and
   anything without the label is silently ignored.
