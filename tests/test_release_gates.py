@@ -32,13 +32,14 @@ from rollout.loader import load_stack
 from rollout.plans import BUILTIN_PLANS
 from rollout.releases import canary_replicas, release_of
 from rollout.state import format_time, rollout_state, service_state, utc_now
+from conftest import FIXTURE
 from test_policy_pack import GATES, RESOURCE_POLICIES, pack  # noqa: F401 - the served pack fixture
 
 NOW = utc_now()
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 SERVICE = "genesis"
 OLD, R, NEW, UNTESTED = (f"ghcr.io/example/genesis:{v}" for v in ("1.4.2", "1.5.0", "1.6.0", "9.9.9"))
-BASES = {stack: rollout_state(load_stack(stack), stack, NOW) for stack in ("staging", "production")}
+BASES = {stack: rollout_state(load_stack(stack, FIXTURE), stack, NOW) for stack in ("staging", "production")}
 
 
 def stages(plan: str) -> list[dict]:
