@@ -29,6 +29,7 @@ from rollout.gates import (
     judge_with_evidence,
 )
 from rollout.loader import load_stack
+from stackfiles import FIXTURE
 from rollout.plans import BUILTIN_PLANS
 from rollout.releases import canary_replicas, release_of
 from rollout.state import format_time, rollout_state, service_state, utc_now
@@ -38,7 +39,7 @@ NOW = utc_now()
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 SERVICE = "genesis"
 OLD, R, NEW, UNTESTED = (f"ghcr.io/example/genesis:{v}" for v in ("1.4.2", "1.5.0", "1.6.0", "9.9.9"))
-BASES = {stack: rollout_state(load_stack(stack), stack, NOW) for stack in ("staging", "production")}
+BASES = {stack: rollout_state(load_stack(stack, FIXTURE), stack, NOW) for stack in ("staging", "production")}
 
 
 def stages(plan: str) -> list[dict]:
