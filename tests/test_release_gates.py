@@ -29,6 +29,7 @@ from rollout.gates import (
     judge_with_evidence,
 )
 from rollout.loader import load_stack
+from stackfiles import FIXTURE
 from rollout.plans import BUILTIN_PLANS
 from rollout.releases import canary_replicas, release_of
 from rollout.state import format_time, rollout_state, service_state, utc_now
