@@ -89,7 +89,7 @@ def _service(requests_per_scrape: int, failures_per_scrape: int):
     return page
 
 
-def test_a_failing_canary_reaches_the_rollback_webhook_and_the_warnings_channel(project, tmp_path):
+def test_a_failing_canary_reaches_the_rollback_webhook_and_pages(project, tmp_path):
     # sustainFor is the stack's own knob: 10 s keeps the run short without
     # rewriting the rendered rule.
     rendered = _rendered(project, tmp_path / "rendered", sustain_for="10s")
@@ -110,10 +110,9 @@ def test_a_failing_canary_reaches_the_rollback_webhook_and_the_warnings_channel(
                 and any(a["labels"]["alertname"] == "CanaryErrorRateHigh" for a in body.get("alerts", [])),
                 timeout_s=120,
             )
-            slack = sink.wait_for(
-                lambda body: any(
-                    "CanaryErrorRateHigh" in attachment.get("title", "") for attachment in body.get("attachments", [])
-                ),
+            # A rollback trigger is P1 (critical): it pages, beside the webhook.
+            page = sink.wait_for(
+                lambda body: "CanaryErrorRateHigh" in body.get("payload", {}).get("custom_details", {}).get("firing", ""),
                 timeout_s=120,
             )
             ratio = prometheus.query('service_track:http_request_errors:ratio_rate5m{track="canary"}')
@@ -124,12 +123,14 @@ def test_a_failing_canary_reaches_the_rollback_webhook_and_the_warnings_channel(
         "service": "genesis",
         "track": "canary",
         "rollback": "true",
-        "priority": "P2",
+        "priority": "P1",
         "category": "errors",
     }
     assert alert["annotations"]["runbook_url"].endswith("/CanaryErrorRateHigh.md")
-    assert slack["path"] == "/slack/slack-warnings"
-    assert slack["body"]["channel"] == "#rollout-staging-warnings"
+    assert alert["labels"]["severity"] == "critical"
+    assert page["path"] == "/pagerduty"
+    assert page["body"]["payload"]["severity"] == "critical"
+    assert page["body"]["routing_key"] == "<secret:rollout:secrets.pagerdutyRoutingKey>"
     # The synthetic canary fails 10 % of its requests; the recorded SLI says so.
     assert [round(float(sample["value"][1]), 3) for sample in ratio] == [0.1]
     # No canary alert reached the healthy stable track.
