@@ -2,6 +2,36 @@
 
 from __future__ import annotations
 
+#: Characters that change what a terminal shows without being shown themselves,
+#: beyond the control characters: line and paragraph separators, and the
+#: bidirectional overrides and isolates that reorder text.
+_INVISIBLE = frozenset("\u0085\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def printable(text: object) -> str:
+    """``text`` as one line that shows what it holds: a newline, a carriage
+    return, an escape sequence or any other control character becomes its
+    backslash escape (``\\n``, ``\\x1b``, ``\\u2028``), so a value from a file,
+    an argument or a server can neither forge a line nor move the cursor.
+    A backslash is doubled only where the text has something to escape."""
+    text = str(text)
+    if all(ch.isprintable() and ch not in _INVISIBLE for ch in text):
+        return text
+    out = []
+    for ch in text:
+        if ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif ch.isprintable() and ch not in _INVISIBLE:
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
 
 class KeyedError(ValueError):
     """A validation failure at a key below the one being validated.
