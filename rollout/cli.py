@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from rollout.clock import FORMAT_HINT, add_now_argument, instant_arg
-from rollout.errors import Busy, ConfigError, UsageError, printable
+from rollout.errors import Busy, ConfigError, UsageError, printable, printable_json
 from rollout.files import write_atomic
 from rollout.loader import load_stack, project_root, stack_file
 
@@ -521,7 +521,7 @@ def _print_dry_run(path: Path, entries: list, state: dict, verdict: str) -> None
         if entry.reason:
             import json
 
-            print(f"      reason: {json.dumps(entry.reason, ensure_ascii=False)}")
+            print(f"      reason: {printable_json(entry.reason)}")
     _say(f"verdict: {verdict}")
 
 

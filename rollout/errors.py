@@ -33,6 +33,22 @@ def printable(text: object) -> str:
     return "".join(out)
 
 
+def printable_json(value: object) -> str:
+    """``value`` as JSON that shows only printable characters: JSON escapes
+    control characters itself; the separators and bidirectional controls it
+    leaves as they are become ``\\uXXXX`` too (still the same JSON)."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False)
+    return "".join(ch if ch.isprintable() and ch not in _INVISIBLE else
+                   "".join(f"\\u{unit:04x}" for unit in _utf16(ch)) for ch in text)
+
+
+def _utf16(ch: str) -> list[int]:
+    data = ch.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+
+
 class KeyedError(ValueError):
     """A validation failure at a key below the one being validated.
 
