@@ -40,15 +40,12 @@ def find_project(start: Path | None = None) -> Path:
     return project_root()
 
 
-class _ArgumentError(Exception):
-    """A command line that argparse refused; the message is one line."""
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, with a refused command line as one line on stderr (exit 2), not usage plus the error."""
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
-        raise _ArgumentError(f"{self.prog}: {message} (see {self.prog} --help)")
+        _say(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
 
 
 def _stack_arg(parser: argparse.ArgumentParser) -> None:
@@ -833,9 +830,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except _ArgumentError as err:
-        _say(err, file=sys.stderr)
-        return EXIT_BAD_INPUT
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code else EXIT_OK
     args.project = (args.project or find_project()).resolve()

@@ -81,6 +81,11 @@ INPUT_FILES: dict[str, str | bytes] = {
     **{f"state-{s}.json": json.dumps(state) for s, state in _STATES.items()},
     **{f"outputs-{s}.json": json.dumps({"rolloutState": state}) for s, state in _STATES.items()},
     **{f"evidence-{s}.json": json.dumps({"deployedState": state}) for s, state in _STATES.items()},
+    # Values that would forge a line of output if printed as they are.
+    "evidence-forged.json": json.dumps({"deployedState": {
+        "stack": "staging\nstack staging: healthy", "services": {"genesis\r\x1b[2K": {"weight": "1\n", "stageStartedAt": "\u2028"}},
+    }}),
+    "state-forged.json": json.dumps({"stack": "dev\x1b[2K\nok", "services": {}}),
     # Shapes that once ended in an internal error (REGRESSIONS).
     "bug-evidence-state-string.json": json.dumps({"deployedState": "x"}),
     "bug-evidence-service-string.json": json.dumps({"deployedState": {"stack": "dev", "services": {SERVICE: "x"}}}),
@@ -183,6 +188,12 @@ def check_case(workspace, command_argv: list[str], topic: str = "cli arguments")
     assert not logged, f"{shown}\nlogged with an exception: {[r.getMessage() for r in logged]}"
     if code == 2:
         assert err.strip(), shown
+    # Every line reaches the terminal printable: a control character in an
+    # argument, a file or an answer is shown escaped, never forging a line.
+    unprintable = [line for line in (out + err).split("\n") if not all(ch.isprintable() for ch in line)]
+    assert not unprintable, f"{shown}\nunprintable: {unprintable[:3]!r}"
+    if args is None and code == 2:
+        assert len(err.strip().splitlines()) == 1, f"a refused command line is one line\n{shown}"
     if args is None:
         assert code == (0 if parse_exit == 0 else 2), shown
         if code == 0:
@@ -209,6 +220,17 @@ def texts(max_size: int = 12):
     return st.text(max_size=max_size)
 
 
+#: Text mixing letters with what a terminal would act on: control characters,
+#: escape sequences, line and paragraph separators, bidirectional overrides.
+CONTROL_TEXT = st.lists(
+    st.one_of(
+        st.characters(categories=("Cc", "Cf", "Zl", "Zp", "Zs"), exclude_characters="\x00"),
+        st.sampled_from(["a", "b", ":", " ", "stack staging: healthy", "\x1b[2K", "\x1b]0;x\x07"]),
+    ),
+    min_size=1, max_size=6,
+).map("".join).filter(lambda t: not all(ch.isprintable() for ch in t))
+
+
 def mixed(valid: list[str], invalid: list[str], *more_invalid) -> st.SearchStrategy[str]:
     """Valid values three times in four, so that many cases get past the parser."""
     bad = st.one_of(st.sampled_from(invalid), *more_invalid)
@@ -219,11 +241,12 @@ STACK_VALUES = mixed(
     list(STACKS),
     ["", "qa", "DEV", " dev", "dev ", "dev\n", "dev\x00", "d\x00ev", "\x00", "dév", "Ω", "生产", "..", ".",
      "../x", "../stacks/Pulumi.dev", "dev/../dev", "/etc/passwd", "-dev", "x" * 101, "x" * 300],
-    texts(),
+    texts(), CONTROL_TEXT,
 )
-SERVICE_VALUES = mixed([SERVICE], ["nope", "", "GENESIS", "../genesis", "genesis\x00", "génesis", "\udcff"], texts())
+SERVICE_VALUES = mixed([SERVICE], ["nope", "", "GENESIS", "../genesis", "genesis\x00", "génesis", "\udcff", "genesis\n"],
+                       texts(), CONTROL_TEXT)
 REASONS = mixed(
-    ["why", "P99 over budget: 1.4 s"], ["", "  ", "a\nb", "\x00", "\udcff", '"quoted": #x\n- y'], texts(30)
+    ["why", "P99 over budget: 1.4 s"], ["", "  ", "a\nb", "\x00", "\udcff", '"quoted": #x\n- y'], texts(30), CONTROL_TEXT
 )
 TARGETING_KEYS = mixed(["ci", "user-1"], ["", "\x00", "\udcff"], texts())
 FLAG_FORMATS = mixed(["env", "json"], ["text", "xml", "", "ENV"])
@@ -244,27 +267,34 @@ BAD_FILES = [
     scratch("missing.json"), scratch("folder"), scratch("not-json.txt"), scratch("binary.bin"), scratch("empty.json"),
     scratch("list.json"), scratch("string.json"), scratch("object.json"), "", "\x00", scratch("x" * 300),
 ]
+CONTROL_PATHS = CONTROL_TEXT.map(lambda t: scratch(t.replace("/", "_")))
 EVIDENCE_FILES = mixed(
     [scratch(f"evidence-{s}.json") for s in STACKS],
     BAD_FILES + [scratch(n) for n in (
         "evidence-null-state.json", "evidence-state-list.json", "evidence-no-services.json",
         "bug-evidence-state-string.json", "bug-evidence-service-string.json", "bug-evidence-service-empty.json",
+        "evidence-forged.json",
     )],
+    CONTROL_PATHS,
 )
 STATE_FILES = mixed(
     [scratch(f"{kind}-{s}.json") for kind in ("state", "outputs") for s in STACKS],
     BAD_FILES + [scratch(n) for n in (
         "state-no-services.json", "state-services-list.json", "bug-state-service-number.json",
-        "bug-state-service-no-start.json",
+        "bug-state-service-no-start.json", "state-forged.json",
     )],
+    CONTROL_PATHS,
 )
 RENDER_OUTS = mixed(
     [scratch("out"), scratch("folder"), scratch("out/deeper")],
     [scratch("afile"), scratch("afile/below"), "/proc/rollout-nowhere", "", "\x00", scratch("x" * 300)],
+    CONTROL_PATHS,
 )
 EVIDENCE_OUTS = mixed(
     [scratch("evidence.json"), scratch("folder/evidence.json"), scratch("afile")],
-    ["", "\x00", scratch("folder"), scratch("afile/evidence.json"), "/proc/rollout-nowhere/evidence.json"],
+    ["", "\x00", scratch("folder"), scratch("afile/evidence.json"), "/proc/rollout-nowhere/evidence.json",
+     "/dev/full", scratch("x" * 256)],
+    CONTROL_PATHS,
 )
 
 #: Pieces any command may get: unknown options, abbreviations, stray words, help.
