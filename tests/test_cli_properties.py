@@ -519,3 +519,151 @@ def test_flags_leaves_no_thread_behind_that_logs_a_traceback(workspace):
     finally:
         logging.getLogger().removeHandler(handler)
     assert not [r for r in logged if r.exc_info], [r.getMessage() for r in logged]
+
+
+# --- HTTP framing: whatever the monitoring APIs send -------------------------------------
+# One raw TCP server on 127.0.0.1 (tests/servers.py RawServer) answers every
+# request with the bytes of the current example: a status line (valid or not),
+# headers (too many, control characters, Content-Length right, short, long or
+# garbage, chunked framing right or wrong, redirects), and a body that is random
+# bytes or JSON of Prometheus', Alertmanager's and Grafana's shapes with values
+# of every type. `rollout evidence` and `rollout verify` keep the properties
+# above, and evidence records every query as one of its statuses, a number only
+# with "ok".
+
+from servers import RawServer  # noqa: E402
+
+_KEYS = st.sampled_from(["status", "data", "resultType", "result", "value", "values", "metric", "error",
+                         "errorType", "activeTargets", "labels", "health", "lastError", "groups", "rules", "name",
+                         "config", "original", "database", "job", "instance"])
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.sampled_from(
+        ["success", "vector", "matrix", "scalar", "string", "1", "0", "NaN", "+Inf", "-Inf", "5_0000", " 1", "1e400",
+         "0x10", "up", "ok", "prometheus", "route: {}", "\x1b[2K\nstack staging: healthy"]),
+    st.text(max_size=6),
+)
+JSON_VALUES = st.recursive(
+    _SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=20,
+)
+_SAMPLES = st.lists(st.one_of(_SCALARS, st.tuples(_SCALARS, _SCALARS).map(list)), max_size=3)
+PROMETHEUS_RESULTS = st.builds(
+    lambda kind, result: {"status": "success", "data": {"resultType": kind, "result": result}},
+    st.sampled_from(["vector", "matrix", "scalar", "string", "histogram"]),
+    st.one_of(
+        JSON_VALUES,
+        st.lists(st.fixed_dictionaries({"metric": st.just({}), "value": st.one_of(_SAMPLES, JSON_VALUES)}), max_size=2),
+        st.lists(st.fixed_dictionaries({"metric": st.just({}), "values": st.lists(_SAMPLES, max_size=3)}), max_size=2),
+    ),
+)
+BODIES = st.one_of(
+    PROMETHEUS_RESULTS.map(lambda d: json.dumps(d).encode()),
+    JSON_VALUES.map(lambda d: json.dumps(d).encode()),
+    st.integers(1, 3000).map(lambda depth: b'{"status": "success", "data": ' + b"[" * depth + b"]" * depth + b"}"),
+    st.binary(max_size=64),
+)
+STATUS_LINES = st.one_of(
+    st.sampled_from([b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK", b"HTTP/1.1 503 Unavailable",
+                     b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 302 Found", b"HTTP/1.1 307 Temporary Redirect",
+                     b"HTTP/1.1 OK", b"HTTP/1.1 2000 OK", b"ICY 200 OK", b"HTTP/2 200", b"", b"HTTP/1.1 200 OK\x00"]),
+    st.binary(max_size=20).filter(lambda b: b"\n" not in b),
+)
+HEADER_VALUES = st.one_of(
+    st.sampled_from(["application/json", "0", "-1", "x", "99999999999", "chunked", "gzip", "/", "http://127.0.0.1:1/x",
+                     "file:///etc/passwd", "//elsewhere/x"]),
+    st.text(st.characters(min_codepoint=1, max_codepoint=255, exclude_characters="\r\n"), max_size=10),
+)
+HEADERS = st.lists(st.tuples(
+    st.sampled_from(["Content-Type", "Location", "Content-Encoding", "X-Any", "Transfer-Encoding", "Content-Length"]),
+    HEADER_VALUES,
+), max_size=4)
+
+
+@st.composite
+def http_answers(draw) -> bytes:
+    status = draw(STATUS_LINES)
+    headers = draw(HEADERS)
+    body = draw(BODIES)
+    framing = draw(st.sampled_from(["length", "length", "short", "long", "close", "chunked", "bad chunk"]))
+    if framing == "length":
+        headers.append(("Content-Length", str(len(body))))
+    elif framing == "short":
+        headers.append(("Content-Length", str(len(body) + draw(st.integers(1, 1000)))))
+    elif framing == "long":
+        headers.append(("Content-Length", str(max(0, len(body) - draw(st.integers(1, 10))))))
+    elif framing == "chunked":
+        headers.append(("Transfer-Encoding", "chunked"))
+        body = (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
+    elif framing == "bad chunk":
+        headers.append(("Transfer-Encoding", "chunked"))
+        body = b"zz\r\n" + body
+    if draw(st.integers(0, 9)) == 0:
+        headers.extend((f"X-Many-{i}", "y") for i in range(draw(st.integers(95, 130))))
+    head = status + b"".join(b"\r\n" + k.encode() + b": " + v.encode("latin-1") for k, v in headers)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def wire(tmp_path):
+    """The raw server, the current answer (a one-item list to set), and a scratch project."""
+    answer = [b""]
+    project = prepare(tmp_path / "wire")
+    with RawServer(lambda request, send, stopped: send(answer[0])) as server:
+        yield server, answer, project
+
+
+_STATUSES = {"ok", "empty", "nan", "infinite", "error", "timeout", "unreachable"}
+
+
+_VECTOR = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "1"]}]}})
+VALID_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(_VECTOR), _VECTOR.encode())
+
+
+@_settings(150)
+@given(data=http_answers())
+@example(data=VALID_ANSWER)
+@example(data=VALID_ANSWER.replace(b"Content-Length: ", b"Content-Length: 1"))
+@example(data=VALID_ANSWER.replace(b"HTTP/1.1 200 OK", b"HTTP/1.1 OK"))
+@example(data=VALID_ANSWER.replace(b"Content-Type", b"\r\n".join(b"X-%d: y" % i for i in range(120)) + b"\r\nContent-Type"))
+@example(data=VALID_ANSWER.replace(b'"1"]', b'true]'))
+@example(data=VALID_ANSWER.replace(b'"1"]', b'"5_0000"]'))
+def test_evidence_records_whatever_prometheus_sends_as_a_status(wire, data):
+    server, answer, project = wire
+    answer[0] = data
+    out = project / "evidence.json"
+    out.unlink(missing_ok=True)
+    argv = ["--project", str(project), "evidence", "--stack", "staging", "--prometheus", server.url,
+            "--deployed-state", str(project / "outputs-staging.json"), "--out", str(out),
+            "--deadline", "0.2", "--timeout", "0.2"]
+    code, stdout, stderr, records = run_main(argv)
+    shown = f"{data[:300]!r}: exit {code}\nstdout: {stdout[-1500:]}\nstderr: {stderr[-1500:]}"
+    count("http framing", "answers tried on evidence")
+    assert code == 0, shown
+    assert not [r for r in records if r.exc_info], shown
+    assert all(ch.isprintable() for line in (stdout + stderr).split("\n") for ch in line), shown
+    for query in json.loads(out.read_text())["services"][SERVICE]["queries"].values():
+        assert query["status"] in _STATUSES, shown
+        assert (query["value"] is not None) == (query["status"] == "ok"), shown
+        count("http framing", f"queries recorded {query['status']}")
+
+
+@_settings(100)
+@given(data=http_answers(), component=st.sampled_from(["prometheus", "alertmanager", "grafana"]))
+@example(data=VALID_ANSWER.replace(b"Content-Length: ", b"Content-Length: 1"), component="prometheus")
+@example(data=VALID_ANSWER.replace(b"HTTP/1.1 200 OK", b"HTTP/1.1 OK"), component="alertmanager")
+def test_verify_names_the_component_whatever_it_sends(wire, data, component):
+    server, answer, project = wire
+    answer[0] = data
+    urls = {"prometheus": NOWHERE, "alertmanager": NOWHERE, "grafana": NOWHERE, component: server.url}
+    argv = ["--project", str(project), "verify", "--stack", "staging", "--prometheus", urls["prometheus"],
+            "--alertmanager", urls["alertmanager"], "--grafana", urls["grafana"], "--wait", "0",
+            "--deadline", "0.2", "--timeout", "0.2"]
+    code, stdout, stderr, records = run_main(argv)
+    shown = f"{data[:300]!r}: exit {code}\nstdout: {stdout[-1500:]}\nstderr: {stderr[-1500:]}"
+    count("http framing", "answers tried on verify")
+    assert code == 1, shown
+    assert not [r for r in records if r.exc_info], shown
+    lines = stdout.split("\n")
+    assert all(ch.isprintable() for line in lines + stderr.split("\n") for ch in line), shown
+    assert any(line.startswith(f"FAILED  {component}: ") for line in lines), shown
