@@ -84,8 +84,9 @@ class PrometheusClient:
     recorded at once.
 
     Once a query got no answer at all within its deadline, the queries after it
-    get one try each: Prometheus is down, and waiting out the deadline for each
-    of the five measures would only make the refusal slower.
+    get one try each, of at most the per-try timeout: Prometheus is down, and
+    waiting out the deadline for each of the five measures would only make the
+    refusal slower.
     """
 
     def __init__(self, url: str, timeout: float = 10.0, retry: Retry | None = None) -> None:
@@ -100,7 +101,10 @@ class PrometheusClient:
             f"{self.url}/api/v1/query",
             data=params.encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            retry=replace(self.retry, max_tries=1) if self._down else self.retry,
+            # Down: one try each, within one try's time (a Prometheus that trickles
+            # would otherwise hold each of the queries for a whole deadline).
+            retry=replace(self.retry, max_tries=1, deadline_s=min(self.retry.deadline_s, self.retry.timeout_s))
+            if self._down else self.retry,
         )
         tries = answer.tries
         self._down = not answer.answered

@@ -257,3 +257,29 @@ def test_a_sample_far_in_the_future_is_not_the_stage_taking_traffic(project):
     with FlakyServer([], answer) as api:
         evidence = evidence_from(api.url, project)
     assert evidence["services"][SERVICE]["trafficSince"] is None
+
+
+def test_a_prometheus_trickling_its_answers_is_a_timeout_and_the_command_ends(project, tmp_path, capsys):
+    """Each read gets a byte within --timeout; --deadline ends the first query, one timeout each the rest."""
+    import threading
+
+    from servers import RawServer, raw_answer
+
+    def trickle(request, send, stopped):
+        send(raw_answer(headers=[("Content-Length", "100000")]))
+        while not stopped.wait(0.1):
+            send(b" ")
+
+    outcome = []
+    out = tmp_path / "e.json"
+    with RawServer(trickle) as api:
+        argv = ["--project", str(project), "evidence", "--stack", STACK, "--prometheus", api.url,
+                "--deployed-state", str(_deployed_state_file(project, tmp_path)), "--out", str(out),
+                "--deadline", "1", "--timeout", "0.5"]
+        thread = threading.Thread(target=lambda: outcome.append(main(argv)), daemon=True)
+        thread.start()
+        thread.join(120)
+    assert outcome == [0], "the command was still running"
+    queries = json.loads(out.read_text())["services"][SERVICE]["queries"]
+    assert {q["status"] for q in queries.values()} == {"timeout"}, queries
+    assert all("deadline" in q["detail"] for q in queries.values()), queries
