@@ -18,10 +18,17 @@ from pathlib import Path
 from typing import Callable
 
 from rollout.clock import FORMAT_HINT, add_now_argument, instant_arg
-from rollout.errors import Busy, ConfigError, UsageError
+from rollout.errors import Busy, ConfigError, UsageError, printable, printable_json
+from rollout.files import write_atomic
 from rollout.loader import load_stack, project_root, stack_file
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _say(*parts: object, file=None) -> None:
+    """print(), one line per call: what a path, a name, a reason or a server's text
+    holds that is not printable is shown escaped (rollout.errors.printable)."""
+    print(*(printable(part) for part in parts), file=file)
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -31,6 +38,14 @@ def find_project(start: Path | None = None) -> Path:
         if (folder / "Pulumi.yaml").is_file() and (folder / "stacks").is_dir():
             return folder
     return project_root()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a refused command line as one line on stderr (exit 2), not usage plus the error."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        _say(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
 
 
 def _stack_arg(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +149,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         # --out names a file, a folder below a file, or a place that cannot be written.
         raise UsageError(f"--out {args.out}: cannot write {err.filename or args.out}: {err.strerror or err}") from None
     for path in written:
-        print(path)
+        _say(path)
     return EXIT_OK
 
 
@@ -150,9 +165,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         run = run_program(args.stack, args.project)
     except pulumi.RunError as err:
         raise ConfigError(str(err).splitlines()) from None
-    print(f"stack {args.stack}: config valid; {len(run.resources)} resources declared offline")
+    _say(f"stack {args.stack}: config valid; {len(run.resources)} resources declared offline")
     for warning in warnings(config, args.stack):
-        print(f"warning: {warning}")
+        _say(f"warning: {warning}")
     resources = check_resource_policies(args, run)
     gates = check_gates(args)
     return EXIT_REFUSED if EXIT_REFUSED in (resources, gates) else EXIT_OK
@@ -166,9 +181,9 @@ def check_resource_policies(args: argparse.Namespace, run) -> int:
     violations = resource_violations(run, now_of(args))
     for v in violations:
         level = "mandatory" if v.mandatory else "advisory"
-        print(f"[{level}] {v.policy} ({v.resource}): {v.message}")
+        _say(f"[{level}] {v.policy} ({v.resource}): {v.message}")
     mandatory = sum(v.mandatory for v in violations)
-    print(
+    _say(
         f"stack {args.stack}: resource policies: {mandatory} mandatory, "
         f"{len(violations) - mandatory} advisory violation(s)"
     )
@@ -183,12 +198,12 @@ def check_gates(args: argparse.Namespace) -> int:
     evidence = load_evidence(Path(args.evidence)) if args.evidence else None
     report = gate_report(args.stack, args.project, evidence=evidence, base=args.base, now=now_of(args))
     for note in report.notes:
-        print(f"note: {note}")
+        _say(f"note: {note}")
     for violation in report.violations:
-        print(format_violation(violation))
+        _say(format_violation(violation))
     advancing = ", ".join(report.advancing) or "none"
     verdict = f"{len(report.violations)} gate violation(s)" if report.refused else "gates pass"
-    print(f"stack {args.stack}: advancing: {advancing} (deployed: {report.deployed_source}); {verdict}")
+    _say(f"stack {args.stack}: advancing: {advancing} (deployed: {report.deployed_source}); {verdict}")
     return EXIT_REFUSED if report.refused else EXIT_OK
 
 
@@ -230,27 +245,27 @@ def _status_stack(args: argparse.Namespace, now) -> int:
         return EXIT_OK
     for st in found:
         soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
-        print(
+        _say(
             f"{st.service}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
             f"{format_time(st.stage_started_at)}, {format_duration(st.time_in_stage)} in stage{soak}"
         )
-        print(f"  release: canary {st.canary_image} ({_pods(st.canary_replicas)}), "
+        _say(f"  release: canary {st.canary_image} ({_pods(st.canary_replicas)}), "
               f"stable {st.stable_image} ({_pods(st.stable_replicas)})")
         if st.upstream is not None:
-            print(f"  upstream: {st.upstream}")
+            _say(f"  upstream: {st.upstream}")
         if st.next_weight is not None:
             served = st.earliest_advance_at is not None and st.earliest_advance_at <= now
             when = "now" if served else f"in {format_duration(st.earliest_advance_at - now)}"
-            print(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
+            _say(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
             for wait in st.waits:
                 if wait.kind == "upstream":
-                    print(f"  waits for {config.promotes_from}: {wait.message}")
+                    _say(f"  waits for {config.promotes_from}: {wait.message}")
         elif st.complete:
-            print(f"  complete since {format_time(st.completes_at)}")
+            _say(f"  complete since {format_time(st.completes_at)}")
         elif st.completes_at is not None:
-            print(f"  final stage: complete at {format_time(st.completes_at)} (in {format_duration(st.completes_at - now)})")
+            _say(f"  final stage: complete at {format_time(st.completes_at)} (in {format_duration(st.completes_at - now)})")
     for flag in safety:
-        print(f"safety flag {flag} is on: no stage may be entered until it is off")
+        _say(f"safety flag {flag} is on: no stage may be entered until it is off")
     return EXIT_OK
 
 
@@ -276,11 +291,11 @@ def _status_all(args: argparse.Namespace, now) -> int:
     elif args.format == "markdown":
         sys.stdout.write(markdown_table(found, now))
     else:
-        print(f"as at {format_time(now)}")
+        _say(f"as at {format_time(now)}")
         sys.stdout.write(text_table(found, now))
     for stack, problems in broken:
         for line in problems:
-            print(line, file=sys.stderr)
+            _say(line, file=sys.stderr)
     return EXIT_BAD_INPUT if broken else EXIT_OK
 
 
@@ -344,7 +359,7 @@ def _advance(args: argparse.Namespace) -> int:
     for name in _services(config, args.service):
         service = state["services"][name]
         if service["nextWeight"] is None:
-            print(f"{name}: at the final stage of plan {service['plan']} ({service['weight']}%); nothing to advance",
+            _say(f"{name}: at the final stage of plan {service['plan']} ({service['weight']}%); nothing to advance",
                   file=sys.stderr)
             continue
         # Never before the current entry: the history is in time order.
@@ -353,20 +368,20 @@ def _advance(args: argparse.Namespace) -> int:
                                 plan=service["plan"]))
         new_state = with_entry(new_state, name, service["nextWeight"], at, args.reason, now)
     if not entries:
-        print("rollout: nothing to advance", file=sys.stderr)
+        _say("rollout: nothing to advance", file=sys.stderr)
         return EXIT_REFUSED
     path = stack_file(args.stack, args.project)
     if evidence is not None:
         report = gate_report(args.stack, args.project, evidence=evidence, now=now, config=config, new_state=new_state)
         for note in report.notes:
-            print(f"note: {note}", file=sys.stderr)
+            _say(f"note: {note}", file=sys.stderr)
         if report.refused:
             for violation in report.violations:
-                print(format_violation(violation), file=sys.stderr)
+                _say(format_violation(violation), file=sys.stderr)
             if args.dry_run:
                 _print_dry_run(path, entries, state, f"refused: {len(report.violations)} gate violation(s)")
                 return EXIT_REFUSED
-            print(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+            _say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
             return EXIT_REFUSED
         verdict = "gates pass"
     else:
@@ -380,23 +395,23 @@ def _advance(args: argparse.Namespace) -> int:
         refused = [v for v in judge(new_state, state, None, upstream, now) if v.policy != CANARY_WITHIN_BUDGET]
         if refused:
             for violation in refused:
-                print(format_violation(violation), file=sys.stderr)
+                _say(format_violation(violation), file=sys.stderr)
             if args.dry_run:
                 _print_dry_run(path, entries, state, f"refused: {len(refused)} gate violation(s)")
                 return EXIT_REFUSED
-            print(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+            _say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
             return EXIT_REFUSED
-        print("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
+        _say("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
               file=sys.stderr)
         verdict = "gates pass, but for the canary's budget (no evidence)"
     if args.dry_run:
         _print_dry_run(path, entries, state, verdict)
         return EXIT_OK
     if append_history(path, entries, args.project):
-        print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
+        _say(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
     for entry in entries:
         before = state["services"][entry.service]["weight"]
-        print(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
+        _say(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
     return EXIT_OK
 
 
@@ -437,19 +452,19 @@ def _edit(args: argparse.Namespace, command: str) -> int:
             edit = promote_edit(config, args.stack, service, reason, now)
     except Refused as refused:
         for line in refused.lines:
-            print(f"rollout: {line}" if not line.startswith("[") else line, file=sys.stderr)
-        print(f"rollout: {command} refused; {path.name} is unchanged", file=sys.stderr)
+            _say(f"rollout: {line}" if not line.startswith("[") else line, file=sys.stderr)
+        _say(f"rollout: {command} refused; {path.name} is unchanged", file=sys.stderr)
         return EXIT_REFUSED
     if getattr(args, "dry_run", False):
-        print(f"dry run: {path.name} is unchanged; this {command} would be written:")
+        _say(f"dry run: {path.name} is unchanged; this {command} would be written:")
         for line in edit.lines:
-            print(f"  {line}")
-        print("verdict: allowed")
+            _say(f"  {line}")
+        _say("verdict: allowed")
         return EXIT_OK
     for note in apply(path, args.project, edit):
-        print(note, file=sys.stderr)
+        _say(note, file=sys.stderr)
     for line in edit.lines:
-        print(line)
+        _say(line)
     return EXIT_OK
 
 
@@ -483,10 +498,10 @@ def _rollback(args: argparse.Namespace) -> int:
         _print_dry_run(path, entries, rollout_state(config, args.stack, now), "a rollback is never refused")
         return EXIT_OK
     if append_history(path, entries, args.project):
-        print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
+        _say(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
     for entry in entries:
         before = config.service(entry.service).rollout.weight
-        print(f"{entry.service}: {before}% -> 0% from {format_time(entry.started_at)} ({reason})")
+        _say(f"{entry.service}: {before}% -> 0% from {format_time(entry.started_at)} ({reason})")
     return EXIT_OK
 
 
@@ -494,17 +509,17 @@ def _print_dry_run(path: Path, entries: list, state: dict, verdict: str) -> None
     """``--dry-run``: the history entries that would be appended, and the gates' verdict; nothing written."""
     from rollout.state import format_time
 
-    print(f"dry run: {path.name} is unchanged; this would be appended:")
+    _say(f"dry run: {path.name} is unchanged; this would be appended:")
     for entry in entries:
         before = state["services"][entry.service]["weight"]
-        print(f"  {entry.service}: {before}% -> {entry.weight}%")
-        print(f"    - weight: {entry.weight}")
-        print(f'      startedAt: "{format_time(entry.started_at)}"')
+        _say(f"  {entry.service}: {before}% -> {entry.weight}%")
+        _say(f"    - weight: {entry.weight}")
+        _say(f'      startedAt: "{format_time(entry.started_at)}"')
         if entry.reason:
             import json
 
-            print(f"      reason: {json.dumps(entry.reason, ensure_ascii=False)}")
-    print(f"verdict: {verdict}")
+            print(f"      reason: {printable_json(entry.reason)}")
+    _say(f"verdict: {verdict}")
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
@@ -542,7 +557,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                 upstream = state_at_ref(config.promotes_from, args.project, ref, now)
                 upstream_source = f"stacks/Pulumi.{config.promotes_from}.yaml at {ref}"
             except NoGitBase as err:
-                print(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
+                _say(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
     client = PrometheusClient(args.prometheus, retry=_retry(args))
     evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)
     text = dumps(evidence)
@@ -550,17 +565,18 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         out = Path(args.out)
         _write_file(out, text, "--out")
         for line in summary(evidence):
-            print(line)
-        print(f"evidence written to {out}")
+            _say(line)
+        _say(f"evidence written to {out}")
     else:
         sys.stdout.write(text)
         for line in summary(evidence):
-            print(line, file=sys.stderr)
+            _say(line, file=sys.stderr)
     return EXIT_OK
 
 
 def _write_file(out: Path, text: str, option: str) -> None:
-    """Write ``text`` to ``out`` whole or not at all: a temporary file beside it, renamed.
+    """Write ``text`` to ``out`` whole or not at all: a temporary file beside it, renamed
+    (rollout.files.write_atomic: created exclusively, under a name nobody can predict).
 
     A symbolic link is followed (its target is replaced, the link kept); a device
     or a pipe (``/dev/stdout``) is written to directly, never replaced.
@@ -574,12 +590,7 @@ def _write_file(out: Path, text: str, option: str) -> None:
             return
         target = out.resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_atomic(target, text)
     except OSError as err:
         raise UsageError(f"{option} {out}: cannot be written: {err.strerror or err}") from None
 
@@ -661,16 +672,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = load_stack(args.stack, args.project)
     report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait, _retry(args))
     for line in report.passed:
-        print(f"ok      {line}")
+        _say(f"ok      {line}")
     for line in report.failed:
-        print(f"FAILED  {line}")
+        _say(f"FAILED  {line}")
     verdict = "healthy" if not report.failed else f"{len(report.failed)} check(s) failed"
-    print(f"stack {args.stack}: {verdict}")
+    _say(f"stack {args.stack}: {verdict}")
     return EXIT_REFUSED if report.failed else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rollout",
         description="Render, check and advance the rollout of a stack (stacks/Pulumi.<stack>.yaml).",
     )
@@ -806,6 +817,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a file descriptor (a test's capture)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -825,23 +845,37 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(
                 f"no stack {args.stack!r}: {stack_file(args.stack, args.project)} does not exist; stacks: {known}"
             )
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed stdout is found here, not in the exit's own flush
+        return code
     except ConfigError as err:
         for line in err.problems:
-            print(line, file=sys.stderr)
+            _say(line, file=sys.stderr)
         return EXIT_BAD_INPUT
     except UsageError as err:
-        print(f"rollout: {err}", file=sys.stderr)
+        _say(f"rollout: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Busy as err:
-        print(f"rollout: {err}", file=sys.stderr)
+        _say(f"rollout: {err}", file=sys.stderr)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rollout status | head -1`): nothing more can be
+        # shown. Point stdout at /dev/null so the exit's own flush stays quiet.
+        _quiet_stdout()
+        _say("rollout: standard output was closed before everything was written", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as err:
+        # The environment, not a bug: a full disk, a read-only file system, an
+        # immutable file, a name too long, a permission.
+        where = f"{err.filename}: " if err.filename else ""
+        _say(f"rollout: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_REFUSED
     except Exception as err:  # noqa: BLE001 - one line, not a traceback, unless asked
         if os.environ.get("ROLLOUT_DEBUG"):
             raise
-        print(f"rollout: internal error: {type(err).__name__}: {err} (set ROLLOUT_DEBUG=1 for a traceback)", file=sys.stderr)
+        _say(f"rollout: internal error: {type(err).__name__}: {err} (set ROLLOUT_DEBUG=1 for a traceback)", file=sys.stderr)
         return 3
 
 

@@ -2,6 +2,52 @@
 
 from __future__ import annotations
 
+#: Characters that change what a terminal shows without being shown themselves,
+#: beyond the control characters: line and paragraph separators, and the
+#: bidirectional overrides and isolates that reorder text.
+_INVISIBLE = frozenset("\u0085\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def printable(text: object) -> str:
+    """``text`` as one line that shows what it holds: a newline, a carriage
+    return, an escape sequence or any other control character becomes its
+    backslash escape (``\\n``, ``\\x1b``, ``\\u2028``), so a value from a file,
+    an argument or a server can neither forge a line nor move the cursor.
+    A backslash is doubled only where the text has something to escape."""
+    text = str(text)
+    if all(ch.isprintable() and ch not in _INVISIBLE for ch in text):
+        return text
+    out = []
+    for ch in text:
+        if ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif ch.isprintable() and ch not in _INVISIBLE:
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def printable_json(value: object) -> str:
+    """``value`` as JSON that shows only printable characters: JSON escapes
+    control characters itself; the separators and bidirectional controls it
+    leaves as they are become ``\\uXXXX`` too (still the same JSON)."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False)
+    return "".join(ch if ch.isprintable() and ch not in _INVISIBLE else
+                   "".join(f"\\u{unit:04x}" for unit in _utf16(ch)) for ch in text)
+
+
+def _utf16(ch: str) -> list[int]:
+    data = ch.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+
 
 class KeyedError(ValueError):
     """A validation failure at a key below the one being validated.

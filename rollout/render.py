@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rollout.artifacts import Artifacts, build_artifacts
 from rollout.config import StackConfig
+from rollout.files import write_atomic
 
 
 def render(config: StackConfig, stack: str, out: Path) -> list[Path]:
@@ -23,8 +24,6 @@ def write_artifacts(artifacts: Artifacts, out: Path) -> list[Path]:
     for relative, text in artifacts.files.items():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text)
         written.append(path)
     return written

@@ -30,7 +30,8 @@ import yaml
 from rollout.alertmanager import alertmanager_config
 from rollout.config import StackConfig
 from rollout.conventions import SERVICE_LABEL
-from rollout.http_retry import Answer, Retry, fetch, public_url
+from rollout.evidence import sample_value
+from rollout.http_retry import Answer, Retry, fetch, json_body, public_url
 from rollout.prometheus import prometheus_config
 
 @dataclass
@@ -57,10 +58,10 @@ def _json(url: str, retry: Retry) -> Any:
     answer = _get(url, retry)
     if answer.status != 200:
         raise Unreachable(f"HTTP {answer.status} from {public_url(url)} after {answer.tries_text()}")
-    try:
-        return json.loads(answer.body)
-    except ValueError:
-        raise Unreachable(f"{public_url(url)} answered something that is not JSON") from None
+    document, why = json_body(answer)
+    if why:
+        raise Unreachable(f"{public_url(url)}: {why}")
+    return document
 
 
 def _health(report: Report, component: str, base: str, paths: tuple[str, ...], retry: Retry) -> bool:
@@ -78,6 +79,15 @@ def _health(report: Report, component: str, base: str, paths: tuple[str, ...], r
         if answer.status != 200:
             return False
     return True
+
+
+def _short(value: object, limit: int = 200) -> str:
+    """What a server sent, cut to a length a message can hold."""
+    try:
+        text = str(value)
+    except RecursionError:
+        text = "(nested too deeply to show)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _route_tree(route: dict) -> list:
@@ -121,7 +131,7 @@ def verify(
             health = _json(grafana.rstrip("/") + "/api/health", retry)
             report.check(
                 isinstance(health, dict) and health.get("database") == "ok",
-                "grafana", "/api/health reports the database ok", f"/api/health says {health}",
+                "grafana", "/api/health reports the database ok", f"/api/health says {_short(health)}",
             )
         except Unreachable as err:
             report.check(False, "grafana", "", str(err))
@@ -137,8 +147,10 @@ def verify(
             checks()
         except Unreachable as err:
             report.check(False, component, "", str(err))
-        except (KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
-            report.check(False, component, "", f"answered in an unexpected shape ({type(err).__name__}: {err})")
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError, yaml.YAMLError) as err:
+            report.check(False, component, "", f"answered in an unexpected shape ({type(err).__name__}: {_short(err)})")
+        except RecursionError:
+            report.check(False, component, "", "answered in an unexpected shape (nested too deeply)")
     return report
 
 
@@ -203,7 +215,7 @@ def _bucket_checks(report: Report, config: StackConfig, base: str, retry: Retry)
         selector = f'{metric}{{{SERVICE_LABEL}="{service.name}"}}'
         url = f"{base}/api/v1/label/le/values?" + urlencode({"match[]": selector})
         values = _json(url, retry)["data"]
-        bounds = sorted({float(v) for v in values if _is_number(v)})
+        bounds = sorted({sample_value(v) for v in values if _is_number(v)})
         if not bounds:
             continue
         shown = ", ".join(f"{b:g}" for b in bounds if b != float("inf"))
@@ -217,17 +229,30 @@ def _bucket_checks(report: Report, config: StackConfig, base: str, retry: Retry)
 
 
 def _is_number(text: object) -> bool:
+    """A bucket bound as Prometheus and client libraries write it ("0.25", "+Inf")."""
     try:
-        float(str(text))
+        sample_value(text)
     except ValueError:
         return False
     return True
 
 
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors and aliases: Alertmanager prints its config back without
+    any, and aliases can make a few bytes stand for a tree too large to compare."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("the loaded config uses YAML aliases")
+        return super().compose_node(parent, index)
+
+
 def _alertmanager_checks(report: Report, config: StackConfig, base: str, deadline: float, retry: Retry) -> None:
     """The loaded config routes like the rendered one; the Watchdog is firing."""
     status = _json(f"{base}/api/v2/status", retry)
-    loaded = yaml.safe_load(status["config"]["original"])
+    loaded = yaml.load(status["config"]["original"], Loader=_NoAliases)  # noqa: S506 - a SafeLoader
+    if not isinstance(loaded, dict):
+        raise TypeError("the loaded config is not a mapping")
     rendered = alertmanager_config(config)
     same_routes = _normal_matchers(_route_tree(loaded.get("route") or {})) == _normal_matchers(_route_tree(rendered["route"]))
     same_receivers = sorted(r["name"] for r in loaded.get("receivers") or []) == sorted(r["name"] for r in rendered["receivers"])

@@ -398,3 +398,100 @@ class FlakyServer(_Served):
 
         self.url = f"http://{self._start(Handler)}"
         return self
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers each HTTP request with bytes the test chooses.
+
+    ``respond(request: bytes, send: Callable[[bytes], None], stopped: threading.Event)``
+    gets the request (head and body as read) and writes whatever it likes, framed
+    or not: a short body after a Content-Length, a garbled status line, too many
+    headers, a trickle (``send`` a byte, ``stopped.wait(0.2)``, again). The
+    connection is closed when ``respond`` returns; ``__exit__`` sets ``stopped``
+    and closes every socket, so a trickle ends with the test::
+
+        with RawServer(lambda req, send, stopped: send(b"HTTP/1.1 200 OK\\r\\nContent-Length: 9\\r\\n\\r\\nabc")) as api:
+            fetch(api.url)
+    """
+
+    def __init__(self, respond) -> None:
+        self.respond = respond
+        self.requests: list[bytes] = []
+        self.stopped = threading.Event()
+        self.url = ""
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "RawServer":
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((LOOPBACK, 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.2)
+        self.url = f"http://{LOOPBACK}:{self._listener.getsockname()[1]}"
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self._lock:
+                self._sockets.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                request += chunk
+            head, _, body = request.partition(b"\r\n\r\n")
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+                    while len(body) < length:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        body += chunk
+            with self._lock:
+                self.requests.append(head + b"\r\n\r\n" + body)
+            self.respond(head + b"\r\n\r\n" + body, conn.sendall, self.stopped)
+        except OSError:
+            pass  # the client closed the connection (it gave up): that is its right
+        finally:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self._accepting.join(timeout=5)
+        self._listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for conn in sockets:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def raw_answer(status: str = "200 OK", headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> bytes:
+    """An HTTP/1.1 answer as bytes; headers as given (Content-Length only when listed)."""
+    lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in (headers or [])]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -81,6 +81,11 @@ INPUT_FILES: dict[str, str | bytes] = {
     **{f"state-{s}.json": json.dumps(state) for s, state in _STATES.items()},
     **{f"outputs-{s}.json": json.dumps({"rolloutState": state}) for s, state in _STATES.items()},
     **{f"evidence-{s}.json": json.dumps({"deployedState": state}) for s, state in _STATES.items()},
+    # Values that would forge a line of output if printed as they are.
+    "evidence-forged.json": json.dumps({"deployedState": {
+        "stack": "staging\nstack staging: healthy", "services": {"genesis\r\x1b[2K": {"weight": "1\n", "stageStartedAt": "\u2028"}},
+    }}),
+    "state-forged.json": json.dumps({"stack": "dev\x1b[2K\nok", "services": {}}),
     # Shapes that once ended in an internal error (REGRESSIONS).
     "bug-evidence-state-string.json": json.dumps({"deployedState": "x"}),
     "bug-evidence-service-string.json": json.dumps({"deployedState": {"stack": "dev", "services": {SERVICE: "x"}}}),
@@ -183,6 +188,12 @@ def check_case(workspace, command_argv: list[str], topic: str = "cli arguments")
     assert not logged, f"{shown}\nlogged with an exception: {[r.getMessage() for r in logged]}"
     if code == 2:
         assert err.strip(), shown
+    # Every line reaches the terminal printable: a control character in an
+    # argument, a file or an answer is shown escaped, never forging a line.
+    unprintable = [line for line in (out + err).split("\n") if not all(ch.isprintable() for ch in line)]
+    assert not unprintable, f"{shown}\nunprintable: {unprintable[:3]!r}"
+    if args is None and code == 2:
+        assert len(err.strip().splitlines()) == 1, f"a refused command line is one line\n{shown}"
     if args is None:
         assert code == (0 if parse_exit == 0 else 2), shown
         if code == 0:
@@ -209,6 +220,17 @@ def texts(max_size: int = 12):
     return st.text(max_size=max_size)
 
 
+#: Text mixing letters with what a terminal would act on: control characters,
+#: escape sequences, line and paragraph separators, bidirectional overrides.
+CONTROL_TEXT = st.lists(
+    st.one_of(
+        st.characters(categories=("Cc", "Cf", "Zl", "Zp", "Zs"), exclude_characters="\x00"),
+        st.sampled_from(["a", "b", ":", " ", "stack staging: healthy", "\x1b[2K", "\x1b]0;x\x07"]),
+    ),
+    min_size=1, max_size=6,
+).map("".join).filter(lambda t: not all(ch.isprintable() for ch in t))
+
+
 def mixed(valid: list[str], invalid: list[str], *more_invalid) -> st.SearchStrategy[str]:
     """Valid values three times in four, so that many cases get past the parser."""
     bad = st.one_of(st.sampled_from(invalid), *more_invalid)
@@ -219,11 +241,12 @@ STACK_VALUES = mixed(
     list(STACKS),
     ["", "qa", "DEV", " dev", "dev ", "dev\n", "dev\x00", "d\x00ev", "\x00", "dév", "Ω", "生产", "..", ".",
      "../x", "../stacks/Pulumi.dev", "dev/../dev", "/etc/passwd", "-dev", "x" * 101, "x" * 300],
-    texts(),
+    texts(), CONTROL_TEXT,
 )
-SERVICE_VALUES = mixed([SERVICE], ["nope", "", "GENESIS", "../genesis", "genesis\x00", "génesis", "\udcff"], texts())
+SERVICE_VALUES = mixed([SERVICE], ["nope", "", "GENESIS", "../genesis", "genesis\x00", "génesis", "\udcff", "genesis\n"],
+                       texts(), CONTROL_TEXT)
 REASONS = mixed(
-    ["why", "P99 over budget: 1.4 s"], ["", "  ", "a\nb", "\x00", "\udcff", '"quoted": #x\n- y'], texts(30)
+    ["why", "P99 over budget: 1.4 s"], ["", "  ", "a\nb", "\x00", "\udcff", '"quoted": #x\n- y'], texts(30), CONTROL_TEXT
 )
 TARGETING_KEYS = mixed(["ci", "user-1"], ["", "\x00", "\udcff"], texts())
 FLAG_FORMATS = mixed(["env", "json"], ["text", "xml", "", "ENV"])
@@ -244,27 +267,34 @@ BAD_FILES = [
     scratch("missing.json"), scratch("folder"), scratch("not-json.txt"), scratch("binary.bin"), scratch("empty.json"),
     scratch("list.json"), scratch("string.json"), scratch("object.json"), "", "\x00", scratch("x" * 300),
 ]
+CONTROL_PATHS = CONTROL_TEXT.map(lambda t: scratch(t.replace("/", "_")))
 EVIDENCE_FILES = mixed(
     [scratch(f"evidence-{s}.json") for s in STACKS],
     BAD_FILES + [scratch(n) for n in (
         "evidence-null-state.json", "evidence-state-list.json", "evidence-no-services.json",
         "bug-evidence-state-string.json", "bug-evidence-service-string.json", "bug-evidence-service-empty.json",
+        "evidence-forged.json",
     )],
+    CONTROL_PATHS,
 )
 STATE_FILES = mixed(
     [scratch(f"{kind}-{s}.json") for kind in ("state", "outputs") for s in STACKS],
     BAD_FILES + [scratch(n) for n in (
         "state-no-services.json", "state-services-list.json", "bug-state-service-number.json",
-        "bug-state-service-no-start.json",
+        "bug-state-service-no-start.json", "state-forged.json",
     )],
+    CONTROL_PATHS,
 )
 RENDER_OUTS = mixed(
     [scratch("out"), scratch("folder"), scratch("out/deeper")],
     [scratch("afile"), scratch("afile/below"), "/proc/rollout-nowhere", "", "\x00", scratch("x" * 300)],
+    CONTROL_PATHS,
 )
 EVIDENCE_OUTS = mixed(
     [scratch("evidence.json"), scratch("folder/evidence.json"), scratch("afile")],
-    ["", "\x00", scratch("folder"), scratch("afile/evidence.json"), "/proc/rollout-nowhere/evidence.json"],
+    ["", "\x00", scratch("folder"), scratch("afile/evidence.json"), "/proc/rollout-nowhere/evidence.json",
+     "/dev/full", scratch("x" * 256)],
+    CONTROL_PATHS,
 )
 
 #: Pieces any command may get: unknown options, abbreviations, stray words, help.
@@ -489,3 +519,151 @@ def test_flags_leaves_no_thread_behind_that_logs_a_traceback(workspace):
     finally:
         logging.getLogger().removeHandler(handler)
     assert not [r for r in logged if r.exc_info], [r.getMessage() for r in logged]
+
+
+# --- HTTP framing: whatever the monitoring APIs send -------------------------------------
+# One raw TCP server on 127.0.0.1 (tests/servers.py RawServer) answers every
+# request with the bytes of the current example: a status line (valid or not),
+# headers (too many, control characters, Content-Length right, short, long or
+# garbage, chunked framing right or wrong, redirects), and a body that is random
+# bytes or JSON of Prometheus', Alertmanager's and Grafana's shapes with values
+# of every type. `rollout evidence` and `rollout verify` keep the properties
+# above, and evidence records every query as one of its statuses, a number only
+# with "ok".
+
+from servers import RawServer  # noqa: E402
+
+_KEYS = st.sampled_from(["status", "data", "resultType", "result", "value", "values", "metric", "error",
+                         "errorType", "activeTargets", "labels", "health", "lastError", "groups", "rules", "name",
+                         "config", "original", "database", "job", "instance"])
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.sampled_from(
+        ["success", "vector", "matrix", "scalar", "string", "1", "0", "NaN", "+Inf", "-Inf", "5_0000", " 1", "1e400",
+         "0x10", "up", "ok", "prometheus", "route: {}", "\x1b[2K\nstack staging: healthy"]),
+    st.text(max_size=6),
+)
+JSON_VALUES = st.recursive(
+    _SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=20,
+)
+_SAMPLES = st.lists(st.one_of(_SCALARS, st.tuples(_SCALARS, _SCALARS).map(list)), max_size=3)
+PROMETHEUS_RESULTS = st.builds(
+    lambda kind, result: {"status": "success", "data": {"resultType": kind, "result": result}},
+    st.sampled_from(["vector", "matrix", "scalar", "string", "histogram"]),
+    st.one_of(
+        JSON_VALUES,
+        st.lists(st.fixed_dictionaries({"metric": st.just({}), "value": st.one_of(_SAMPLES, JSON_VALUES)}), max_size=2),
+        st.lists(st.fixed_dictionaries({"metric": st.just({}), "values": st.lists(_SAMPLES, max_size=3)}), max_size=2),
+    ),
+)
+BODIES = st.one_of(
+    PROMETHEUS_RESULTS.map(lambda d: json.dumps(d).encode()),
+    JSON_VALUES.map(lambda d: json.dumps(d).encode()),
+    st.integers(1, 3000).map(lambda depth: b'{"status": "success", "data": ' + b"[" * depth + b"]" * depth + b"}"),
+    st.binary(max_size=64),
+)
+STATUS_LINES = st.one_of(
+    st.sampled_from([b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK", b"HTTP/1.1 503 Unavailable",
+                     b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 302 Found", b"HTTP/1.1 307 Temporary Redirect",
+                     b"HTTP/1.1 OK", b"HTTP/1.1 2000 OK", b"ICY 200 OK", b"HTTP/2 200", b"", b"HTTP/1.1 200 OK\x00"]),
+    st.binary(max_size=20).filter(lambda b: b"\n" not in b),
+)
+HEADER_VALUES = st.one_of(
+    st.sampled_from(["application/json", "0", "-1", "x", "99999999999", "chunked", "gzip", "/", "http://127.0.0.1:1/x",
+                     "file:///etc/passwd", "//elsewhere/x"]),
+    st.text(st.characters(min_codepoint=1, max_codepoint=255, exclude_characters="\r\n"), max_size=10),
+)
+HEADERS = st.lists(st.tuples(
+    st.sampled_from(["Content-Type", "Location", "Content-Encoding", "X-Any", "Transfer-Encoding", "Content-Length"]),
+    HEADER_VALUES,
+), max_size=4)
+
+
+@st.composite
+def http_answers(draw) -> bytes:
+    status = draw(STATUS_LINES)
+    headers = draw(HEADERS)
+    body = draw(BODIES)
+    framing = draw(st.sampled_from(["length", "length", "short", "long", "close", "chunked", "bad chunk"]))
+    if framing == "length":
+        headers.append(("Content-Length", str(len(body))))
+    elif framing == "short":
+        headers.append(("Content-Length", str(len(body) + draw(st.integers(1, 1000)))))
+    elif framing == "long":
+        headers.append(("Content-Length", str(max(0, len(body) - draw(st.integers(1, 10))))))
+    elif framing == "chunked":
+        headers.append(("Transfer-Encoding", "chunked"))
+        body = (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
+    elif framing == "bad chunk":
+        headers.append(("Transfer-Encoding", "chunked"))
+        body = b"zz\r\n" + body
+    if draw(st.integers(0, 9)) == 0:
+        headers.extend((f"X-Many-{i}", "y") for i in range(draw(st.integers(95, 130))))
+    head = status + b"".join(b"\r\n" + k.encode() + b": " + v.encode("latin-1") for k, v in headers)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def wire(tmp_path):
+    """The raw server, the current answer (a one-item list to set), and a scratch project."""
+    answer = [b""]
+    project = prepare(tmp_path / "wire")
+    with RawServer(lambda request, send, stopped: send(answer[0])) as server:
+        yield server, answer, project
+
+
+_STATUSES = {"ok", "empty", "nan", "infinite", "error", "timeout", "unreachable"}
+
+
+_VECTOR = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "1"]}]}})
+VALID_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(_VECTOR), _VECTOR.encode())
+
+
+@_settings(150)
+@given(data=http_answers())
+@example(data=VALID_ANSWER)
+@example(data=VALID_ANSWER.replace(b"Content-Length: ", b"Content-Length: 1"))
+@example(data=VALID_ANSWER.replace(b"HTTP/1.1 200 OK", b"HTTP/1.1 OK"))
+@example(data=VALID_ANSWER.replace(b"Content-Type", b"\r\n".join(b"X-%d: y" % i for i in range(120)) + b"\r\nContent-Type"))
+@example(data=VALID_ANSWER.replace(b'"1"]', b'true]'))
+@example(data=VALID_ANSWER.replace(b'"1"]', b'"5_0000"]'))
+def test_evidence_records_whatever_prometheus_sends_as_a_status(wire, data):
+    server, answer, project = wire
+    answer[0] = data
+    out = project / "evidence.json"
+    out.unlink(missing_ok=True)
+    argv = ["--project", str(project), "evidence", "--stack", "staging", "--prometheus", server.url,
+            "--deployed-state", str(project / "outputs-staging.json"), "--out", str(out),
+            "--deadline", "0.2", "--timeout", "0.2"]
+    code, stdout, stderr, records = run_main(argv)
+    shown = f"{data[:300]!r}: exit {code}\nstdout: {stdout[-1500:]}\nstderr: {stderr[-1500:]}"
+    count("http framing", "answers tried on evidence")
+    assert code == 0, shown
+    assert not [r for r in records if r.exc_info], shown
+    assert all(ch.isprintable() for line in (stdout + stderr).split("\n") for ch in line), shown
+    for query in json.loads(out.read_text())["services"][SERVICE]["queries"].values():
+        assert query["status"] in _STATUSES, shown
+        assert (query["value"] is not None) == (query["status"] == "ok"), shown
+        count("http framing", f"queries recorded {query['status']}")
+
+
+@_settings(100)
+@given(data=http_answers(), component=st.sampled_from(["prometheus", "alertmanager", "grafana"]))
+@example(data=VALID_ANSWER.replace(b"Content-Length: ", b"Content-Length: 1"), component="prometheus")
+@example(data=VALID_ANSWER.replace(b"HTTP/1.1 200 OK", b"HTTP/1.1 OK"), component="alertmanager")
+def test_verify_names_the_component_whatever_it_sends(wire, data, component):
+    server, answer, project = wire
+    answer[0] = data
+    urls = {"prometheus": NOWHERE, "alertmanager": NOWHERE, "grafana": NOWHERE, component: server.url}
+    argv = ["--project", str(project), "verify", "--stack", "staging", "--prometheus", urls["prometheus"],
+            "--alertmanager", urls["alertmanager"], "--grafana", urls["grafana"], "--wait", "0",
+            "--deadline", "0.2", "--timeout", "0.2"]
+    code, stdout, stderr, records = run_main(argv)
+    shown = f"{data[:300]!r}: exit {code}\nstdout: {stdout[-1500:]}\nstderr: {stderr[-1500:]}"
+    count("http framing", "answers tried on verify")
+    assert code == 1, shown
+    assert not [r for r in records if r.exc_info], shown
+    lines = stdout.split("\n")
+    assert all(ch.isprintable() for line in lines + stderr.split("\n") for ch in line), shown
+    assert any(line.startswith(f"FAILED  {component}: ") for line in lines), shown

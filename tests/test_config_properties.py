@@ -122,3 +122,37 @@ def test_any_bytes_load_or_fail_clearly(scratch, data):
 def test_a_truncated_stack_file_loads_or_fails_clearly(scratch, cut):
     outcome = _load(scratch, (FIXTURE / "stacks" / "Pulumi.staging.yaml").read_bytes()[:cut])
     count("config loader", f"truncated file: {outcome}")
+
+
+#: Text with what a terminal would act on: control characters, escape
+#: sequences, line and paragraph separators, bidirectional overrides.
+control_text = st.lists(
+    st.one_of(
+        st.characters(categories=("Cc", "Cf", "Zl", "Zp"), exclude_characters="\x00"),
+        st.sampled_from(["a", ":", " ", "stack staging: healthy", "\x1b[2K", "genesis"]),
+    ),
+    min_size=1, max_size=6,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(PATHS), value=control_text, as_key=st.booleans())
+def test_a_control_character_in_a_stack_file_reaches_the_terminal_escaped(scratch, path, value, as_key):
+    """A value (or a key) holding control characters: each problem is one printable line on stderr."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from rollout.cli import main
+
+    document = _replace(STAGING, path, {value: 1} if as_key else value)
+    (scratch / "stacks" / "Pulumi.fuzz.yaml").write_text(yaml.safe_dump(document, allow_unicode=True))
+    (scratch / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["--project", str(scratch), "status", "--stack", "fuzz"])
+    count("config loader", f"control characters in a value: exit {code}")
+    assert code in (0, 2), err.getvalue()
+    for line in (out.getvalue() + err.getvalue()).split("\n"):
+        assert all(ch.isprintable() for ch in line), repr(line)
+    if code == 2:
+        assert all(line.startswith(f"{SHOWN}: ") for line in err.getvalue().splitlines()), err.getvalue()

@@ -13,6 +13,7 @@ against a real Prometheus.
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from figures import count
 from rollout.cli import main
-from rollout.evidence import PrometheusClient, collect, dumps
+from rollout.evidence import PrometheusClient, collect, dumps, sample_value
 from rollout.http_retry import Retry
 from rollout.loader import load_file
 from rollout.state import rollout_state
@@ -172,3 +173,113 @@ def _deployed_state_file(project: Path, tmp_path: Path) -> Path:
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({"rolloutState": rollout_state(config, STACK)}))
     return path
+
+
+def _every_query_answers(data) -> callable:
+    """A query API that answers every query with ``data`` (the JSON's ``data``, or raw bytes)."""
+
+    def answer(method, path, body):
+        if isinstance(data, bytes):
+            return 200, data
+        return 200, json.dumps({"status": "success", "data": data}).encode()
+
+    return answer
+
+
+SHAPES = [
+    pytest.param({"resultType": "vector", "result": [[1, "2"]]}, "is not an object", id="a vector of lists"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": []}]}, "not [time, value]",
+                 id="a sample with no value"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": [1]}]}, "not [time, value]",
+                 id="a sample of one element"),
+    pytest.param({"resultType": "matrix", "result": ["a", "b"]}, "is not an object", id="a matrix of strings"),
+    pytest.param({"resultType": "matrix", "result": [{"metric": {}, "values": "1"}]}, "not a list of samples",
+                 id="values that are a string"),
+    pytest.param({"resultType": "matrix", "result": [{"metric": {}, "values": [[1, True]]}]}, "not a sample value",
+                 id="a matrix sample that is a boolean"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": [1, True]}]}, "not a sample value: True",
+                 id="a sample value true is not 1"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": [1, "5_0000"]}]},
+                 "not a sample value: '5_0000'", id="a sample value with an underscore is not 50000"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": [1, 0.5]}]}, "not a sample value: 0.5",
+                 id="a sample value that is a JSON number, not a string"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": [1, " 1"]}]}, "not a sample value",
+                 id="a sample value with a space"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": [1, "infinity"]}]}, "not a sample value",
+                 id="Python's infinity is not Prometheus' +Inf"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "value": [True, "1"]}]}, "time is not a number",
+                 id="a sample time that is a boolean"),
+    pytest.param({"resultType": "vector", "result": [{"metric": [], "value": [1, "1"]}]}, "metric is not an object",
+                 id="a metric that is a list"),
+    pytest.param({"resultType": "vector", "result": {"a": 1}}, "not a list of series", id="a vector that is an object"),
+    pytest.param({"resultType": "vector", "result": [{"metric": {}, "histogram": [1, {}]}]}, "native histogram",
+                 id="a native histogram"),
+    pytest.param({"resultType": 7, "result": []}, "resultType 7", id="a resultType that is a number"),
+    pytest.param({"resultType": "vector"}, "not a list of series", id="no result"),
+    pytest.param(b'{"status": "success", "data": ' + b"[" * 50000 + b"]" * 50000 + b"}", "nested too deeply",
+                 id="JSON nested fifty thousand deep"),
+    pytest.param(b'{"status": "success", "data": [1, 2]}', "data is not an object", id="data that is a list"),
+    pytest.param(b'["success"]', "not a success", id="a document that is a list"),
+    pytest.param(b'{"status": "error", "error": ["x"]}', "not a success", id="an error that is not text"),
+]
+
+
+@pytest.mark.parametrize("data, why", SHAPES)
+def test_an_answer_of_an_unexpected_shape_is_an_error_never_a_crash_or_a_number(project, data, why):
+    with FlakyServer([], _every_query_answers(data)) as api:
+        evidence = evidence_from(api.url, project)
+    record = evidence["services"][SERVICE]
+    queries = record["queries"]
+    assert {q["status"] for q in queries.values()} == {"error"}, queries
+    assert all(q["value"] is None for q in queries.values())
+    assert all(why in q["detail"] for q in queries.values()), queries
+    assert record["trafficSince"] is None
+    dumps(evidence)  # and the evidence can be written
+    count("faults: gate evidence", "answers of an unexpected shape recorded as errors", 1)
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("1", 1.0), ("-0.5", -0.5), ("1e-3", 0.001), ("+Inf", math.inf), ("-Inf", -math.inf), ("2.", 2.0), (".5", 0.5)],
+)
+def test_sample_values_as_prometheus_writes_them_are_read(text, value):
+    assert sample_value(text) == value
+
+
+def test_a_sample_far_in_the_future_is_not_the_stage_taking_traffic(project):
+    def answer(method, path, body):
+        promql = urllib.parse.parse_qs(body.decode())["query"][0]
+        if "[" in promql and ":" in promql.rsplit("[", 1)[1]:  # the share subquery
+            data = {"resultType": "matrix", "result": [{"metric": {}, "values": [[1e300, "1"]]}]}
+            return 200, json.dumps({"status": "success", "data": data}).encode()
+        return prometheus_answering(healthy)(method, path, body)
+
+    with FlakyServer([], answer) as api:
+        evidence = evidence_from(api.url, project)
+    assert evidence["services"][SERVICE]["trafficSince"] is None
+
+
+def test_a_prometheus_trickling_its_answers_is_a_timeout_and_the_command_ends(project, tmp_path, capsys):
+    """Each read gets a byte within --timeout; --deadline ends the first query, one timeout each the rest."""
+    import threading
+
+    from servers import RawServer, raw_answer
+
+    def trickle(request, send, stopped):
+        send(raw_answer(headers=[("Content-Length", "100000")]))
+        while not stopped.wait(0.1):
+            send(b" ")
+
+    outcome = []
+    out = tmp_path / "e.json"
+    with RawServer(trickle) as api:
+        argv = ["--project", str(project), "evidence", "--stack", STACK, "--prometheus", api.url,
+                "--deployed-state", str(_deployed_state_file(project, tmp_path)), "--out", str(out),
+                "--deadline", "1", "--timeout", "0.5"]
+        thread = threading.Thread(target=lambda: outcome.append(main(argv)), daemon=True)
+        thread.start()
+        thread.join(120)
+    assert outcome == [0], "the command was still running"
+    queries = json.loads(out.read_text())["services"][SERVICE]["queries"]
+    assert {q["status"] for q in queries.values()} == {"timeout"}, queries
+    assert all("deadline" in q["detail"] for q in queries.values()), queries
