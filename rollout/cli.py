@@ -322,22 +322,25 @@ def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict |
 
 
 def cmd_advance(args: argparse.Namespace) -> int:
+    from rollout.checking import load_evidence
     from rollout.stackfile import locked
 
+    # The evidence is read and checked before the lock is taken: it may be a FIFO or
+    # a slow process substitution, and a rollback must never wait for it.
+    evidence = load_evidence(Path(args.evidence)) if args.evidence else None
     # The state is read under the lock: an edit that finished meanwhile counts.
     with locked(stack_file(args.stack, args.project), args.project):
-        return _advance(args)
+        return _advance(args, evidence)
 
 
-def _advance(args: argparse.Namespace) -> int:
-    from rollout.checking import format_violation, gate_report, load_evidence
+def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
+    from rollout.checking import format_violation, gate_report
     from rollout.gates import CANARY_WITHIN_BUDGET, judge
     from rollout.clock import now_of
     from rollout.stackfile import NewEntry, append_history
     from rollout.state import format_time, parse_time, rollout_state, with_entry
 
     config = load_stack(args.stack, args.project)
-    evidence = load_evidence(Path(args.evidence)) if args.evidence else None
     now = now_of(args)
     state = rollout_state(config, args.stack, now)
     new_state, entries = state, []
@@ -458,8 +461,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     if not args.reason.strip():
         raise UsageError("--reason must say why (it is recorded in the history)")
-    with locked(stack_file(args.stack, args.project), args.project):
-        return _rollback(args)
+    from rollout.clock import tolerate_future
+
+    # A rollback is never refused: not even by an entry a machine with a fast clock wrote.
+    tolerate_future(True)
+    try:
+        with locked(stack_file(args.stack, args.project), args.project):
+            return _rollback(args)
+    finally:
+        tolerate_future(False)
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -477,6 +487,10 @@ def _rollback(args: argparse.Namespace) -> int:
     for name in _services(config, args.service):
         service = config.service(name)
         current = service.rollout.current
+        if current.started_at > now:
+            print(f"note: {name}: the current stage starts at {format_time(current.started_at)}, after {format_time(now)} "
+                  "(a clock ahead of this one wrote it); the rollback is recorded at that time, so the history stays "
+                  "in order", file=sys.stderr)
         entries.append(NewEntry(name, 0, max(now, current.started_at), reason, release=service.canary.image,
                                 plan=service.rollout.plan))
     if args.dry_run:
@@ -813,9 +827,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code else EXIT_OK
     args.project = (args.project or find_project()).resolve()
-    from rollout.clock import rehearse
+    from rollout.clock import rehearse, tolerate_future
 
     rehearse(getattr(args, "now", None))
+    tolerate_future(False)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         if getattr(args, "stack", None) is not None and not _is_file(stack_file(args.stack, args.project)):

@@ -568,12 +568,12 @@ class RolloutSettings(Model):
                     f"{entry.weight} is not a stage of plan {written}; "
                     f"allowed: {', '.join(map(str, allowed))}",
                 )
-        from rollout.clock import latest_clock
+        from rollout.clock import future_tolerated, latest_clock
 
         # A rehearsal's --now counts as the present too (rollout.clock).
         latest_allowed = latest_clock() + CLOCK_SKEW
         for index, entry in enumerate(self.history):
-            if entry.started_at > latest_allowed:
+            if entry.started_at > latest_allowed and not future_tolerated():
                 raise KeyedError(
                     ("history", index, "startedAt"),
                     f"{entry.started_at:%Y-%m-%dT%H:%M:%SZ} is in the future; a stage is recorded when it begins",
