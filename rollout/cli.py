@@ -396,7 +396,7 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
         _print_dry_run(path, entries, state, verdict)
         return EXIT_OK
     if append_history(path, entries, args.project):
-        print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
+        print(f"note: {path.name} could not be edited line by line; it was rewritten as a whole (comments kept)", file=sys.stderr)
     for entry in entries:
         before = state["services"][entry.service]["weight"]
         print(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
@@ -497,7 +497,7 @@ def _rollback(args: argparse.Namespace) -> int:
         _print_dry_run(path, entries, rollout_state(config, args.stack, now), "a rollback is never refused")
         return EXIT_OK
     if append_history(path, entries, args.project):
-        print(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
+        print(f"note: {path.name} could not be edited line by line; it was rewritten as a whole (comments kept)", file=sys.stderr)
     for entry in entries:
         before = config.service(entry.service).rollout.weight
         print(f"{entry.service}: {before}% -> 0% from {format_time(entry.started_at)} ({reason})")
