@@ -409,7 +409,8 @@ def _spliced(text: str, entries: list[NewEntry], values: list[TrackValue], shown
         return new
     # The splice is right only if the file now holds exactly the old document plus the change.
     try:
-        before = _pyyaml.load(text, Loader=_loader._StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        # The old document from the nodes already composed: no second parse.
+        before = _loader._StrictLoader("").construct_document(root)
         after = _pyyaml.load(new, Loader=_loader._StrictLoader)  # noqa: S506
         if after != _expected(before, entries, values):
             return None
