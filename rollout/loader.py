@@ -37,10 +37,16 @@ def stack_file(stack: str, root: Path | None = None) -> Path:
 
 def display_path(path: Path, root: Path | None = None) -> str:
     """The path as users see it in messages: relative to the project when inside it."""
-    try:
-        return str(path.resolve().relative_to((root or project_root()).resolve()))
-    except ValueError:
-        return str(path)
+    import os
+
+    base = (root or project_root()).resolve()
+    # The name given, not the file a symlink names: stacks/Pulumi.<stack>.yaml stays that.
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+        try:
+            return str(candidate.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 # --- reading the YAML file ----------------------------------------------------------
