@@ -338,7 +338,7 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
     from rollout.gates import CANARY_WITHIN_BUDGET, judge
     from rollout.clock import now_of
     from rollout.stackfile import NewEntry, append_history
-    from rollout.state import format_time, parse_time, rollout_state, with_entry
+    from rollout.state import format_time, not_before, rollout_state, with_entry
 
     config = load_stack(args.stack, args.project)
     now = now_of(args)
@@ -351,7 +351,7 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
                   file=sys.stderr)
             continue
         # Never before the current entry: the history is in time order.
-        at = max(now, parse_time(service["stageStartedAt"]))
+        at = max(now, not_before(config.service(name).rollout.current.started_at))
         entries.append(NewEntry(name, service["nextWeight"], at, args.reason, release=service["canary"]["image"],
                                 plan=service["plan"]))
         new_state = with_entry(new_state, name, service["nextWeight"], at, args.reason, now)
@@ -476,7 +476,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from rollout.loader import display_path, read_stack_file, validate
     from rollout.clock import now_of
     from rollout.stackfile import NewEntry, append_history
-    from rollout.state import format_time, rollout_state
+    from rollout.state import format_time, not_before, rollout_state
 
     reason = args.reason.strip()
     path = stack_file(args.stack, args.project)
@@ -491,7 +491,7 @@ def _rollback(args: argparse.Namespace) -> int:
             print(f"note: {name}: the current stage starts at {format_time(current.started_at)}, after {format_time(now)} "
                   "(a clock ahead of this one wrote it); the rollback is recorded at that time, so the history stays "
                   "in order", file=sys.stderr)
-        entries.append(NewEntry(name, 0, max(now, current.started_at), reason, release=service.canary.image,
+        entries.append(NewEntry(name, 0, max(now, not_before(current.started_at)), reason, release=service.canary.image,
                                 plan=service.rollout.plan))
     if args.dry_run:
         _print_dry_run(path, entries, rollout_state(config, args.stack, now), "a rollback is never refused")

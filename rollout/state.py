@@ -96,6 +96,13 @@ def in_range(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def not_before(moment: datetime) -> datetime:
+    """The first whole second at or after ``moment``: an entry written at it (to the second)
+    is never earlier than ``moment``, so the history stays in time order."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
 def utc_now() -> datetime:
     """The current time in UTC, to the second (the precision of the history)."""
     return datetime.now(timezone.utc).replace(microsecond=0)

@@ -74,3 +74,15 @@ def test_an_advance_never_takes_the_lock_while_its_evidence_is_still_coming(proj
             pass
         advance.communicate(timeout=60)
     assert advance.returncode == 2
+
+
+@pytest.mark.parametrize("command", [("rollback", "--reason", "page"), ("rollback", "--reason", "page", "--dry-run")])
+def test_an_entry_after_one_with_a_fraction_of_a_second_keeps_the_history_in_order(project, command):
+    """Entries are written to the second: the next one is the whole second after, never before."""
+    set_history(project, STACK, [(0, "2026-11-16T09:00:00Z"), (5, "2026-11-17T09:00:00.5Z")])
+    result = rollout(project, *command[:1], "--stack", STACK, *command[1:], "--now", "2026-11-17T09:00:00Z")
+    assert result.returncode == 0, result.stderr
+    if "--dry-run" in command:
+        assert 'startedAt: "2026-11-17T09:00:01Z"' in result.stdout
+    else:
+        assert history(project)[-1]["startedAt"] == "2026-11-17T09:00:01Z"
