@@ -208,6 +208,61 @@ def section_render(repeats: int) -> dict:
     return {"time_ratio": round(time_ratio, 3), "memory_ratio": round(memory_ratio, 3)}
 
 
+def large_stack_file(into: Path, target_bytes: int) -> Path:
+    """The reference staging stack with a history long enough to make the file ``target_bytes``:
+    rollbacks and restarts (0 %, 5 %) a day apart, each with a reason."""
+    from datetime import datetime, timedelta, timezone
+
+    shutil.copy(ROOT / "tests" / "fixtures" / "project" / "Pulumi.yaml", into / "Pulumi.yaml")
+    (into / "stacks").mkdir(exist_ok=True)
+    text = (ROOT / "tests" / "fixtures" / "project" / "stacks" / "Pulumi.staging.yaml").read_text()
+    head, marker, tail = text.partition("        history:\n")
+    lines, moment, weight = [], datetime(2000, 1, 1, tzinfo=timezone.utc), 0
+    size = len(head) + len(tail)
+    while size < target_bytes:
+        entry = (f"          - weight: {weight}\n            startedAt: \"{moment:%Y-%m-%dT%H:%M:%SZ}\"\n"
+                 f"            reason: \"stage {len(lines)} of a long history\"\n")
+        lines.append(entry)
+        size += len(entry)
+        moment += timedelta(hours=12)
+        weight = 5 if weight == 0 else 0
+    path = into / "stacks" / "Pulumi.staging.yaml"
+    path.write_text(head + marker + "".join(lines) + tail)
+    return path
+
+
+def section_edit_cost(sizes_kb: list[int], repeats: int) -> dict:
+    """An edit of a stack file (a rollback: splice, check, write, rename) against reading it
+    (parse and validate, what every command does first), in one process."""
+    from datetime import datetime, timezone
+
+    sys.path.insert(0, str(ROOT))
+    from rollout.loader import load_file
+    from rollout.stackfile import NewEntry, append_history
+
+    print("6. Edit cost: a rollback's edit of a large stack file against reading it")
+    figures = {}
+    for kb in sizes_kb:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = large_stack_file(Path(scratch), kb * 1024)
+            original = path.read_bytes()
+            reads, edits = [], []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                load_file(path, Path(scratch))
+                reads.append(time.perf_counter() - started)
+                entry = NewEntry("genesis", 0, datetime(2026, 12, 1, tzinfo=timezone.utc), "bench")
+                started = time.perf_counter()
+                append_history(path, [entry], Path(scratch))
+                edits.append(time.perf_counter() - started)
+                path.write_bytes(original)
+            ratio = statistics.median(edits) / statistics.median(reads)
+            print(f"   {len(original) // 1024:>5} KB: edit {ratio:.2f}x a read")
+            figures[f"{kb}kb"] = round(ratio, 2)
+    print("   target: an edit costs a small multiple of a read (at most 3x), at every size")
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="smallest sizes, one repeat (the test suite's run)")
@@ -223,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "detection": detection.run(tiny=args.tiny),
         "rule_cost": rulecost.run(tiny=args.tiny),
         "render": section_render(repeats),
+        "edit_cost": section_edit_cost([8] if args.tiny else [8, 264, 894], repeats),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

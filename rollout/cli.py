@@ -337,22 +337,25 @@ def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict |
 
 
 def cmd_advance(args: argparse.Namespace) -> int:
+    from rollout.checking import load_evidence
     from rollout.stackfile import locked
 
+    # The evidence is read and checked before the lock is taken: it may be a FIFO or
+    # a slow process substitution, and a rollback must never wait for it.
+    evidence = load_evidence(Path(args.evidence)) if args.evidence else None
     # The state is read under the lock: an edit that finished meanwhile counts.
     with locked(stack_file(args.stack, args.project), args.project):
-        return _advance(args)
+        return _advance(args, evidence)
 
 
-def _advance(args: argparse.Namespace) -> int:
-    from rollout.checking import format_violation, gate_report, load_evidence
+def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
+    from rollout.checking import format_violation, gate_report
     from rollout.gates import CANARY_WITHIN_BUDGET, judge
     from rollout.clock import now_of
     from rollout.stackfile import NewEntry, append_history
-    from rollout.state import format_time, parse_time, rollout_state, with_entry
+    from rollout.state import format_time, not_before, rollout_state, with_entry
 
     config = load_stack(args.stack, args.project)
-    evidence = load_evidence(Path(args.evidence)) if args.evidence else None
     now = now_of(args)
     state = rollout_state(config, args.stack, now)
     new_state, entries = state, []
@@ -363,7 +366,7 @@ def _advance(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             continue
         # Never before the current entry: the history is in time order.
-        at = max(now, parse_time(service["stageStartedAt"]))
+        at = max(now, not_before(config.service(name).rollout.current.started_at))
         entries.append(NewEntry(name, service["nextWeight"], at, args.reason, release=service["canary"]["image"],
                                 plan=service["plan"]))
         new_state = with_entry(new_state, name, service["nextWeight"], at, args.reason, now)
@@ -408,7 +411,7 @@ def _advance(args: argparse.Namespace) -> int:
         _print_dry_run(path, entries, state, verdict)
         return EXIT_OK
     if append_history(path, entries, args.project):
-        _say(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
+        _say(f"note: {path.name} could not be edited line by line; it was rewritten as a whole (comments kept)", file=sys.stderr)
     for entry in entries:
         before = state["services"][entry.service]["weight"]
         _say(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
@@ -473,15 +476,22 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     if not args.reason.strip():
         raise UsageError("--reason must say why (it is recorded in the history)")
-    with locked(stack_file(args.stack, args.project), args.project):
-        return _rollback(args)
+    from rollout.clock import tolerate_future
+
+    # A rollback is never refused: not even by an entry a machine with a fast clock wrote.
+    tolerate_future(True)
+    try:
+        with locked(stack_file(args.stack, args.project), args.project):
+            return _rollback(args)
+    finally:
+        tolerate_future(False)
 
 
 def _rollback(args: argparse.Namespace) -> int:
     from rollout.loader import display_path, read_stack_file, validate
     from rollout.clock import now_of
     from rollout.stackfile import NewEntry, append_history
-    from rollout.state import format_time, rollout_state
+    from rollout.state import format_time, not_before, rollout_state
 
     reason = args.reason.strip()
     path = stack_file(args.stack, args.project)
@@ -492,13 +502,17 @@ def _rollback(args: argparse.Namespace) -> int:
     for name in _services(config, args.service):
         service = config.service(name)
         current = service.rollout.current
-        entries.append(NewEntry(name, 0, max(now, current.started_at), reason, release=service.canary.image,
+        if current.started_at > now:
+            print(f"note: {name}: the current stage starts at {format_time(current.started_at)}, after {format_time(now)} "
+                  "(a clock ahead of this one wrote it); the rollback is recorded at that time, so the history stays "
+                  "in order", file=sys.stderr)
+        entries.append(NewEntry(name, 0, max(now, not_before(current.started_at)), reason, release=service.canary.image,
                                 plan=service.rollout.plan))
     if args.dry_run:
         _print_dry_run(path, entries, rollout_state(config, args.stack, now), "a rollback is never refused")
         return EXIT_OK
     if append_history(path, entries, args.project):
-        _say(f"note: {path.name} mixed indentations; it was re-indented (comments kept)", file=sys.stderr)
+        _say(f"note: {path.name} could not be edited line by line; it was rewritten as a whole (comments kept)", file=sys.stderr)
     for entry in entries:
         before = config.service(entry.service).rollout.weight
         _say(f"{entry.service}: {before}% -> 0% from {format_time(entry.started_at)} ({reason})")
@@ -833,9 +847,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code else EXIT_OK
     args.project = (args.project or find_project()).resolve()
-    from rollout.clock import rehearse
+    from rollout.clock import rehearse, tolerate_future
 
     rehearse(getattr(args, "now", None))
+    tolerate_future(False)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         if getattr(args, "stack", None) is not None and not _is_file(stack_file(args.stack, args.project)):

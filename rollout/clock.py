@@ -61,6 +61,23 @@ def rehearse(value: datetime | None) -> None:
     _REHEARSED.set(value)
 
 
+#: Set by ``rollout rollback``: a history entry ahead of the clock does not refuse the file.
+_FUTURE_TOLERATED: ContextVar[bool] = ContextVar("rollout_future_tolerated", default=False)
+
+
+def tolerate_future(value: bool = True) -> None:
+    """Let history entries ahead of the clock pass (a rollback is never refused).
+
+    A machine with a fast clock may have written them; the rollback is recorded
+    at the latest of them, so the history stays in time order.
+    """
+    _FUTURE_TOLERATED.set(value)
+
+
+def future_tolerated() -> bool:
+    return _FUTURE_TOLERATED.get()
+
+
 def latest_clock() -> datetime:
     """The later of the clock and the command's ``--now``: a history entry after it is in the future.
 

@@ -143,14 +143,38 @@ def _positive(value: float) -> float:
     return value
 
 
+def _timestamp(value: Any) -> datetime:
+    # Text only: a number would be read as seconds since 1970, which no stack file means.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{_brief(value)} is not a time; write it as text in UTC, e.g. \"2026-11-20T09:00:00Z\"")
+    try:
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        raise ValueError(f"{value[:40]!r} is not a time; write it in UTC, e.g. 2026-11-20T09:00:00Z") from None
+    return parsed
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{value.isoformat()} has no time zone; write it in UTC, e.g. 2026-11-20T09:00:00Z")
-    return value.astimezone(timezone.utc)
+    from rollout.state import in_range
+
+    return in_range(value)
 
 
 Timestamp = Annotated[
     datetime,
+    BeforeValidator(_timestamp),
     AfterValidator(_utc),
     PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
 ]
@@ -158,24 +182,79 @@ Timestamp = Annotated[
 #: How far ahead of this machine's clock a history entry may be (clocks differ).
 CLOCK_SKEW = timedelta(minutes=5)
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Kubernetes' own rules (apimachinery's IsDNS1123Label and IsDNS1035Label), matched
+# against the whole value: re's "$" would accept a final newline.
+_DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+DNS_LABEL_MAX = 63
 
 
 def _dns_label(value: str) -> str:
-    if not _DNS_LABEL.match(value):
+    if not _DNS_1123_LABEL.fullmatch(value) or len(value) > DNS_LABEL_MAX:
         raise ValueError(
-            f"{value!r} is not a DNS label: lower-case letters, digits and '-', at most 63 characters"
+            f"{value[:80]!r} is not a DNS label: lower-case letters, digits and '-', starting and ending with a "
+            f"letter or digit, at most {DNS_LABEL_MAX} characters"
         )
     return value
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 
+#: The suffixes a service's name is rendered with: the Services (and Deployments) of its tracks.
+SERVICE_NAME_SUFFIXES = ("-stable", "-canary")
+SERVICE_NAME_MAX = DNS_LABEL_MAX - max(map(len, SERVICE_NAME_SUFFIXES))
+
+
+def _service_name(value: str) -> str:
+    # Kubernetes Service names are DNS-1035 labels: a letter first.
+    if not _DNS_1035_LABEL.fullmatch(value) or len(value) > SERVICE_NAME_MAX:
+        raise ValueError(
+            f"{value[:80]!r} is not a service name: it names the Kubernetes Services <name>-stable and <name>-canary, "
+            f"DNS-1035 labels: a lower-case letter first, then lower-case letters, digits and '-', not ending in '-', "
+            f"at most {DNS_LABEL_MAX} characters with the suffix (so at most {SERVICE_NAME_MAX})"
+        )
+    return value
+
+
+ServiceName = Annotated[str, AfterValidator(_service_name)]
+
+#: kube-prometheus-stack cuts its fullnameOverride to 26 characters; names rendered from it
+#: (``<release>-pushgateway``, ``<release>-grafana``) are Service names, DNS-1035 labels.
+RELEASE_NAME_MAX = 26
+
+
+def _release_name(value: str) -> str:
+    if not _DNS_1035_LABEL.fullmatch(value) or len(value) > RELEASE_NAME_MAX:
+        raise ValueError(
+            f"{value[:80]!r} is not a release name: a lower-case letter first, then lower-case letters, digits and "
+            f"'-', not ending in '-', at most {RELEASE_NAME_MAX} characters (kube-prometheus-stack cuts longer ones)"
+        )
+    return value
+
+
+ReleaseName = Annotated[str, AfterValidator(_release_name)]
+
+# Prometheus' metric name rule (the one promtool and every PromQL parser accept unquoted);
+# names starting with "__" are reserved for Prometheus itself.
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _metric_name(value: str) -> str:
+    if not _METRIC_NAME.fullmatch(value) or value.startswith("__"):
+        raise ValueError(
+            f"{value[:80]!r} is not a Prometheus metric name: letters, digits, '_' and ':', not starting with a "
+            "digit or '__'"
+        )
+    return value
+
+
+MetricName = Annotated[str, AfterValidator(_metric_name)]
+
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 
 
 def _quantity(value: str) -> str:
-    if not isinstance(value, str) or not _QUANTITY.match(value):
+    if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity such as 250m, 512Mi or 50Gi")
     return value
 
@@ -192,7 +271,9 @@ class Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=False,
         arbitrary_types_allowed=True,
-        strict=False,
+        # Strict: a boolean is not a number, a number is not text, "25" is not 25;
+        # what the YAML says is what the program gets.
+        strict=True,
         # The docstring under each field is its description: docs/configuration.md
         # is generated from it, so a knob cannot go undocumented.
         use_attribute_docstrings=True,
@@ -317,7 +398,7 @@ class MonitoringSettings(Model):
     """Install kube-prometheus-stack (true) or use a Prometheus Operator already running in the
     cluster (false). Ignored by the Docker target.
     """
-    release_name: DnsLabel = "rollout-monitoring"
+    release_name: ReleaseName = "rollout-monitoring"
     """The Helm release name of an existing operator install; its Prometheus only selects monitors
     and rules labelled ``release: <this>``.
     """
@@ -394,11 +475,11 @@ class CanaryThresholds(Model):
 class MetricNames(Model):
     """The metric contract's names, for services that expose other names."""
 
-    requests_total: str = conventions.HTTP_REQUESTS_TOTAL
+    requests_total: MetricName = conventions.HTTP_REQUESTS_TOTAL
     """Counter of requests, labelled service, track and code."""
-    request_duration_bucket: str = conventions.HTTP_REQUEST_DURATION_BUCKET
+    request_duration_bucket: MetricName = conventions.HTTP_REQUEST_DURATION_BUCKET
     """Histogram buckets of request durations in seconds, labelled service, track and le."""
-    probe_success: str = conventions.PROBE_SUCCESS
+    probe_success: MetricName = conventions.PROBE_SUCCESS
     """The blackbox exporter's probe result, labelled service and track."""
 
 
@@ -568,12 +649,12 @@ class RolloutSettings(Model):
                     f"{entry.weight} is not a stage of plan {written}; "
                     f"allowed: {', '.join(map(str, allowed))}",
                 )
-        from rollout.clock import latest_clock
+        from rollout.clock import future_tolerated, latest_clock
 
         # A rehearsal's --now counts as the present too (rollout.clock).
         latest_allowed = latest_clock() + CLOCK_SKEW
         for index, entry in enumerate(self.history):
-            if entry.started_at > latest_allowed:
+            if entry.started_at > latest_allowed and not future_tolerated():
                 raise KeyedError(
                     ("history", index, "startedAt"),
                     f"{entry.started_at:%Y-%m-%dT%H:%M:%SZ} is in the future; a stage is recorded when it begins",
@@ -629,7 +710,7 @@ _HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([
 
 
 def _hostname(value: str) -> str:
-    if not isinstance(value, str) or len(value) > 253 or not _HOSTNAME.match(value):
+    if not isinstance(value, str) or len(value) > 253 or not _HOSTNAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a hostname: lowercase DNS labels separated by dots, optionally starting "
             "with '*.', e.g. genesis.example.com or *.example.com (no port, no IP address)"
@@ -668,8 +749,8 @@ class RouteSettings(Model):
 class ServiceSettings(Model):
     """A service shipped with a stable and a canary track."""
 
-    name: DnsLabel
-    """Service name: a DNS label, used in every object name and as the ``service`` label."""
+    name: ServiceName
+    """Service name: a DNS-1035 label of at most 56 characters (it is rendered with -stable and -canary), used in every object name and as the ``service`` label."""
     port: Annotated[int, _between(1, 65535)] = 8080
     """Port the service listens on and exposes metrics on."""
     stable: StableTrackSettings
@@ -762,7 +843,7 @@ class CanaryFlag(FlagBase):
 
     strategy: Literal["canary"]
     """``canary``: on for the canary track of a service."""
-    service: DnsLabel
+    service: ServiceName
     """The service whose canary track gets the flag."""
     percentage: Percentage = 100
     """Share of canary-track evaluations that get it (100: all of them)."""
@@ -829,7 +910,7 @@ class StackConfig(Model):
     @classmethod
     def _flag_keys(cls, flags: dict[str, Any]) -> dict[str, Any]:
         for key in flags:
-            if not _FLAG_KEY.match(key):
+            if not _FLAG_KEY.fullmatch(key):
                 raise KeyedError(
                     (key,), "is not a valid flag key: a lower-case letter, then lower-case letters, digits or '_'"
                 )

@@ -7,16 +7,20 @@ from datetime import timedelta
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-_WHOLE = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w))+$")
+_WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+")
+#: The longest duration a stack file may hold (10 years): every sum of them stays a valid time.
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse "1h30m" into a timedelta; raise ValueError with the allowed form."""
-    if not isinstance(text, str) or not _WHOLE.match(text):
+    if not isinstance(text, str) or not _WHOLE.fullmatch(text):
         raise ValueError(
             f"{text!r} is not a duration; use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m, 7d"
         )
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text[:40]!r} is longer than the longest duration allowed, {MAX_DURATION.days}d (10 years)")
     return timedelta(seconds=seconds)
 
 

@@ -37,10 +37,16 @@ def stack_file(stack: str, root: Path | None = None) -> Path:
 
 def display_path(path: Path, root: Path | None = None) -> str:
     """The path as users see it in messages: relative to the project when inside it."""
-    try:
-        return str(path.resolve().relative_to((root or project_root()).resolve()))
-    except ValueError:
-        return str(path)
+    import os
+
+    base = (root or project_root()).resolve()
+    # The name given, not the file a symlink names: stacks/Pulumi.<stack>.yaml stays that.
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+        try:
+            return str(candidate.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 # --- reading the YAML file ----------------------------------------------------------
@@ -93,6 +99,155 @@ def _timestamps_as_text(loader: _StrictLoader, node: yaml.ScalarNode) -> str:
 _StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamps_as_text)
 
 
+#: How deep collections may nest in a stack file; the deepest key of a valid one is 8 levels down.
+MAX_DEPTH = 32
+#: How many nodes aliases (``*name``) may add to a stack file in all, counting what they repeat.
+MAX_ALIAS_NODES = 10_000
+#: The tags a stack file may spell out (``!!str 5``); no other tag means anything to Pulumi.
+ALLOWED_TAGS = frozenset(
+    {"!"} | {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
+)
+
+
+class _Frame:
+    __slots__ = ("mapping", "anchor", "size", "expect_key", "key", "secret", "is_key")
+
+    def __init__(self, mapping: bool, anchor: str | None, secret: bool, is_key: bool) -> None:
+        self.mapping = mapping
+        self.is_key = is_key
+        self.anchor = anchor
+        self.size = 1
+        self.expect_key = True
+        self.key: Any = None
+        self.secret = secret
+
+
+def check_structure(text: str, shown: str) -> None:
+    """Refuse, before anything is built from it, YAML whose shape no stack file has.
+
+    Read as a stream of events (no recursion, nothing expanded), so a file that
+    refers to itself (``&a [*a]``), nests deeper than :data:`MAX_DEPTH`, or
+    whose aliases would add more than :data:`MAX_ALIAS_NODES` nodes (an alias
+    bomb) fails in time and memory proportional to its size. Tags other than
+    :data:`ALLOWED_TAGS` (``!!binary``, ``!anything``: often a clear-text value
+    that starts with ``!``) and anchors or aliases on secrets are refused too.
+    No message repeats a value.
+    """
+    stack: list[_Frame] = []
+    sizes: dict[str, int] = {}
+    added = 0
+    root_secret_path = ("config", f"{NS}:{SECRETS_KEY}")
+    keys: list[Any] = []
+
+    def fail(mark: Any, problem: str) -> None:
+        raise ConfigError([f"{shown}: line {mark.line + 1}, column {mark.column + 1}: {problem}"])
+
+    def place(event: Any) -> tuple[bool, bool]:
+        """(is a mapping key, lies in a secret) for the node the event starts."""
+        if not stack:
+            return False, False
+        top = stack[-1]
+        if top.mapping and top.expect_key:
+            return True, top.secret
+        path = tuple(keys)
+        secret = top.secret or path[:2] == root_secret_path or (top.mapping and top.key == "secure")
+        return False, secret
+
+    def finish(size: int, anchor: str | None, is_key: bool, key: Any = None) -> None:
+        if anchor is not None:
+            sizes[anchor] = size
+        if stack:
+            top = stack[-1]
+            top.size += size
+            if top.mapping:
+                if is_key:
+                    top.key = key
+                    keys.append(key)
+                    top.expect_key = False
+                else:
+                    if not top.expect_key:
+                        keys.pop()
+                    top.expect_key = True
+
+    try:
+        for event in yaml.parse(text, Loader=_SafeLoader):
+            if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)):
+                is_key, secret = place(event)
+                tag = getattr(event, "tag", None)
+                if tag is not None and tag not in ALLOWED_TAGS and not (
+                    isinstance(event, yaml.ScalarEvent) and event.implicit[0]
+                ):
+                    fail(event.start_mark, "this YAML tag is not allowed (a value that starts with ! must be quoted); "
+                         "a stack file holds text, numbers, booleans, lists and mappings")
+                if event.anchor is not None and secret:
+                    fail(event.start_mark, "anchors and aliases are not allowed in secrets; "
+                         "set each secret with `pulumi config set --secret`")
+                if isinstance(event, yaml.AliasEvent):
+                    if event.anchor in (f.anchor for f in stack):
+                        fail(event.start_mark, f"the alias *{event.anchor} refers to a node that contains it; "
+                             "a stack file cannot refer to itself")
+                    size = sizes.get(event.anchor, 1)
+                    added += size
+                    if added > MAX_ALIAS_NODES:
+                        fail(event.start_mark, f"aliases repeat more than {MAX_ALIAS_NODES} nodes in all; "
+                             "write the values out")
+                    finish(size, None, is_key)
+                elif isinstance(event, yaml.ScalarEvent):
+                    finish(1, event.anchor, is_key, event.value)
+                else:
+                    if len(stack) >= MAX_DEPTH:
+                        fail(event.start_mark, f"nests deeper than {MAX_DEPTH} levels; no stack file key is that deep")
+                    stack.append(_Frame(isinstance(event, yaml.MappingStartEvent), event.anchor, secret, is_key))
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                frame = stack.pop()
+                finish(frame.size, frame.anchor, frame.is_key)
+    except yaml.YAMLError:
+        return  # the loader reports syntax errors with their line
+
+
+# YAML 1.1 (PyYAML) and YAML 1.2 (Pulumi's Go parser) read these differently: 031 is
+# 25 to one and 31 to the other, 1_000 and 1:30 are numbers to one and text to the
+# other, yes/no/on/off booleans to one only. A stack file means one thing to both.
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_PLAIN_FLOAT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+_PLAIN_BOOL = re.compile(r"true|True|TRUE|false|False|FALSE")
+
+
+def _ambiguous(node: yaml.ScalarNode, what: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(
+        None, None, f"this value is not a plain {what}: YAML readers differ on it; {_HINTS[what]}", node.start_mark
+    )
+
+
+_HINTS = {
+    "number": "write digits without leading zeros, underscores, 0x/0o/0b or colons, or quote it",
+    "boolean": "write true or false, or quote it",
+}
+
+
+def _strict_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int:
+    if not _PLAIN_INT.fullmatch(node.value):
+        raise _ambiguous(node, "number")
+    return int(node.value)
+
+
+def _strict_float(loader: _StrictLoader, node: yaml.ScalarNode) -> float:
+    if not _PLAIN_FLOAT.fullmatch(node.value):
+        raise _ambiguous(node, "number")
+    return loader.construct_yaml_float(node)
+
+
+def _strict_bool(loader: _StrictLoader, node: yaml.ScalarNode) -> bool:
+    if not _PLAIN_BOOL.fullmatch(node.value):
+        raise _ambiguous(node, "boolean")
+    return node.value.lower() == "true"
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _strict_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _strict_float)
+_StrictLoader.add_constructor("tag:yaml.org,2002:bool", _strict_bool)
+
+
 def read_stack_file(path: Path, root: Path | None = None) -> dict[str, Any]:
     """Parse a stack file into its raw ``rollout:`` mapping (namespace stripped).
 
@@ -112,6 +267,7 @@ def read_stack_file(path: Path, root: Path | None = None) -> dict[str, Any]:
         raise ConfigError([f"{shown}: is not a UTF-8 text file; a stack file is YAML"]) from None
     if "\x00" in text:
         raise ConfigError([f"{shown}: is a binary file; a stack file is YAML"])
+    check_structure(text, shown)
     try:
         document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
@@ -134,21 +290,51 @@ def read_stack_file(path: Path, root: Path | None = None) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError([f"{shown}: config: must be a mapping of rollout: keys"])
     raw: dict[str, Any] = {}
+    not_ciphertext: list[str] = []
+    # The passphrase provider (an encryptionsalt) writes v1:<nonce>:<ciphertext>.
+    passphrase = "encryptionsalt" in document
     for key, value in config.items():
         namespace, _, name = str(key).partition(":")
         if namespace != NS or not name:
             continue  # another provider's config (kubernetes:context, ...): not ours to judge
-        raw[name] = _mark_secure_leaves(value, f"{NS}:{name}")
+        raw[name] = _mark_secure_leaves(value, f"{NS}:{name}", not_ciphertext, passphrase)
+    if not_ciphertext:
+        raise ConfigError(
+            [f"{shown}: {where}: the value under secure: is not ciphertext; a secret is set with "
+             f"`pulumi config set --secret --path '{where}' <value>`, which encrypts it" for where in not_ciphertext]
+        )
     return raw
 
 
-def _mark_secure_leaves(value: Any, path: str) -> Any:
+_B64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+_PASSPHRASE_CIPHERTEXT = re.compile(rf"v1:(?P<nonce>{_B64}):(?P<sealed>{_B64})")
+_CIPHERTEXT = re.compile(_B64)
+
+
+def is_ciphertext(value: str, passphrase: bool) -> bool:
+    """Whether ``value`` has the form of a Pulumi secret's ciphertext.
+
+    The passphrase provider's is ``v1:`` a 12-byte nonce and the sealed value
+    (with its 16-byte tag), each base64; the other providers' is base64 of at
+    least 16 bytes. Clear text rarely has either form; an empty value never.
+    """
+    import base64
+
+    if passphrase:
+        match = _PASSPHRASE_CIPHERTEXT.fullmatch(value)
+        return bool(match) and len(base64.b64decode(match["nonce"])) == 12 and len(base64.b64decode(match["sealed"])) >= 16
+    return bool(_CIPHERTEXT.fullmatch(value)) and len(base64.b64decode(value)) >= 16
+
+
+def _mark_secure_leaves(value: Any, path: str, not_ciphertext: list[str], passphrase: bool) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"} and isinstance(value["secure"], str):
+            if not is_ciphertext(value["secure"], passphrase):
+                not_ciphertext.append(path)
             return SecretRef(path, None)
-        return {k: _mark_secure_leaves(v, f"{path}.{k}") for k, v in value.items()}
+        return {k: _mark_secure_leaves(v, f"{path}.{k}", not_ciphertext, passphrase) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mark_secure_leaves(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_mark_secure_leaves(v, f"{path}[{i}]", not_ciphertext, passphrase) for i, v in enumerate(value)]
     return value
 
 
@@ -285,7 +471,7 @@ def _format_loc(loc: list[str | int]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _PLAIN_KEY.match(str(part)):
+        elif _PLAIN_KEY.fullmatch(str(part)):
             text += f".{part}" if text else str(part)
         else:
             text += f"[{str(part)!r}]"

@@ -136,7 +136,7 @@ def apply(path: Path, root: Path, edit: Edit) -> list[str]:
 
     notes = []
     if append_history(path, edit.entries, root, edit.values):
-        notes.append(f"note: {path.name} mixed indentations; it was re-indented (comments kept)")
+        notes.append(f"note: {path.name} could not be edited line by line; it was rewritten as a whole (comments kept)")
     return notes
 
 

@@ -2,12 +2,18 @@
 
 ``rollout advance`` and ``rollout rollback`` append entries to a service's
 ``rollout.history``; ``rollout release`` and ``rollout promote`` also set a
-track's image in the same edit; nothing else in the file changes, byte for byte. The file is
-read and written with ruamel.yaml's round-trip mode (comments, quoting, flow
-mappings and key order survive), checked with the project's own loader before it
-replaces the original, and written atomically: a temporary file in the same
-folder, flushed to disk, then renamed over the original, so a crash leaves either
-the old file or the new one, never half of one.
+track's image in the same edit; nothing else in the file changes, byte for byte.
+The edit is a splice of the file's text: the new entry's lines are inserted
+after the history's last entry in that history's own indentation and line
+breaks, a value replaces only its own characters, and the result must load as
+exactly the old document plus the change (a layout the splice does not handle
+falls back to ruamel.yaml's round trip, which keeps comments). It is checked
+with the project's own loader before it replaces the original, and written
+atomically: a temporary file in the same folder, flushed to disk, then renamed
+over the original, so a crash leaves either the old file or the new one, never
+half of one. A stack file that is a symlink is edited through it: the file it
+names is replaced, and the lock is the one beside that file, whichever name
+was given.
 
 Two edits of the same stack file at once (two operators, a CI job and an
 operator) are serialised by :func:`locked`: an exclusive ``flock`` on
@@ -26,6 +32,7 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -175,9 +182,28 @@ def edited_text(
 ) -> str:
     """The stack file's text with ``values`` set and ``entries`` appended to their services' histories.
 
-    Every other line is kept as it was when the file has one consistent
-    indentation (see :func:`reindents`).
+    Only the lines of the change are written: the new entries are inserted as
+    text after the last entry of each history, in the history's own indentation
+    and line breaks, and a track's value replaces just the value's characters.
+    Every other byte (comments, CRLF, a BOM, trailing spaces, a final ``...``,
+    anchors) stays. The result is checked to load as exactly the old document
+    plus the change; a layout the splice does not handle is rewritten with
+    ruamel.yaml's round trip instead (see :func:`reindents`).
     """
+    spliced = _spliced(text, entries, values or [], shown)
+    _ROUND_TRIPPED.set(spliced is None)
+    if spliced is not None:
+        return spliced
+    return _round_trip(text, entries, shown, values)
+
+
+#: Whether the last :func:`edited_text` rewrote the file as a whole (a layout the splice leaves alone).
+_ROUND_TRIPPED: ContextVar[bool] = ContextVar("rollout_round_tripped", default=False)
+
+
+def _round_trip(
+    text: str, entries: list[NewEntry], shown: str, values: list[TrackValue] | None = None
+) -> str:
     yaml = _yaml(_layout_of(text) or _LAYOUTS[0])
     document = yaml.load(text)
     for change in values or ():
@@ -185,6 +211,212 @@ def edited_text(
     for entry in entries:
         _append(_history(document, entry.service, shown), entry)
     return _dump(yaml, document)
+
+
+# --- editing by splicing text -------------------------------------------------------
+
+import json as _json
+import re as _re
+
+import yaml as _pyyaml
+
+from rollout import loader as _loader
+
+# The line breaks libyaml counts lines by.
+_BREAK = _re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_PLAIN_SAFE = _re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@+=-]*(?::[A-Za-z0-9._/@+=-]+)*")
+
+
+class _Unhandled(Exception):
+    """A layout the splice leaves to the round trip."""
+
+
+class _Text:
+    """Offsets of (line, column) marks in the text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0] + [m.end() for m in _BREAK.finditer(text)]
+        self.bom = 1 if text.startswith("\ufeff") else 0
+
+    def offset(self, mark: Any) -> int:
+        return self.starts[mark.line] + mark.column + (self.bom if mark.line == 0 else 0)
+
+    def line_end(self, offset: int) -> int:
+        """The offset just after the line break that ends the line holding ``offset``."""
+        match = _BREAK.search(self.text, offset)
+        return match.end() if match else len(self.text)
+
+    def newline(self, offset: int) -> str:
+        match = _BREAK.search(self.text, offset)
+        return match.group() if match else "\n"
+
+
+def _scalar_text(value: str, quoted: bool = False) -> str:
+    """``value`` as YAML: plain when it reads back as the same text, else double-quoted."""
+    if not quoted and _PLAIN_SAFE.fullmatch(value):
+        try:
+            if _pyyaml.load(f"k: {value}", Loader=_loader._StrictLoader) == {"k": value}:  # noqa: S506
+                return value
+        except _pyyaml.YAMLError:
+            pass
+    escaped = _json.dumps(value, ensure_ascii=False)
+    # JSON leaves some characters YAML does not allow unescaped (C1 controls, line separators, BOM).
+    return "".join(c if c.isprintable() or c in " " else f"\\u{ord(c):04x}" for c in escaped)
+
+
+def _get(node: Any, key: str) -> Any:
+    if not isinstance(node, _pyyaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, _pyyaml.ScalarNode) and key_node.value == key:
+            return value_node
+    return None
+
+
+def _service_node(root: Any, service: str) -> Any:
+    services = _get(_get(root, "config"), f"{NS}:services")
+    if not isinstance(services, _pyyaml.SequenceNode):
+        raise _Unhandled
+    for item in services.value:
+        name = _get(item, "name")
+        if isinstance(name, _pyyaml.ScalarNode) and name.value == service:
+            return item
+    raise _Unhandled
+
+
+def _last_end(node: Any) -> Any:
+    """The end mark of the last character of a node's content (comments after it excluded)."""
+    if isinstance(node, _pyyaml.ScalarNode) or getattr(node, "flow_style", False):
+        return node.end_mark
+    if not node.value:
+        return node.end_mark
+    last = node.value[-1]
+    return _last_end(last[1] if isinstance(node, _pyyaml.MappingNode) else last)
+
+
+def _entry_lines(entry: NewEntry) -> list[tuple[str, str]]:
+    fields = [("weight", str(entry.weight)), ("startedAt", _scalar_text(format_time(entry.started_at), quoted=True))]
+    if entry.release:
+        fields.append(("release", _scalar_text(entry.release)))
+    if entry.plan:
+        fields.append(("plan", _scalar_text(entry.plan)))
+    if entry.reason:
+        fields.append(("reason", _scalar_text(entry.reason, quoted=True)))
+    return fields
+
+
+def _history_splice(where: _Text, root: Any, entry: NewEntry) -> tuple[int, int, str]:
+    history = _get(_get(_service_node(root, entry.service), "rollout"), "history")
+    if not isinstance(history, _pyyaml.SequenceNode):
+        raise _Unhandled
+    fields = _entry_lines(entry)
+    if history.flow_style:
+        close = where.offset(history.end_mark) - 1
+        if where.text[close] != "]":
+            raise _Unhandled
+        item = "{" + ", ".join(f"{k}: {v}" for k, v in fields) + "}"
+        return close, 0, (", " if history.value else "") + item
+    last = history.value[-1] if history.value else None
+    if not isinstance(last, _pyyaml.MappingNode) or last.flow_style or not last.value:
+        raise _Unhandled
+    key_column = last.start_mark.column
+    line_start = where.starts[last.start_mark.line] + (where.bom if last.start_mark.line == 0 else 0)
+    before_key = where.text[line_start:line_start + key_column]
+    dash = before_key.rfind("-")
+    if dash < 0 or before_key[:dash].strip() or before_key[dash + 1:].strip():
+        raise _Unhandled  # the dash is not on the line of the entry's first key
+    end = where.offset(_last_end(last))
+    # A value that ends at a line's start (a block scalar) already took its line break.
+    at = end if end > 0 and where.starts[_line_of(where, end)] == end else where.line_end(end)
+    newline = where.newline(where.offset(last.start_mark))
+    lead = "" if at > 0 and where.text[at - 1] in "\n\r\x85\u2028\u2029" else newline
+    first, *rest = fields
+    lines = [f"{before_key[:dash]}-{before_key[dash + 1:]}{first[0]}: {first[1]}"]
+    lines += [f"{' ' * key_column}{k}: {v}" for k, v in rest]
+    return at, 0, lead + newline.join(lines) + newline
+
+
+def _line_of(where: _Text, offset: int) -> int:
+    import bisect
+
+    return bisect.bisect_right(where.starts, offset) - 1
+
+
+def _value_splice(where: _Text, root: Any, change: TrackValue) -> tuple[int, int, str]:
+    track = _get(_service_node(root, change.service), change.track)
+    if not isinstance(track, _pyyaml.MappingNode):
+        raise _Unhandled
+    current = _get(track, change.key)
+    if current is not None:
+        if not isinstance(current, _pyyaml.ScalarNode) or current.style not in (None, "", '"', "'"):
+            raise _Unhandled
+        start, end = where.offset(current.start_mark), where.offset(current.end_mark)
+        quoted = current.style in ('"', "'")
+        return start, end - start, _scalar_text(change.value, quoted=quoted)
+    image = _get(track, "image")
+    if not isinstance(image, _pyyaml.ScalarNode):
+        raise _Unhandled
+    text = _scalar_text(change.value)
+    end = where.offset(image.end_mark)
+    if track.flow_style:
+        return end, 0, f", {change.key}: {text}"
+    key_node = next(k for k, v in track.value if v is image)
+    if key_node.start_mark.line != image.end_mark.line:
+        raise _Unhandled
+    newline = where.newline(end)
+    at = where.line_end(end)
+    lead = "" if at > 0 and where.text[at - 1] in "\n\r\x85\u2028\u2029" else newline
+    return at, 0, f"{lead}{' ' * key_node.start_mark.column}{change.key}: {text}{newline}"
+
+
+def _expected(document: Any, entries: list[NewEntry], values: list[TrackValue]) -> Any:
+    import copy
+
+    expected = copy.deepcopy(document)
+    services = expected["config"][f"{NS}:services"]
+    for change in values:
+        service = next(s for s in services if s.get("name") == change.service)
+        service[change.track][change.key] = change.value
+    for entry in entries:
+        service = next(s for s in services if s.get("name") == entry.service)
+        item: dict[str, Any] = {"weight": entry.weight, "startedAt": format_time(entry.started_at)}
+        if entry.release:
+            item["release"] = entry.release
+        if entry.plan:
+            item["plan"] = entry.plan
+        if entry.reason:
+            item["reason"] = entry.reason
+        service["rollout"]["history"].append(item)
+    return expected
+
+
+def _spliced(text: str, entries: list[NewEntry], values: list[TrackValue], shown: str) -> str | None:
+    """The edit as splices of ``text``, or None when its layout is left to the round trip."""
+    try:
+        root = _pyyaml.compose(text, Loader=_loader._SafeLoader)
+        where = _Text(text)
+        splices = [_value_splice(where, root, change) for change in values]
+        splices += [_history_splice(where, root, entry) for entry in entries]
+    except (_Unhandled, _pyyaml.YAMLError, IndexError, StopIteration):
+        return None
+    new = text
+    # From the end, so each offset still points into the original text; entries
+    # for one history land in order.
+    for at, cut, insert in sorted(splices, key=lambda s: s[0], reverse=True):
+        new = new[:at] + insert + new[at + cut:]
+    if not entries and not values:
+        return new
+    # The splice is right only if the file now holds exactly the old document plus the change.
+    try:
+        # The old document from the nodes already composed: no second parse.
+        before = _loader._StrictLoader("").construct_document(root)
+        after = _pyyaml.load(new, Loader=_loader._StrictLoader)  # noqa: S506
+        if after != _expected(before, entries, values):
+            return None
+    except (_pyyaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):
+        return None
+    return new
 
 
 def reindents(text: str) -> bool:
@@ -214,6 +446,8 @@ def locked(path: Path, root: Path | None = None, wait_s: float | None = None) ->
     block, not before: what was read before may be what the other edit replaced.
     """
     wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    # Every name of the file takes the same lock: the one beside the file a symlink names.
+    shown_path, path = path, path.resolve()
     descriptor = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + wait_s
@@ -224,7 +458,7 @@ def locked(path: Path, root: Path | None = None, wait_s: float | None = None) ->
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise Busy(
-                        f"{display_path(path, root)}: another `rollout advance` or `rollout rollback` has been "
+                        f"{display_path(shown_path, root)}: another `rollout advance` or `rollout rollback` has been "
                         f"editing it for over {wait_s:g}s (lock {lock_path(path).name}); nothing was changed, try again"
                     ) from None
                 time.sleep(0.05)
@@ -243,16 +477,20 @@ def append_history(
     """Append ``entries`` to the stack file at ``path`` (and set ``values``, e.g. a track's
     image), atomically: one edit, all of it or nothing.
 
-    The result is validated with the project's loader first (ConfigError naming
-    the file when it would not load); the original is untouched on any failure.
-    Returns True when the file mixed indentations and was re-indented as a whole.
+    A symlink is followed: the file it names is edited, and keeps being the
+    link's target. The result is validated with the project's loader first
+    (ConfigError naming the file when it would not load); the original is
+    untouched on any failure. Returns True when the edit could not keep the
+    file line by line and rewrote it as a whole (comments kept).
     """
     shown = display_path(path, root)
-    text = path.read_text(encoding="utf-8")
-    reindented = reindents(text)
+    real = path.resolve()
+    # Bytes, decoded: CRLF line breaks and a BOM are text like any other.
+    text = real.read_bytes().decode("utf-8")
     new_text = edited_text(text, entries, shown, values)
+    rewritten = _ROUND_TRIPPED.get() and reindents(text)
     handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        "w", encoding="utf-8", newline="", dir=real.parent, prefix=f".{real.name}.", suffix=".tmp", delete=False
     )
     temporary = Path(handle.name)
     try:
@@ -264,13 +502,13 @@ def append_history(
             validate(read_stack_file(temporary, root), shown)
         except ConfigError as err:
             raise ConfigError([p.replace(display_path(temporary, root), shown) for p in err.problems]) from None
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
+        os.chmod(temporary, real.stat().st_mode & 0o7777)
+        os.replace(temporary, real)
     finally:
         if temporary.exists():
             temporary.unlink()
-    _sync_folder(path.parent)
-    return reindented
+    _sync_folder(real.parent)
+    return rewritten
 
 
 def _sync_folder(folder: Path) -> None:

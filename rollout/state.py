@@ -76,7 +76,31 @@ def parse_time(text: Any) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     if value.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
+    return in_range(value)
+
+
+#: The times a stack file, an evidence file or ``--now`` may hold: [EARLIEST, LATEST).
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+
+
+def in_range(value: datetime) -> datetime:
+    """``value`` (with a zone) in UTC; ValueError when outside [EARLIEST, LATEST).
+
+    Within it, every time plus any duration a stack file holds is a valid time.
+    """
+    if not EARLIEST <= value < LATEST:  # compares instants, whatever the offset
+        raise ValueError(
+            f"{value.isoformat()[:40]} is out of range; times are from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}"
+        )
     return value.astimezone(timezone.utc)
+
+
+def not_before(moment: datetime) -> datetime:
+    """The first whole second at or after ``moment``: an entry written at it (to the second)
+    is never earlier than ``moment``, so the history stays in time order."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
 
 
 def utc_now() -> datetime:

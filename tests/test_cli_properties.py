@@ -667,3 +667,128 @@ def test_verify_names_the_component_whatever_it_sends(wire, data, component):
     lines = stdout.split("\n")
     assert all(ch.isprintable() for line in lines + stderr.split("\n") for ch in line), shown
     assert any(line.startswith(f"FAILED  {component}: ") for line in lines), shown
+# --- generated stack files: shapes, ranges, tags, names, symlinks; a rollback always goes through ----
+
+_STAGING_TEXT = (FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text()
+_LAST = '          - weight: 10\n            startedAt: "2026-11-18T09:00:00Z"\n'
+
+STACK_EDITS = st.one_of(
+    st.sampled_from([
+        ("rollout:tier: staging", "rollout:tier: staging\n  rollout:x: &a [*a]"),
+        ("rollout:tier: staging", "rollout:tier: staging\n  rollout:x: " + "[" * 300 + "]" * 300),
+        ("rollout:tier: staging", "rollout:tier: staging\n  rollout:x: [" + ", ".join(
+            ["&l0 [x, x, x, x, x, x, x, x]"] + [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 8) + "]" for i in range(1, 12)]) + "]"),
+        ("replicas: 1", "replicas: !!binary MjU="),
+        ("replicas: 1", "replicas: false"),
+        ("percentage: 25\n", "percentage: 031\n"),
+        ("sustainFor: 5m", "sustainFor: 99999999999999d"),
+        ('start: "2026-11-20T09:00:00Z"', 'start: "9999-12-31T09:00:00Z"'),
+        ('"2026-11-16T09:00:00Z"', '"0001-01-01T00:00:00+01:00"'),
+        ("- name: genesis", '- name: "genesis\\n"'),
+        ("- name: genesis", "- name: " + "g" * 63),
+        ("\n", "\r\n"),
+        ("config:\n", "config: &c\n"),
+    ]),
+    # Entries a fast clock wrote, minutes to years ahead: status and advance may refuse, a rollback goes through.
+    st.integers(min_value=1, max_value=10**8).map(
+        lambda s: (_LAST, _LAST + f'          - weight: 25\n            startedAt: "{_ahead(s)}"\n')),
+    # Any time at all in the history.
+    st.datetimes(timezones=st.timezones()).map(lambda d: ('"2026-11-18T09:00:00Z"', f'"{d.isoformat()}"')),
+)
+
+
+def _ahead(seconds: int) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment.year < 3000 else "2999-12-31T00:00:00Z"
+
+
+STACK_COMMANDS = st.sampled_from([
+    ["status", "--stack", "staging"], ["status", "--stack", "staging", "--format", "json"],
+    ["flags", "--stack", "staging"], ["check", "--stack", "staging"],
+    ["render", "--stack", "staging", "--out", scratch("out")], ["advance", "--stack", "staging"],
+    *[["rollback", "--stack", "staging", "--reason", "generated"]] * 4,
+])
+
+
+@pytest.fixture
+def stack_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """One case: the staging file edited (and maybe a symlink to a file elsewhere), one command run."""
+    monkeypatch.delenv("ROLLOUT_DEBUG", raising=False)
+    cases = iter(range(10**9))
+
+    def run_case(edits, symlinked: bool, command_argv: list[str]):
+        project = prepare(tmp_path / f"stack-case-{next(cases)}")
+        text = _STAGING_TEXT
+        for old, new in edits:
+            text = text.replace(old, new)
+        path = project / "stacks" / "Pulumi.staging.yaml"
+        real = path
+        if symlinked:
+            real = project / "elsewhere" / "staging.yaml"
+            real.parent.mkdir()
+            path.unlink()
+            path.symlink_to(real)
+        real.write_bytes(text.encode())
+        argv = ["--project", str(project), *(a.replace(SCRATCH, str(project)) for a in command_argv)]
+        monkeypatch.chdir(project)
+        try:
+            code, out, err, records = run_main(argv)
+            result = (code, out, err, records, text, real.read_bytes().decode(), path.is_symlink())
+        finally:
+            monkeypatch.chdir(tmp_path)
+            shutil.rmtree(project)
+        return result
+
+    return run_case
+
+
+@_settings(150)
+@given(edits=st.lists(STACK_EDITS, min_size=1, max_size=3), symlinked=st.booleans(), argv=STACK_COMMANDS)
+def test_any_generated_stack_file_exits_0_1_or_2_and_a_rollback_of_a_loadable_one_goes_through(
+    stack_workspace, edits, symlinked, argv
+):
+    code, out, err, records, before, after, still_a_link = stack_workspace(edits, symlinked, argv)
+    topic = "cli: generated stack files"
+    count(topic, "cases tried")
+    count(topic, f"{argv[0]}: exit {code}")
+    shown = f"{edits} symlinked={symlinked} rollout {argv}: exit {code}\nstderr: {err[-2000:]}"
+    assert code in (0, 1, 2), shown
+    assert "Traceback" not in err and "internal error" not in err, shown
+    assert still_a_link == symlinked, "an edit replaced the symlink"
+    if code == 2:
+        assert err.strip() and all(line.startswith(("stacks/", "rollout:", "note:", "warning:")) for line in err.splitlines()), shown
+    if argv[0] in EDITING_COMMANDS and code == 0:
+        # Only lines added, in one place; CRLF stays CRLF.
+        assert len(after) > len(before) and after.startswith(before[:200]) and after.endswith(before[-200:]), shown
+        if "\r\n" in before:
+            assert after.count("\n") == after.count("\r\n"), shown
+    elif argv[0] in EDITING_COMMANDS:
+        assert after == before, shown
+    if argv[0] == "rollback":
+        loadable = _loads_for_a_rollback(before)
+        if loadable:
+            assert code == 0, f"a rollback was refused\n{shown}"
+            count(topic, "rollbacks of loadable files, gone through")
+
+
+def _loads_for_a_rollback(text: str) -> bool:
+    """Whether the file is valid as a rollback reads it (entries ahead of the clock allowed)."""
+    import tempfile
+
+    from rollout.clock import tolerate_future
+    from rollout.errors import ConfigError
+    from rollout.loader import read_stack_file, validate
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "Pulumi.staging.yaml"
+        path.write_bytes(text.encode())
+        tolerate_future(True)
+        try:
+            validate(read_stack_file(path), "x")
+            return True
+        except ConfigError:
+            return False
+        finally:
+            tolerate_future(False)

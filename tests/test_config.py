@@ -194,7 +194,7 @@ BAD = [
         id="a secret written in clear text is refused",
     ),
     pytest.param(
-        "production", _set("rollout:alerting.slack.warningsChannel", {"secure": "v1:abc"}),
+        "production", _set("rollout:alerting.slack.warningsChannel", {"secure": "v1:OVvnlk2Z70tgsohv:1nTyWRF4IbxjTdBu0ua8bkYlLu+yUn/AQHhaBfZJItw="}),
         "rollout:alerting.slack.warningsChannel: is stored as a secret, but only keys under rollout:secrets may be secrets",
         id="a secret outside rollout:secrets is refused",
     ),

@@ -327,7 +327,8 @@ def _rename_secret(name: str, new_name: str, value: Callable[[str], Any] | None 
 
 def _move_secret_to(key: str, field: str, name: str):
     def change(config: dict) -> None:
-        config[key]["slack"][field] = config[SECRETS_KEY][name]
+        # A copy: the same object twice would be dumped as an anchor and an alias.
+        config[key]["slack"][field] = dict(config[SECRETS_KEY][name])
 
     return change
 
@@ -379,11 +380,24 @@ BROKEN_STACK_FILES = [
     pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace("    smtpPassword:\n", f"    smtpPassword: {CLEAR}\n    smtpPassword:\n")),
                  "duplicate key 'smtpPassword'", id="a secret key given twice"),
     pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: !!binary {c}x")),
-                 "failed to decode base64 data", id="a ciphertext tagged as binary"),
+                 "this YAML tag is not allowed", id="a ciphertext tagged as binary"),
     pytest.param(lambda config: config.__setitem__(SECRETS_KEY, CLEAR),
                  "rollout:secrets: a text in clear is not a mapping", id="rollout:secrets set to one clear-text string"),
     pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: !!int {CLEAR}")),
-                 "the value cannot be read as its tag tag:yaml.org,2002:int says", id="a clear-text secret tagged !!int"),
+                 "this value is not a plain number", id="a clear-text secret tagged !!int"),
+    pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"!{CLEAR}")),
+                 "this YAML tag is not allowed", id="a clear-text secret that starts with !"),
+    pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: !{CLEAR}")),
+                 "this YAML tag is not allowed", id="a clear-text value under secure: that starts with !"),
+    pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: &x {c}")),
+                 "anchors and aliases are not allowed in secrets", id="an anchor on a secret"),
+    pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: &x {c}").replace(
+                     "    rollbackWebhookUrl:\n", "    rollbackWebhookUrl: *x\n    rollbackWebhookUrlOld:\n")),
+                 "anchors and aliases are not allowed in secrets", id="an alias to a secret"),
+    pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", f"secure: {CLEAR}")),
+                 "is not ciphertext", id="clear text under secure:"),
+    pytest.param(TextEdit("smtpPassword", lambda t, c: t.replace(f"secure: {c}", 'secure: ""')),
+                 "is not ciphertext", id="an empty secure:"),
 ]
 
 
