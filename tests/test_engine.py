@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -149,7 +150,7 @@ def test_stack_outputs_feed_evidence_advance_preview_and_a_second_up(dev, tmp_pa
     assert state["services"][SERVICE]["weight"] == 10
 
     history = yaml.safe_load(dev.stack_file("dev").read_text())["config"]["rollout:services"][0]["rollout"]["history"]
-    stage_start = time.mktime(time.strptime(history[-1]["startedAt"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    stage_start = datetime.fromisoformat(history[-1]["startedAt"].replace("Z", "+00:00")).timestamp()
     with healthy_canary_prometheus(tmp_path, stage_start, time.time()) as prometheus:
         evidence = tmp_path / "evidence.json"
         collected = dev.rollout("evidence", "--stack", "dev", "--prometheus", prometheus.url,
