@@ -50,7 +50,7 @@ def _project_files() -> list[str]:
         ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
         capture_output=True, check=True,
     ).stdout.decode().split("\0")
-    return [name for name in listed if name and not name.startswith("stacks/")]
+    return [name for name in listed if name]
 
 
 def git(project: Path, *args: str) -> str:
@@ -132,7 +132,7 @@ class EngineProject:
         return self.pulumi("preview", "-s", stack, "--policy-pack", "policies", *args)
 
     def up(self, stack: str, *args: str) -> subprocess.CompletedProcess:
-        return self.pulumi("up", "-s", stack, "--yes", "--skip-preview", "--policy-pack", "policies", *args)
+        return self.pulumi("up", "-s", stack, "--yes", "--policy-pack", "policies", *args)
 
     def outputs(self, stack: str) -> dict:
         shown = self.pulumi("stack", "output", "--json", "-s", stack)
@@ -140,7 +140,8 @@ class EngineProject:
         return json.loads(shown.stdout)
 
 
-def engine_project(dest: Path, extra_env: dict[str, str] | None = None) -> EngineProject:
+def engine_project(dest: Path, extra_env: dict[str, str] | None = None, shipped_stacks: bool = False) -> EngineProject:
+    """The copy; ``shipped_stacks`` keeps stacks/ as shipped instead of the reference stacks."""
     require_engine()
     dest.mkdir(parents=True, exist_ok=True)
     for name in _project_files():
@@ -148,7 +149,9 @@ def engine_project(dest: Path, extra_env: dict[str, str] | None = None) -> Engin
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
-    shutil.copytree(FIXTURE / "stacks", dest / "stacks")
+    if not shipped_stacks:
+        shutil.rmtree(dest / "stacks")
+        shutil.copytree(FIXTURE / "stacks", dest / "stacks")
     (dest / ".venv").symlink_to(ROOT / ".venv")
     git(dest, "init", "--quiet")
     commit_all(dest, "the reference project")

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,13 +189,21 @@ def _kubeconfig(cluster: Cluster, pki: Path) -> None:
     cluster.kubeconfig.write_text(yaml.safe_dump(document))
 
 
+class _CrdLoader(yaml.SafeLoader):
+    """PyYAML reads a bare ``=`` as YAML 1.1's "value" type, which it cannot
+    construct; in the CRDs (enums of operators) it is the string "="."""
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 def _install_crds(cluster: Cluster) -> None:
     from kubernetes import client
 
     ext = client.ApiextensionsV1Api(cluster.api())
     names = []
     for path in crd_files():
-        for document in yaml.safe_load_all(path.read_text()):
+        for document in yaml.load_all(path.read_text(), Loader=_CrdLoader):
             if document and document.get("kind") == "CustomResourceDefinition":
                 ext.create_custom_resource_definition(document)
                 names.append(document["metadata"]["name"])
@@ -266,12 +276,17 @@ def start_cluster(workdir: Path) -> Cluster:
             "--disable-admission-plugins=ServiceAccount",
             "--enable-priority-and-fairness=false",
             "--allow-privileged=true",
+            # The endpoints of the "kubernetes" Service may not be loopback addresses.
+            "--endpoint-reconciler-type=none",
         ])
         _kubeconfig(cluster, pki)
 
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+
         def ready() -> bool:
-            return cluster.api().call_api("/readyz", "GET", response_type="str",
-                                          _return_http_data_only=True) == "ok"
+            with urllib.request.urlopen(f"{cluster.server}/readyz", context=context, timeout=5) as answer:
+                return answer.status == 200 and answer.read() == b"ok"
 
         _wait(cluster, "kube-apiserver /readyz", ready)
         cluster.timings["api server ready"] = time.monotonic() - started

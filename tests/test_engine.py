@@ -168,3 +168,18 @@ def test_stack_outputs_feed_evidence_advance_preview_and_a_second_up(dev, tmp_pa
     assert route_weights(dev) == {f"{SERVICE}-stable": 75, f"{SERVICE}-canary": 25}
     assert dev.outputs("dev")["rolloutState"]["services"][SERVICE]["weight"] == 25
     commit_all(dev.path, "dev at 25 %")
+
+
+def test_make_up_deploys_the_shipped_dev_stack_and_says_it_used_the_example_passphrase(tmp_path):
+    import subprocess
+
+    project = engine_project(tmp_path / "project", shipped_stacks=True)
+    env = {k: v for k, v in project.env.items() if k != "PULUMI_CONFIG_PASSPHRASE"}
+    done = subprocess.run(["bash", "scripts/up", "dev"], cwd=project.path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "using the example passphrase of the shipped dev stack" in done.stdout
+    assert "NOTHING WAS DEPLOYED" not in done.stdout
+    written = {p.name for p in (project.path / "build" / "dev" / "manifests").rglob("*.yaml")}
+    assert any(name.startswith("gateway.networking.k8s.io_v1-httproute-") for name in written), written
+    assert project.outputs("dev")["stack"] == "dev"
