@@ -164,3 +164,27 @@ def _epoch(stamp: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_route_changed_behind_pulumis_back_shows_in_a_refreshed_preview_and_up_restores_it(cluster, deployed):
+    """What a second field manager (an operator, or the rollback relay's fast path)
+    writes to the route is seen by a refreshed preview, and the next up wins."""
+    custom = cluster.custom()
+    patch = {"spec": {"rules": [{"backendRefs": [
+        {"name": f"{SERVICE}-stable", "port": 8080, "weight": 100},
+        {"name": f"{SERVICE}-canary", "port": 8080, "weight": 0},
+    ]}]}}
+    current = route_weights(cluster, "production")
+    # A server-side apply under a field manager of its own, forcing ownership.
+    custom.patch_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", NAMESPACES["production"], "httproutes", SERVICE,
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+         "metadata": {"name": SERVICE, "namespace": NAMESPACES["production"]}, **patch},
+        field_manager="rollout-test", force=True, _content_type="application/apply-patch+yaml",
+    )
+    assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
+    drift = deployed.pulumi("preview", "-s", "production", "--refresh", "--expect-no-changes")
+    assert drift.returncode != 0, drift.stdout
+    restored = deployed.up("production", "--refresh")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert route_weights(cluster, "production") == current
