@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK ?= dev
+# The project's engine wrappers (tools/bin/pulumi and the plugins it runs) come
+# first, so `make` targets and the tests run the pinned engine.
+export PATH := $(CURDIR)/tools/bin:$(PATH)
 
 .PHONY: up test deps tools check render bench clean
 

@@ -263,6 +263,41 @@ def section_edit_cost(sizes_kb: list[int], repeats: int) -> dict:
     return figures
 
 
+EMPTY_PROGRAM = """\"\"\"The benchmark's empty program: the same Kubernetes provider, nothing else.\"\"\"
+import pulumi_kubernetes as k8s
+
+k8s.Provider("empty", render_yaml_to_directory="build/empty/manifests")
+"""
+
+
+def section_engine_preview(repeats: int) -> dict:
+    """`pulumi preview -s dev` under the real engine against an empty program's preview."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from engine import engine_project
+
+    with tempfile.TemporaryDirectory(prefix="rollout-bench-engine-") as scratch:
+        full = engine_project(Path(scratch) / "full")
+        full.edit("dev", lambda config: config["rollout:monitoring"].__setitem__("install", False))
+        empty = engine_project(Path(scratch) / "empty")
+        (empty.path / "__main__.py").write_text(EMPTY_PROGRAM)
+        timings: dict[str, list[float]] = {"full": [], "empty": []}
+        for project in (full, empty):
+            project.init("dev")
+        for _ in range(repeats):
+            for name, project in (("empty", empty), ("full", full)):
+                started = time.perf_counter()
+                done = project.preview("dev") if name == "full" else project.pulumi("preview", "-s", "dev")
+                timings[name].append(time.perf_counter() - started)
+                if done.returncode != 0:
+                    raise SystemExit(f"engine preview of the {name} program failed:\n{done.stdout}{done.stderr}")
+    full_s, empty_s = statistics.median(timings["full"]), statistics.median(timings["empty"])
+    ratio = full_s / empty_s
+    print("7. Engine preview: `pulumi preview -s dev --policy-pack policies` against an empty program's preview")
+    print(f"   empty program (the Kubernetes provider only): {empty_s:.1f} s; dev with the pack: {full_s:.1f} s")
+    print(f"   ratio: time {ratio:.2f}x")
+    return {"time_ratio": round(ratio, 3), "empty_seconds": round(empty_s, 1), "full_seconds": round(full_s, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="smallest sizes, one repeat (the test suite's run)")
@@ -279,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "rule_cost": rulecost.run(tiny=args.tiny),
         "render": section_render(repeats),
         "edit_cost": section_edit_cost([8] if args.tiny else [8, 264, 894], repeats),
+        "engine_preview": section_engine_preview(repeats),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

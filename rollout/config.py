@@ -130,6 +130,8 @@ def _exclusive_ratio(value: float) -> float:
     return value
 
 
+#: The charts rollout installs (rollout/versions.py CHARTS).
+ChartName = Literal["kube-prometheus-stack", "prometheus-blackbox-exporter", "prometheus-pushgateway"]
 Percentage = Annotated[int, _between(0, 100)]
 Ratio = Annotated[float, AfterValidator(_exclusive_ratio)]
 PositiveSeconds = Annotated[float, AfterValidator(lambda v: _positive(v))]
@@ -307,6 +309,11 @@ class KubernetesSettings(Model):
     """kubeconfig context to use; unset uses the current context."""
     gateway: GatewayRef
     """The Gateway the services' HTTPRoutes attach to."""
+    skip_await: bool = False
+    """Do not wait for the objects to become ready (the provider's ``pulumi.com/skipAwait``
+    annotation on every object). For clusters that run no workloads (a test API server without
+    nodes); never on a real cluster, where waiting is what makes a failed rollout fail the ``up``.
+    """
 
 
 class DockerPorts(Model):
@@ -426,6 +433,13 @@ class MonitoringSettings(Model):
     """
     budgets: CostBudgets = CostBudgets()
     """Ceilings for the cost alerts."""
+    charts: dict[ChartName, str] = {}
+    """Local copies of the charts, by chart name (``kube-prometheus-stack``,
+    ``prometheus-blackbox-exporter``, ``prometheus-pushgateway``): a chart directory or a ``.tgz``
+    made by ``helm pull``, relative to the project. What an air-gapped site mirrors; a chart not
+    listed is fetched from the chart repository. Each must be the pinned version
+    (rollout/versions.py): its ``Chart.yaml`` is checked before anything is declared.
+    """
 
 
 class SloSettings(Model):

@@ -165,9 +165,10 @@ def run_program(
     class _Mocks(pulumi_mocks.Mocks):
         def new_resource(self, args: pulumi_mocks.MockResourceArgs):
             state = dict(args.inputs)
-            if args.typ == "random:index/randomPassword:RandomPassword":
-                # The provider generates it; a recognisable stand-in lets tests
-                # trace where the generated secret goes.
+            if args.typ == "pulumi-python:dynamic:Resource" and "length" in state:
+                # components.password.GeneratedPassword: its provider draws the
+                # value on create; a recognisable stand-in lets tests trace
+                # where the generated secret goes.
                 state["result"] = f"generated-password-{args.name}"
             return f"{args.name}-id", state
 

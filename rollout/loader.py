@@ -9,6 +9,7 @@ configs, with the same messages.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from rollout import conventions
+from rollout.charts import check_local_charts
 from rollout.config import FLAG_STRATEGIES, PercentageFlag, SecretRef, StackConfig
 from rollout.errors import ConfigError, KeyedError
 
@@ -26,8 +28,16 @@ SECRETS_KEY = "secrets"
 PULUMI_FILE_KEYS = {"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"}
 
 
+#: Set by rollout.engine to the project the engine runs (a copy of the
+#: repository judges its own stacks, not the installed package's).
+PROJECT_ENV = "ROLLOUT_PROJECT_DIR"
+
+
 def project_root() -> Path:
-    """The folder holding Pulumi.yaml (the repository root)."""
+    """The folder holding Pulumi.yaml: $ROLLOUT_PROJECT_DIR, else the repository of this package."""
+    configured = os.environ.get(PROJECT_ENV)
+    if configured:
+        return Path(configured).resolve()
     return Path(__file__).resolve().parent.parent
 
 
@@ -398,6 +408,7 @@ def load_file(path: Path, root: Path | None = None) -> StackConfig:
     raw = read_stack_file(path, root)
     config = validate(raw, display_path(path, root))
     check_alert_names(config, display_path(path, root))
+    check_local_charts(config, display_path(path, root), root or project_root())
     check_upstream(config, path, root)
     return config
 

@@ -14,6 +14,7 @@ import pulumi
 from rollout import conventions, yamlout
 from rollout.alertmanager import alertmanager_config, plaintext
 from rollout.artifacts import build_artifacts
+from rollout.charts import check_local_charts
 from rollout.config import StackConfig
 from rollout.errors import ConfigError
 from rollout.loader import (
@@ -32,6 +33,7 @@ def load_program_config(stack: str, root: Path | None = None) -> StackConfig:
     path = stack_file(stack, root)
     config = validate(read_pulumi_config(), display_path(path, root))
     check_alert_names(config, display_path(path, root))
+    check_local_charts(config, display_path(path, root), root or project_root())
     if config.promotes_from and path.exists():
         check_upstream(config, path, root)
     return config
@@ -119,6 +121,29 @@ def _dashboards(config: StackConfig, artifacts, grafana, grafana_up: list, names
     )
 
 
+SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
+def _skip_await(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """``kubernetes.skipAwait``: annotate every Kubernetes object so the provider does not wait."""
+    if not args.type_.startswith("kubernetes:") or args.type_.startswith("kubernetes:helm."):
+        return None
+
+    def annotate(metadata):
+        metadata = dict(metadata or {})
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, pulumi.Output):
+            metadata["annotations"] = annotations.apply(lambda a: {**(a or {}), SKIP_AWAIT: "true"})
+        else:
+            metadata["annotations"] = {**(annotations or {}), SKIP_AWAIT: "true"}
+        return metadata
+
+    props = dict(args.props)
+    metadata = props.get("metadata")
+    props["metadata"] = metadata.apply(annotate) if isinstance(metadata, pulumi.Output) else annotate(metadata)
+    return pulumi.ResourceTransformResult(props=props, opts=args.opts)
+
+
 def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, labels) -> None:
     import pulumi_kubernetes as k8s
 
@@ -136,7 +161,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
     if settings.context:
         provider_args["context"] = settings.context
     provider = k8s.Provider(f"{stack}-kubernetes", namespace=settings.namespace, **provider_args)
-    opts = pulumi.ResourceOptions(provider=provider)
+    opts = pulumi.ResourceOptions(provider=provider, transforms=[_skip_await] if settings.skip_await else None)
     namespace = k8s.core.v1.Namespace(
         "namespace",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=settings.namespace, labels=labels),
@@ -154,6 +179,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
             alertmanager_config=_deployed_alertmanager_config(config),
             rule_files=rule_files(config),
             namespace=namespace.metadata.name,
+            root=root,
         ),
         opts=opts,
     )

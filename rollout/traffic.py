@@ -18,6 +18,8 @@ from rollout.config import ServiceSettings, StackConfig
 TRACK_LABEL_KEY = "rollout.dev/track"
 NAME_LABEL_KEY = "app.kubernetes.io/name"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
+#: The Kubernetes provider's annotation that forces server-side apply ownership.
+PATCH_FORCE = "pulumi.com/patchForce"
 
 
 def weights(weight: int) -> dict[str, int]:
@@ -107,7 +109,15 @@ def http_route(config: StackConfig, service: ServiceSettings) -> dict:
     return {
         "apiVersion": GATEWAY_API,
         "kind": "HTTPRoute",
-        "metadata": {"name": service.name, "labels": {NAME_LABEL_KEY: service.name}},
+        "metadata": {
+            "name": service.name,
+            "labels": {NAME_LABEL_KEY: service.name},
+            # The weights are the stack file's: an up takes the fields back from
+            # any other field manager that wrote them (the relay's fast path,
+            # kubectl), instead of failing on a server-side apply conflict
+            # (which would refuse the very up that deploys a rollback).
+            "annotations": {PATCH_FORCE: "true"},
+        },
         "spec": {
             **spec,
             "rules": [

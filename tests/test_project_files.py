@@ -33,11 +33,20 @@ def test_every_stack_has_its_file_in_the_stack_config_dir():
         assert (ROOT / "stacks" / f"Pulumi.{stack}.yaml").is_file(), stack
 
 
-def test_pyproject_declares_the_rollout_command_and_ranged_dependencies():
+def test_pyproject_declares_the_rollout_command_ranged_dependencies_and_the_engines_pins():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["rollout"] == "rollout.cli:main"
+    # The engine's SDKs are pinned exactly, to the versions of the Go-built engine
+    # and provider (tools/versions.env); every other dependency has a range.
+    pins = dict(line.split("=", 1) for line in (ROOT / "tools" / "versions.env").read_text().splitlines()
+                if line and not line.startswith("#"))
+    exact = {"pulumi": pins["PULUMI_VERSION"], "pulumi-kubernetes": pins["PULUMI_KUBERNETES_VERSION"]}
     for requirement in pyproject["project"]["dependencies"]:
-        assert "<" in requirement and ">=" in requirement, f"{requirement} needs a compatible range"
+        name = requirement.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0]
+        if name in exact:
+            assert requirement == f"{name}=={exact[name]}", f"{requirement}: pin it to tools/versions.env's {exact[name]}"
+        else:
+            assert "<" in requirement and ">=" in requirement, f"{requirement} needs a compatible range"
 
 
 def test_ci_runs_the_readmes_test_command():

@@ -210,6 +210,12 @@ def test_deploy_runs_staging_before_production_one_run_per_stack_then_verifies()
     assert up["environment"] == "${{ inputs.stack }}"
     names = [step.get("name", "") for step in steps(up)]
     assert names.index("Verify") > names.index("pulumi up")
+    # The gates are stack policies: the engine applies an up's changes before it
+    # judges them unless a preview ran first (tests/test_kube_engine.py shows it).
+    preview = next(step for step in steps(up) if step.get("name", "").startswith("pulumi preview"))
+    assert names.index(preview["name"]) < names.index("pulumi up")
+    assert preview["with"]["command"] == "preview" and preview["with"]["policyPacks"] == "policies"
+    assert preview["with"]["policyPackConfigs"] == "build/policy-config.json"
     assert "rollout verify --stack" in run_of(up, "Verify")
     rollback = run_of(up, "Roll back after a failed verification")
     assert 'rollout rollback --stack "$STACK"' in rollback and "git push" in rollback

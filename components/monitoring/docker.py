@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.password import GeneratedPassword
+
 from rollout import conventions as c
 from rollout import versions
 from rollout.config import StackConfig
@@ -40,12 +42,11 @@ class DockerMonitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: DockerMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PACKAGE}:MonitoringStack", name, None, opts)
         import pulumi_docker as docker
-        import pulumi_random as random
 
         config = args.config
         ports = config.docker.ports
         child = pulumi.ResourceOptions(parent=self)
-        password = random.RandomPassword(f"{name}-grafana-admin-password", length=32, special=False, opts=child)
+        password = GeneratedPassword(f"{name}-grafana-admin-password", length=32, opts=child)
         self.grafana_admin_password = password.result
 
         def container(component: str, *, command: list[str], uploads: list, published: int | None, envs=None, volumes=None):

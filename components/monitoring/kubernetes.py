@@ -12,11 +12,14 @@ that needs a hook (rollout/helm_values.py says which and why).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
+from components.password import GeneratedPassword
+
 from rollout import kubernetes_objects as objects
-from rollout import versions
+from rollout.charts import chart_args
 from rollout.config import StackConfig
 
 PACKAGE = "rollout:monitoring"
@@ -56,6 +59,8 @@ class KubernetesMonitoringArgs:
     #: Rules files by name (alerts.catalogue.rule_files).
     rule_files: dict[str, dict]
     namespace: pulumi.Input[str]
+    #: The project folder local chart paths are relative to.
+    root: Path = Path(".")
 
 
 class KubernetesMonitoring(pulumi.ComponentResource):
@@ -66,15 +71,13 @@ class KubernetesMonitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: KubernetesMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PACKAGE}:MonitoringStack", name, None, opts)
         import pulumi_kubernetes as k8s
-        import pulumi_random as random
 
         config = args.config
         monitoring = config.monitoring
         child = pulumi.ResourceOptions(parent=self)
-        repository = k8s.helm.v4.RepositoryOptsArgs(repo=versions.CHART_REPOSITORY)
         chart_deps: list[pulumi.Resource] = []
 
-        password = random.RandomPassword(f"{name}-grafana-admin-password", length=32, special=False, opts=child)
+        password = GeneratedPassword(f"{name}-grafana-admin-password", length=32, opts=child)
         self.grafana_admin_password = password.result
 
         specs = objects.charts(config, args.alertmanager_config)
@@ -91,11 +94,9 @@ class KubernetesMonitoring(pulumi.ComponentResource):
             chart = k8s.helm.v4.Chart(
                 f"{name}-{main.chart}",
                 k8s.helm.v4.ChartArgs(
-                    chart=main.chart,
-                    version=main.version,
+                    **chart_args(config, main.key, args.root),
                     name=main.release,
                     namespace=args.namespace,
-                    repository_opts=repository,
                     values=main.values,
                 ),
                 opts=pulumi.ResourceOptions(
@@ -115,11 +116,9 @@ class KubernetesMonitoring(pulumi.ComponentResource):
                     k8s.helm.v4.Chart(
                         f"{name}-{spec.chart}",
                         k8s.helm.v4.ChartArgs(
-                            chart=spec.chart,
-                            version=spec.version,
+                            **chart_args(config, spec.key, args.root),
                             name=spec.release,
                             namespace=args.namespace,
-                            repository_opts=repository,
                             values=spec.values,
                         ),
                         opts=pulumi.ResourceOptions(parent=group, depends_on=[chart]),

@@ -1,0 +1,190 @@
+"""staging and production deployed by the real engine into a real kube-apiserver.
+
+The cluster (tests/kube_cluster.py) is etcd and kube-apiserver on 127.0.0.1
+with the prometheus-operator and Gateway API CRDs and the Gateway the routes
+attach to. The stacks use an operator already present (``monitoring.install:
+false``: the charts cannot be fetched here) and ``kubernetes.skipAwait`` (no
+kubelet runs their pods). Each stack deploys into a namespace of its own. What
+is checked is what the API server stored after admission: defaults, CEL rules
+and immutable fields included.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import figures
+from engine import EngineProject, commit_all, engine_project, healthy_canary_prometheus, stage_history
+from kube_cluster import start_cluster
+from rollout.gates import NEXT_STAGE_ONLY
+
+pytestmark = [pytest.mark.engine, pytest.mark.cluster]
+
+SERVICE = "genesis"
+NAMESPACES = {"staging": "rollout-staging", "production": "rollout-production"}
+MONITORING_KINDS = {"PrometheusRule": "prometheusrules", "ServiceMonitor": "servicemonitors", "Probe": "probes"}
+
+
+def _service(config: dict) -> dict:
+    return next(s for s in config["rollout:services"] if s["name"] == SERVICE)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    started = time.monotonic()
+    running = start_cluster(tmp_path_factory.mktemp("cluster"))
+    figures.count("test cluster", "seconds to start (etcd, kube-apiserver, CRDs, Gateway)",
+                  round(time.monotonic() - started))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster, tmp_path_factory) -> EngineProject:
+    """staging 26 h into 10 %, production 26 h into 5 %, both up in the cluster."""
+    project = engine_project(tmp_path_factory.mktemp("kube") / "project", {"KUBECONFIG": str(cluster.kubeconfig)})
+    now = time.time()
+    for stack, weights in (("staging", [0, 5, 10]), ("production", [0, 5])):
+        def change(config: dict, stack=stack, weights=weights) -> None:
+            config["rollout:monitoring"]["install"] = False
+            config["rollout:kubernetes"]["namespace"] = NAMESPACES[stack]
+            config["rollout:kubernetes"]["skipAwait"] = True
+            _service(config)["rollout"]["history"] = stage_history(now, weights)
+
+        project.edit(stack, change)
+    commit_all(project.path, "staging at 10 %, production at 5 %")
+    for stack in ("staging", "production"):
+        project.init(stack)
+        started = time.monotonic()
+        up = project.up(stack)
+        assert up.returncode == 0, up.stdout + up.stderr
+        figures.count("test cluster", f"seconds for the first up of {stack}", round(time.monotonic() - started))
+    return project
+
+
+def route_weights(cluster, stack: str) -> dict[str, int]:
+    route = cluster.custom().get_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", NAMESPACES[stack], "httproutes", SERVICE)
+    return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+
+
+def declared(project: EngineProject, stack: str) -> list[dict]:
+    exported = project.pulumi("stack", "export", "-s", stack)
+    assert exported.returncode == 0, exported.stderr
+    return json.loads(exported.stdout)["deployment"]["resources"]
+
+
+def test_staging_and_production_are_admitted_as_declared(cluster, deployed):
+    assert route_weights(cluster, "staging") == {f"{SERVICE}-stable": 90, f"{SERVICE}-canary": 10}
+    assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 95, f"{SERVICE}-canary": 5}
+    custom = cluster.custom()
+    for stack in ("staging", "production"):
+        seen = 0
+        for resource in declared(deployed, stack):
+            kind = resource["type"].rsplit(":", 1)[-1]
+            if not resource["type"].startswith("kubernetes:monitoring.coreos.com/v1:") or kind not in MONITORING_KINDS:
+                continue
+            name = resource["outputs"]["metadata"]["name"]
+            stored = custom.get_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", NAMESPACES[stack], MONITORING_KINDS[kind], name)
+            assert stored["metadata"]["name"] == name
+            seen += 1
+        # Rules, a ServiceMonitor per service, a Probe per track.
+        assert seen >= 4, f"{stack}: {seen} monitoring objects"
+        figures.count("test cluster", f"monitoring objects admitted ({stack})", seen)
+
+
+def test_a_second_preview_shows_no_diff(deployed):
+    """Nothing the API server defaulted or changed on admission shows up as a change."""
+    for stack in ("staging", "production"):
+        # --refresh reads the live objects first: a field the API server
+        # defaulted or rewrote would show as a diff against the program.
+        again = deployed.pulumi("preview", "-s", stack, "--refresh", "--expect-no-changes", "--diff")
+        assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_advance_preview_up_then_rollback_up_and_a_skipped_stage_changes_nothing(cluster, deployed, tmp_path):
+    project = deployed
+    # A skipped stage (10 -> 50) is refused by the pack, in preview and in up,
+    # and the route stays where it was.
+    before = project.stack_file("staging").read_text()
+    project.edit("staging", lambda c: _service(c)["rollout"]["history"].append(
+        {"weight": 50, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    try:
+        refused = project.preview("staging")
+        assert refused.returncode != 0 and NEXT_STAGE_ONLY in refused.stdout + refused.stderr, refused.stdout
+        refused_up = project.up("staging")
+        assert refused_up.returncode != 0 and NEXT_STAGE_ONLY in refused_up.stdout + refused_up.stderr
+    finally:
+        project.stack_file("staging").write_text(before)
+    assert route_weights(cluster, "staging") == {f"{SERVICE}-stable": 90, f"{SERVICE}-canary": 10}
+
+    # The cycle users run: evidence -> advance -> preview -> up.
+    outputs = tmp_path / "deployed.json"
+    outputs.write_text(json.dumps(project.outputs("staging")))
+    history = _service_history(project, "staging")
+    stage_start = _epoch(history[-1]["startedAt"])
+    with healthy_canary_prometheus(tmp_path, stage_start, time.time()) as prometheus:
+        evidence = tmp_path / "evidence.json"
+        collected = project.rollout("evidence", "--stack", "staging", "--prometheus", prometheus.url,
+                                    "--deployed-state", str(outputs), "--out", str(evidence))
+        assert collected.returncode == 0, collected.stderr
+    advanced = project.rollout("advance", "--stack", "staging", "--service", SERVICE, "--evidence", str(evidence))
+    assert advanced.returncode == 0, advanced.stdout + advanced.stderr
+    config = project.policy_config("staging", "--evidence", str(evidence))
+    previewed = project.preview("staging", "--policy-pack-config", str(config))
+    assert previewed.returncode == 0, previewed.stdout + previewed.stderr
+    up = project.up("staging", "--policy-pack-config", str(config))
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert route_weights(cluster, "staging") == {f"{SERVICE}-stable": 75, f"{SERVICE}-canary": 25}
+    commit_all(project.path, "staging at 25 %")
+
+    # rollback -> up: the canary takes no traffic.
+    rolled = project.rollout("rollback", "--stack", "staging", "--service", SERVICE, "--reason", "cluster test")
+    assert rolled.returncode == 0, rolled.stderr
+    back = project.up("staging", "--policy-pack-config", str(project.policy_config("staging", "--rollback")))
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert route_weights(cluster, "staging") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
+    commit_all(project.path, "staging rolled back")
+
+
+def _service_history(project: EngineProject, stack: str) -> list[dict]:
+    import yaml
+
+    document = yaml.safe_load(project.stack_file(stack).read_text())
+    return _service(document["config"])["rollout"]["history"]
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_route_changed_behind_pulumis_back_shows_in_a_refreshed_preview_and_up_restores_it(cluster, deployed):
+    """What a second field manager (an operator, or the rollback relay's fast path)
+    writes to the route is seen by a refreshed preview, and the next up wins."""
+    custom = cluster.custom()
+    patch = {"spec": {"rules": [{"backendRefs": [
+        {"name": f"{SERVICE}-stable", "port": 8080, "weight": 100},
+        {"name": f"{SERVICE}-canary", "port": 8080, "weight": 0},
+    ]}]}}
+    current = route_weights(cluster, "production")
+    # A server-side apply under a field manager of its own, forcing ownership.
+    custom.patch_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", NAMESPACES["production"], "httproutes", SERVICE,
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+         "metadata": {"name": SERVICE, "namespace": NAMESPACES["production"]}, **patch},
+        field_manager="rollout-test", force=True, _content_type="application/apply-patch+yaml",
+    )
+    assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
+    drift = deployed.pulumi("preview", "-s", "production", "--refresh", "--expect-no-changes")
+    assert drift.returncode != 0, drift.stdout
+    restored = deployed.up("production", "--refresh")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert route_weights(cluster, "production") == current
