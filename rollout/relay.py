@@ -50,7 +50,7 @@ from rollout.http_retry import Retry
 
 log = logging.getLogger("rollout.relay")
 
-WEBHOOK_PATH = "/webhook"
+WEBHOOK_PATH = c.RELAY_WEBHOOK_PATH
 EVENT_TYPE = "rollback"
 #: How many dispatched alerts the relay remembers (oldest forgotten first).
 REMEMBERED = 10_000
@@ -130,6 +130,9 @@ class Metrics:
             "rollout_relay_last_success_timestamp_seconds",
             "When the forge last accepted a dispatch (Unix time; 0 before the first)",
             registry=self.registry,
+        )
+        self.notifications = Counter(
+            "rollout_relay_notifications", "Webhook notifications accepted, by the group's status", ["status"], registry=self.registry
         )
         self.rejected = Counter(
             "rollout_relay_rejected_requests", "Webhook requests refused", ["reason"], registry=self.registry
@@ -293,14 +296,16 @@ def application(relay: Relay) -> web.Application:
             log.warning("refused a webhook request from %s: missing or wrong bearer token", request.remote)
             return web.json_response({"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"})
         try:
-            found = triggers(await request.json())
+            body = await request.json()
+            found = triggers(body)
         except (ValueError, BadPayload) as err:
             relay.metrics.rejected.labels("bad_payload").inc()
             why = str(err) if isinstance(err, BadPayload) else "the body is not JSON"
             log.warning("refused a webhook request: %s", why)
             return web.json_response({"error": why}, status=400)
-        status, body = await relay.handle(found)
-        return web.json_response(body, status=status)
+        relay.metrics.notifications.labels("resolved" if body.get("status") == "resolved" else "firing").inc()
+        status, answer = await relay.handle(found)
+        return web.json_response(answer, status=status)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
