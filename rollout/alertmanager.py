@@ -12,8 +12,9 @@
 - the rollback webhook goes to the relay (``rollback.relay``, in the cluster)
   or to ``secrets.rollbackWebhookUrl``, with ``secrets.relayToken`` as its
   bearer token when set;
-- a critical alert inhibits the warning of the same alert and service, and an
-  SLO's page inhibits its ticket.
+- a critical alert inhibits the warning of the same alert and service, an
+  SLO's page inhibits its ticket, and the canary's short-window error trigger
+  (CanaryErrorRateCritical) inhibits the sustained one of the same canary.
 
 Secrets: the builder takes a ``reveal`` function. ``rollout render`` passes
 placeholders; the program passes the decrypted values and wraps the whole text
@@ -180,6 +181,13 @@ def alertmanager_config(config: StackConfig, reveal: Reveal = placeholders) -> d
                 "source_matchers": ['severity="critical"'],
                 "target_matchers": ['severity="warning"'],
                 "equal": ["alertname", c.SERVICE_LABEL],
+            },
+            # The short-window trigger and the sustained one are one rollback of one canary:
+            # one dispatch and one page, from whichever fired first.
+            {
+                "source_matchers": ['alertname="CanaryErrorRateCritical"'],
+                "target_matchers": ['alertname="CanaryErrorRateHigh"'],
+                "equal": [c.SERVICE_LABEL, c.TRACK_LABEL],
             },
             # An SLO's page (critical) and ticket (warning) are two alerts of one SLO.
             {

@@ -362,6 +362,12 @@ class SloSettings(Model):
     """The SLO window the error budget is counted over."""
 
 
+def _window_at_least(value: timedelta, seconds: int) -> timedelta:
+    if value < timedelta(seconds=seconds):
+        raise ValueError(f"{format_duration(value)} is shorter than {format_duration(timedelta(seconds=seconds))}")
+    return value
+
+
 class CanaryThresholds(Model):
     """The canary's budget: rollback triggers (alerts) and gates (policies) alike."""
 
@@ -377,6 +383,18 @@ class CanaryThresholds(Model):
     """Fewest canary requests over a stage for its SLIs to count as evidence."""
     sustain_for: PositiveDuration = timedelta(minutes=5)
     """How long a rollback trigger must hold before it fires (5 min)."""
+    fast_trigger_factor: Annotated[float, _at_least(2)] = 10.0
+    """The short-window trigger (CanaryErrorRateCritical) fires when the canary's error ratio over
+    ``fastTriggerWindow`` reaches this many times ``maxErrorRatio`` (capped at 100 %), held for
+    half the window: a canary failing every request is rolled back within about a minute, while one
+    just over budget waits for ``sustainFor``.
+    """
+    fast_trigger_window: Annotated[PositiveDuration, AfterValidator(lambda v: _window_at_least(v, 60))] = timedelta(minutes=1)
+    """The short trigger's window (at least 1m: four scrapes at 15 s)."""
+    fast_trigger_min_requests: Count = 20
+    """Fewest canary requests within ``fastTriggerWindow`` for the short trigger to fire: a few
+    failures of a canary without traffic are not evidence.
+    """
     evidence_max_age: PositiveDuration = timedelta(minutes=30)
     """Evidence older than this blocks an advance."""
 
