@@ -492,8 +492,11 @@ class RelaySettings(Model):
     """OWNER/NAME of the repository whose rollback workflow the dispatch starts."""
     forge_url: str = "https://api.github.com"
     """The forge's REST API (GitHub Enterprise: ``https://<host>/api/v3``)."""
-    replicas: Annotated[int, _between(1, 5)] = 1
-    """Relay pods. Each remembers what it dispatched; Alertmanager sends a notification to one."""
+    replicas: Annotated[int, _between(1, 5)] = 2
+    """Relay pods (production's policies want 2 or more). Each remembers what it dispatched: a
+    repeat that reaches the other pod dispatches again, which the Rollback workflow takes as one
+    more 0 % entry, queued behind the first.
+    """
     deadline_seconds: PositiveSeconds = 30.0
     """How long one dispatch may take, retries included."""
 
