@@ -543,8 +543,23 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                 upstream_source = f"stacks/Pulumi.{config.promotes_from}.yaml at {ref}"
             except NoGitBase as err:
                 print(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
+    live = None
+    if args.live_routes:
+        import json as _json
+
+        from rollout.fastpath import live_routes
+
+        try:
+            live = live_routes(_json.loads(Path(args.live_routes).read_text()), [s.name for s in config.services])
+        except OSError as err:
+            raise UsageError(f"--live-routes {args.live_routes}: cannot be read: {err.strerror or err}") from None
+        except ValueError as err:
+            raise UsageError(f"--live-routes {args.live_routes}: {err}") from None
     client = PrometheusClient(args.prometheus, retry=_retry(args))
     evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)
+    if live is not None:
+        for name, record in evidence["services"].items():
+            record["liveRoute"] = live.get(name)
     text = dumps(evidence)
     if args.out:
         out = Path(args.out)
@@ -869,6 +884,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evidence.add_argument(
         "--base", default=None, type=_given, help="without --deployed-state, the git ref whose stack file counts as deployed (default HEAD)"
+    )
+    evidence.add_argument(
+        "--live-routes", default=None, type=_given,
+        help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json`): their canary weights become evidence",
     )
     evidence.add_argument("--out", default=None, type=_given, help="write the JSON here (default: standard output)")
     add_now_argument(evidence, "the evidence (its window ends at TIME)")

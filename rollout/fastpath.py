@@ -25,7 +25,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import httpx
 
@@ -170,3 +170,28 @@ class RouteUpdater:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def set_by_relay(route: dict) -> bool:
+    """Whether the relay's field manager owns a field of the route (it patched the weights)."""
+    return any(entry.get("manager") == FIELD_MANAGER for entry in (route.get("metadata") or {}).get("managedFields") or [])
+
+
+def live_routes(document: Any, services: Iterable[str]) -> dict[str, dict | None]:
+    """Per service, its live route's canary weight, from ``kubectl get httproutes -o json``.
+
+    Raises ValueError for a document that is not a list of HTTPRoutes.
+    """
+    if isinstance(document, dict) and document.get("kind") == "HTTPRoute":
+        items = [document]
+    elif isinstance(document, dict) and isinstance(document.get("items"), list):
+        items = document["items"]
+    else:
+        raise ValueError("not an HTTPRoute or a list of them (kubectl get httproutes -o json)")
+    by_name = {(item.get("metadata") or {}).get("name"): item for item in items if isinstance(item, dict)}
+    found: dict[str, dict | None] = {}
+    for service in services:
+        route = by_name.get(service)
+        weight = live_canary_weight(route, service) if route else None
+        found[service] = None if weight is None else {"canaryWeight": weight, "setByRelay": set_by_relay(route)}
+    return found

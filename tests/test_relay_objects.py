@@ -200,3 +200,33 @@ def test_the_relay_may_only_get_and_patch_the_named_routes():
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "rollout"}]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert FIELD_MANAGER == "rollout-relay"
+
+
+def test_the_live_routes_as_kubectl_lists_them_become_evidence(project, tmp_path):
+    from rollout.fastpath import live_routes
+
+    route = _live_route(project, 10)
+    patched = _apply(route, canary_out_patch(route, "genesis"))
+    patched["metadata"]["managedFields"] = [{"manager": "pulumi-kubernetes"}, {"manager": FIELD_MANAGER, "operation": "Update"}]
+    document = {"apiVersion": "v1", "kind": "List", "items": [patched]}
+    assert live_routes(document, ["genesis", "exodus"]) == {"genesis": {"canaryWeight": 0, "setByRelay": True}, "exodus": None}
+    assert live_routes({"kind": "List", "items": [route]}, ["genesis"]) == {"genesis": {"canaryWeight": 10, "setByRelay": False}}
+    with pytest.raises(ValueError):
+        live_routes(["not", "routes"], ["genesis"])
+
+    # rollout evidence records them; an unreadable file is exit 2 with one line.
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps(document))
+    out = tmp_path / "evidence.json"
+    state = tmp_path / "state.json"
+    from rollout.state import rollout_state
+
+    state.write_text(json.dumps(rollout_state(_config(project, "staging"), "staging"), default=str))
+    base = [ROLLOUT, "--project", str(project), "evidence", "--stack", "staging", "--prometheus", "http://127.0.0.1:9",
+            "--deployed-state", str(state), "--deadline", "0.2", "--timeout", "0.1"]
+    done = subprocess.run([*base, "--live-routes", str(routes), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["services"]["genesis"]["liveRoute"] == {"canaryWeight": 0, "setByRelay": True}
+    routes.write_text("[1, 2]")
+    done = subprocess.run([*base, "--live-routes", str(routes)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "--live-routes" in done.stderr
