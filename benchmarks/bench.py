@@ -1,4 +1,4 @@
-"""rollout's benchmarks: what a preview costs, how it grows, how fast alerts fire.
+"""rollout's benchmarks: what a preview costs, how it grows, how fast alerts fire and a rollback is dispatched.
 
 Every figure is a ratio measured side by side in one run, or a count: the
 machines this runs on are shared and noisy, so absolute seconds mean little.
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = 1 if args.tiny else 5
     import detection
+    import loop
     import rulecost
 
     figures = {
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "detection": detection.run(tiny=args.tiny),
         "rule_cost": rulecost.run(tiny=args.tiny),
         "render": section_render(repeats),
+        "rollback_loop": loop.run(tiny=args.tiny),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
