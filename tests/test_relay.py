@@ -112,6 +112,16 @@ def test_anything_but_a_v4_payload_is_refused(body):
 # --- the forge call's retries ---------------------------------------------------------
 
 
+def _on_own_loop(coroutine):
+    """Run a coroutine on a loop of its own. (asyncio.run would leave the main thread
+    without a current loop, which the Pulumi harness of later tests asks for.)"""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 def _forge_with(answers: list, retry: Retry) -> tuple[Forge, list, list]:
     seen, sleeps = [], []
 
@@ -132,7 +142,7 @@ def _forge_with(answers: list, retry: Retry) -> tuple[Forge, list, list]:
 
 def test_transient_forge_failures_are_retried_with_growing_backoff_and_counted():
     forge, seen, sleeps = _forge_with([503, "reset", 429], Retry(deadline_s=60, base_s=0.5, cap_s=8))
-    ok, _ = asyncio.run(forge.dispatch({"event_type": "rollback"}))
+    ok, _ = _on_own_loop(forge.dispatch({"event_type": "rollback"}))
     assert ok and len(seen) == 4
     assert sleeps == [0.5, 1.0, 2.0]
     assert str(seen[0].url) == "http://forge.invalid/api/repos/example/rollout/dispatches"
@@ -141,13 +151,13 @@ def test_transient_forge_failures_are_retried_with_growing_backoff_and_counted()
 
 def test_a_refusal_is_not_retried():
     forge, seen, sleeps = _forge_with([422], Retry(deadline_s=60))
-    ok, what = asyncio.run(forge.dispatch({}))
+    ok, what = _on_own_loop(forge.dispatch({}))
     assert not ok and len(seen) == 1 and sleeps == [] and "HTTP 422" in what
 
 
 def test_no_try_starts_after_the_deadline():
     forge, seen, sleeps = _forge_with([500] * 20, Retry(deadline_s=3, base_s=1, cap_s=8, max_tries=20))
-    ok, _ = asyncio.run(forge.dispatch({}))
+    ok, _ = _on_own_loop(forge.dispatch({}))
     # Sleeps of 1 and 2 s fit in 3 s; the next (4 s) would pass the deadline.
     assert not ok and sleeps == [1, 2] and len(seen) == 3
 
