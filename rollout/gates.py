@@ -690,15 +690,16 @@ def _no_safety_flag(new_state: Mapping[str, Any]):
 def _live_route_respected(name: str, new: Mapping[str, Any], deployed_weight: int, evidence: Mapping[str, Any] | None):
     record = ((evidence or {}).get("services") or {}).get(name)
     live = record.get("liveRoute") if isinstance(record, Mapping) else None
-    if not isinstance(live, Mapping) or not isinstance(live.get("canaryWeight"), int):
+    weight = live.get("canaryWeight") if isinstance(live, Mapping) else None
+    # A number (the policy pack's config carries every number as a float), not a flag.
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or math.isnan(weight):
         return []
-    weight = live["canaryWeight"]
     if weight == 0 and deployed_weight > 0 and new["weight"] > 0:
         who = "the relay's fast path" if live.get("setByRelay") else "an edit in the cluster"
         return [
             (
                 LIVE_ROUTE_RESPECTED,
-                f"{who} took the canary out of traffic (live route 0 %, deployed {deployed_weight} %); "
+                f"{who} took the canary out of traffic (live route 0 %, deployed {deployed_weight:g} %); "
                 f"{new['weight']} % would give it traffic again before the history records the rollback",
             )
         ]
