@@ -36,6 +36,7 @@ def alerts(config: StackConfig) -> list[Alert]:
                 labels={"service": s.service, "track": c.CANARY},
             ),
         ),
+        _fast_trigger(config),
         Alert(
             name="ServiceErrorRateHigh",
             expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.STABLE}"}} > {threshold}',
@@ -67,3 +68,48 @@ def alerts(config: StackConfig) -> list[Alert]:
             healthy={**s.traffic("stable", 100, steps=120), **s.traffic("canary", 100, steps=120)},
         )
     return rules
+
+
+def _fast_trigger(config: StackConfig) -> Alert:
+    """The short-window rollback trigger: a canary far over its error budget, now."""
+    s = Series(config)
+    canary = config.canary
+    window = format_duration(canary.fast_trigger_window)
+    hold = format_duration(canary.fast_trigger_window / 2)
+    threshold = min(1.0, canary.max_error_ratio * canary.fast_trigger_factor)
+    requests = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}"}}'
+    errors = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}",{c.CODE_LABEL}=~"5.."}}'
+    by = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
+    expr = (
+        f"(\n  sum by ({by}) (rate({errors}[{window}]))\n    /\n  sum by ({by}) (rate({requests}[{window}]))\n) >= {ratio(threshold)}\n"
+        f"and\nsum by ({by}) (increase({requests}[{window}])) >= {canary.fast_trigger_min_requests}"
+    )
+    # A canary failing every request, after a healthy start.
+    failing = {
+        **s.traffic("stable", 100),
+        s.requests("canary"): "0+100x4 400x40",
+        s.requests("canary", "500"): "0x4 0+100x40",
+    }
+    return Alert(
+        name="CanaryErrorRateCritical",
+        expr=expr,
+        for_=hold,
+        severity="critical",
+        priority="P1",
+        category="errors",
+        summary="Canary of {{ $labels.service }} fails most of its requests",
+        description=(
+            f"At least {format(threshold, '.0%')} of the canary's requests failed (5xx) over {window}, "
+            f"{canary.fast_trigger_factor:g} times its budget, for {hold}: roll the canary back now."
+        ),
+        rollback=True,
+        scenario=Scenario(
+            incident=failing,
+            # Just over budget (2 %): the sustained trigger's case, not this one's.
+            healthy={**s.traffic("stable", 100), **s.traffic("canary", 100, errors_per_step=2)},
+            # The first errors are counted at 1m30s: pending from then, firing half a window later.
+            quiet_at="1m45s",
+            firing_at="2m15s",
+            labels={"service": s.service, "track": c.CANARY},
+        ),
+    )

@@ -66,6 +66,7 @@ ACTIONS: dict[str, list[str]] = {
     "CanaryLatencyP95High": ROLLBACK,
     "CanaryLatencyP99High": ROLLBACK,
     "CanaryErrorRateHigh": ROLLBACK,
+    "CanaryErrorRateCritical": ROLLBACK,
     "CanaryHealthChecksFailing": ROLLBACK,
     "ServiceLatencyP99High": [
         "Find the slow endpoints on the Service overview dashboard; check saturation (CPU, memory) per track.",

@@ -6,10 +6,15 @@
 - P4 → email;
 - the canary's rollback triggers (label ``rollback="true"``) also → the rollback
   workflow's webhook, before the routes above (``continue``);
-- the Watchdog → a receiver with no integration: it only has to be firing,
-  which ``rollout verify`` checks;
-- a critical alert inhibits the warning of the same alert and service, and an
-  SLO's page inhibits its ticket.
+- the Watchdog → the heartbeat URL (``secrets.heartbeatUrl``) every
+  ``alerting.heartbeatInterval``: a dead man's switch, whose service alerts when
+  the heartbeats stop (without the URL, a receiver with no integration);
+- the rollback webhook goes to the relay (``rollback.relay``, in the cluster)
+  or to ``secrets.rollbackWebhookUrl``, with ``secrets.relayToken`` as its
+  bearer token when set;
+- a critical alert inhibits the warning of the same alert and service, an
+  SLO's page inhibits its ticket, and the canary's short-window error trigger
+  (CanaryErrorRateCritical) inhibits the sustained one of the same canary.
 
 Secrets: the builder takes a ``reveal`` function. ``rollout render`` passes
 placeholders; the program passes the decrypted values and wraps the whole text
@@ -27,6 +32,7 @@ from typing import Callable
 
 from rollout import conventions as c
 from rollout.config import SecretRef, StackConfig
+from rollout.durations import format_duration
 
 #: How to turn a secret into text: (secret, is_url) -> text.
 Reveal = Callable[[SecretRef, bool], str]
@@ -69,11 +75,25 @@ def receivers_in_use(config: StackConfig) -> list[str]:
     return used
 
 
+def rollback_url(config: StackConfig, reveal: Reveal = placeholders) -> str:
+    """Where rollback triggers go: the deployed relay's Service, else ``secrets.rollbackWebhookUrl``."""
+    if config.rollback.relay is not None and config.kubernetes is not None:
+        return f"http://{c.RELAY_NAME}.{config.kubernetes.namespace}.svc:{c.RELAY_PORT}{c.RELAY_WEBHOOK_PATH}"
+    return reveal(_required(config, "rollback_webhook_url"), True)
+
+
 def alertmanager_config(config: StackConfig, reveal: Reveal = placeholders) -> dict:
     alerting = config.alerting
     routes: list[dict] = [
-        # The watchdog must not page anyone: it is checked for being firing.
-        {"receiver": WATCHDOG, "matchers": ['alertname="Watchdog"'], "repeat_interval": "5m"},
+        # The watchdog pages no one: it is a heartbeat, sent on a short repeat
+        # interval; the heartbeat service alerts when it stops.
+        {
+            "receiver": WATCHDOG,
+            "matchers": ['alertname="Watchdog"'],
+            "group_wait": "0s",
+            "group_interval": format_duration(alerting.heartbeat_interval),
+            "repeat_interval": format_duration(alerting.heartbeat_interval),
+        },
     ]
     if alerting.rollback_webhook:
         routes.append(
@@ -95,7 +115,10 @@ def alertmanager_config(config: StackConfig, reveal: Reveal = placeholders) -> d
         '{{ range .Alerts }}*{{ .Labels.priority }}* {{ .Annotations.summary }}\n'
         "{{ .Annotations.description }}\n<{{ .Annotations.runbook_url }}|runbook>\n{{ end }}"
     )
-    receivers = [{"name": WATCHDOG}]
+    watchdog: dict = {"name": WATCHDOG}
+    if config.secrets.heartbeat_url is not None:
+        watchdog["webhook_configs"] = [{"url": reveal(config.secrets.heartbeat_url, True), "send_resolved": False}]
+    receivers = [watchdog]
     if alerting.pagerduty:
         receivers.append(
             {
@@ -140,14 +163,10 @@ def alertmanager_config(config: StackConfig, reveal: Reveal = placeholders) -> d
         email["auth_password"] = reveal(_required(config, "smtp_password"), False)
     receivers.append({"name": EMAIL, "email_configs": [email]})
     if alerting.rollback_webhook:
-        receivers.append(
-            {
-                "name": ROLLBACK,
-                "webhook_configs": [
-                    {"url": reveal(_required(config, "rollback_webhook_url"), True), "send_resolved": False}
-                ],
-            }
-        )
+        webhook = {"url": rollback_url(config, reveal), "send_resolved": False}
+        if config.secrets.relay_token is not None:
+            webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": reveal(config.secrets.relay_token, False)}}
+        receivers.append({"name": ROLLBACK, "webhook_configs": [webhook]})
     return {
         "route": {
             "receiver": SLACK_WARNINGS,
@@ -162,6 +181,13 @@ def alertmanager_config(config: StackConfig, reveal: Reveal = placeholders) -> d
                 "source_matchers": ['severity="critical"'],
                 "target_matchers": ['severity="warning"'],
                 "equal": ["alertname", c.SERVICE_LABEL],
+            },
+            # The short-window trigger and the sustained one are one rollback of one canary:
+            # one dispatch and one page, from whichever fired first.
+            {
+                "source_matchers": ['alertname="CanaryErrorRateCritical"'],
+                "target_matchers": ['alertname="CanaryErrorRateHigh"'],
+                "equal": [c.SERVICE_LABEL, c.TRACK_LABEL],
             },
             # An SLO's page (critical) and ticket (warning) are two alerts of one SLO.
             {

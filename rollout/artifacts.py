@@ -90,6 +90,12 @@ def kubernetes_files(config: StackConfig, stack: str, rules: dict, flags_json: s
     documents.append(objects.flags_config_map(namespace, flags_json))
     documents += [objects.dashboard_config_map(namespace, config.monitoring.grafana.folder, uid, text) for uid, text in boards.items()]
     documents += objects.monitoring_documents(config, rules)
+    if config.rollback.relay is not None:
+        from rollout import relay_objects
+
+        documents += relay_objects.objects(
+            stack, config, config.secrets.relay_token.placeholder, config.secrets.relay_forge_token.placeholder
+        )
     for document in documents:
         files[f"kubernetes/{objects.file_name(document)}"] = yamlout.dump(document, stack)
     for service in config.services:

@@ -572,8 +572,23 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                 upstream_source = f"stacks/Pulumi.{config.promotes_from}.yaml at {ref}"
             except NoGitBase as err:
                 _say(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
+    live = None
+    if args.live_routes:
+        import json as _json
+
+        from rollout.fastpath import live_routes
+
+        try:
+            live = live_routes(_json.loads(Path(args.live_routes).read_text()), [s.name for s in config.services])
+        except OSError as err:
+            raise UsageError(f"--live-routes {args.live_routes}: cannot be read: {err.strerror or err}") from None
+        except ValueError as err:
+            raise UsageError(f"--live-routes {args.live_routes}: {err}") from None
     client = PrometheusClient(args.prometheus, retry=_retry(args))
     evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)
+    if live is not None:
+        for name, record in evidence["services"].items():
+            record["liveRoute"] = live.get(name)
     text = dumps(evidence)
     if args.out:
         out = Path(args.out)
@@ -692,6 +707,77 @@ def cmd_verify(args: argparse.Namespace) -> int:
     verdict = "healthy" if not report.failed else f"{len(report.failed)} check(s) failed"
     _say(f"stack {args.stack}: {verdict}")
     return EXIT_REFUSED if report.failed else EXIT_OK
+
+
+def _listen(text: str) -> tuple[str, int]:
+    """--listen HOST:PORT (an IPv6 host in brackets)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
+
+
+def _repository(text: str) -> str:
+    """--repository OWNER/NAME, as the forge spells them."""
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}", text):
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not OWNER/NAME, e.g. example/rollout")
+    return text
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from aiohttp import web
+
+    from rollout.http_retry import Retry
+    from rollout.relay import Forge, Metrics, Relay, application
+
+    tokens = {}
+    for name in ("ROLLOUT_RELAY_TOKEN", "GITHUB_TOKEN"):
+        value = os.environ.get(name, "")
+        if not value.strip():
+            print(f"rollout: relay: {name} is not set: the relay needs it", file=sys.stderr)
+            return EXIT_REFUSED
+        tokens[name] = value.strip()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    metrics = Metrics()
+    route_update = None
+    if args.fast_path:
+        from rollout.fastpath import RouteError, RouteUpdater
+
+        try:
+            route_update = RouteUpdater.in_cluster(args.namespace)
+        except (RouteError, OSError) as err:
+            print(f"rollout: relay: --fast-path: {err}", file=sys.stderr)
+            return EXIT_REFUSED
+    retry = Retry(deadline_s=args.deadline, timeout_s=min(args.timeout, args.deadline))
+
+    async def serve() -> None:
+        forge = Forge(args.forge_url, args.repository, tokens["GITHUB_TOKEN"], retry, metrics)
+        app = application(Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update))
+        runner = web.AppRunner(app, access_log=None, handle_signals=True)
+        await runner.setup()
+        host, port = args.listen
+        await web.TCPSite(runner, host, port).start()
+        logging.getLogger("rollout.relay").info(
+            "stack %s: relaying rollback triggers to %s/repos/%s/dispatches, listening on %s:%d%s",
+            args.stack, args.forge_url.rstrip("/"), args.repository, host, port, " (fast path on)" if route_update else "",
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(serve())
+    except OSError as err:
+        print(f"rollout: relay: cannot listen on {args.listen[0]}:{args.listen[1]}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (KeyboardInterrupt, web.GracefulExit):
+        pass
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -824,10 +910,33 @@ def build_parser() -> argparse.ArgumentParser:
     evidence.add_argument(
         "--base", default=None, type=_given, help="without --deployed-state, the git ref whose stack file counts as deployed (default HEAD)"
     )
+    evidence.add_argument(
+        "--live-routes", default=None, type=_given,
+        help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json`): their canary weights become evidence",
+    )
     evidence.add_argument("--out", default=None, type=_given, help="write the JSON here (default: standard output)")
     add_now_argument(evidence, "the evidence (its window ends at TIME)")
     _http_args(evidence)
     evidence.set_defaults(handler=cmd_evidence)
+
+    relay = commands.add_parser(
+        "relay", help="serve Alertmanager's rollback webhook and send each rollback trigger as a repository_dispatch"
+    )
+    _stack_arg(relay)
+    relay.add_argument("--listen", required=True, type=_listen, metavar="HOST:PORT", help="address to serve on, e.g. 0.0.0.0:8080")
+    relay.add_argument("--forge-url", required=True, type=_base_url, help="the forge's REST API, e.g. https://api.github.com")
+    relay.add_argument("--repository", required=True, type=_repository, metavar="OWNER/NAME", help="the repository whose rollback workflow runs")
+    relay.add_argument(
+        "--fast-path", action="store_true",
+        help="first set the service's HTTPRoute so the canary takes no traffic (in a pod, with its ServiceAccount)",
+    )
+    relay.add_argument("--namespace", default=None, type=_given, help="the routes' namespace (default: the pod's)")
+    relay.add_argument(
+        "--deadline", type=_seconds, default=30.0,
+        help="seconds one dispatch may take, retries included (default 30); no answer, 5xx and 429 are retried with backoff",
+    )
+    relay.add_argument("--timeout", type=_seconds, default=10.0, help="seconds one try waits for the forge (default 10)")
+    relay.set_defaults(handler=cmd_relay)
     return parser
 
 

@@ -457,6 +457,12 @@ class SloSettings(Model):
     """The SLO window the error budget is counted over."""
 
 
+def _window_at_least(value: timedelta, seconds: int) -> timedelta:
+    if value < timedelta(seconds=seconds):
+        raise ValueError(f"{format_duration(value)} is shorter than {format_duration(timedelta(seconds=seconds))}")
+    return value
+
+
 class CanaryThresholds(Model):
     """The canary's budget: rollback triggers (alerts) and gates (policies) alike."""
 
@@ -472,6 +478,18 @@ class CanaryThresholds(Model):
     """Fewest canary requests over a stage for its SLIs to count as evidence."""
     sustain_for: PositiveDuration = timedelta(minutes=5)
     """How long a rollback trigger must hold before it fires (5 min)."""
+    fast_trigger_factor: Annotated[float, _at_least(2)] = 10.0
+    """The short-window trigger (CanaryErrorRateCritical) fires when the canary's error ratio over
+    ``fastTriggerWindow`` reaches this many times ``maxErrorRatio`` (capped at 100 %), held for
+    half the window: a canary failing every request is rolled back within about a minute, while one
+    just over budget waits for ``sustainFor``.
+    """
+    fast_trigger_window: Annotated[PositiveDuration, AfterValidator(lambda v: _window_at_least(v, 60))] = timedelta(minutes=1)
+    """The short trigger's window (at least 1m: four scrapes at 15 s)."""
+    fast_trigger_min_requests: Count = 20
+    """Fewest canary requests within ``fastTriggerWindow`` for the short trigger to fire: a few
+    failures of a canary without traffic are not evidence.
+    """
     evidence_max_age: PositiveDuration = timedelta(minutes=30)
     """Evidence older than this blocks an advance."""
 
@@ -531,6 +549,10 @@ class AlertingSettings(Model):
     """Mail settings for P4 alerts."""
     rollback_webhook: bool = True
     """Send the canary's rollback triggers to the rollback workflow's webhook too."""
+    heartbeat_interval: PositiveDuration = timedelta(minutes=1)
+    """How often the Watchdog is sent to ``secrets.heartbeatUrl`` (its repeat interval). The
+    heartbeat service should alert when none arrived for a few intervals.
+    """
     priorities: dict[str, Literal["P0", "P1", "P2", "P3", "P4"]] = {}
     """Override the priority (and so the routing) of alerts by name, e.g. ``{ServiceLatencyP99High: P2}``.
     The severity follows the priority: P0–P1 critical, P2–P3 warning, P4 info."""
@@ -539,6 +561,52 @@ class AlertingSettings(Model):
     it to your repository's, e.g. https://github.com/<org>/<repo>/blob/main/docs/runbooks: a
     relative link is dead in Slack, PagerDuty and mail, and `rollout check` warns about one
     outside the development tier.
+    """
+
+
+def _digest_image(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[^\s@]+@sha256:[0-9a-f]{64}", value):
+        raise ValueError(f"{value!r} is not an image pinned by digest (<image>@sha256:<64 hex digits>)")
+    return value
+
+
+def _repository(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}", value):
+        raise ValueError(f"{value!r} is not OWNER/NAME")
+    return value
+
+
+class RelaySettings(Model):
+    """The relay (``rollout relay``) the program deploys beside Alertmanager on Kubernetes stacks."""
+
+    image: Annotated[str, AfterValidator(_digest_image)]
+    """The relay's image, pinned by digest (``ghcr.io/<org>/rollout-relay@sha256:...``), as the
+    Publish relay image workflow prints it.
+    """
+    repository: Annotated[str, AfterValidator(_repository)]
+    """OWNER/NAME of the repository whose rollback workflow the dispatch starts."""
+    forge_url: str = "https://api.github.com"
+    """The forge's REST API (GitHub Enterprise: ``https://<host>/api/v3``)."""
+    replicas: Annotated[int, _between(1, 5)] = 2
+    """Relay pods (production's policies want 2 or more). Each remembers what it dispatched: a
+    repeat that reaches the other pod dispatches again, which the Rollback workflow takes as one
+    more 0 % entry, queued behind the first.
+    """
+    deadline_seconds: PositiveSeconds = 30.0
+    """How long one dispatch may take, retries included."""
+
+
+class RollbackSettings(Model):
+    """What happens when a rollback trigger fires."""
+
+    fast_path: bool | None = None
+    """The relay also sets the service's HTTPRoute so the canary takes no traffic, before it
+    dispatches the rollback (Kubernetes stacks with a relay). Unset: on in the production tier,
+    off elsewhere.
+    """
+    relay: RelaySettings | None = None
+    """Deploy the relay (Kubernetes stacks): Alertmanager's rollback webhook then goes to it, and
+    ``secrets.rollbackWebhookUrl`` is not used.
     """
 
 
@@ -554,7 +622,22 @@ class SecretsSettings(Model):
     smtp_password: Secret | None = None
     """Password of alerting.email.username at the SMTP relay."""
     rollback_webhook_url: Secret | None = None
-    """URL that starts the rollback workflow when a rollback trigger fires."""
+    """URL that starts the rollback workflow when a rollback trigger fires (without a deployed
+    relay: e.g. a ``rollout relay`` run elsewhere).
+    """
+    relay_token: Secret | None = None
+    """Bearer token Alertmanager sends to the relay (``http_config.authorization``); the relay's
+    ``ROLLOUT_RELAY_TOKEN``. Required with ``rollback.relay``.
+    """
+    relay_forge_token: Secret | None = None
+    """The forge token the relay dispatches with (its ``GITHUB_TOKEN``): a fine-grained token
+    with Contents read and write on ``rollback.relay.repository`` only. Required with
+    ``rollback.relay``.
+    """
+    heartbeat_url: Secret | None = None
+    """URL the Watchdog is sent to every ``alerting.heartbeatInterval`` (a dead man's switch: a
+    heartbeat service, or a PagerDuty heartbeat). Unset: the Watchdog goes to no receiver.
+    """
     grafana_auth: Secret | None = None
     """Grafana service-account token (or user:password) for the grafana provider; unset uses the
     generated admin password.
@@ -919,6 +1002,8 @@ class StackConfig(Model):
     """The flag set, by flag key (snake_case)."""
     secrets: SecretsSettings = SecretsSettings()
     """Credentials, each a Pulumi secret."""
+    rollback: RollbackSettings = RollbackSettings()
+    """The relay and the fast path of automatic rollbacks."""
 
     @field_validator("flags")
     @classmethod
@@ -969,12 +1054,27 @@ class StackConfig(Model):
                 ("secrets", "grafanaAuth"),
                 "is required (a secret) when monitoring.grafana.url is set and monitoring.install is false",
             )
+        if self.rollback.relay is not None:
+            if self.target != "kubernetes":
+                raise KeyedError(("rollback", "relay"), "is deployed on Kubernetes stacks only; allowed with target kubernetes")
+            for name, key in (("relay_token", "relayToken"), ("relay_forge_token", "relayForgeToken")):
+                if getattr(self.secrets, name) is None:
+                    raise KeyedError(("secrets", key), "is required (a secret) because rollback.relay is set")
+        if self.rollback.fast_path and self.rollback.relay is None:
+            raise KeyedError(("rollback", "fastPath"), "true needs rollback.relay (the relay updates the route)")
         if self.alerting.pagerduty and self.secrets.pagerduty_routing_key is None:
             raise KeyedError(
                 ("secrets", "pagerdutyRoutingKey"),
                 "is required (a secret) because alerting.pagerduty is on",
             )
         return self
+
+    @property
+    def fast_path(self) -> bool:
+        """Whether the relay takes a failing canary out of traffic itself (see rollback.fastPath)."""
+        if self.rollback.relay is None:
+            return False
+        return self.tier == "production" if self.rollback.fast_path is None else self.rollback.fast_path
 
     def service(self, name: str) -> ServiceSettings:
         for service in self.services:

@@ -158,3 +158,9 @@ PROMETHEUS_HEAD_SERIES = "prometheus_tsdb_head_series"
 PROMETHEUS_RULE_EVALUATION_FAILURES = "prometheus_rule_evaluation_failures_total"
 ALERTMANAGER_NOTIFICATIONS = "alertmanager_notifications_total"
 ALERTMANAGER_NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
+
+#: The relay (``rollout relay``) as the program deploys it: Deployment, Service and ServiceAccount name,
+#: its port and the path Alertmanager posts to.
+RELAY_NAME = "rollout-relay"
+RELAY_PORT = 8080
+RELAY_WEBHOOK_PATH = "/webhook"

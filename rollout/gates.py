@@ -51,6 +51,14 @@ no evidence. An advance (the weight goes UP) must pass every gate:
 ``rollout-no-safety-flag-on-advance``
     No safety flag is on in the new state.
 
+One more gate is judged on every change, advance or not, with evidence that
+read the live routes (``rollout evidence --live-routes``):
+
+``rollout-live-route-respected``
+    When the relay's fast path took a canary out of traffic (its live route
+    gives it 0 % while the deployed state gives it more), no new state may give
+    it traffic: the stack file must first record the rollback (weight 0).
+
 Evidence format (only the keys the gates read)::
 
     {"stack": "staging", "collectedAt": "2026-11-26T20:00:00Z",
@@ -58,6 +66,7 @@ Evidence format (only the keys the gates read)::
      "services": {"genesis": {"stageWeight": 10, "stageStartedAt": "...Z",
         "release": "ghcr.io/example/genesis:1.5.0",
         "trafficSince": "...Z" | null,    # when the canary took the stage's share
+        "liveRoute": {"canaryWeight": 0, "setByRelay": true} | null,  # --live-routes
         "queries": {"<measure>": {"status": "ok", "value": 0.001, "query": "...",
                                    "detail": null}, ...}}}}
 
@@ -95,6 +104,7 @@ SOAK_SERVED = "rollout-soak-served"
 CANARY_WITHIN_BUDGET = "rollout-canary-within-budget"
 STAGING_FIRST = "rollout-staging-first"
 NO_SAFETY_FLAG_ON_ADVANCE = "rollout-no-safety-flag-on-advance"
+LIVE_ROUTE_RESPECTED = "rollout-live-route-respected"
 
 #: Every gate by name, in the order they are judged. All are mandatory.
 GATE_POLICIES: dict[str, GatePolicy] = {
@@ -149,6 +159,12 @@ GATE_POLICIES: dict[str, GatePolicy] = {
             NO_SAFETY_FLAG_ON_ADVANCE,
             "No safety flag (emergency_shutdown, read_only_mode, maintenance_mode) is on during an advance.",
             "Switch the safety flag off in a change of its own before advancing the rollout.",
+        ),
+        GatePolicy(
+            LIVE_ROUTE_RESPECTED,
+            "A canary the relay took out of traffic in the cluster (live route weight 0) gets no traffic "
+            "again before the history records its rollback.",
+            "Record the rollback with `rollout rollback` (the Rollback workflow does) and deploy that first.",
         ),
     )
 }
@@ -238,6 +254,7 @@ def judge(
             found += _canary_within_budget(name, new_state, deployed_state, deployed, evidence, now)
             found += _staging_first(name, new_state, upstream_state, now)
             found += _no_safety_flag(new_state)
+        found += _live_route_respected(name, new, deployed_weight, evidence)
         order = list(GATE_POLICIES)
         for policy, message in sorted(found, key=lambda item: order.index(item[0])):
             violations.append(GateViolation(policy, name, message))
@@ -667,4 +684,23 @@ def _no_safety_flag(new_state: Mapping[str, Any]):
     if flags:
         return [(NO_SAFETY_FLAG_ON_ADVANCE, f"the safety flag {', '.join(flags)} is on; "
                  "no stage may be entered until it is off")]
+    return []
+
+
+def _live_route_respected(name: str, new: Mapping[str, Any], deployed_weight: int, evidence: Mapping[str, Any] | None):
+    record = ((evidence or {}).get("services") or {}).get(name)
+    live = record.get("liveRoute") if isinstance(record, Mapping) else None
+    weight = live.get("canaryWeight") if isinstance(live, Mapping) else None
+    # A number (the policy pack's config carries every number as a float), not a flag.
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or math.isnan(weight):
+        return []
+    if weight == 0 and deployed_weight > 0 and new["weight"] > 0:
+        who = "the relay's fast path" if live.get("setByRelay") else "an edit in the cluster"
+        return [
+            (
+                LIVE_ROUTE_RESPECTED,
+                f"{who} took the canary out of traffic (live route 0 %, deployed {deployed_weight:g} %); "
+                f"{new['weight']} % would give it traffic again before the history records the rollback",
+            )
+        ]
     return []

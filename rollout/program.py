@@ -190,6 +190,20 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         [monitoring],
     )
     _dashboards(config, artifacts, grafana, [monitoring], namespace=namespace.metadata.name, labels=labels, opts=opts)
+    if config.rollback.relay is not None:
+        from components.relay import KubernetesRelay, RelayArgs
+
+        KubernetesRelay(
+            conventions.RELAY_NAME,
+            RelayArgs(
+                config=config,
+                stack=stack,
+                relay_token=pulumi.Output.secret(plaintext(config.secrets.relay_token, False)),
+                forge_token=pulumi.Output.secret(plaintext(config.secrets.relay_forge_token, False)),
+                namespace=namespace.metadata.name,
+            ),
+            opts=opts,
+        )
     for service in config.services:
         KubernetesCanaryService(
             service.name,

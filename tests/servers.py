@@ -495,3 +495,107 @@ def raw_answer(status: str = "200 OK", headers: list[tuple[str, str]] | None = N
     """An HTTP/1.1 answer as bytes; headers as given (Content-Length only when listed)."""
     lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in (headers or [])]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class ForgeStandIn(_Served):
+    """The forge's REST API on 127.0.0.1: records each request (method, path, token, payload).
+
+    ``faults`` are answered first, one per request (an HTTP status or
+    ``"reset"``); then every request gets ``status`` (204, as the forge answers
+    a ``repository_dispatch``).
+    """
+
+    def __init__(self, faults=(), status: int = 204) -> None:
+        self.faults = list(faults)
+        self.status = status
+        #: Every request: {"method", "path", "token", "payload"}.
+        self.requests: list[dict] = []
+        self.url = ""
+        self._lock = threading.Lock()
+
+    @property
+    def accepted(self) -> list[dict]:
+        """The requests answered 2xx."""
+        return [r for r in list(self.requests) if 200 <= r["answered"] < 300]
+
+    def __enter__(self) -> "ForgeStandIn":
+        forge = self
+
+        class Handler(_QuietHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    payload = {"raw": body.decode(errors="replace")}
+                authorization = self.headers.get("Authorization") or ""
+                with forge._lock:
+                    fault = forge.faults.pop(0) if forge.faults else None
+                    status = fault if isinstance(fault, int) else forge.status
+                    forge.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "token": authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None,
+                            "payload": payload,
+                            "answered": 0 if fault == "reset" else status,
+                        }
+                    )
+                if fault == "reset":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.url = f"http://{self._start(Handler)}"
+        return self
+
+    def wait_for(self, count: int, timeout_s: float = 60) -> list[dict]:
+        """The accepted requests once there are ``count`` of them, waiting up to ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if len(self.accepted) >= count:
+                return self.accepted
+            time.sleep(0.1)
+        raise AssertionError(f"{len(self.accepted)} dispatch(es) accepted within {timeout_s:.0f} s, not {count}: {self.requests}")
+
+
+@contextmanager
+def start_relay(
+    stack: str,
+    forge_url: str,
+    project: Path,
+    relay_token: str,
+    forge_token: str,
+    repository: str = "example/rollout",
+    extra_args: tuple[str, ...] = (),
+    deadline_s: float = 30,
+) -> Iterator[Server]:
+    """``rollout relay`` as a process on a free 127.0.0.1 port, stopped at the end of the block."""
+    import os
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="rollout-relay-") as scratch:
+        workdir = Path(scratch)
+        port = free_port()
+        argv = [
+            str(Path(sys.executable).with_name("rollout")),
+            "--project", str(project),
+            "relay", "--stack", stack, "--listen", f"{LOOPBACK}:{port}",
+            "--forge-url", forge_url, "--repository", repository, *extra_args,
+        ]
+        env = {**os.environ, "ROLLOUT_RELAY_TOKEN": relay_token, "GITHUB_TOKEN": forge_token}
+        log = workdir / "relay.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+        server = Server("relay", f"http://{LOOPBACK}:{port}", process, workdir, log, argv, "/healthz")
+        try:
+            _wait_ready(server, "/healthz", deadline_s)
+            yield server
+        finally:
+            server.stop()

@@ -17,7 +17,7 @@ import yaml
 from alerts.catalogue import all_alerts
 from alerts.model import Alert
 from alerts.series import Series
-from conftest import FIXTURE, STACKS, edit_stack
+from conftest import FIXTURE, ROOT, STACKS, edit_stack
 from rollout import conventions
 from rollout.loader import load_file, load_stack
 from rollout.render import render
@@ -266,3 +266,45 @@ def test_no_traffic_rules_exist_per_service_whose_canary_weight_is_above_zero(pr
     path = _test_file(tmp_path, config, tests)
     result = promtool("test", "rules", str(path.relative_to(tmp_path)), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+
+
+def _detection():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("detection", ROOT / "benchmarks" / "detection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_healthy_noisy_day_fires_no_alert_with_the_short_window_trigger_in(project, tmp_path):
+    # 24 h of production's traffic as benchmarks/detection.py makes it (breathing
+    # traffic, a rare 5xx, a slow tail, a failed check every few hours), through
+    # every rule, evaluated each minute by promtool: nothing but the Watchdog fires.
+    detection = _detection()
+    config = load_file(project / "stacks" / "Pulumi.production.yaml", project)
+    assert "CanaryErrorRateCritical" in {a.name for a in all_alerts(config)}
+    render(config, "production", tmp_path / "rendered")
+    step = int(config.monitoring.scrape_interval.total_seconds())
+    day = detection.healthy_day(Series(config), step)
+    firing = detection.firing_over_time(tmp_path / "rendered", day, list(range(0, 24 * 3600 + 1, 60)), step)
+    assert sorted({name for names in firing.values() for name in names} - {"Watchdog"}) == []
+
+
+def test_the_short_window_trigger_follows_the_stacks_budget(project):
+    def change(c):
+        c["rollout:canary"].update(maxErrorRatio=0.02, fastTriggerFactor=5, fastTriggerWindow="2m", fastTriggerMinRequests=50)
+
+    edit_stack(project, "staging", change)
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    (rule,) = [a for a in all_alerts(config) if a.name == "CanaryErrorRateCritical"]
+    assert ") >= 0.1\n" in rule.expr and "[2m]" in rule.expr and "[1m]" not in rule.expr
+    assert rule.expr.endswith(">= 50")
+    assert rule.for_ == "1m" and rule.rollback
+
+
+def test_the_short_window_threshold_is_capped_at_every_request(project):
+    edit_stack(project, "staging", lambda c: c["rollout:canary"].update(maxErrorRatio=0.2))
+    config = load_file(project / "stacks" / "Pulumi.staging.yaml", project)
+    (rule,) = [a for a in all_alerts(config) if a.name == "CanaryErrorRateCritical"]
+    assert ") >= 1\n" in rule.expr

@@ -15,6 +15,7 @@ import pytest
 from rollout.gates import (
     CANARY_WITHIN_BUDGET,
     GATE_POLICIES,
+    LIVE_ROUTE_RESPECTED,
     HISTORY_APPEND_ONLY,
     NEW_RELEASE_NEW_ROLLOUT,
     STABLE_COMPLETED_ONLY,
@@ -281,7 +282,8 @@ def test_evidence_carries_the_deployed_state_the_gates_compare_with():
 
 def test_every_gate_has_a_kebab_case_name_description_and_remediation():
     assert list(GATE_POLICIES) == [
-        HISTORY_APPEND_ONLY, NEW_RELEASE_NEW_ROLLOUT, STABLE_COMPLETED_ONLY, NEXT_STAGE_ONLY, SOAK_SERVED, CANARY_WITHIN_BUDGET, STAGING_FIRST, NO_SAFETY_FLAG_ON_ADVANCE
+        HISTORY_APPEND_ONLY, NEW_RELEASE_NEW_ROLLOUT, STABLE_COMPLETED_ONLY, NEXT_STAGE_ONLY, SOAK_SERVED, CANARY_WITHIN_BUDGET, STAGING_FIRST, NO_SAFETY_FLAG_ON_ADVANCE,
+        LIVE_ROUTE_RESPECTED,
     ]
     for name, policy in GATE_POLICIES.items():
         assert policy.name == name and name.startswith("rollout-") and name == name.lower()
@@ -307,3 +309,36 @@ def test_an_unreadable_upstream_state_refuses_production():
     staging = {"stack": "staging", "services": {SERVICE: {"weight": 50}}}
     violations = judge(advance(PRODUCTION_AT_10, 25), PRODUCTION_AT_10, evidence(PRODUCTION_AT_10), staging, NOW)
     assert policies(violations) == {STAGING_FIRST}
+
+
+# --- the live route (the relay's fast path) ------------------------------------------------
+
+
+def _live(deployed: dict, canary_weight: int | None, by_relay: bool = True) -> dict:
+    proof = evidence(deployed)
+    proof["services"][SERVICE]["liveRoute"] = None if canary_weight is None else {"canaryWeight": canary_weight, "setByRelay": by_relay}
+    return proof
+
+
+def test_an_up_that_keeps_the_canarys_traffic_is_refused_after_the_fast_path_took_it_out():
+    # The stack file still says 5 %: deploying it unchanged would give the canary traffic again.
+    violations = judge_with_evidence(AT_5_SOAKED, _live(AT_5_SOAKED, 0), NOW)
+    assert [(v.policy, v.service) for v in violations] == [(LIVE_ROUTE_RESPECTED, SERVICE)]
+    assert "relay's fast path took the canary out of traffic (live route 0 %, deployed 5 %)" in violations[0].message
+
+
+def test_an_advance_past_the_fast_path_is_refused_too():
+    assert LIVE_ROUTE_RESPECTED in policies(judge_with_evidence(advance(AT_5_SOAKED, 10), _live(AT_5_SOAKED, 0), NOW))
+
+
+def test_the_recorded_rollback_deploys_and_after_it_a_new_rollout_may_start():
+    rolled_back = advance(AT_5_SOAKED, 0, reason="CanaryErrorRateCritical firing since ...")
+    assert judge_with_evidence(rolled_back, _live(AT_5_SOAKED, 0), NOW) == []
+    # Deployed at 0 % now: the live 0 % agrees with it, and the gate has nothing to say.
+    later = state("staging", (0, 3 * DAY), (5, 2 * DAY), (0, DAY + timedelta(hours=12)))
+    assert LIVE_ROUTE_RESPECTED not in policies(judge_with_evidence(advance(later, 5), _live(later, 0), NOW))
+
+
+@pytest.mark.parametrize("live", [5, None])
+def test_a_live_route_that_agrees_or_was_not_read_refuses_nothing(live):
+    assert judge_with_evidence(AT_5_SOAKED, _live(AT_5_SOAKED, live), NOW) == []

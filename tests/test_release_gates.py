@@ -20,6 +20,7 @@ from policies import rules
 from rollout.gates import (
     CANARY_WITHIN_BUDGET,
     HISTORY_APPEND_ONLY,
+    LIVE_ROUTE_RESPECTED,
     NEW_RELEASE_NEW_ROLLOUT,
     NEXT_STAGE_ONLY,
     NO_SAFETY_FLAG_ON_ADVANCE,
@@ -98,6 +99,12 @@ def evidence(deployed: dict, upstream: dict | None = None, traffic_since="stage"
                                "release": service["release"], "trafficSince": since, "windowSeconds": 3600,
                                "queries": queries}},
     }
+
+
+def live(proof: dict, canary_weight: int) -> dict:
+    """``proof`` with the live route read (rollout evidence --live-routes), as the relay left it."""
+    proof["services"][SERVICE]["liveRoute"] = {"canaryWeight": canary_weight, "setByRelay": True}
+    return proof
 
 
 # --- the deployed states ------------------------------------------------------------
@@ -210,6 +217,11 @@ TABLE = {
                                                     None, {NO_SAFETY_FLAG_ON_ADVANCE}),
     "switching a safety flag on passes": (then(AT_5_FRESH, None, flags_on=["emergency_shutdown"]), AT_5_FRESH, None,
                                           None, set()),
+    # rollout-live-route-respected (the relay's fast path took the canary out), both ways
+    "the unchanged 5% after the fast path set the live route to 0% is refused": (
+        then(AT_5, None), AT_5, live(evidence(AT_5), 0), None, {LIVE_ROUTE_RESPECTED}),
+    "recording the rollback after the fast path passes": (then(AT_5, 0, reason="CanaryErrorRateCritical"), AT_5,
+                                                          live(evidence(AT_5), 0), None, set()),
 }
 
 # Rollback from every state: any release, any history, missing, failing or stale evidence, a flag on.

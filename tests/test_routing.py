@@ -180,3 +180,53 @@ def test_the_deployed_config_with_decrypted_values_is_valid_too(stack, tmp_path)
     assert receivers["slack-deployments"]["slack_configs"][0]["api_url"].endswith("/slackDeploymentsWebhookUrl")
     if config.alerting.pagerduty:
         assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key"] == "decrypted-pagerdutyRoutingKey"
+
+
+def _with_heartbeat(project, interval="1m"):
+    from conftest import edit_stack
+    from rollout.loader import load_file
+
+    def change(c):
+        c["rollout:secrets"]["heartbeatUrl"] = {"secure": "v1:not-decrypted-in-tests"}
+        c["rollout:alerting"]["heartbeatInterval"] = interval
+
+    edit_stack(project, "production", change)
+    return load_file(project / "stacks" / "Pulumi.production.yaml", project)
+
+
+def test_the_watchdog_goes_to_the_heartbeat_url_on_a_short_repeat_interval(project):
+    document = alertmanager_config(_with_heartbeat(project, "2m"))
+    (route,) = [r for r in document["route"]["routes"] if r["receiver"] == "watchdog"]
+    assert (route["group_interval"], route["repeat_interval"], route["group_wait"]) == ("2m", "2m", "0s")
+    (receiver,) = [r for r in document["receivers"] if r["name"] == "watchdog"]
+    assert receiver["webhook_configs"] == [
+        {"url": "https://secret.invalid/rollout/secrets/heartbeatUrl", "send_resolved": False}
+    ]
+
+
+def test_without_a_heartbeat_url_the_watchdog_has_no_integration():
+    document = alertmanager_config(load_stack("staging", FIXTURE))
+    (receiver,) = [r for r in document["receivers"] if r["name"] == "watchdog"]
+    assert receiver == {"name": "watchdog"}
+
+
+def test_a_real_alertmanager_sends_the_watchdog_as_heartbeats(project):
+    # The rendered config with a 2 s heartbeat interval; the heartbeat service is a local sink.
+    document = receivers_to_loopback(alertmanager_config(_with_heartbeat(project, "2s")), "http://127.0.0.1:1")
+    with WebhookSink() as sink:
+        (receiver,) = [r for r in document["receivers"] if r["name"] == "watchdog"]
+        receiver["webhook_configs"][0]["url"] = f"{sink.url}/heartbeat"
+        with start_alertmanager(yaml.safe_dump(document)) as alertmanager:
+            watchdog = [{"labels": {"alertname": "Watchdog", "severity": "none", "priority": "P4", "category": "availability"}}]
+            import time
+
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len([r for r in sink.received if r["path"] == "/heartbeat"]) < 3:
+                # Prometheus resends a firing alert; so does this test.
+                http_json(f"{alertmanager.url}/api/v2/alerts", data=json.dumps(watchdog).encode())
+                time.sleep(1)
+            beats = [r for r in sink.received if r["path"] == "/heartbeat"]
+    assert len(beats) >= 3
+    assert all(b["body"]["receiver"] == "watchdog" and b["body"]["status"] == "firing" for b in beats)
+    # Nothing else was notified: the Watchdog pages no one.
+    assert {r["path"] for r in sink.received} == {"/heartbeat"}

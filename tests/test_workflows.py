@@ -55,7 +55,24 @@ def by_name() -> dict[str, dict]:
 
 
 def test_the_five_workflows_and_the_shared_deploy_job_exist():
-    assert {p.name for p in FILES} == {"ci.yml", "preview.yml", "deploy.yml", "deploy-stack.yml", "rollback.yml", "stage-watch.yml"}
+    assert {p.name for p in FILES} == {
+        "ci.yml", "preview.yml", "deploy.yml", "deploy-stack.yml", "rollback.yml", "stage-watch.yml", "relay-image.yml"
+    }
+
+
+def test_the_relay_image_is_built_from_the_dockerfile_pushed_and_its_digest_reported():
+    document = by_name()["relay-image.yml"]
+    job = jobs(document)["publish"]
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    script = "\n".join(step.get("run", "") for step in steps(job))
+    assert "docker build" in script and "docker push" in script and "RepoDigests" in script
+    assert "GITHUB_STEP_SUMMARY" in script
+    assert {"Dockerfile", "rollout/**"} <= set(document["on"]["push"]["paths"])
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # The user the relay's Deployment runs as (rollout/relay_objects.py), never root.
+    assert "USER 10001:10001" in dockerfile
+    assert 'ENTRYPOINT ["rollout"]' in dockerfile and "COPY stacks/ stacks/" in dockerfile
+    assert ":latest" not in dockerfile
 
 
 def test_every_workflow_passes_actionlint():
