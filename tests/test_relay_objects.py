@@ -31,8 +31,8 @@ ROLLOUT = str(Path(sys.executable).with_name("rollout"))
 def with_relay(project: Path, stack: str = "production", **relay) -> Path:
     def change(c):
         c["rollout:rollback"] = {"relay": {"image": DIGEST, "repository": "example/rollout", **relay}}
-        c["rollout:secrets"]["relayToken"] = {"secure": "v1:not-decrypted-in-tests"}
-        c["rollout:secrets"]["relayForgeToken"] = {"secure": "v1:not-decrypted-in-tests"}
+        c["rollout:secrets"]["relayToken"] = dict(c["rollout:secrets"]["smtpPassword"])  # real ciphertext, never decrypted here
+        c["rollout:secrets"]["relayForgeToken"] = dict(c["rollout:secrets"]["smtpPassword"])  # real ciphertext, never decrypted here
 
     return edit_stack(project, stack, change)
 

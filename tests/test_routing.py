@@ -187,7 +187,7 @@ def _with_heartbeat(project, interval="1m"):
     from rollout.loader import load_file
 
     def change(c):
-        c["rollout:secrets"]["heartbeatUrl"] = {"secure": "v1:not-decrypted-in-tests"}
+        c["rollout:secrets"]["heartbeatUrl"] = dict(c["rollout:secrets"]["smtpPassword"])  # real ciphertext, never decrypted here
         c["rollout:alerting"]["heartbeatInterval"] = interval
 
     edit_stack(project, "production", change)
