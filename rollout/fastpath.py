@@ -36,7 +36,16 @@ ROUTE_API = "gateway.networking.k8s.io"
 ROUTE_VERSION = "v1"
 #: The relay's Kubernetes objects are named this.
 NAME = "rollout-relay"
+#: Where the pod's ServiceAccount token, ca.crt and namespace are mounted;
+#: $ROLLOUT_SERVICE_ACCOUNT_DIR names another folder of the same layout (a relay
+#: run outside a pod, against the API server of KUBERNETES_SERVICE_HOST/PORT).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICE_ACCOUNT_DIR_ENV = "ROLLOUT_SERVICE_ACCOUNT_DIR"
+
+
+def service_account_dir() -> Path:
+    configured = os.environ.get(SERVICE_ACCOUNT_DIR_ENV)
+    return Path(configured) if configured else SERVICE_ACCOUNT_DIR
 
 
 class RouteError(RuntimeError):
@@ -132,13 +141,14 @@ class RouteUpdater:
     def in_cluster(cls, namespace: str | None = None) -> "RouteUpdater":
         """From the pod's ServiceAccount: the API server's address, token, CA and namespace."""
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        token_file = SERVICE_ACCOUNT_DIR / "token"
+        folder = service_account_dir()
+        token_file = folder / "token"
         if not host or not token_file.is_file():
             raise RouteError("not in a Kubernetes pod: KUBERNETES_SERVICE_HOST or the ServiceAccount token is missing")
         if ":" in host:
             host = f"[{host}]"
-        ns = namespace or (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip()
-        return cls(f"https://{host}:{port}", ns, token_file.read_text().strip(), str(SERVICE_ACCOUNT_DIR / "ca.crt"))
+        ns = namespace or (folder / "namespace").read_text().strip()
+        return cls(f"https://{host}:{port}", ns, token_file.read_text().strip(), str(folder / "ca.crt"))
 
     async def __call__(self, service: str) -> None:
         url = f"{self.base}/{service}"

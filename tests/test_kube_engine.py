@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.cluster]
 
 SERVICE = "genesis"
 NAMESPACES = {"staging": "rollout-staging", "production": "rollout-production"}
+RELAY_IMAGE = "ghcr.io/example/rollout-relay@sha256:" + "ab" * 32
 MONITORING_KINDS = {"PrometheusRule": "prometheusrules", "ServiceMonitor": "servicemonitors", "Probe": "probes"}
 
 
@@ -55,6 +56,11 @@ def deployed(cluster, tmp_path_factory) -> EngineProject:
             config["rollout:kubernetes"]["namespace"] = NAMESPACES[stack]
             config["rollout:kubernetes"]["skipAwait"] = True
             _service(config)["rollout"]["history"] = stage_history(now, weights)
+            if stack == "production":
+                # The rollback relay with its fast path (its RBAC is what the test exercises).
+                config["rollout:rollback"] = {"fastPath": True, "relay": {"image": RELAY_IMAGE, "repository": "example/rollout"}}
+                for name in ("relayToken", "relayForgeToken"):
+                    config["rollout:secrets"][name] = dict(config["rollout:secrets"]["smtpPassword"])
 
         project.edit(stack, change)
     commit_all(project.path, "staging at 10 %, production at 5 %")
@@ -188,3 +194,79 @@ def test_a_route_changed_behind_pulumis_back_shows_in_a_refreshed_preview_and_up
     restored = deployed.up("production", "--refresh")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert route_weights(cluster, "production") == current
+
+
+def test_the_relays_fast_path_takes_the_canary_out_with_only_its_rbac_and_the_gates_hold_until_the_rollback(
+        cluster, deployed, tmp_path, monkeypatch):
+    """The relay's route update, made with the token of the ServiceAccount the program
+    deployed (so with exactly its Role), against the real API server; then the gates see
+    the live route, and the rollback's up takes the route back."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from kubernetes import client
+
+    from rollout.fastpath import FIELD_MANAGER, SERVICE_ACCOUNT_DIR_ENV, RouteError, RouteUpdater
+    from rollout.gates import LIVE_ROUTE_RESPECTED
+
+    namespace = NAMESPACES["production"]
+    core = client.CoreV1Api(cluster.api())
+    minted = core.create_namespaced_service_account_token(
+        "rollout-relay", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+            audiences=[cluster.server], expiration_seconds=600)))
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(minted.status.token)
+    (account / "ca.crt").write_bytes((cluster.workdir / "pki" / "ca.crt").read_bytes())
+    (account / "namespace").write_text(namespace)
+    server = urlsplit(cluster.server)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", server.hostname)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
+    monkeypatch.setenv(SERVICE_ACCOUNT_DIR_ENV, str(account))
+
+    def run(updater, service):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(updater(service))
+        finally:
+            loop.run_until_complete(updater.close())
+            loop.close()
+
+    assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 95, f"{SERVICE}-canary": 5}
+    started = time.monotonic()
+    run(RouteUpdater.in_cluster(), SERVICE)
+    figures.count("test cluster", "milliseconds for the relay's route update", round(1000 * (time.monotonic() - started)))
+    assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
+    stored = cluster.custom().get_namespaced_custom_object("gateway.networking.k8s.io", "v1", namespace, "httproutes", SERVICE)
+    assert FIELD_MANAGER in {entry["manager"] for entry in stored["metadata"]["managedFields"]}
+    # Its Role names the stack's routes in its own namespace, nothing else.
+    with pytest.raises(RouteError, match="HTTP 403"):
+        run(RouteUpdater.in_cluster(namespace=NAMESPACES["staging"]), SERVICE)
+
+    # The stack file still gives the canary 5 %: with the live route as evidence,
+    # the pack refuses the up that would give it traffic again.
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps(cluster.custom().list_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "httproutes")))
+    outputs = tmp_path / "deployed.json"
+    outputs.write_text(json.dumps(deployed.outputs("production")))
+    stage_start = _epoch(_service_history(deployed, "production")[-1]["startedAt"])
+    with healthy_canary_prometheus(tmp_path, stage_start, time.time()) as prometheus:
+        evidence = tmp_path / "evidence.json"
+        collected = deployed.rollout("evidence", "--stack", "production", "--prometheus", prometheus.url,
+                                     "--deployed-state", str(outputs), "--live-routes", str(routes),
+                                     "--out", str(evidence))
+        assert collected.returncode == 0, collected.stderr
+    refused = deployed.preview("production", "--policy-pack-config",
+                               str(deployed.policy_config("production", "--evidence", str(evidence))))
+    assert refused.returncode != 0 and LIVE_ROUTE_RESPECTED in refused.stdout + refused.stderr, refused.stdout
+    assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
+
+    # The rollback the relay dispatched: recorded, deployed, the route back in the program's hands.
+    rolled = deployed.rollout("rollback", "--stack", "production", "--service", SERVICE, "--reason", "fast path")
+    assert rolled.returncode == 0, rolled.stderr
+    back = deployed.up("production", "--policy-pack-config", str(deployed.policy_config("production", "--rollback")))
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
+    clean = deployed.pulumi("preview", "-s", "production", "--refresh", "--expect-no-changes")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
