@@ -575,6 +575,7 @@ def start_relay(
     repository: str = "example/rollout",
     extra_args: tuple[str, ...] = (),
     deadline_s: float = 30,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """``rollout relay`` as a process on a free 127.0.0.1 port, stopped at the end of the block."""
     import os
@@ -589,7 +590,7 @@ def start_relay(
             "relay", "--stack", stack, "--listen", f"{LOOPBACK}:{port}",
             "--forge-url", forge_url, "--repository", repository, *extra_args,
         ]
-        env = {**os.environ, "ROLLOUT_RELAY_TOKEN": relay_token, "GITHUB_TOKEN": forge_token}
+        env = {**os.environ, "ROLLOUT_RELAY_TOKEN": relay_token, "GITHUB_TOKEN": forge_token, **(extra_env or {})}
         log = workdir / "relay.log"
         with log.open("wb") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
