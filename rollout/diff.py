@@ -87,14 +87,28 @@ def _files(folder: Path) -> dict[str, str]:
     }
 
 
-def _lines(text: str) -> list[str]:
+def _printable(text: str) -> bool:
+    return printable(text) == text
+
+
+def _lines(text: str, escape_all: bool) -> list[str]:
     """The lines of a rendered file as the diff shows them: split at ``\\n`` only
     (not at the carriage returns, form feeds and line separators str.splitlines
     also ends a line at), each made printable (rollout.errors.printable), so a
-    value in a rendered file shows escaped and cannot forge a line of the diff."""
+    value in a rendered file shows escaped and cannot forge a line of the diff.
+
+    With ``escape_all`` (either side of the diff holds something to escape) every
+    backslash is doubled, also on lines with nothing else to escape: two lines
+    that differ are never shown alike (the escape character shows as ``\\x1b``,
+    the four characters ``\\x1b`` as ``\\\\x1b``)."""
+
+    def shown(line: str) -> str:
+        escaped = printable(line)
+        return escaped if escaped != line or not escape_all else line.replace("\\", "\\\\")
+
     parts = text.split("\n")
-    shown = [printable(part) + "\n" for part in parts[:-1]]
-    return shown + ([printable(parts[-1])] if parts[-1] else [])
+    lines = [shown(part) + "\n" for part in parts[:-1]]
+    return lines + ([shown(parts[-1])] if parts[-1] else [])
 
 
 def diff_stack(stack: str, project: Path, base: str | None = None) -> tuple[str, bool]:
@@ -116,9 +130,10 @@ def diff_stack(stack: str, project: Path, base: str | None = None) -> tuple[str,
         before, after = old.get(path), new.get(path)
         if before == after:
             continue
+        escape_all = not (_printable((before or "").replace("\n", "")) and _printable((after or "").replace("\n", "")))
         lines = difflib.unified_diff(
-            _lines(before or ""),
-            _lines(after or ""),
+            _lines(before or "", escape_all),
+            _lines(after or "", escape_all),
             fromfile=f"a/{printable(path)}" if before is not None else "/dev/null",
             tofile=f"b/{printable(path)}" if after is not None else "/dev/null",
         )

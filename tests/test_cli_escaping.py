@@ -172,3 +172,18 @@ def test_a_table_cell_escapes_what_would_end_it_or_open_html():
     assert cell("a\\|b") == "a\\\\\\|b"
     assert cell("x\ny\x1b") == "x\\\\ny\\\\x1b"
     assert code_block("a\n``` b\x1b") == ["````", "a", "``` b\\x1b", "````"]
+
+
+def test_diff_never_shows_a_changed_line_as_unchanged(project):
+    """The text "\\u202e" in the base, the right-to-left override now: two different lines."""
+    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["canary"].update(image="genesis:1\\u202e"))
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "base")
+    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["canary"].update(image="genesis:1\u202e"))
+    code, out, err = run(project, "diff", "--stack", "staging")
+    assert code == 1, err
+    removed = [line[1:] for line in out.splitlines() if line.startswith("-") and "genesis:1" in line]
+    added = [line[1:] for line in out.splitlines() if line.startswith("+") and "genesis:1" in line]
+    assert removed and added and set(removed).isdisjoint(added), out
+    assert not unprintable(out), out
