@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ratio, tests = pass_ratio(args.junit_xml)
     except (OSError, ValueError, ElementTree.ParseError) as err:
-        print(f"ci_results: {err}", file=sys.stderr)
+        from rollout.errors import printable
+
+        print(f"ci_results: {printable(err)}", file=sys.stderr)  # one line, whatever the path holds
         return 2
     sys.stdout.write(exposition(ratio, tests))
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from rollout.clock import FORMAT_HINT, add_now_argument, instant_arg
-from rollout.errors import Busy, ConfigError, UsageError, printable, printable_json
+from rollout.errors import Busy, ConfigError, UsageError, printable, printable_json, printable_lines
 from rollout.files import write_atomic
 from rollout.loader import load_stack, project_root, stack_file
 
@@ -289,10 +289,10 @@ def _status_all(args: argparse.Namespace, now) -> int:
         print(json.dumps({"now": format_time(now), "rows": [r.as_json() for r in found],
                           "broken": {stack: problems for stack, problems in broken}}, indent=2, sort_keys=True))
     elif args.format == "markdown":
-        sys.stdout.write(markdown_table(found, now))
+        sys.stdout.write(printable_lines(markdown_table(found, now)))
     else:
         _say(f"as at {format_time(now)}")
-        sys.stdout.write(text_table(found, now))
+        sys.stdout.write(printable_lines(text_table(found, now)))
     for stack, problems in broken:
         for line in problems:
             _say(line, file=sys.stderr)
@@ -681,9 +681,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
         print(json.dumps({"stack": args.stack, "services": {s.service: s.as_json() for s in schedules}}, indent=2, sort_keys=True))
     elif args.format == "mermaid":
-        sys.stdout.write(mermaid(schedules))
+        sys.stdout.write(printable_lines(mermaid(schedules)))
     else:
-        sys.stdout.write(text(schedules))
+        sys.stdout.write(printable_lines(text(schedules)))
     return EXIT_OK
 
 
@@ -691,7 +691,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from rollout.diff import diff_stack
 
     text, changed = diff_stack(args.stack, args.project, args.base)
-    sys.stdout.write(text)
+    sys.stdout.write(printable_lines(text))
     return EXIT_REFUSED if changed else EXIT_OK
 
 

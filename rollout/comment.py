@@ -4,7 +4,9 @@ a mermaid Gantt chart, every stack's status, the rendered files' diff, the resou
 Built from the real output of ``rollout check`` (the Pulumi action's own
 comment leaves policy results out) and, when there is one, the preview's
 resource summary. A hidden marker per stack lets the workflow find and update
-its comment instead of adding another.
+its comment instead of adding another. Every value is placed escaped
+(rollout.markdown): none ends its table cell, code span or code block, and
+each shows on one line.
 
 ``python -m rollout.comment --stack S --base REF --check FILE --check-exit N [--preview FILE]
 [--diff FILE] [--plan FILE] [--status FILE]``
@@ -16,6 +18,9 @@ import argparse
 import re
 import sys
 from pathlib import Path
+
+from rollout.errors import printable_lines
+from rollout.markdown import cell, code_block, code_span
 
 MARKER = "<!-- rollout-preview:{stack} -->"
 _VIOLATION = re.compile(r"^\[(mandatory|advisory)\] (\S+) \(([^)]*)\): (.*)$")
@@ -29,12 +34,12 @@ def weight_changes(old: dict | None, new: dict) -> list[str]:
         before = (old_services.get(name) or {}).get("weight")
         after = service["weight"]
         if before is None:
-            lines.append(f"`{name}`: new, at {after} %")
+            lines.append(f"{code_span(name)}: new, at {after} %")
         elif before == after:
-            lines.append(f"`{name}`: {after} % (unchanged)")
+            lines.append(f"{code_span(name)}: {after} % (unchanged)")
         else:
             kind = "advance" if after > before else "rollback"
-            lines.append(f"`{name}`: {before} % → {after} % ({kind})")
+            lines.append(f"{code_span(name)}: {before} % → {after} % ({kind})")
     return lines
 
 
@@ -61,41 +66,46 @@ def build(
     else:
         advisory = len(violations)
         verdict = "✅ **allowed**" + (f", {advisory} advisory note(s)" if advisory else "")
-    lines = [MARKER.format(stack=stack), f"### rollout: `{stack}`", "", f"Policy verdict: {verdict}", ""]
+    lines = [MARKER.format(stack=stack), f"### rollout: {code_span(stack)}", "", f"Policy verdict: {verdict}", ""]
     lines += ["**Weights**", ""] + [f"- {w}" for w in weights] + [""]
     if violations:
         lines += ["| level | policy | where | why |", "|---|---|---|---|"]
-        lines += [f"| {level} | `{policy}` | {where} | {message} |" for level, policy, where, message in violations]
+        lines += [f"| {level} | {code_span(policy, in_table=True)} | {cell(where)} | {cell(message)} |"
+                  for level, policy, where, message in violations]
         lines.append("")
     if exit_code == 2:
-        lines += ["```", check_output.strip(), "```", ""]
+        lines += [*code_block(check_output.strip()), ""]
     if plan and plan.strip():
         # GitHub renders a mermaid block as a picture: where the rollout stands.
-        lines += ["**Schedule** (`rollout plan`)", "", "```mermaid", plan.strip(), "```", ""]
+        lines += ["**Schedule** (`rollout plan`)", "", *code_block(plan.strip(), "mermaid"), ""]
     if status and status.strip():
-        lines += ["<details><summary>Every stack (rollout status --all)</summary>", "", status.strip(), "", "</details>", ""]
+        # A Markdown table (rollout status --all --format markdown): its cells are
+        # escaped there; here each line is kept to one printable line.
+        lines += ["<details><summary>Every stack (rollout status --all)</summary>", "", printable_lines(status.strip()), "",
+                  "</details>", ""]
     if diff is not None:
         if diff.strip():
             shown = diff if len(diff) <= MAX_DIFF_CHARS else diff[:MAX_DIFF_CHARS] + "\n... (cut: run `rollout diff` for the rest)\n"
             files = sum(1 for line in diff.splitlines() if line.startswith("+++ "))
-            lines += [f"<details><summary>Rendered files: {files} changed (rollout diff)</summary>", "", "```diff",
-                      shown.rstrip("\n"), "```", "", "</details>", ""]
+            lines += [f"<details><summary>Rendered files: {files} changed (rollout diff)</summary>", "",
+                      *code_block(shown.rstrip("\n"), "diff"), "", "</details>", ""]
         else:
             lines += ["Rendered files: unchanged (`rollout diff`).", ""]
     if preview:
-        lines += ["<details><summary>Resource changes (pulumi preview)</summary>", "", "```", preview.strip(), "```", "", "</details>", ""]
+        lines += ["<details><summary>Resource changes (pulumi preview)</summary>", "", *code_block(preview.strip()), "",
+                  "</details>", ""]
     lines.append("<sub>From `rollout check`; refreshed on every push.</sub>")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     from rollout.checking import state_at_ref
-    from rollout.cli import find_project
+    from rollout.cli import _stack_name, find_project
     from rollout.loader import load_stack
     from rollout.state import rollout_state
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True)
+    parser.add_argument("--stack", required=True, type=_stack_name)
     parser.add_argument("--base", required=True, help="the pull request's base commit")
     parser.add_argument("--check", type=Path, required=True, help="the output of rollout check")
     parser.add_argument("--check-exit", type=int, required=True, help="rollout check's exit code")

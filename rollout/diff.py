@@ -4,7 +4,10 @@ The project at REF (``git archive``: its stack files, and its code when the
 project's code is in the repository) is unpacked into a temporary folder and
 rendered there with that code, the working tree with the installed code; the
 two folders are compared file by file as unified diffs (``a/`` at REF, ``b/``
-the working tree). A stack absent at REF shows every file as added.
+the working tree). A stack absent at REF shows every file as added. What a line
+holds that is not printable (a control character, an escape sequence, a line
+separator or a bidirectional override from a stack file's value) is shown as
+its escape (``\\x1b``, ``\\u2028``): one line of the diff per line of the file.
 
 Exit codes (``rollout diff``): 0 no difference, 1 differences (as diff(1)), 2 bad
 input (an unknown ref, a stack file that does not load, at REF or here).
@@ -21,7 +24,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from rollout.errors import ConfigError, UsageError
+from rollout.errors import ConfigError, UsageError, printable
 
 
 def _git(project: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
@@ -84,6 +87,30 @@ def _files(folder: Path) -> dict[str, str]:
     }
 
 
+def _printable(text: str) -> bool:
+    return printable(text) == text
+
+
+def _lines(text: str, escape_all: bool) -> list[str]:
+    """The lines of a rendered file as the diff shows them: split at ``\\n`` only
+    (not at the carriage returns, form feeds and line separators str.splitlines
+    also ends a line at), each made printable (rollout.errors.printable), so a
+    value in a rendered file shows escaped and cannot forge a line of the diff.
+
+    With ``escape_all`` (either side of the diff holds something to escape) every
+    backslash is doubled, also on lines with nothing else to escape: two lines
+    that differ are never shown alike (the escape character shows as ``\\x1b``,
+    the four characters ``\\x1b`` as ``\\\\x1b``)."""
+
+    def shown(line: str) -> str:
+        escaped = printable(line)
+        return escaped if escaped != line or not escape_all else line.replace("\\", "\\\\")
+
+    parts = text.split("\n")
+    lines = [shown(part) + "\n" for part in parts[:-1]]
+    return lines + ([shown(parts[-1])] if parts[-1] else [])
+
+
 def diff_stack(stack: str, project: Path, base: str | None = None) -> tuple[str, bool]:
     """The unified diff of every rendered file of ``stack``, REF against the working tree.
 
@@ -103,11 +130,12 @@ def diff_stack(stack: str, project: Path, base: str | None = None) -> tuple[str,
         before, after = old.get(path), new.get(path)
         if before == after:
             continue
+        escape_all = not (_printable((before or "").replace("\n", "")) and _printable((after or "").replace("\n", "")))
         lines = difflib.unified_diff(
-            (before or "").splitlines(keepends=True),
-            (after or "").splitlines(keepends=True),
-            fromfile=f"a/{path}" if before is not None else "/dev/null",
-            tofile=f"b/{path}" if after is not None else "/dev/null",
+            _lines(before or "", escape_all),
+            _lines(after or "", escape_all),
+            fromfile=f"a/{printable(path)}" if before is not None else "/dev/null",
+            tofile=f"b/{printable(path)}" if after is not None else "/dev/null",
         )
         chunks.append("".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines))
     return "".join(chunks), bool(chunks)

@@ -33,6 +33,14 @@ def printable(text: object) -> str:
     return "".join(out)
 
 
+def printable_lines(text: str) -> str:
+    """``text``, a renderer's output of lines joined by ``\\n``, with each line
+    made :func:`printable`: only ``\\n`` still ends a line, so whatever else a
+    line holds (a carriage return, an escape sequence, a line separator) is
+    shown as its escape and cannot move the cursor or start a line of its own."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def printable_json(value: object) -> str:
     """``value`` as JSON that shows only printable characters: JSON escapes
     control characters itself; the separators and bidirectional controls it

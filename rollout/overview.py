@@ -220,7 +220,10 @@ def table_cells(row: Row, now: datetime) -> list[str]:
 
 def text_table(all_rows: list[Row], now: datetime) -> str:
     """A plain aligned table; the last column is left unpadded."""
-    cells = [list(COLUMNS)] + [table_cells(r, now) for r in all_rows]
+    from rollout.errors import printable
+
+    # Each value on its one line, as it shows: escaped before the widths are taken.
+    cells = [list(COLUMNS)] + [[printable(c) for c in table_cells(r, now)] for r in all_rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
     lines = []
     for line in cells:
@@ -231,8 +234,7 @@ def text_table(all_rows: list[Row], now: datetime) -> str:
 def markdown_table(all_rows: list[Row], now: datetime) -> str:
     """The same table in GitHub's Markdown (the Stage watch summary, the preview comment)."""
 
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
+    from rollout.markdown import cell
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell(c) for c in table_cells(r, now)) + " |" for r in all_rows]

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from rollout.durations import format_duration
+from rollout.errors import printable
 from rollout.state import format_time, parse_time
 
 DONE, CURRENT, PLANNED = "done", "current", "planned"
@@ -173,12 +174,14 @@ def schedule(state: Mapping[str, Any], service: str, now: datetime, upstream_sta
 
 
 def text(schedules: list[Schedule]) -> str:
+    # Names are shown escaped (rollout.errors.printable): a stack named by its
+    # file or by promotesFrom may hold what would start a line of its own.
     lines = []
     for s in schedules:
-        lines.append(f"{s.service} on {s.stack} (plan {s.plan}), as at {format_time(s.now)}:")
+        lines.append(f"{printable(s.service)} on {printable(s.stack)} (plan {printable(s.plan)}), as at {format_time(s.now)}:")
         header = ["stage", "weight", "status", "start", "soak", "soak ends"]
         if s.upstream:
-            header.append(f"{s.upstream} completes")
+            header.append(f"{printable(s.upstream)} completes")
         table = [header]
         for i, row in enumerate(s.stages, 1):
             start = format_time(row.started_at) if row.started_at else f"from {format_time(row.start)}"
@@ -189,7 +192,7 @@ def text(schedules: list[Schedule]) -> str:
         widths = [max(len(r[i]) for r in table) for i in range(len(header))]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
         if s.off_plan_weight is not None:
-            lines.append(f"  at {s.off_plan_weight}%, not a stage of plan {s.plan}: only a rollback to 0% leaves it")
+            lines.append(f"  at {s.off_plan_weight}%, not a stage of plan {printable(s.plan)}: only a rollback to 0% leaves it")
         elif s.complete:
             lines.append(f"  complete since {format_time(s.completes_at)}")
         else:
@@ -214,17 +217,18 @@ def _mermaid_rows(rows: list[StageRow], prefix: str) -> list[str]:
 def mermaid(schedules: list[Schedule]) -> str:
     """A mermaid Gantt chart: one section per service (and its upstream), one bar per stage.
 
-    Times are UTC to the minute; each bar is the stage's minimum soak.
+    Times are UTC to the minute; each bar is the stage's minimum soak. Names
+    are escaped (rollout.errors.printable): each statement stays on its line.
     """
     lines = ["gantt"]
     if schedules:
         first = schedules[0]
-        lines.append(f"    title rollout of {first.stack} as at {format_time(first.now)} (UTC)")
+        lines.append(f"    title rollout of {printable(first.stack)} as at {format_time(first.now)} (UTC)")
     lines += ["    dateFormat YYYY-MM-DD HH:mm", "    axisFormat %m-%d"]
     for n, s in enumerate(schedules):
         if s.upstream and s.upstream_stages:
-            lines.append(f"    section {s.service} on {s.upstream}")
+            lines.append(f"    section {printable(s.service)} on {printable(s.upstream)}")
             lines += _mermaid_rows(s.upstream_stages, f"u{n}s")
-        lines.append(f"    section {s.service} on {s.stack}")
+        lines.append(f"    section {printable(s.service)} on {printable(s.stack)}")
         lines += _mermaid_rows(s.stages, f"s{n}s")
     return "\n".join(lines) + "\n"

@@ -31,3 +31,14 @@ def test_a_report_with_no_test_run_is_an_error(tmp_path):
     report.write_text('<testsuites><testsuite name="x" tests="0" failures="0" errors="0" skipped="0"/></testsuites>')
     result = subprocess.run([sys.executable, "-m", "rollout.ci_results", str(report)], capture_output=True, text=True)
     assert result.returncode == 2 and "no test ran" in result.stderr
+
+
+def test_a_report_path_with_a_newline_is_named_on_one_escaped_line(tmp_path, capsys):
+    from rollout.ci_results import main
+
+    path = tmp_path / "junit\nci_results: ok\x1b[2K.xml"
+    path.write_text("<testsuite tests='0'/>")
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and all(ch.isprintable() for ch in err.rstrip("\n")), repr(err)
+    assert "junit\\nci_results: ok\\x1b[2K.xml" in err

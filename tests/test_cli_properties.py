@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 import threading
 from contextlib import redirect_stderr, redirect_stdout
@@ -792,3 +793,96 @@ def _loads_for_a_rollback(text: str) -> bool:
             return False
         finally:
             tolerate_future(False)
+
+
+
+
+# --- stored values: what the stack files hold, shown by every renderer ---------------
+# Control characters (CONTROL_TEXT) placed where validation accepts them: a
+# stack's name (its file name), the promotesFrom naming that stack, a canary
+# image (no white space in it), a history entry's reason and a flag's
+# description. `status` (one stack and --all, text and Markdown), `plan` (text
+# and mermaid) and `diff` show every line printable, and each value on the one
+# line it belongs to: the tables keep their row count and their columns.
+
+#: A pipe that separates two cells of a Markdown table (an escaped one does not).
+_TABLE_CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
+
+
+def _no_space(text: str) -> str:
+    return "".join("_" if ch.isspace() else ch for ch in text)
+
+
+def _stored_project(folder: Path, name: str, image: str, reason: str, description: str) -> None:
+    """A committed scratch project, then its stack files changed to hold the values."""
+    import subprocess
+
+    import yaml
+
+    prepare(folder)
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "stacks", "Pulumi.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+
+    def edit(stack: str, change) -> None:
+        path = folder / "stacks" / f"Pulumi.{stack}.yaml"
+        document = yaml.safe_load(path.read_text())
+        change(document["config"])
+        path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+
+    def staging(config) -> None:
+        service = config["rollout:services"][0]
+        service["canary"]["image"] = image
+        service["rollout"]["history"][-1]["reason"] = reason
+        config["rollout:flags"]["aatc"]["description"] = description
+
+    edit("staging", staging)
+    shutil.copy(folder / "stacks" / "Pulumi.staging.yaml", folder / "stacks" / f"Pulumi.{name}.yaml")
+    edit("production", lambda config: config.update({"rollout:promotesFrom": name}))
+
+
+@_settings(60)
+@given(name=CONTROL_TEXT.map(lambda t: t.replace("/", "_")), image=CONTROL_TEXT.map(_no_space),
+       reason=CONTROL_TEXT, description=CONTROL_TEXT)
+@example(name="q\x1b[2J\u202eq\nstack staging: healthy", image="\x1b[2K\u202e", reason="a\nb", description="\u2028")
+@example(name="stack staging: healthy\x7f", image="\x7f", reason="\x7f", description="\x7f")
+def test_stored_control_characters_reach_every_renderer_escaped(tmp_path_factory, name, image, reason, description):
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as scratch_folder:
+        project = Path(scratch_folder) / "p"
+        _stored_project(project, name, f"ghcr.io/example/genesis:1.5.0{image}", reason, description)
+        stacks = len(list((project / "stacks").glob("Pulumi.*.yaml")))
+        runs = {
+            "status --all": ["status", "--all"],
+            "status --all markdown": ["status", "--all", "--format", "markdown"],
+            "status": ["status", "--stack", "staging"],
+            "status production": ["status", "--stack", "production"],
+            "plan": ["plan", "--stack", "production"],
+            "plan mermaid": ["plan", "--stack", "production", "--format", "mermaid"],
+            "diff": ["diff", "--stack", "staging"],
+        }
+        for what, argv in runs.items():
+            code, out, err, records = run_main(["--project", str(project), *argv])
+            shown = f"{what} ({name!r}, {image!r}, {reason!r}, {description!r}): exit {code}\n{out[-2000:]}\n{err[-2000:]}"
+            count("stored values", f"{what}: exit {code}")
+            assert code in ((0, 1) if what == "diff" else (0,)), shown
+            assert not [r for r in records if r.exc_info], shown
+            unprintable = [line for line in (out + err).split("\n") if not all(ch.isprintable() for ch in line)]
+            assert not unprintable, f"{shown}\nunprintable: {unprintable[:3]!r}"
+            lines = out.splitlines()
+            # Each output's own shape: a value that started a line of its own would break it.
+            if what in ("status", "status production"):
+                assert all(line.startswith(("genesis: ", "  ", "safety flag ")) for line in lines), shown
+            elif what == "status --all":
+                assert len(lines) == 2 + stacks, shown  # "as at", the header, one row per stack and service
+            elif what == "status --all markdown":
+                assert len(lines) == 2 + stacks, shown
+                assert all(len(_TABLE_CELL_SEPARATOR.findall(line)) == 10 for line in lines), shown
+            elif what == "plan":
+                assert len(lines) == 1 + 1 + 7 + 1, shown  # title, header, 7 stages, completion
+            elif what == "plan mermaid":
+                assert all(line == "gantt" or line.startswith("    ") for line in lines), shown
+            elif what == "diff":
+                assert all(line[:1] in ("+", "-", " ", "@", "\\") for line in lines), shown
