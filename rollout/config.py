@@ -202,6 +202,18 @@ def _dns_label(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 
+#: Pulumi's rule for stack names (the name is part of stacks/Pulumi.<name>.yaml).
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _stack_name(value: str) -> str:
+    if not STACK_NAME.fullmatch(value):
+        raise ValueError("must be a stack name: 1 to 100 letters, digits, '_', '.' or '-'")
+    return value
+
+
+StackName = Annotated[str, AfterValidator(_stack_name)]
+
 #: The suffixes a service's name is rendered with: the Services (and Deployments) of its tracks.
 SERVICE_NAME_SUFFIXES = ("-stable", "-canary")
 SERVICE_NAME_MAX = DNS_LABEL_MAX - max(map(len, SERVICE_NAME_SUFFIXES))
@@ -980,8 +992,8 @@ class StackConfig(Model):
     """``docker`` (the local stack) or ``kubernetes``."""
     tier: Literal["development", "staging", "production"]
     """Drives the conservative defaults and which policies are mandatory."""
-    promotes_from: str | None = None
-    """The stack that must complete a stage before this one may enter it."""
+    promotes_from: StackName | None = None
+    """The stack that must complete a stage before this one may enter it (a stack name)."""
     kubernetes: KubernetesSettings | None = None
     """Required with target kubernetes."""
     docker: DockerSettings | None = None

@@ -95,11 +95,13 @@ def odd_upstream(odd_stack: Path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["text", "mermaid"])
-def test_plan_shows_a_promotes_from_with_control_characters_escaped(odd_upstream, fmt):
+def test_a_promotes_from_with_control_characters_is_refused_on_one_escaped_line(odd_upstream, fmt):
+    """promotesFrom must be a stack name: what would break plan's text or mermaid never reaches it."""
     code, out, err = run(odd_upstream, "plan", "--stack", "production", "--format", fmt)
-    assert code == 0, err
-    assert not unprintable(out) and not forged(out), out
-    assert "q\\x1b[2J\\u202eq\\nstack staging: healthy" in out, out
+    assert code == 2, out + err
+    assert not unprintable(out + err) and not forged(out + err), err
+    (line,) = err.strip().splitlines()
+    assert "rollout:promotesFrom" in line and "must be a stack name" in line, line
 
 
 def test_diff_shows_a_rendered_value_with_control_characters_escaped(project):

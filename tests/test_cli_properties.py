@@ -839,7 +839,11 @@ def _stored_project(folder: Path, name: str, image: str, reason: str, descriptio
 
     edit("staging", staging)
     shutil.copy(folder / "stacks" / "Pulumi.staging.yaml", folder / "stacks" / f"Pulumi.{name}.yaml")
-    edit("production", lambda config: config.update({"rollout:promotesFrom": name}))
+    from rollout.config import STACK_NAME
+
+    if STACK_NAME.fullmatch(name):
+        # promotesFrom must be a stack name; a file named otherwise is still listed by status --all.
+        edit("production", lambda config: config.update({"rollout:promotesFrom": name}))
 
 
 @_settings(60)

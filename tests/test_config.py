@@ -323,3 +323,13 @@ def test_a_broken_file_fails_with_one_clear_message(project: Path, text, expecte
     with pytest.raises(ConfigError) as caught:
         load_file(_write(project, text), project)
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["staging\n", "stag ing", "a;b", "x%%{init}", "", "s" * 101, "staging:prod"])
+def test_promotes_from_must_be_a_stack_name(project, value):
+    edit_stack(project, "production", lambda c: c.__setitem__("rollout:promotesFrom", value))
+    with pytest.raises(ConfigError) as caught:
+        load_stack("production", project)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith("stacks/Pulumi.production.yaml: rollout:promotesFrom: ")
+    assert "must be a stack name" in line
