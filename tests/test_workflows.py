@@ -275,3 +275,14 @@ def test_every_rollout_command_the_workflows_run_exists_with_those_options():
         for call in re.findall(rf"\brollout {name} ((?:[^\n\\]|\\\n)*)", text):
             for option in re.findall(r"(--[a-z-]+)", call):
                 assert option in options, f"rollout {name} has no {option}"
+
+
+@pytest.mark.parametrize("workflow, job", [("preview.yml", None), ("deploy-stack.yml", "up")])
+def test_the_gate_evidence_carries_the_live_routes_where_the_stacks_kubeconfig_is_set(workflow, job):
+    """A canary the relay's fast path took out of traffic stays out until its rollback is recorded."""
+    found = jobs(by_name()[workflow])
+    chosen = found[job] if job else next(j for j in found.values() if any("rollout evidence" in (s.get("run") or "") for s in steps(j)))
+    (step,) = [s for s in steps(chosen) if "rollout evidence" in (s.get("run") or "")]
+    assert "KUBECONFIG_" in step["env"]["KUBECONFIG_CONTENT"]
+    assert "kubectl get httproutes" in step["run"] and "--live-routes" in step["run"]
+    assert "rm -f build/kubeconfig" in step["run"]
