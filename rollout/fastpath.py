@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -134,7 +135,8 @@ class RouteUpdater:
         self.namespace = namespace
         self.base = f"{api_url.rstrip('/')}/apis/{ROUTE_API}/{ROUTE_VERSION}/namespaces/{namespace}/httproutes"
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": FIELD_MANAGER}
-        self._client = httpx.AsyncClient(verify=ca_file or True, timeout=timeout_s)
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self._client = httpx.AsyncClient(verify=verify, timeout=timeout_s)
         self.tries = tries
 
     @classmethod
