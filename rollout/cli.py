@@ -54,14 +54,13 @@ def _stack_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: Pulumi's rule for stack names. The name is also part of a file name under
-#: stacks/, so this keeps out separators ("../x"), control characters and names
-#: longer than a file name may be.
-_STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-
-
 def _stack_name(text: str) -> str:
-    if not _STACK_NAME.fullmatch(text):
+    # Pulumi's rule (rollout.config.STACK_NAME). The name is also part of a file
+    # name under stacks/, so it keeps out separators ("../x"), control characters
+    # and names longer than a file name may be.
+    from rollout.config import STACK_NAME
+
+    if not STACK_NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text[:100]!r} is not a stack name: 1 to 100 letters, digits, '-', '_' or '.'"
         )

@@ -172,34 +172,41 @@ def stage_history(now: float, weights: list[int], soaked: bool = True) -> list[d
     return entries
 
 
+def service(config: dict, name: str = "genesis") -> dict:
+    """One service's mapping in a stack file's ``config``."""
+    return next(s for s in config["rollout:services"] if s["name"] == name)
+
+
+def epoch(stamp: str) -> float:
+    """A history entry's ``startedAt`` as seconds since the epoch."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def healthy_evidence(project: "EngineProject", stack: str, workdir: Path, *extra: str) -> Path:
+    """``rollout evidence`` of ``stack`` as deployed (its stack outputs), against a real
+    Prometheus holding a healthy canary over its current stage; returns the evidence file."""
+    outputs = workdir / f"{stack}-deployed.json"
+    outputs.write_text(json.dumps(project.outputs(stack)))
+    document = yaml.safe_load(project.stack_file(stack).read_text())
+    stage_start = epoch(service(document["config"])["rollout"]["history"][-1]["startedAt"])
+    evidence = workdir / f"{stack}-evidence.json"
+    with healthy_canary_prometheus(workdir, stage_start, time.time()) as prometheus:
+        collected = project.rollout("evidence", "--stack", stack, "--prometheus", prometheus.url,
+                                    "--deployed-state", str(outputs), *extra, "--out", str(evidence))
+    assert collected.returncode == 0, collected.stderr
+    return evidence
+
+
 @contextmanager
 def healthy_canary_prometheus(workdir: Path, stage_start: float, now: float, services=("genesis",)) -> Iterator:
     """A real Prometheus holding a healthy canary and stable since before ``stage_start``."""
-    from servers import binary, start_prometheus
+    from servers import start_backfilled_prometheus
     from test_e2e_gates import HEALTHY, STEP, openmetrics
 
     stage = int(stage_start) // STEP * STEP
     end = int(now) // STEP * STEP - STEP
     text = openmetrics({s: {"canary": (HEALTHY, HEALTHY), "stable": (HEALTHY, HEALTHY)} for s in services},
                        start=stage - 2 * 3600, stage=stage, end=end)
-    source = workdir / "series.om"
-    source.write_text(text)
-    blocks = workdir / "tsdb"
-    created = subprocess.run(
-        [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(blocks)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert created.returncode == 0, created.stderr
     config = yaml.safe_dump({"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}})
-    with start_prometheus(config, storage_dir=blocks) as prometheus:
+    with start_backfilled_prometheus(text, workdir, config) as prometheus:
         yield prometheus
-
-
-def wait_for(predicate, what: str, deadline_s: float = 60.0):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")

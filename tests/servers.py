@@ -205,6 +205,27 @@ def start_prometheus(
 
 
 @contextmanager
+def start_backfilled_prometheus(
+    openmetrics_text: str, workdir: Path, config_text: str, rules: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Prometheus started on blocks that promtool backfilled from ``openmetrics_text``.
+
+    Prometheus reads backfilled blocks only when it opens its storage, so the
+    blocks are made first and the server started on them.
+    """
+    source = workdir / "series.om"
+    source.write_text(openmetrics_text)
+    blocks = workdir / "tsdb"
+    created = subprocess.run(
+        [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(blocks)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert created.returncode == 0, created.stderr
+    with start_prometheus(config_text, rules=rules, storage_dir=blocks) as prometheus:
+        yield prometheus
+
+
+@contextmanager
 def start_alertmanager(
     config_text: str,
     extra_files: dict[str, str] | None = None,

@@ -14,7 +14,6 @@ then the CLI runs as a user would: ``rollout evidence``, ``rollout advance``,
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,7 +26,7 @@ from alerts.catalogue import rule_groups
 from conftest import edit_stack
 from rollout import conventions
 from rollout.loader import load_stack
-from servers import binary, start_prometheus
+from servers import start_backfilled_prometheus
 from test_cli_rollout import added_lines, commit_all, rollout, stack_text
 
 pytestmark = pytest.mark.e2e
@@ -145,22 +144,13 @@ def canaries(project: Path, tmp_path: Path):
         stage=stage,
         end=now - STEP,
     )
-    source = tmp_path / "series.om"
-    source.write_text(text)
-    blocks = tmp_path / "tsdb"
-    created = subprocess.run(
-        [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(blocks)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert created.returncode == 0, created.stderr
     config = load_stack("staging", project)
     rules = {"rules/rollout.yaml": yaml.safe_dump({"groups": rule_groups(config)}, sort_keys=False)}
     prometheus_yml = yaml.safe_dump({
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "rule_files": ["rules/rollout.yaml"],
     })
-    # Prometheus reads backfilled blocks only when it opens the storage: start it afterwards.
-    with start_prometheus(prometheus_yml, rules=rules, storage_dir=blocks) as prometheus:
+    with start_backfilled_prometheus(text, tmp_path, prometheus_yml, rules=rules) as prometheus:
         yield project, prometheus, tmp_path
 
 

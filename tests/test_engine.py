@@ -12,24 +12,17 @@ repository, which these machines cannot reach (a stack can point
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime
-from pathlib import Path
 
 import pytest
 import yaml
 
-from engine import EngineProject, commit_all, engine_project, healthy_canary_prometheus, stage_history
+from engine import EngineProject, commit_all, engine_project, healthy_evidence, service, stage_history
 from rollout.gates import NEXT_STAGE_ONLY, SOAK_SERVED
 
 pytestmark = pytest.mark.engine
 
 SERVICE = "genesis"
-
-
-def _service(config: dict) -> dict:
-    return next(s for s in config["rollout:services"] if s["name"] == SERVICE)
 
 
 def offline_monitoring(config: dict) -> None:
@@ -44,7 +37,7 @@ def dev(tmp_path_factory) -> EngineProject:
 
     def change(config: dict) -> None:
         offline_monitoring(config)
-        _service(config)["rollout"]["history"] = stage_history(now, [0, 5, 10])
+        service(config)["rollout"]["history"] = stage_history(now, [0, 5, 10])
 
     project.edit("dev", change)
     commit_all(project.path, "dev at 10 %")
@@ -119,7 +112,7 @@ def _refused(project: EngineProject, change, policy: str) -> str:
 
 def test_a_skipped_stage_is_refused_by_the_pack_as_the_engine_runs_it(dev):
     def skip(config: dict) -> None:
-        _service(config)["rollout"]["history"].append({"weight": 50, "startedAt": _now()})
+        service(config)["rollout"]["history"].append({"weight": 50, "startedAt": _now()})
 
     _refused(dev, skip, NEXT_STAGE_ONLY)
 
@@ -127,10 +120,10 @@ def test_a_skipped_stage_is_refused_by_the_pack_as_the_engine_runs_it(dev):
 def test_an_unserved_soak_is_refused_by_the_pack_as_the_engine_runs_it(dev):
     """The current stage committed ten minutes ago; the next one appended now."""
     before = dev.stack_file("dev").read_text()
-    dev.edit("dev", lambda c: _service(c)["rollout"]["history"].__setitem__(-1, {"weight": 10, "startedAt": _now(-600)}))
+    dev.edit("dev", lambda c: service(c)["rollout"]["history"].__setitem__(-1, {"weight": 10, "startedAt": _now(-600)}))
     commit_all(dev.path, "10 % ten minutes ago")
     try:
-        _refused(dev, lambda c: _service(c)["rollout"]["history"].append({"weight": 25, "startedAt": _now()}),
+        _refused(dev, lambda c: service(c)["rollout"]["history"].append({"weight": 25, "startedAt": _now()}),
                  SOAK_SERVED)
     finally:
         dev.stack_file("dev").write_text(before)
@@ -144,18 +137,8 @@ def _now(offset: float = 0) -> str:
 
 
 def test_stack_outputs_feed_evidence_advance_preview_and_a_second_up(dev, tmp_path):
-    deployed = tmp_path / "deployed.json"
-    deployed.write_text(json.dumps(dev.outputs("dev")))
-    state = json.loads(deployed.read_text())["rolloutState"]
-    assert state["services"][SERVICE]["weight"] == 10
-
-    history = yaml.safe_load(dev.stack_file("dev").read_text())["config"]["rollout:services"][0]["rollout"]["history"]
-    stage_start = datetime.fromisoformat(history[-1]["startedAt"].replace("Z", "+00:00")).timestamp()
-    with healthy_canary_prometheus(tmp_path, stage_start, time.time()) as prometheus:
-        evidence = tmp_path / "evidence.json"
-        collected = dev.rollout("evidence", "--stack", "dev", "--prometheus", prometheus.url,
-                                "--deployed-state", str(deployed), "--out", str(evidence))
-        assert collected.returncode == 0, collected.stderr
+    assert dev.outputs("dev")["rolloutState"]["services"][SERVICE]["weight"] == 10
+    evidence = healthy_evidence(dev, "dev", tmp_path)
     advanced = dev.rollout("advance", "--stack", "dev", "--service", SERVICE, "--evidence", str(evidence))
     assert advanced.returncode == 0, advanced.stdout + advanced.stderr
     assert advanced.stdout.startswith(f"{SERVICE}: 10% -> 25% from ")

@@ -17,7 +17,7 @@ import time
 import pytest
 
 import figures
-from engine import EngineProject, commit_all, engine_project, healthy_canary_prometheus, stage_history
+from engine import EngineProject, commit_all, engine_project, healthy_evidence, service, stage_history
 from kube_cluster import start_cluster
 from rollout.gates import NEXT_STAGE_ONLY
 
@@ -27,10 +27,6 @@ SERVICE = "genesis"
 NAMESPACES = {"staging": "rollout-staging", "production": "rollout-production"}
 RELAY_IMAGE = "ghcr.io/example/rollout-relay@sha256:" + "ab" * 32
 MONITORING_KINDS = {"PrometheusRule": "prometheusrules", "ServiceMonitor": "servicemonitors", "Probe": "probes"}
-
-
-def _service(config: dict) -> dict:
-    return next(s for s in config["rollout:services"] if s["name"] == SERVICE)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +51,7 @@ def deployed(cluster, tmp_path_factory) -> EngineProject:
             config["rollout:monitoring"]["install"] = False
             config["rollout:kubernetes"]["namespace"] = NAMESPACES[stack]
             config["rollout:kubernetes"]["skipAwait"] = True
-            _service(config)["rollout"]["history"] = stage_history(now, weights)
+            service(config)["rollout"]["history"] = stage_history(now, weights)
             if stack == "production":
                 # The rollback relay with its fast path (its RBAC is what the test exercises).
                 config["rollout:rollback"] = {"fastPath": True, "relay": {"image": RELAY_IMAGE, "repository": "example/rollout"}}
@@ -119,7 +115,7 @@ def test_advance_preview_up_then_rollback_up_and_a_skipped_stage_changes_nothing
     # A skipped stage (10 -> 50) is refused by the pack, in preview and in up,
     # and the route stays where it was.
     before = project.stack_file("staging").read_text()
-    project.edit("staging", lambda c: _service(c)["rollout"]["history"].append(
+    project.edit("staging", lambda c: service(c)["rollout"]["history"].append(
         {"weight": 50, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
     try:
         refused = project.preview("staging")
@@ -131,15 +127,7 @@ def test_advance_preview_up_then_rollback_up_and_a_skipped_stage_changes_nothing
     assert route_weights(cluster, "staging") == {f"{SERVICE}-stable": 90, f"{SERVICE}-canary": 10}
 
     # The cycle users run: evidence -> advance -> preview -> up.
-    outputs = tmp_path / "deployed.json"
-    outputs.write_text(json.dumps(project.outputs("staging")))
-    history = _service_history(project, "staging")
-    stage_start = _epoch(history[-1]["startedAt"])
-    with healthy_canary_prometheus(tmp_path, stage_start, time.time()) as prometheus:
-        evidence = tmp_path / "evidence.json"
-        collected = project.rollout("evidence", "--stack", "staging", "--prometheus", prometheus.url,
-                                    "--deployed-state", str(outputs), "--out", str(evidence))
-        assert collected.returncode == 0, collected.stderr
+    evidence = healthy_evidence(project, "staging", tmp_path)
     advanced = project.rollout("advance", "--stack", "staging", "--service", SERVICE, "--evidence", str(evidence))
     assert advanced.returncode == 0, advanced.stdout + advanced.stderr
     config = project.policy_config("staging", "--evidence", str(evidence))
@@ -157,19 +145,6 @@ def test_advance_preview_up_then_rollback_up_and_a_skipped_stage_changes_nothing
     assert back.returncode == 0, back.stdout + back.stderr
     assert route_weights(cluster, "staging") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
     commit_all(project.path, "staging rolled back")
-
-
-def _service_history(project: EngineProject, stack: str) -> list[dict]:
-    import yaml
-
-    document = yaml.safe_load(project.stack_file(stack).read_text())
-    return _service(document["config"])["rollout"]["history"]
-
-
-def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def test_a_route_changed_behind_pulumis_back_shows_in_a_refreshed_preview_and_up_restores_it(cluster, deployed):
@@ -224,10 +199,10 @@ def test_the_relays_fast_path_takes_the_canary_out_with_only_its_rbac_and_the_ga
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
     monkeypatch.setenv(SERVICE_ACCOUNT_DIR_ENV, str(account))
 
-    def run(updater, service):
+    def run(updater, name):
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(updater(service))
+            loop.run_until_complete(updater(name))
         finally:
             loop.run_until_complete(updater.close())
             loop.close()
@@ -248,15 +223,7 @@ def test_the_relays_fast_path_takes_the_canary_out_with_only_its_rbac_and_the_ga
     routes = tmp_path / "routes.json"
     routes.write_text(json.dumps(cluster.custom().list_namespaced_custom_object(
         "gateway.networking.k8s.io", "v1", namespace, "httproutes")))
-    outputs = tmp_path / "deployed.json"
-    outputs.write_text(json.dumps(deployed.outputs("production")))
-    stage_start = _epoch(_service_history(deployed, "production")[-1]["startedAt"])
-    with healthy_canary_prometheus(tmp_path, stage_start, time.time()) as prometheus:
-        evidence = tmp_path / "evidence.json"
-        collected = deployed.rollout("evidence", "--stack", "production", "--prometheus", prometheus.url,
-                                     "--deployed-state", str(outputs), "--live-routes", str(routes),
-                                     "--out", str(evidence))
-        assert collected.returncode == 0, collected.stderr
+    evidence = healthy_evidence(deployed, "production", tmp_path, "--live-routes", str(routes))
     refused = deployed.preview("production", "--policy-pack-config",
                                str(deployed.policy_config("production", "--evidence", str(evidence))))
     assert refused.returncode != 0 and LIVE_ROUTE_RESPECTED in refused.stdout + refused.stderr, refused.stdout

@@ -38,8 +38,9 @@ def test_pyproject_declares_the_rollout_command_ranged_dependencies_and_the_engi
     assert pyproject["project"]["scripts"]["rollout"] == "rollout.cli:main"
     # The engine's SDKs are pinned exactly, to the versions of the Go-built engine
     # and provider (tools/versions.env); every other dependency has a range.
-    pins = dict(line.split("=", 1) for line in (ROOT / "tools" / "versions.env").read_text().splitlines()
-                if line and not line.startswith("#"))
+    from kube_cluster import pins as tool_pins
+
+    pins = tool_pins()
     exact = {"pulumi": pins["PULUMI_VERSION"], "pulumi-kubernetes": pins["PULUMI_KUBERNETES_VERSION"]}
     for requirement in pyproject["project"]["dependencies"]:
         name = requirement.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0]
