@@ -1,5 +1,5 @@
-"""Entry point of the Pulumi program (see Pulumi.yaml): rollout.program.run."""
+"""Entry point of the Pulumi program (see Pulumi.yaml): rollout.engine.program.run."""
 
-from rollout.program import run
+from rollout.engine.program import run
 
 run()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alerts.burnrate import burn_rate_alerts
 from alerts.model import Alert, Scenario
 from alerts.series import Series
-from rollout import conventions as c
-from rollout.config import StackConfig
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
 
 
 def alerts(config: StackConfig) -> list[Alert]:

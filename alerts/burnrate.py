@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from alerts.model import Alert, Scenario, ratio
-from rollout.config import StackConfig
-from rollout.durations import parse_duration
+from rollout.model.config import StackConfig
+from rollout.model.durations import parse_duration
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import replace
 
 from alerts import availability, cost, deployment, errors, performance, recording, security
 from alerts.model import Alert
-from rollout import conventions
-from rollout.config import StackConfig
+from rollout.model import conventions
+from rollout.model.config import StackConfig
 
 CATEGORY_BUILDERS = {
     "availability": availability.alerts,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from alerts.model import Alert, Scenario
-from rollout import conventions as c
-from rollout.config import StackConfig
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
 
 PROMETHEUS = f'instance="prometheus:9090",job="{c.JOB_PROMETHEUS}"'
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from alerts.model import Alert, Scenario, ratio
 from alerts.series import Series, labels
-from rollout import conventions as c
-from rollout.config import StackConfig
-from rollout.durations import format_duration
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
+from rollout.model.durations import format_duration
 
 
 def alerts(config: StackConfig) -> list[Alert]:

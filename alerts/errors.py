@@ -6,9 +6,9 @@ from alerts.burnrate import burn_rate_alerts
 from alerts.model import Alert, Scenario, ratio
 from alerts.performance import _after, _before
 from alerts.series import Series
-from rollout import conventions as c
-from rollout.config import StackConfig
-from rollout.durations import format_duration
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
+from rollout.model.durations import format_duration
 
 
 def alerts(config: StackConfig) -> list[Alert]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rollout import conventions
+from rollout.model import conventions
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from alerts.burnrate import burn_rate_alerts
 from alerts.model import Alert, Scenario, ratio
 from alerts.series import Series
-from rollout import conventions as c
-from rollout.config import StackConfig
-from rollout.durations import format_duration
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
+from rollout.model.durations import format_duration
 
 #: The P95 objective lets 5 % of requests be slower than it: that is the budget.
 P95_BUDGET = 0.05

@@ -1,6 +1,6 @@
 """Recording rules carrying the SLIs, so alerts, dashboards and gates read cheap series.
 
-Names come from rollout.conventions (``level:metric:operations``); the metric
+Names come from rollout.model.conventions (``level:metric:operations``); the metric
 contract's names from the stack's ``rollout:metrics``. Raw series are read once,
 into 5-minute rates; everything else is built from those: the quantiles from
 one bucket rate, and the burn-rate windows (up to 3 days) from the per-service
@@ -11,8 +11,8 @@ cheap as the series count grows (benchmarks/rulecost.py measures it).
 from __future__ import annotations
 
 from alerts.model import Recording, le_matcher
-from rollout import conventions as c
-from rollout.config import StackConfig
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
 
 BY = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
 

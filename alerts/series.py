@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rollout import conventions as c
-from rollout.config import StackConfig
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
 
 
 def labels(**pairs: str) -> str:

@@ -237,8 +237,8 @@ def section_edit_cost(sizes_kb: list[int], repeats: int) -> dict:
     from datetime import datetime, timezone
 
     sys.path.insert(0, str(ROOT))
-    from rollout.loader import load_file
-    from rollout.stackfile import NewEntry, append_history
+    from rollout.load.stack import load_file
+    from rollout.load.stackfile import NewEntry, append_history
 
     print("6. Edit cost: a rollback's edit of a large stack file against reading it")
     figures = {}

@@ -18,8 +18,8 @@ import yaml
 
 from alerts.catalogue import all_alerts
 from alerts.series import Series
-from rollout.loader import load_stack
-from rollout.render import render
+from rollout.load.stack import load_stack
+from rollout.build.render import render
 
 STEP = 15  # seconds between samples and evaluations in the incident runs
 HORIZON = 12 * 60  # seconds followed after an incident starts

@@ -32,9 +32,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import ForgeStandIn, MetricsTarget, WebhookSink, receivers_to_loopback, start_alertmanager, start_prometheus, start_relay  # noqa: E402
 
-from rollout.loader import load_stack  # noqa: E402
-from rollout import fastpath, traffic  # noqa: E402
-from rollout.render import render  # noqa: E402
+from rollout.load.stack import load_stack  # noqa: E402
+from rollout.build import relay_objects, traffic  # noqa: E402
+from rollout.ops import fastpath  # noqa: E402
+from rollout.build.render import render  # noqa: E402
 
 TOKEN = "bench-relay-token"
 HEALTHY_SCRAPES = 3
@@ -82,11 +83,11 @@ def _cluster_with_route(config, workdir: Path):
         route = traffic.http_route(config, service)
         route["metadata"]["namespace"] = NAMESPACE
         cluster.custom().create_namespaced_custom_object("gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes", route)
-        account, role, binding = fastpath.rbac_objects(NAMESPACE, [s.name for s in config.services])
+        account, role, binding = relay_objects.rbac_objects(NAMESPACE, [s.name for s in config.services])
         core.create_namespaced_service_account(NAMESPACE, account)
         rbac.create_namespaced_role(NAMESPACE, role)
         rbac.create_namespaced_role_binding(NAMESPACE, binding)
-        token = core.create_namespaced_service_account_token(fastpath.NAME, NAMESPACE, client.AuthenticationV1TokenRequest(
+        token = core.create_namespaced_service_account_token(relay_objects.NAME, NAMESPACE, client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[cluster.server], expiration_seconds=3600))).status.token
         folder = workdir / "serviceaccount"
         folder.mkdir()

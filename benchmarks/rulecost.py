@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import LOOPBACK, start_prometheus  # noqa: E402
 
-from rollout.loader import load_stack  # noqa: E402
-from rollout.render import render  # noqa: E402
+from rollout.load.stack import load_stack  # noqa: E402
+from rollout.build.render import render  # noqa: E402
 
 BUCKETS = ("0.1", "0.2", "0.5", "1", "2.5", "+Inf")
 

@@ -51,7 +51,7 @@ class Dashboards(pulumi.ComponentResource):
         if args.namespace is not None:
             import pulumi_kubernetes as k8s
 
-            from rollout.kubernetes_objects import dashboard_config_map
+            from rollout.build.kubernetes_objects import dashboard_config_map
 
             for uid, text in sorted(args.dashboards.items()):
                 document = dashboard_config_map(args.namespace, args.folder, uid, text, args.labels)

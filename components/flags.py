@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pulumi
 
-from rollout import conventions, versions
+from rollout.model import conventions, versions
 
 TYPE = "rollout:flags:FeatureFlags"
 
@@ -26,7 +26,7 @@ TYPE = "rollout:flags:FeatureFlags"
 class KubernetesFlagsArgs:
     """Where the flag ConfigMap goes."""
 
-    #: The flagd document, serialised (rollout.flags.dumps).
+    #: The flagd document, serialised (rollout.build.flags.dumps).
     document: str
     namespace: pulumi.Input[str]
     labels: dict[str, str]
@@ -53,7 +53,7 @@ class KubernetesFeatureFlags(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         import pulumi_kubernetes as k8s
 
-        from rollout.kubernetes_objects import flags_config_map
+        from rollout.build.kubernetes_objects import flags_config_map
 
         document = flags_config_map(args.namespace, args.document, args.labels)
         metadata = document["metadata"]

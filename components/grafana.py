@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from rollout import conventions as c
+from rollout.model import conventions as c
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Relay: ``rollout relay`` beside Alertmanager on a Kubernetes stack (rollout/relay_objects.py builds every object)."""
+"""Relay: ``rollout relay`` beside Alertmanager on a Kubernetes stack (rollout/build/relay_objects.py builds every object)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from rollout import relay_objects
-from rollout.config import StackConfig
+from rollout.build import relay_objects
+from rollout.model.config import StackConfig
 
 TYPE = "rollout:rollback:Relay"
 

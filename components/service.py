@@ -2,7 +2,7 @@
 
 Kubernetes: a Deployment and a Service per track, a PodDisruptionBudget per
 track in production, and a Gateway API HTTPRoute with backend weights
-stable 100 - w and canary w (rollout/traffic.py builds every object).
+stable 100 - w and canary w (rollout/build/traffic.py builds every object).
 
 Docker: one container per track on the stack's network. Plain Docker has no
 weighted routing: both tracks are published on their own 127.0.0.1 ports, the
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import pulumi
 
-from rollout import conventions as c
-from rollout import traffic
-from rollout.config import ServiceSettings, StackConfig
+from rollout.model import conventions as c
+from rollout.build import traffic
+from rollout.model.config import ServiceSettings, StackConfig
 
 TYPE = "rollout:services:CanaryService"
 STATE_LABEL = "rollout.dev/weight"

@@ -36,9 +36,9 @@ with warnings.catch_warnings():
 
 from alerts.burnrate import PAGE, TICKET
 from alerts.performance import P95_BUDGET as LATENCY_BUDGET
-from rollout import conventions as c
-from rollout.config import StackConfig
-from rollout.durations import format_duration
+from rollout.model import conventions as c
+from rollout.model.config import StackConfig
+from rollout.model.durations import format_duration
 
 DATASOURCE = gc.DataSourceRef(type_val="prometheus", uid=c.GRAFANA_DATASOURCE_UID)
 #: Dashboard variables: one service, any of its tracks.
@@ -501,7 +501,7 @@ class StageAnnotation:
 
 def stage_annotations(config: StackConfig) -> list[StageAnnotation]:
     """Every entry of every service's history, in time order per service."""
-    from rollout.state import format_time
+    from rollout.model.time import format_time
 
     found = []
     for service in config.services:

@@ -23,7 +23,7 @@ CONFIG_SCHEMA_PROPERTIES = {
 
 def _validate(policy: Policy):
     def validate(args, report_violation) -> None:
-        from rollout.state import utc_now
+        from rollout.model.time import utc_now
 
         resources = [Resource(r.resource_type, r.name, r.props, r.urn) for r in args.resources]
         by_name = {r.name: r.urn for r in args.resources}
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from rollout.checking import load_evidence
-    from rollout.errors import ConfigError, UsageError
-    from rollout.loader import load_stack
+    from rollout.gates.check import load_evidence
+    from rollout.model.errors import ConfigError, UsageError
+    from rollout.load.stack import load_stack
 
     parser = argparse.ArgumentParser(description="Write the policy pack's config for a stack.")
     parser.add_argument("--stack", required=True)

@@ -1,6 +1,6 @@
 """Every policy of the pack, as plain functions over plain data.
 
-policies/__main__.py wraps them for CrossGuard; rollout/policy_runner.py runs
+policies/__main__.py wraps them for CrossGuard; rollout/engine/policy_runner.py runs
 them over what the program declares under Pulumi's mocks (``rollout check``);
 the tests call them with constructed resources. A policy sees only resource
 inputs: the rollout state comes from the ``rollout-state`` Stash the program
@@ -22,8 +22,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from rollout import conventions as c
-from rollout.gates import GATE_POLICIES, judge_with_evidence
+from rollout.model import conventions as c
+from rollout.model.releases import is_pinned
+from rollout.gates.judge import GATE_POLICIES, judge_with_evidence
 
 STATE_STASH = "rollout-state"
 FLAGS_STASH = "rollout-flags-document"
@@ -140,16 +141,6 @@ def _images(resources: list[Resource]) -> Iterable[tuple[str, str]]:
             yield resource.name, str(resource.props.get("name", ""))
 
 
-def is_pinned(image: str) -> bool:
-    """A digest, or a tag other than latest."""
-    if "@sha256:" in image:
-        return True
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return False
-    return last.rsplit(":", 1)[1] not in ("", "latest")
-
-
 # --- gates -----------------------------------------------------------------------
 
 
@@ -175,8 +166,8 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
 
 
 def _committed(state: Mapping[str, Any]) -> dict | None:
-    from rollout.checking import NoGitBase, state_at_ref
-    from rollout.loader import project_root
+    from rollout.gates.check import NoGitBase, state_at_ref
+    from rollout.load.stack import project_root
 
     try:
         return state_at_ref(str(state.get("stack")), project_root(), "HEAD")

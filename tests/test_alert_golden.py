@@ -15,8 +15,8 @@ import re
 import pytest
 
 from conftest import FIXTURE, ROOT, STACKS
-from rollout.artifacts import build_artifacts
-from rollout.loader import load_stack
+from rollout.build.artifacts import build_artifacts
+from rollout.load.stack import load_stack
 
 GOLDEN = ROOT / "tests" / "golden"
 FOLDERS = ("prometheus", "alertmanager")

@@ -18,9 +18,9 @@ from alerts.catalogue import all_alerts
 from alerts.model import Alert
 from alerts.series import Series
 from conftest import FIXTURE, ROOT, STACKS, edit_stack
-from rollout import conventions
-from rollout.loader import load_file, load_stack
-from rollout.render import render
+from rollout.model import conventions
+from rollout.load.stack import load_file, load_stack
+from rollout.build.render import render
 
 TEMPLATE = re.compile(r"\{\{ \$labels\.(\w+) \}\}")
 

@@ -18,8 +18,8 @@ import yaml
 
 from conftest import ROOT
 from figures import count
-from rollout.errors import ConfigError
-from rollout.loader import load_file
+from rollout.model.errors import ConfigError
+from rollout.load.stack import load_file
 
 CORPUS = Path(__file__).parent / "fixtures" / "broken"
 

@@ -8,9 +8,9 @@ import tarfile
 import pytest
 
 from conftest import edit_stack
-from rollout import versions
-from rollout.errors import ConfigError
-from rollout.loader import load_stack
+from rollout.model import versions
+from rollout.model.errors import ConfigError
+from rollout.load.stack import load_stack
 
 KEY = "kube-prometheus-stack"
 NAME, VERSION = versions.CHARTS[KEY]
@@ -39,7 +39,7 @@ def _tgz(root, name=NAME, version=VERSION):
 
 
 def test_a_pinned_chart_directory_or_archive_is_accepted_and_used(project):
-    from rollout.charts import chart_args
+    from components.monitoring.kubernetes import chart_args
 
     _chart_dir(project)
     _set(project, f"mirror/{NAME}")

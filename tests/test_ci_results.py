@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from rollout.ci_results import exposition, pass_ratio
+from rollout.ops.ci_results import exposition, pass_ratio
 
 
 def test_the_pass_ratio_of_a_real_pytest_run(tmp_path):
@@ -29,12 +29,12 @@ def test_the_pass_ratio_of_a_real_pytest_run(tmp_path):
 def test_a_report_with_no_test_run_is_an_error(tmp_path):
     report = tmp_path / "junit.xml"
     report.write_text('<testsuites><testsuite name="x" tests="0" failures="0" errors="0" skipped="0"/></testsuites>')
-    result = subprocess.run([sys.executable, "-m", "rollout.ci_results", str(report)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "rollout.ops.ci_results", str(report)], capture_output=True, text=True)
     assert result.returncode == 2 and "no test ran" in result.stderr
 
 
 def test_a_report_path_with_a_newline_is_named_on_one_escaped_line(tmp_path, capsys):
-    from rollout.ci_results import main
+    from rollout.ops.ci_results import main
 
     path = tmp_path / "junit\nci_results: ok\x1b[2K.xml"
     path.write_text("<testsuite tests='0'/>")

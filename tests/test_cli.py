@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURE, ROOT, STACKS, edit_stack
-from rollout.artifacts import build_artifacts
-from rollout.loader import load_stack
+from rollout.build.artifacts import build_artifacts
+from rollout.load.stack import load_stack
 
 
 def rollout(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

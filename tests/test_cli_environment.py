@@ -24,8 +24,8 @@ import pytest
 from conftest import ROOT
 from figures import count
 from rollout.cli import main
-from rollout.loader import load_stack
-from rollout.state import rollout_state
+from rollout.load.stack import load_stack
+from rollout.model.state import rollout_state
 from servers import free_port
 
 NOWHERE = f"http://127.0.0.1:{free_port()}"

@@ -1,6 +1,6 @@
 """What a stack file, a file name or an argument holds reaches the terminal and
 the pull request's comment escaped: `rollout status --all`, `plan`, `diff` and
-the comment (rollout.comment) show each value on its own line, with its control
+the comment (rollout.cli.comment) show each value on its own line, with its control
 characters, escape sequences, line separators and bidirectional overrides as
 their escapes, and never let a value out of its table cell, code span or block.
 
@@ -23,8 +23,8 @@ import yaml
 
 from conftest import FIXTURE, STACKS, build_project, edit_stack
 from rollout.cli import main
-from rollout.comment import build, weight_changes
-from rollout.markdown import cell, code_block, code_span
+from rollout.cli.comment import build, weight_changes
+from rollout.cli.markdown import cell, code_block, code_span
 
 #: A value that would clear the screen, reverse the text after it and forge a line.
 FORGED = "q\x1b[2J\u202eq\nstack staging: healthy"

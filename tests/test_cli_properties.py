@@ -41,8 +41,8 @@ from hypothesis import strategies as st
 from conftest import FIXTURE, ROOT, STACKS
 from figures import count
 from rollout.cli import build_parser, main
-from rollout.loader import load_stack
-from rollout.state import rollout_state
+from rollout.load.stack import load_stack
+from rollout.model.state import rollout_state
 from servers import free_port
 
 SERVICE = "genesis"
@@ -778,9 +778,9 @@ def _loads_for_a_rollback(text: str) -> bool:
     """Whether the file is valid as a rollback reads it (entries ahead of the clock allowed)."""
     import tempfile
 
-    from rollout.clock import tolerate_future
-    from rollout.errors import ConfigError
-    from rollout.loader import read_stack_file, validate
+    from rollout.load.clock import tolerate_future
+    from rollout.model.errors import ConfigError
+    from rollout.load.stack import read_stack_file, validate
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "Pulumi.staging.yaml"
@@ -839,7 +839,7 @@ def _stored_project(folder: Path, name: str, image: str, reason: str, descriptio
 
     edit("staging", staging)
     shutil.copy(folder / "stacks" / "Pulumi.staging.yaml", folder / "stacks" / f"Pulumi.{name}.yaml")
-    from rollout.config import STACK_NAME
+    from rollout.model.config import STACK_NAME
 
     if STACK_NAME.fullmatch(name):
         # promotesFrom must be a stack name; a file named otherwise is still listed by status --all.

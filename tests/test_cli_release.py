@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from conftest import edit_stack
-from rollout.checking import state_at_ref
-from rollout.state import format_time, utc_now
+from rollout.gates.check import state_at_ref
+from rollout.model.time import format_time, utc_now
 from test_cli_rollout import commit_all, history, rollout, stack_text
 
 OLD, R, NEW, UNTESTED = (f"ghcr.io/example/genesis:{v}" for v in ("1.4.2", "1.5.0", "1.6.0", "9.9.9"))

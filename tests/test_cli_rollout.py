@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, edit_stack
-from rollout.loader import load_stack
+from rollout.load.stack import load_stack
 from servers import free_port
 
 SERVICE = "genesis"

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from conftest import FIXTURE, ROOT
-from rollout.checking import state_at_ref
-from rollout.comment import MARKER, build, weight_changes
-from rollout.loader import load_stack
-from rollout.state import rollout_state
+from rollout.gates.check import state_at_ref
+from rollout.cli.comment import MARKER, build, weight_changes
+from rollout.load.stack import load_stack
+from rollout.model.state import rollout_state
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -82,7 +82,7 @@ def test_a_rollback_is_allowed_and_says_so(repo):
 
 
 def test_the_comment_embeds_the_schedule_as_mermaid_the_status_table_and_the_rendered_diff():
-    from rollout.comment import MAX_DIFF_CHARS, build
+    from rollout.cli.comment import MAX_DIFF_CHARS, build
 
     plan = "gantt\n    dateFormat YYYY-MM-DD HH:mm\n    section genesis on staging\n    0 % :done, s0s0, 2031-03-03 09:00, 1440m\n"
     diff = "--- a/kubernetes/genesis-httproute.yaml\n+++ b/kubernetes/genesis-httproute.yaml\n@@ -1 +1 @@\n-      weight: 0\n+      weight: 5\n"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURE, STACKS, edit_stack
-from rollout.config import AllAtOnceFlag, CanaryFlag, PercentageFlag, ProgressiveFlag, SecretRef
-from rollout.errors import ConfigError
-from rollout.loader import load_file, load_stack
+from rollout.model.config import AllAtOnceFlag, CanaryFlag, PercentageFlag, ProgressiveFlag, SecretRef
+from rollout.model.errors import ConfigError
+from rollout.load.stack import load_file, load_stack
 
 CRITICAL = (
     "orchestration",

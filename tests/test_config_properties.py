@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from conftest import FIXTURE, ROOT
 from figures import count
-from rollout.errors import ConfigError
-from rollout.loader import load_file
+from rollout.model.errors import ConfigError
+from rollout.load.stack import load_file
 
 STAGING = yaml.safe_load((FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text())
 SHOWN = "stacks/Pulumi.fuzz.yaml"
@@ -271,9 +271,9 @@ def test_any_service_or_metric_name_loads_only_as_kubernetes_and_prometheus_take
 
 def _use(project: Path) -> None:
     """What the commands do with a loaded config: the state, the flags, every artifact; no exception."""
-    from rollout.flags import flag_document
-    from rollout.render import render
-    from rollout.state import rollout_state
+    from rollout.build.flags import flag_document
+    from rollout.build.render import render
+    from rollout.model.state import rollout_state
 
     config = load_file(project / "stacks" / "Pulumi.fuzz.yaml", project)
     rollout_state(config, "fuzz")

@@ -16,10 +16,10 @@ import pytest
 from alerts.catalogue import rule_groups
 from conftest import FIXTURE, KUBERNETES_STACKS, ROOT, STACKS, edit_stack
 from dashboards.build import dashboards, dumps
-from rollout import conventions as c
-from rollout.artifacts import build_artifacts
-from rollout.harness import run_program
-from rollout.loader import load_stack
+from rollout.model import conventions as c
+from rollout.build.artifacts import build_artifacts
+from rollout.engine.harness import run_program
+from rollout.load.stack import load_stack
 
 GOLDEN = ROOT / "tests" / "golden"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"

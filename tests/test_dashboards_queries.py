@@ -22,8 +22,8 @@ import yaml
 from alerts.catalogue import rule_groups
 from conftest import STACKS
 from dashboards.build import SERVICE_VAR, TRACK_VAR, dashboards
-from rollout import conventions as c
-from rollout.loader import load_stack
+from rollout.model import conventions as c
+from rollout.load.stack import load_stack
 from servers import binary, http_json, start_prometheus
 
 pytestmark = pytest.mark.e2e

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from conftest import edit_stack
-from rollout.loader import load_file
-from rollout.render import render
+from rollout.load.stack import load_file
+from rollout.build.render import render
 from servers import MetricsTarget, WebhookSink, free_port, receivers_to_loopback, start_alertmanager, start_prometheus
 
 # Slow (about a minute: ServiceDown's for is 1m), and part of the default suite.

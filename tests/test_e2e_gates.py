@@ -24,8 +24,8 @@ import yaml
 
 from alerts.catalogue import rule_groups
 from conftest import edit_stack
-from rollout import conventions
-from rollout.loader import load_stack
+from rollout.model import conventions
+from rollout.load.stack import load_stack
 from servers import start_backfilled_prometheus
 from test_cli_rollout import added_lines, commit_all, rollout, stack_text
 

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from conftest import edit_stack
-from rollout.loader import load_file
-from rollout.render import render
+from rollout.load.stack import load_file
+from rollout.build.render import render
 from servers import ForgeStandIn, MetricsTarget, WebhookSink, receivers_to_loopback, start_alertmanager, start_prometheus, start_relay
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from engine import EngineProject, commit_all, engine_project, healthy_evidence, service, stage_history
-from rollout.gates import NEXT_STAGE_ONLY, SOAK_SERVED
+from rollout.gates.judge import NEXT_STAGE_ONLY, SOAK_SERVED
 
 pytestmark = pytest.mark.engine
 

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from rollout.evidence import PrometheusClient, _scalar, collect, dumps, longest_failure_run
-from rollout.loader import load_stack
-from rollout.http_retry import Retry, public_url
-from rollout.state import rollout_state
+from rollout.ops.evidence import PrometheusClient, _scalar, collect, dumps, longest_failure_run
+from rollout.load.stack import load_stack
+from rollout.ops.http import Retry, public_url
+from rollout.model.state import rollout_state
 from servers import free_port, start_prometheus
 from conftest import FIXTURE
 
@@ -109,7 +109,7 @@ def test_stale_collection_time_is_kept_as_collected():
 
 
 def test_the_queries_read_the_stacks_own_metric_names():
-    from rollout.evidence import queries
+    from rollout.ops.evidence import queries
 
     config = load_stack("staging", FIXTURE)
     renamed = config.model_copy(update={"metrics": config.metrics.model_copy(update={

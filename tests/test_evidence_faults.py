@@ -22,10 +22,10 @@ import pytest
 
 from figures import count
 from rollout.cli import main
-from rollout.evidence import PrometheusClient, collect, dumps, sample_value
-from rollout.http_retry import Retry
-from rollout.loader import load_file
-from rollout.state import rollout_state
+from rollout.ops.evidence import PrometheusClient, collect, dumps, sample_value
+from rollout.ops.http import Retry
+from rollout.load.stack import load_file
+from rollout.model.state import rollout_state
 from servers import FlakyServer, free_port
 
 SERVICE = "genesis"

@@ -19,9 +19,9 @@ from openfeature.contrib.provider.flagd.resolvers.process import targeting as fl
 from openfeature.evaluation_context import EvaluationContext
 
 from conftest import FIXTURE, STACKS
-from rollout.config import AllAtOnceFlag, CanaryFlag, PercentageFlag, ProgressiveFlag
-from rollout.loader import load_stack
-from rollout.render import render
+from rollout.model.config import AllAtOnceFlag, CanaryFlag, PercentageFlag, ProgressiveFlag
+from rollout.load.stack import load_stack
+from rollout.build.render import render
 
 KEYS = [f"user-{i}" for i in range(10_000)]
 TOLERANCE = 2.0  # percentage points, over 10,000 targeting keys
@@ -145,8 +145,8 @@ def test_the_progressive_schedule_is_written_as_timestamp_targeting(tmp_path):
 
 
 def test_a_canary_flag_follows_its_services_weight_to_everyone_at_100(tmp_path):
-    from rollout.flags import flag_definition
-    from rollout.config import CanaryFlag
+    from rollout.build.flags import flag_definition
+    from rollout.model.config import CanaryFlag
 
     flag = CanaryFlag.model_validate({"strategy": "canary", "service": "genesis"})
     during = flag_definition(flag, weight=25)

@@ -9,8 +9,8 @@ import pytest
 from conftest import FIXTURE, STACKS
 from flagd_schema import flags_validator, validator_for
 from upstream import reference
-from rollout.flags import dumps, flag_document
-from rollout.loader import load_stack
+from rollout.build.flags import dumps, flag_document
+from rollout.load.stack import load_stack
 
 #: Upstream's own examples: {"positive"|"negative": {name: document}}.
 EXAMPLES = reference("flagd", "examples.json")

@@ -1,6 +1,6 @@
 """The rollout gates as a table of transitions: which advances are refused, by which gate.
 
-States are built with rollout.state from the shipped staging and production
+States are built with rollout.model.state from the shipped staging and production
 stacks with a history chosen per case; the clock is fixed (NOW), so no case
 depends on when it runs.
 """
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rollout.gates import (
+from rollout.gates.judge import (
     CANARY_WITHIN_BUDGET,
     GATE_POLICIES,
     LIVE_ROUTE_RESPECTED,
@@ -27,8 +27,9 @@ from rollout.gates import (
     judge,
     judge_with_evidence,
 )
-from rollout.loader import load_stack
-from rollout.state import format_time, rollout_state, service_state
+from rollout.load.stack import load_stack
+from rollout.model.state import rollout_state, service_state
+from rollout.model.time import format_time
 from conftest import FIXTURE
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

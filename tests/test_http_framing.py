@@ -1,9 +1,9 @@
 """What a monitoring API's server does on the wire never breaks a call or outlives its deadline.
 
-Each case runs ``rollout.http_retry.fetch`` against a raw TCP server on
+Each case runs ``rollout.ops.http.fetch`` against a raw TCP server on
 127.0.0.1 (tests/servers.py RawServer) that frames its answer wrongly, trickles
 it, sends too much, or redirects elsewhere. The call ends with an
-:class:`~rollout.http_retry.Answer` that says what happened, never an exception.
+:class:`~rollout.ops.http.Answer` that says what happened, never an exception.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from figures import count
-from rollout.http_retry import Answer, Retry, fetch, json_body
+from rollout.ops.http import Answer, Retry, fetch, json_body
 from servers import FlakyServer, RawServer, raw_answer
 
 ONE_TRY = Retry(deadline_s=3, timeout_s=1, max_tries=1)

@@ -11,7 +11,7 @@ import base64
 import pytest
 
 from figures import count
-from rollout.http_retry import Retry, fetch, public_url, transient
+from rollout.ops.http import Retry, fetch, public_url, transient
 from servers import FlakyServer, free_port
 
 #: Fast backoff for the tests: the schedule itself is tested with a fake clock below.

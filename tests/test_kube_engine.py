@@ -19,7 +19,7 @@ import pytest
 import figures
 from engine import EngineProject, commit_all, engine_project, healthy_evidence, service, stage_history
 from kube_cluster import start_cluster
-from rollout.gates import NEXT_STAGE_ONLY
+from rollout.gates.judge import NEXT_STAGE_ONLY
 
 pytestmark = [pytest.mark.engine, pytest.mark.cluster]
 
@@ -181,8 +181,8 @@ def test_the_relays_fast_path_takes_the_canary_out_with_only_its_rbac_and_the_ga
 
     from kubernetes import client
 
-    from rollout.fastpath import FIELD_MANAGER, SERVICE_ACCOUNT_DIR_ENV, RouteError, RouteUpdater
-    from rollout.gates import LIVE_ROUTE_RESPECTED
+    from rollout.ops.fastpath import FIELD_MANAGER, SERVICE_ACCOUNT_DIR_ENV, RouteError, RouteUpdater
+    from rollout.gates.judge import LIVE_ROUTE_RESPECTED
 
     namespace = NAMESPACES["production"]
     core = client.CoreV1Api(cluster.api())

@@ -17,9 +17,9 @@ import yaml
 
 from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack, without_secrets
 from upstream import chart_defaults, crd_schema
-from rollout import versions
-from rollout.harness import run_program
-from rollout.loader import load_stack
+from rollout.model import versions
+from rollout.engine.harness import run_program
+from rollout.load.stack import load_stack
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 CONTAINER = "docker:index/container:Container"
@@ -184,7 +184,7 @@ def test_the_docker_stack_runs_each_deployable_from_a_pinned_image_on_loopback_p
 
 
 def test_the_docker_prometheus_gets_the_rendered_config_and_alertmanager_its_config_as_a_secret(runs):
-    from rollout.artifacts import build_artifacts
+    from rollout.build.artifacts import build_artifacts
 
     files = build_artifacts(load_stack("local", FIXTURE), "local").files
     containers = {r.name: r for r in runs["local"].of_type(CONTAINER)}

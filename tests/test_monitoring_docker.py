@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import FIXTURE, edit_stack
-from rollout import conventions as c
-from rollout.harness import run_program
-from rollout.loader import load_stack
+from rollout.model import conventions as c
+from rollout.engine.harness import run_program
+from rollout.load.stack import load_stack
 
 CONTAINER = "docker:index/container:Container"
 #: Container -> the rollout:docker.ports key that publishes it.

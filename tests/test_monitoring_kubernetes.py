@@ -17,10 +17,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from components.monitoring.kubernetes import keep_prometheus_data
 from conftest import FIXTURE, KUBERNETES_STACKS, edit_stack
 from upstream import chart_defaults
-from rollout.conventions import GRAFANA_DATASOURCE_UID
-from rollout.harness import run_program
-from rollout.loader import load_stack
-from rollout.prometheus import prometheus_config
+from rollout.model.conventions import GRAFANA_DATASOURCE_UID
+from rollout.engine.harness import run_program
+from rollout.load.stack import load_stack
+from rollout.build.prometheus import prometheus_config
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 MONITORING_CR = "kubernetes:monitoring.coreos.com/v1:"
@@ -187,7 +187,7 @@ def test_an_existing_grafana_without_its_credentials_is_refused_before_any_resou
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_the_values_carry_the_stacks_retention_replicas_and_resources(runs, stack):
-    from rollout.durations import format_duration
+    from rollout.model.durations import format_duration
 
     monitoring = load_stack(stack, FIXTURE).monitoring
     (chart,) = [r for r in runs[stack].of_type(CHART) if r.inputs["chart"] == "kube-prometheus-stack"]

@@ -11,8 +11,8 @@ import pytest
 from conftest import FIXTURE, ROOT, STACKS, edit_stack
 from policies import rules
 from policies.rules import Context, Resource
-from rollout.harness import run_program
-from rollout.policy_runner import resource_violations, resources_of
+from rollout.engine.harness import run_program
+from rollout.engine.policy_runner import resource_violations, resources_of
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 

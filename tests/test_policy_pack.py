@@ -25,7 +25,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from conftest import FIXTURE, ROOT, edit_stack
 from policies import rules
-from rollout.harness import run_program
+from rollout.engine.harness import run_program
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"

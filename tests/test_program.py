@@ -7,9 +7,9 @@ import json
 import pytest
 
 from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, without_secrets
-from rollout.artifacts import build_artifacts
-from rollout.harness import config_for_mocks, run_program
-from rollout.loader import load_stack
+from rollout.build.artifacts import build_artifacts
+from rollout.engine.harness import config_for_mocks, run_program
+from rollout.load.stack import load_stack
 
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 CONTAINER = "docker:index/container:Container"

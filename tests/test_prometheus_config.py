@@ -15,10 +15,10 @@ import yaml
 
 from alerts.catalogue import rule_groups
 from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack
-from rollout import conventions as c
-from rollout.artifacts import build_artifacts
-from rollout.loader import load_file, load_stack
-from rollout.prometheus import prometheus_config, service_host
+from rollout.model import conventions as c
+from rollout.build.artifacts import build_artifacts
+from rollout.load.stack import load_file, load_stack
+from rollout.build.prometheus import prometheus_config, service_host
 from servers import LOOPBACK, free_port, http_json, start_prometheus
 
 JOBS = {c.JOB_SERVICE, c.JOB_PROBE, c.JOB_PROMETHEUS, c.JOB_ALERTMANAGER, c.JOB_GRAFANA, c.JOB_PUSHGATEWAY, c.JOB_NODE}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-import rollout.config as cfg
+import rollout.model.config as cfg
 from conftest import ROOT
-from rollout.reference import render
+from rollout.build.reference import render
 
 
 def _models() -> list[type[BaseModel]]:
@@ -26,7 +26,7 @@ def test_every_config_field_has_a_description():
 
 def test_the_committed_reference_is_the_generated_one():
     committed = (ROOT / "docs" / "configuration.md").read_text()
-    assert committed == render(), "regenerate: .venv/bin/python -m rollout.reference > docs/configuration.md"
+    assert committed == render(), "regenerate: .venv/bin/python -m rollout.build.reference > docs/configuration.md"
 
 
 def test_every_top_level_key_has_a_section():

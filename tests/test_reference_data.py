@@ -5,7 +5,7 @@ from __future__ import annotations
 import runpy
 
 from conftest import ROOT
-from rollout import versions
+from rollout.model import versions
 from upstream import REFERENCE, chart_defaults, crd_schema
 
 REFRESH = runpy.run_path(str(ROOT / "scripts" / "refresh-reference"))
@@ -14,7 +14,7 @@ REFRESH = runpy.run_path(str(ROOT / "scripts" / "refresh-reference"))
 def test_every_pinned_chart_has_its_defaults_in_the_reference_data():
     for key, (chart, version) in versions.CHARTS.items():
         assert (REFERENCE / "helm-values" / f"{chart}-{version}.json").is_file(), (
-            f"{chart} {version} is pinned in rollout/versions.py but tests/reference/helm-values has no defaults "
+            f"{chart} {version} is pinned in rollout/model/versions.py but tests/reference/helm-values has no defaults "
             "for it: run scripts/refresh-reference (tests/reference/README.md)"
         )
         assert isinstance(chart_defaults(key), dict)

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rollout.http_retry import Retry
-from rollout.relay import BadPayload, Forge, Metrics, triggers
+from rollout.ops.http import Retry
+from rollout.ops.relay import BadPayload, Forge, Metrics, triggers
 from servers import ForgeStandIn, start_relay
 
 RELAY_TOKEN = "relay-token-3f9a1c"

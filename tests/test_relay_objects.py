@@ -17,12 +17,13 @@ import pytest
 import yaml
 
 from conftest import edit_stack, without_secrets
-from rollout import traffic
-from rollout.alertmanager import alertmanager_config
-from rollout.fastpath import FIELD_MANAGER, RouteError, canary_out_patch, live_canary_weight, rbac_objects
-from rollout.harness import run_program
-from rollout.loader import load_file
-from rollout.render import render
+from rollout.build import traffic
+from rollout.build.alertmanager import alertmanager_config
+from rollout.build.relay_objects import rbac_objects
+from rollout.ops.fastpath import FIELD_MANAGER, RouteError, canary_out_patch, live_canary_weight
+from rollout.engine.harness import run_program
+from rollout.load.stack import load_file
+from rollout.build.render import render
 
 DIGEST = "ghcr.io/example/rollout-relay@sha256:" + "ab" * 32
 ROLLOUT = str(Path(sys.executable).with_name("rollout"))
@@ -203,7 +204,7 @@ def test_the_relay_may_only_get_and_patch_the_named_routes():
 
 
 def test_the_live_routes_as_kubectl_lists_them_become_evidence(project, tmp_path):
-    from rollout.fastpath import live_routes
+    from rollout.ops.fastpath import live_routes
 
     route = _live_route(project, 10)
     patched = _apply(route, canary_out_patch(route, "genesis"))
@@ -219,7 +220,7 @@ def test_the_live_routes_as_kubectl_lists_them_become_evidence(project, tmp_path
     routes.write_text(json.dumps(document))
     out = tmp_path / "evidence.json"
     state = tmp_path / "state.json"
-    from rollout.state import rollout_state
+    from rollout.model.state import rollout_state
 
     state.write_text(json.dumps(rollout_state(_config(project, "staging"), "staging"), default=str))
     base = [ROLLOUT, "--project", str(project), "evidence", "--stack", "staging", "--prometheus", "http://127.0.0.1:9",

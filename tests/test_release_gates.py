@@ -17,7 +17,7 @@ from google.protobuf import struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
 
 from policies import rules
-from rollout.gates import (
+from rollout.gates.judge import (
     CANARY_WITHIN_BUDGET,
     HISTORY_APPEND_ONLY,
     LIVE_ROUTE_RESPECTED,
@@ -29,11 +29,12 @@ from rollout.gates import (
     STAGING_FIRST,
     judge_with_evidence,
 )
-from rollout.loader import load_stack
+from rollout.load.stack import load_stack
 from stackfiles import FIXTURE
-from rollout.plans import BUILTIN_PLANS
-from rollout.releases import canary_replicas, release_of
-from rollout.state import format_time, rollout_state, service_state, utc_now
+from rollout.model.plans import BUILTIN_PLANS
+from rollout.model.releases import canary_replicas, release_of
+from rollout.model.state import rollout_state, service_state
+from rollout.model.time import format_time, utc_now
 from conftest import FIXTURE
 from test_policy_pack import GATES, RESOURCE_POLICIES, pack  # noqa: F401 - the served pack fixture
 
@@ -136,7 +137,7 @@ def backdated(deployed: dict, index: int, by: timedelta) -> dict:
 
 
 def _parse(text):
-    from rollout.state import parse_time
+    from rollout.model.time import parse_time
 
     return parse_time(text)
 

@@ -11,10 +11,10 @@ import yaml
 
 from alerts.catalogue import all_alerts
 from conftest import FIXTURE, STACKS
-from rollout.alertmanager import alertmanager_config
-from rollout.config import SecretRef
-from rollout.loader import load_stack
-from rollout.render import render
+from rollout.build.alertmanager import alertmanager_config
+from rollout.model.config import SecretRef
+from rollout.load.stack import load_stack
+from rollout.build.render import render
 from servers import WebhookSink, http_json, receivers_to_loopback, start_alertmanager
 
 
@@ -184,7 +184,7 @@ def test_the_deployed_config_with_decrypted_values_is_valid_too(stack, tmp_path)
 
 def _with_heartbeat(project, interval="1m"):
     from conftest import edit_stack
-    from rollout.loader import load_file
+    from rollout.load.stack import load_file
 
     def change(c):
         c["rollout:secrets"]["heartbeatUrl"] = dict(c["rollout:secrets"]["smtpPassword"])  # real ciphertext, never decrypted here

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alerts.catalogue import all_alerts
-from alerts.runbooks import ACTIONS, RUNBOOKS, _base_name, runbooks
+from alerts.runbooks import ACTIONS, RUNBOOKS, _base_name
+from rollout.build.runbooks import runbooks
 from conftest import FIXTURE, STACKS
-from rollout.loader import load_stack
+from rollout.load.stack import load_stack
 
 
 def test_every_alert_of_every_stack_has_a_runbook_with_what_to_do():
@@ -23,7 +24,7 @@ def test_every_runbook_belongs_to_an_alert():
 
 def test_the_committed_runbooks_are_the_generated_ones():
     for name, text in runbooks().items():
-        assert (RUNBOOKS / name).read_text() == text, f"regenerate: .venv/bin/python -m alerts.runbooks ({name})"
+        assert (RUNBOOKS / name).read_text() == text, f"regenerate: .venv/bin/python -m rollout.build.runbooks ({name})"
 
 
 def test_every_runbook_says_what_it_means_how_to_confirm_and_what_to_do():

@@ -40,9 +40,9 @@ from pulumi_crypto import PassphraseCipher
 
 from conftest import FIXTURE, ROOT, STACKS, edit_stack, without_secrets
 from figures import count
-from rollout import harness
+from rollout.engine import harness
 from rollout.cli import main
-from rollout.harness import config_for_mocks, run_program
+from rollout.engine.harness import config_for_mocks, run_program
 from test_stack_secrets import EXAMPLE_PASSPHRASE
 
 TOPIC = "secret scan"
@@ -244,7 +244,7 @@ def test_no_secret_reaches_a_resource_input_or_output_not_marked_secret(runs, ne
 
 
 def _placeholders(name: str) -> tuple[str, str]:
-    from rollout.config import SecretRef
+    from rollout.model.config import SecretRef
 
     ref = SecretRef(f"{SECRETS_KEY}.{name}", None)
     return ref.placeholder, ref.placeholder_url

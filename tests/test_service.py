@@ -11,8 +11,8 @@ import yaml
 
 from conftest import FIXTURE, KUBERNETES_STACKS, STACKS, edit_stack
 from upstream import crd_schema
-from rollout.harness import run_program
-from rollout.loader import load_stack
+from rollout.engine.harness import run_program
+from rollout.load.stack import load_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -80,7 +80,7 @@ def test_the_route_splits_traffic_stable_100_minus_w_and_canary_w(runs, stack):
 
 
 def test_a_rollback_to_zero_sends_the_canary_no_traffic_but_keeps_its_pods(project):
-    from rollout.state import format_time, utc_now
+    from rollout.model.time import format_time, utc_now
 
     edit_stack(
         project,
@@ -142,7 +142,7 @@ def _declared_type(manifest: dict) -> str:
 def test_rollout_render_writes_every_object_the_program_declares_and_they_validate(runs, stack):
     """Every Kubernetes object the program declares has its rendered file with the same
     body (a Secret's values as placeholders), and nothing rendered is not declared."""
-    from rollout.artifacts import build_artifacts
+    from rollout.build.artifacts import build_artifacts
 
     config = load_stack(stack, FIXTURE)
     files = build_artifacts(config, stack).files
@@ -176,7 +176,7 @@ def test_rollout_render_writes_every_object_the_program_declares_and_they_valida
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_rollout_render_writes_the_values_of_each_chart_the_program_installs(runs, stack):
-    from rollout.artifacts import build_artifacts
+    from rollout.build.artifacts import build_artifacts
 
     files = build_artifacts(load_stack(stack, FIXTURE), stack).files
     charts = {r.inputs["chart"]: r for r in runs[stack].of_type("kubernetes:helm.sh/v4:Chart")}
@@ -196,7 +196,7 @@ def test_rollout_render_writes_the_values_of_each_chart_the_program_installs(run
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_rendered_file_holds_a_yaml_anchor_or_alias(stack):
-    from rollout.artifacts import build_artifacts
+    from rollout.build.artifacts import build_artifacts
 
     for path, text in build_artifacts(load_stack(stack, FIXTURE), stack).files.items():
         if path.endswith((".yaml", ".yml")):
@@ -206,7 +206,7 @@ def test_no_rendered_file_holds_a_yaml_anchor_or_alias(stack):
 
 
 def test_the_kubernetes_stacks_prometheus_yml_says_it_is_for_docker_only():
-    from rollout.artifacts import build_artifacts
+    from rollout.build.artifacts import build_artifacts
 
     kubernetes = build_artifacts(load_stack("staging", FIXTURE), "staging").files
     docker = build_artifacts(load_stack("local", FIXTURE), "local").files
@@ -215,7 +215,7 @@ def test_the_kubernetes_stacks_prometheus_yml_says_it_is_for_docker_only():
 
 
 def test_the_docker_stack_renders_no_kubernetes_objects():
-    from rollout.artifacts import build_artifacts
+    from rollout.build.artifacts import build_artifacts
 
     files = build_artifacts(load_stack("local", FIXTURE), "local").files
     assert not [path for path in files if path.startswith("kubernetes/")]

@@ -18,10 +18,10 @@ import pytest
 
 from conftest import ROOT
 from flagd_schema import flags_validator
-from rollout.flags import dumps, flag_document
-from rollout.loader import load_stack
-from rollout.render import render
-from rollout.state import rollout_state
+from rollout.build.flags import dumps, flag_document
+from rollout.load.stack import load_stack
+from rollout.build.render import render
+from rollout.model.state import rollout_state
 
 #: Every stack file in stacks/, including any a team has added.
 SHIPPED = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))

@@ -23,7 +23,7 @@ import yaml
 from conftest import ROOT, edit_stack
 from figures import count
 from rollout.cli import main
-from rollout.stackfile import locked
+from rollout.load.stackfile import locked
 
 STACK = "dev"
 
@@ -33,7 +33,7 @@ DRIVER = r"""
 import os, sys, time
 from pathlib import Path
 
-import rollout.stackfile as stackfile
+import rollout.load.stackfile as stackfile
 
 marker, point, argv = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
 pause_s = float(os.environ.get("PAUSE_S", "60"))
@@ -195,9 +195,9 @@ def test_two_writers_at_once_both_land_and_neither_entry_is_lost(project, tmp_pa
 
 
 def test_a_writer_that_cannot_get_the_lock_in_time_changes_nothing_and_says_why(project, capsys, monkeypatch):
-    import rollout.stackfile
+    import rollout.load.stackfile
 
-    monkeypatch.setattr(rollout.stackfile, "LOCK_WAIT_S", 0.3)
+    monkeypatch.setattr(rollout.load.stackfile, "LOCK_WAIT_S", 0.3)
     before = stack_path(project).read_text()
     with locked(stack_path(project)):
         code = main(["--project", str(project), "rollback", "--stack", STACK, "--reason", "blocked"])

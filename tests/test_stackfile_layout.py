@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from figures import count
 from rollout.cli import main
-from rollout.errors import Busy
-from rollout.stackfile import locked
+from rollout.model.errors import Busy
+from rollout.load.stackfile import locked
 from stackfiles import FIXTURE, SERVICE
 
 BASE = (FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text()

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import FIXTURE, STACKS
-from rollout.loader import load_stack
-from rollout.plans import BUILTIN_PLANS
-from rollout.state import parse_time, rollout_state, service_state, status, with_entry
+from rollout.load.stack import load_stack
+from rollout.model.plans import BUILTIN_PLANS
+from rollout.model.state import rollout_state, service_state, status, with_entry
+from rollout.model.time import parse_time
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 SAFE = [{"weight": s.weight, "soakSeconds": int(s.soak.total_seconds())} for s in BUILTIN_PLANS["safe"].stages]

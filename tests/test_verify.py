@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from conftest import FIXTURE, ROOT, edit_stack
-from rollout.loader import load_file
-from rollout.render import render
-from rollout.verify import verify
+from rollout.load.stack import load_file
+from rollout.build.render import render
+from rollout.ops.verify import verify
 from figures import count
-from rollout.http_retry import Retry
+from rollout.ops.http import Retry
 from servers import LOOPBACK, FlakyServer, WebhookSink, free_port, start_alertmanager, start_prometheus
 
 
@@ -166,7 +166,7 @@ def grafana_health(method, path, body):
 )
 def test_grafana_faults_are_retried_then_named(faults, named):
     """The call verify makes to /api/health, with the message verify prints."""
-    from rollout.verify import Unreachable, _json
+    from rollout.ops.verify import Unreachable, _json
 
     retry = Retry(deadline_s=2, timeout_s=1, base_s=0.05, cap_s=0.2)
     with FlakyServer(faults, grafana_health) as grafana:
@@ -219,7 +219,7 @@ def test_grafana_health_is_checked_when_given(rendered):
 
 def test_a_component_that_fails_after_its_health_check_is_named_not_an_internal_error():
     """Alertmanager ready, then its status API answers 503 past the deadline; Prometheus malformed."""
-    from rollout.loader import load_stack
+    from rollout.load.stack import load_stack
 
     def alertmanager(method, path, body):
         return (200, b"OK") if path in ("/-/healthy", "/-/ready") else (503, b"{}")

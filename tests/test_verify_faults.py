@@ -15,9 +15,9 @@ import pytest
 from conftest import FIXTURE
 from figures import count
 from rollout.cli import main
-from rollout.http_retry import Retry
-from rollout.loader import load_stack
-from rollout.verify import verify
+from rollout.ops.http import Retry
+from rollout.load.stack import load_stack
+from rollout.ops.verify import verify
 from servers import FlakyServer, RawServer, raw_answer
 
 STACK = "staging"

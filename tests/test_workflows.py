@@ -69,7 +69,7 @@ def test_the_relay_image_is_built_from_the_dockerfile_pushed_and_its_digest_repo
     assert "GITHUB_STEP_SUMMARY" in script
     assert {"Dockerfile", "rollout/**"} <= set(document["on"]["push"]["paths"])
     dockerfile = (ROOT / "Dockerfile").read_text()
-    # The user the relay's Deployment runs as (rollout/relay_objects.py), never root.
+    # The user the relay's Deployment runs as (rollout/build/relay_objects.py), never root.
     assert "USER 10001:10001" in dockerfile
     assert 'ENTRYPOINT ["rollout"]' in dockerfile and "COPY stacks/ stacks/" in dockerfile
     assert ":latest" not in dockerfile
@@ -152,21 +152,21 @@ def run_of(job: dict, name_starts: str) -> str:
 
 
 def test_ci_runs_the_readmes_test_command_and_pushes_the_pass_ratio_the_alert_reads():
-    from rollout import conventions
+    from rollout.model import conventions
 
     ci = jobs(by_name()["ci.yml"])
     runs = [step.get("run", "") for step in steps(ci["test"])]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert any(r.startswith("make test") for r in runs)
     push = run_of(ci["test"], "Push the pass ratio")
-    assert "rollout.ci_results" in push
+    assert "rollout.ops.ci_results" in push
     assert f"/metrics/job/{conventions.CI_PUSH_JOB}/" in push
     flags = "\n".join(step.get("run", "") for step in steps(ci["flags"]))
     assert "rollout flags --stack" in flags and '--format env >> "$GITHUB_ENV"' in flags
 
 
 def test_preview_checks_every_stack_and_comments_with_the_marker_rollout_comment_writes():
-    from rollout.comment import MARKER
+    from rollout.cli.comment import MARKER
 
     stack_job = jobs(by_name()["preview.yml"])["stack"]
     assert sorted(stack_job["strategy"]["matrix"]["stack"]) == sorted(STACKS)

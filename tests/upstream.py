@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from rollout import versions
+from rollout.model import versions
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 
@@ -23,6 +23,6 @@ def crd_schema(group: str, plural: str, version: str = "v1") -> dict:
 
 
 def chart_defaults(key: str) -> dict:
-    """The default values of the chart rollout pins under ``key`` in rollout/versions.py."""
+    """The default values of the chart rollout pins under ``key`` in rollout/model/versions.py."""
     chart, version = versions.CHARTS[key]
     return reference("helm-values", f"{chart}-{version}.json")

@@ -15,9 +15,9 @@ import pulumi
 
 from components.password import GeneratedPassword
 
-from rollout import conventions as c
-from rollout import versions
-from rollout.config import StackConfig
+from rollout.model import conventions as c
+from rollout.model import versions
+from rollout.model.config import StackConfig
 
 PACKAGE = "rollout:monitoring"
 
@@ -26,7 +26,7 @@ PACKAGE = "rollout:monitoring"
 class DockerMonitoringArgs:
     config: StackConfig
     network_name: pulumi.Input[str]
-    #: Rendered files by path (rollout.artifacts): prometheus/..., the rules.
+    #: Rendered files by path (rollout.build.artifacts): prometheus/..., the rules.
     files: dict[str, str]
     #: alertmanager.yml as deployed: a secret Output.
     alertmanager_yml: pulumi.Input[str]
@@ -125,6 +125,6 @@ def _kind(component: str) -> str:
 
 
 def _duration(value) -> str:
-    from rollout.durations import format_duration
+    from rollout.model.durations import format_duration
 
     return format_duration(value)

@@ -6,21 +6,23 @@ cannot render to a folder (pulumi-kubernetes#1716), so the dev stack, whose
 provider writes manifests with renderYamlToDirectory, could not use it. v4
 templates the chart client-side, which works with renderYamlToDirectory, and
 applies hook resources as plain resources, so the values turn off everything
-that needs a hook (rollout/helm_values.py says which and why).
+that needs a hook (rollout/build/helm_values.py says which and why).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
 from components.password import GeneratedPassword
 
-from rollout import kubernetes_objects as objects
-from rollout.charts import chart_args
-from rollout.config import StackConfig
+from rollout.build import kubernetes_objects as objects
+from rollout.load import charts
+from rollout.model import versions
+from rollout.model.config import StackConfig
 
 PACKAGE = "rollout:monitoring"
 #: What the chart renders that holds Prometheus' data: deleting the Prometheus
@@ -49,6 +51,22 @@ class Deployable(pulumi.ComponentResource):
 
     def __init__(self, kind: str, name: str, opts: pulumi.ResourceOptions) -> None:
         super().__init__(f"{PACKAGE}:{kind}", name, None, opts)
+
+
+
+def chart_args(config: StackConfig, key: str, root: Path) -> dict[str, Any]:
+    """The chart-locating arguments of ``helm.v4.ChartArgs`` for one chart."""
+    chart, version = versions.CHARTS[key]
+    path = charts.local_path(config, key, root)
+    if path is not None:
+        return {"chart": str(path.resolve())}
+    import pulumi_kubernetes as k8s  # as in the component: a Docker stack never loads the provider
+
+    return {
+        "chart": chart,
+        "version": version,
+        "repository_opts": k8s.helm.v4.RepositoryOptsArgs(repo=versions.CHART_REPOSITORY),
+    }
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""docs/configuration.md, generated from the config model's field docstrings.
+
+Regenerate with ``.venv/bin/python -m rollout.build.reference > docs/configuration.md``;
+a test fails when the committed file differs, so a knob cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from rollout.model import config as cfg
+from rollout.model.durations import format_duration
+from rollout.load.stack import strip_annotation
+
+INTRO = """\
+# Configuration reference
+
+<!-- Generated from rollout/model/config.py by `python -m rollout.build.reference`; do not edit. -->
+
+Every setting lives in `stacks/Pulumi.<stack>.yaml` under `config:`, as a
+`rollout:<key>` entry; the stack files are commented examples. The same model
+validates the file in `rollout` commands and the config in `pulumi up`: unknown
+keys are refused, and every error names the file, the key and what is allowed.
+
+Durations are written like Prometheus': a number and a unit (`ms`, `s`, `m`, `h`,
+`d`, `w`), e.g. `30s`, `5m`, `1h30m`, `7d`. Times are ISO 8601 in UTC
+(`2026-11-20T09:00:00Z`). Secrets go only under `rollout:secrets`, set with
+`pulumi config set --secret --path 'rollout:secrets.<name>' <value>`.
+"""
+
+FLAG_MODELS = {
+    "all_at_once": cfg.AllAtOnceFlag,
+    "percentage": cfg.PercentageFlag,
+    "progressive": cfg.ProgressiveFlag,
+    "canary": cfg.CanaryFlag,
+}
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(the core type, whether it is a list) with Annotated and Optional removed."""
+    core = strip_annotation(annotation)
+    if typing.get_origin(core) is list:
+        return strip_annotation(typing.get_args(core)[0]), True
+    return core, False
+
+def _type_name(annotation: Any, model_hint: Any) -> str:
+    core, is_list = _unwrap(annotation)
+    if model_hint is not None and isinstance(core, type) and issubclass(core, BaseModel):
+        name = "mapping"
+    elif typing.get_origin(core) is typing.Literal:
+        name = " \\| ".join(f"`{v}`" for v in typing.get_args(core))
+    elif core is cfg.SecretRef:
+        name = "secret"
+    elif core is timedelta:
+        name = "duration"
+    elif typing.get_origin(core) is dict:
+        name = "mapping"
+    else:
+        name = getattr(core, "__name__", str(core)).replace("datetime", "time")
+    return f"list of {name}" if is_list else name
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if value is PydanticUndefined or value is None:
+        return "unset"
+    if isinstance(value, BaseModel):
+        return "see below"
+    if isinstance(value, timedelta):
+        return f"`{format_duration(value)}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def _markdown(text: str | None) -> str:
+    """Docstring text (reStructuredText literals) as one Markdown line."""
+    return " ".join((text or "").split()).replace("``", "`")
+
+
+def _rows(model: type[BaseModel], prefix: str, rows: list[str], nested: list[tuple[str, type[BaseModel]]]) -> None:
+    for name, field in model.model_fields.items():
+        key = f"{prefix}.{field.alias or name}" if prefix else (field.alias or name)
+        core, is_list = _unwrap(field.annotation)
+        sub = core if isinstance(core, type) and issubclass(core, BaseModel) else None
+        description = _markdown(field.description).replace("|", "\\|")
+        rows.append(f"| `{key}` | {_type_name(field.annotation, sub)} | {_default(field)} | {description} |")
+        if sub is not None:
+            nested.append((f"{key}[]" if is_list else key, sub))
+
+
+def _table(model: type[BaseModel], prefix: str) -> list[str]:
+    lines = ["| key | type | default | description |", "|---|---|---|---|"]
+    nested: list[tuple[str, type[BaseModel]]] = []
+    _rows(model, prefix, lines, nested)
+    while nested:
+        path, sub = nested.pop(0)
+        more: list[tuple[str, type[BaseModel]]] = []
+        _rows(sub, path, lines, more)
+        nested[0:0] = more
+    return lines
+
+
+def render() -> str:
+    parts = [INTRO]
+    for name, field in cfg.StackConfig.model_fields.items():
+        key = field.alias or name
+        core, _ = _unwrap(field.annotation)
+        parts.append(f"## `rollout:{key}`\n")
+        default = _default(field)
+        note = "Required." if default == "required" else ("" if default == "see below" else f"Default: {default}.")
+        parts.append(f"{_markdown(field.description)} {note}".rstrip() + "\n")
+        if isinstance(core, type) and issubclass(core, BaseModel):
+            parts.append("\n".join(_table(core, key)) + "\n")
+        elif key == "flags":
+            parts.append(
+                "Each flag is `rollout:flags.<key>` with a `strategy`; the keys allowed depend on it. "
+                "The safety flags (`emergency_shutdown`, `read_only_mode`, `maintenance_mode`) take "
+                "`all_at_once` only, and switching one on needs a `reason`.\n"
+            )
+            for strategy, model in FLAG_MODELS.items():
+                parts.append(f"### strategy `{strategy}`\n\n{_markdown(model.__doc__)}\n")
+                parts.append("\n".join(_table(model, "flags.<key>")) + "\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

@@ -1,0 +1,167 @@
+"""A canary service's Kubernetes objects, as plain data: Deployments, Services,
+PodDisruptionBudgets and the HTTPRoute that splits traffic by weight.
+
+The canary's replicas follow its weight: ``max(canary.replicas,
+ceil(stable.replicas * weight / 100))`` (:func:`rollout.model.releases.canary_replicas`),
+so at every stage it has at least its share of the stable track's pods. At
+weight 0 the canary takes no traffic (its backend weight is 0), but its pods
+keep running at ``canary.replicas``: they stay health-checked by the blackbox
+probe and the kubelet, so a broken canary image shows (and can trigger its
+rollback) before it takes a single request, and the first stage starts warm.
+"""
+
+from __future__ import annotations
+
+from rollout.model import conventions as c
+from rollout.model.config import ServiceSettings, StackConfig
+
+TRACK_LABEL_KEY = "rollout.dev/track"
+NAME_LABEL_KEY = "app.kubernetes.io/name"
+GATEWAY_API = f"{c.GATEWAY_API_GROUP}/{c.GATEWAY_API_VERSION}"
+#: The Kubernetes provider's annotation that forces server-side apply ownership.
+PATCH_FORCE = "pulumi.com/patchForce"
+
+
+def weights(weight: int) -> dict[str, int]:
+    """Backend weights of the two tracks: stable 100 - w, canary w."""
+    return {c.STABLE: 100 - weight, c.CANARY: weight}
+
+
+def labels(service: ServiceSettings, track: str) -> dict[str, str]:
+    return {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track, c.MANAGED_BY_LABEL[0]: c.MANAGED_BY_LABEL[1]}
+
+
+def track_name(service: ServiceSettings, track: str) -> str:
+    return f"{service.name}-{track}"
+
+
+def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dict:
+    settings = service.stable if track == c.STABLE else service.canary
+    probe = {"httpGet": {"path": service.health.path, "port": "http"}, "periodSeconds": service.health.period_seconds}
+    selector = {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track}
+    return {
+        "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
+        "spec": {
+            # The canary carries its share: see rollout.model.releases.canary_replicas.
+            "replicas": service.canary_replicas() if track == c.CANARY else settings.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels(service, track)},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": service.name,
+                            "image": settings.image,
+                            "ports": [{"name": "http", "containerPort": service.port}],
+                            "env": [
+                                # The service puts this in every flag evaluation's context.
+                                {"name": "ROLLOUT_TRACK", "value": track},
+                                {"name": "FLAGD_RESOLVER", "value": "in-process"},
+                                {"name": "FLAGD_OFFLINE_FLAG_SOURCE_PATH", "value": f"{c.FLAGS_MOUNT_DIR}/{c.FLAGS_FILE_NAME}"},
+                            ],
+                            # Readiness gives up after 3 failures and liveness after 6, so
+                            # a pod that is merely slow leaves the Service's endpoints
+                            # well before the kubelet restarts it.
+                            "readinessProbe": {**probe, "failureThreshold": 3},
+                            "livenessProbe": {**probe, "failureThreshold": 6, "initialDelaySeconds": 10},
+                            "resources": service.resources.model_dump(by_alias=True),
+                            # A directory mount: the kubelet updates it in place
+                            # when the flags change (a subPath mount never would).
+                            "volumeMounts": [{"name": "flags", "mountPath": c.FLAGS_MOUNT_DIR, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [{"name": "flags", "configMap": {"name": c.FLAGS_CONFIGMAP}}],
+                },
+            },
+        },
+    }
+
+
+def service_object(service: ServiceSettings, track: str) -> dict:
+    return {
+        "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
+        "spec": {
+            "selector": {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track},
+            "ports": [{"name": "http", "port": service.port, "targetPort": "http"}],
+        },
+    }
+
+
+def disruption_budget(service: ServiceSettings, track: str) -> dict:
+    return {
+        "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track}},
+        },
+    }
+
+
+def http_route(config: StackConfig, service: ServiceSettings) -> dict:
+    gateway = config.kubernetes.gateway
+    parent = {"group": c.GATEWAY_API_GROUP, "kind": "Gateway", "name": gateway.name, "namespace": gateway.namespace}
+    if gateway.section_name:
+        parent["sectionName"] = gateway.section_name
+    split = weights(service.rollout.weight)
+    spec: dict = {"parentRefs": [parent]}
+    if service.route.hostnames:
+        spec["hostnames"] = list(service.route.hostnames)
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": service.name,
+            "labels": {NAME_LABEL_KEY: service.name},
+            # The weights are the stack file's: an up takes the fields back from
+            # any other field manager that wrote them (the relay's fast path,
+            # kubectl), instead of failing on a server-side apply conflict
+            # (which would refuse the very up that deploys a rollback).
+            "annotations": {PATCH_FORCE: "true"},
+        },
+        "spec": {
+            **spec,
+            "rules": [
+                {
+                    "matches": [_match(m) for m in service.route.matches],
+                    "backendRefs": [
+                        {"name": track_name(service, track), "port": service.port, "weight": split[track]}
+                        for track in c.TRACKS
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def _match(match) -> dict:
+    """One HTTPRouteMatch from the service's route config."""
+    found: dict = {"path": {"type": match.path.type, "value": match.path.value}}
+    if match.method:
+        found["method"] = match.method
+    return found
+
+
+def manifests(config: StackConfig, service: ServiceSettings) -> dict[str, dict]:
+    """Every Kubernetes object of one canary service as a whole manifest, by file name.
+
+    The same builders the component declares from, with the stack's namespace
+    filled in: ``rollout render`` writes these as ``kubernetes/<file>``.
+    """
+    namespace = config.kubernetes.namespace
+    objects: list[tuple[str, str, dict]] = []
+    for track in c.TRACKS:
+        objects.append(("apps/v1", "Deployment", deployment(config, service, track)))
+        objects.append(("v1", "Service", service_object(service, track)))
+        if config.tier == "production":
+            objects.append(("policy/v1", "PodDisruptionBudget", disruption_budget(service, track)))
+    route = http_route(config, service)
+    objects.append((route["apiVersion"], route["kind"], {"metadata": route["metadata"], "spec": route["spec"]}))
+    return {
+        f"{body['metadata']['name']}-{kind.lower()}.yaml": {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {**body["metadata"], "namespace": namespace},
+            "spec": body["spec"],
+        }
+        for api_version, kind, body in objects
+    }

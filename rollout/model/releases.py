@@ -1,0 +1,53 @@
+"""Releases: what a rollout promotes.
+
+A **release** is the canary's image reference. When the reference carries a
+digest (``name@sha256:...``, with or without a tag), the digest identifies the
+release: two references with the same digest are the same release, whatever
+their names or tags say. Without a digest the whole reference (registry, name,
+tag) is the release.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DIGEST_SEPARATOR = "@"
+
+
+def release_of(image: Any) -> str | None:
+    """The release an image reference identifies: its digest when it has one, else itself."""
+    if not isinstance(image, str) or not image:
+        return None
+    if DIGEST_SEPARATOR in image:
+        digest = image.rsplit(DIGEST_SEPARATOR, 1)[1]
+        if digest:
+            return digest
+    return image
+
+
+def same_release(a: Any, b: Any) -> bool:
+    """True when two image references name the same release (see :func:`release_of`)."""
+    return release_of(a) is not None and release_of(a) == release_of(b)
+
+
+def canary_replicas(weight: int, stable_replicas: int, minimum: int) -> int:
+    """The canary's replicas at ``weight`` percent: enough to carry its share.
+
+    The stable track's replicas carry 100 % of the traffic, so the canary needs
+    ``ceil(stable_replicas * weight / 100)`` to carry ``weight`` percent at the same
+    load per pod; ``minimum`` (``canary.replicas``) is the least it ever runs,
+    so at weight 0 it stays up and health-checked. The stable track keeps all its
+    replicas at every weight, so a rollback never waits for pods to start.
+    """
+    return max(minimum, math.ceil(stable_replicas * weight / 100))
+
+
+def is_pinned(image: str) -> bool:
+    """A digest, or a tag other than latest."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return False
+    return last.rsplit(":", 1)[1] not in ("", "latest")

@@ -1,0 +1,446 @@
+"""Gate evidence: the canary's SLIs over the deployed stage, read from Prometheus.
+
+``rollout evidence`` runs :func:`collect` and writes its JSON; ``rollout check
+--evidence``, ``rollout advance --evidence`` and the policy pack hand that JSON to
+:func:`rollout.gates.judge.judge`.
+
+For each service the window is the deployed stage: from its ``stageStartedAt`` to
+the time of collection. Five instant queries at the collection time cover it:
+
+- ``requests``: canary requests over the stage (``increase`` of the request counter);
+- ``errorRatio``: 5xx requests / all requests over the stage;
+- ``latencyP95Seconds`` / ``latencyP99Seconds``: ``histogram_quantile`` over the
+  stage's summed bucket increases;
+- ``consecutiveFailedHealthChecks``: the longest run of failed probes
+  (``probe_success == 0``) in the raw samples of the stage, per probe series.
+
+The soak counts from when the stage took traffic, not from when the stack file
+was edited (review, merge and deploy time are no soak): ``trafficSince`` is the
+first moment in the stage's window at which Prometheus saw the canary's share of
+the service's requests reach 90 % of the stage's weight (at 0 %, which takes no
+requests by design, the first probe sample of the canary's pods). The gates
+count the soak from it to ``collectedAt``, so evidence from a Prometheus that
+holds five minutes of a one-day stage covers five minutes and refuses.
+
+They read the metric contract's raw series (names from ``rollout:metrics``)
+rather than the 5-minute SLI recording rules (``rollout.model.conventions``): a ratio or
+a quantile over the whole stage is exact from counters and histogram buckets,
+whereas averaging 5-minute ratios weighs a quiet night like a busy day, and a
+recording rule has no samples from before it was loaded, so a stage that began
+before a rule change would be judged on part of its traffic.
+
+Every query's outcome is recorded as it is: ``ok`` with a finite number, or one
+of ``empty`` (no series), ``nan``, ``infinite``, ``error`` (Prometheus answered
+with an error, or with something that is not its API's JSON), ``timeout`` (no
+answer in time) and ``unreachable`` (no connection). Nothing is ever recorded as
+a zero that Prometheus did not return. Each query also records how many HTTP
+tries it took: transient failures are retried (:mod:`rollout.ops.http`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import urllib.parse
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from rollout.model import conventions
+from rollout.model.config import StackConfig
+from rollout.model.durations import format_duration
+from rollout.model.evidence import MEASURES
+from rollout.ops.http import Answer, Retry, fetch, json_body, public_url
+from rollout.model.time import format_time, parse_time
+
+#: Identifies an evidence document and its format version.
+EVIDENCE_KIND = "rollout-gate-evidence"
+EVIDENCE_VERSION = 1
+#: HTTP status codes that count as errors in the error ratio.
+SERVER_ERROR_CODES = "5.."
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The outcome of one PromQL query, as recorded in evidence."""
+
+    status: str
+    #: ``vector``, ``matrix``, ``scalar`` or ``string`` when Prometheus answered.
+    result_type: str | None = None
+    result: Any = None
+    detail: str | None = None
+    #: How many HTTP tries the answer took (see rollout.ops.http).
+    tries: int = 1
+
+
+class PrometheusClient:
+    """Prometheus' HTTP API (``/api/v1/query``), through :func:`rollout.ops.http.fetch`.
+
+    Connection failures, timeouts and 5xx answers are retried within the
+    :class:`~rollout.ops.http.Retry` deadline; what is left after it is
+    recorded as it happened (``unreachable``, ``timeout`` or ``error``), which
+    refuses the advance. A 4xx (a query Prometheus cannot parse or execute) is
+    recorded at once.
+
+    Once a query got no answer at all within its deadline, the queries after it
+    get one try each, of at most the per-try timeout: Prometheus is down, and
+    waiting out the deadline for each of the five measures would only make the
+    refusal slower.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0, retry: Retry | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.retry = retry or Retry(timeout_s=timeout)
+        self._down = False
+
+    def query(self, promql: str, at: datetime) -> QueryResult:
+        """An instant query evaluated at ``at``."""
+        params = urllib.parse.urlencode({"query": promql, "time": f"{at.timestamp():.3f}"})
+        answer = fetch(
+            f"{self.url}/api/v1/query",
+            data=params.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            # Down: one try each, within one try's time (a Prometheus that trickles
+            # would otherwise hold each of the queries for a whole deadline).
+            retry=replace(self.retry, max_tries=1, deadline_s=min(self.retry.deadline_s, self.retry.timeout_s))
+            if self._down else self.retry,
+        )
+        tries = answer.tries
+        self._down = not answer.answered
+        if not answer.answered:
+            status = "timeout" if answer.timed_out else "unreachable"
+            return QueryResult(status, detail=f"{public_url(self.url)}: {answer.error}; {answer.tries_text()}", tries=tries)
+        if not answer.ok:
+            # Prometheus answers 400/422/503 with its JSON error envelope.
+            why = _api_error(answer.body) or f"HTTP {answer.status}"
+            return QueryResult("error", detail=f"{why}; {answer.tries_text()}", tries=tries)
+        document, why = json_body(answer)
+        if why:
+            return QueryResult("error", detail=why, tries=tries)
+        if not isinstance(document, dict) or document.get("status") != "success":
+            return QueryResult("error", detail=_api_error(answer.body) or "the answer is not a success", tries=tries)
+        data = document.get("data")
+        if not isinstance(data, dict):
+            return QueryResult("error", detail="the answer's data is not an object", tries=tries)
+        problem = result_problem(data.get("resultType"), data.get("result"))
+        if problem:
+            return QueryResult("error", detail=f"the answer is not Prometheus' query result: {problem}", tries=tries)
+        return QueryResult("ok", data["resultType"], data["result"], tries=tries)
+
+
+def _api_error(body: bytes) -> str | None:
+    document, _ = json_body_of(body)
+    if isinstance(document, dict) and isinstance(document.get("error"), str) and document["error"]:
+        kind = document.get("errorType")
+        kind = kind if isinstance(kind, str) and kind else "error"
+        return f"{kind[:40]}: {document['error'][:300]}"
+    return None
+
+
+def json_body_of(body: bytes) -> tuple[Any, str | None]:
+    return json_body(Answer("", 200, body, 1, 0.0))
+
+
+# --- the shape of an answer -------------------------------------------------------
+
+#: A sample value as Prometheus writes it (Go's strconv.FormatFloat, 'f' or 'e',
+#: and its NaN/+Inf/-Inf): a JSON string, never a number, a boolean, or Python's
+#: own float syntax ("5_0000", " 1", "infinity").
+_SAMPLE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN")
+_RESULT_TYPES = ("vector", "matrix", "scalar", "string")
+
+
+def sample_value(text: Any) -> float:
+    """The float of one sample value; ValueError for what Prometheus never writes."""
+    if not isinstance(text, str) or not _SAMPLE.fullmatch(text):
+        raise ValueError(f"not a sample value: {_shown(text)}")
+    return float(text)
+
+
+def _shown(value: Any) -> str:
+    """A value from an answer, short enough for a message (never its whole repr)."""
+    if isinstance(value, (dict, list)):
+        return f"a {'list' if isinstance(value, list) else 'object'} of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _sample_problem(pair: Any) -> str | None:
+    if not isinstance(pair, list) or len(pair) != 2:
+        return f"a sample is not [time, value]: {_shown(pair)}"
+    stamp, value = pair
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+        return f"a sample's time is not a number: {_shown(stamp)}"
+    try:
+        sample_value(value)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def result_problem(result_type: Any, result: Any) -> str | None:
+    """What in ``data`` is not the shape Prometheus' API documents; None when it is."""
+    if result_type not in _RESULT_TYPES:
+        return f"resultType {_shown(result_type)} is not one of {', '.join(_RESULT_TYPES)}"
+    if result_type == "scalar":
+        return _sample_problem(result)
+    if result_type == "string":
+        ok = isinstance(result, list) and len(result) == 2 and isinstance(result[1], str)
+        return None if ok else f"a string result is not [time, text]: {_shown(result)}"
+    if not isinstance(result, list):
+        return f"a {result_type} is not a list of series: {_shown(result)}"
+    key = "value" if result_type == "vector" else "values"
+    for series in result:
+        if not isinstance(series, dict):
+            return f"a series of the {result_type} is not an object: {_shown(series)}"
+        if not isinstance(series.get("metric", {}), dict):
+            return f"a series' metric is not an object: {_shown(series.get('metric'))}"
+        if key not in series:
+            has = "a native histogram" if ("histogram" in series or "histograms" in series) else f"no {key!r}"
+            return f"a series of the {result_type} has {has}"
+        samples = [series[key]] if result_type == "vector" else series[key]
+        if not isinstance(samples, list):
+            return f"a series' {key} is not a list of samples: {_shown(samples)}"
+        for pair in samples:
+            problem = _sample_problem(pair)
+            if problem:
+                return problem
+    return None
+
+
+# --- the queries ------------------------------------------------------------------
+
+
+def _selector(config: StackConfig, service: str, extra: str = "") -> str:
+    labels = f'{conventions.SERVICE_LABEL}="{service}",{conventions.TRACK_LABEL}="{conventions.CANARY}"'
+    return "{" + labels + (f",{extra}" if extra else "") + "}"
+
+
+def queries(config: StackConfig, service: str, window_seconds: int) -> dict[str, str]:
+    """The PromQL of each measure for one service's canary over a window ending at query time."""
+    metrics = config.metrics
+    window = f"[{window_seconds}s]"
+    requests = f"{metrics.requests_total}{_selector(config, service)}{window}"
+    server_errors = f'{conventions.CODE_LABEL}=~"{SERVER_ERROR_CODES}"'
+    errors = f"{metrics.requests_total}{_selector(config, service, server_errors)}{window}"
+    buckets = f"sum by (le) (increase({metrics.request_duration_bucket}{_selector(config, service)}{window}))"
+    return {
+        "requests": f"sum(increase({requests}))",
+        # A service exports no 5xx series until its first error: no error series
+        # while requests exist means no errors. With no requests at all the
+        # denominator is empty and so is the result: "no data", never 0.
+        "errorRatio": f"(sum(increase({errors})) or vector(0)) / sum(increase({requests}))",
+        "latencyP95Seconds": f"histogram_quantile(0.95, {buckets})",
+        "latencyP99Seconds": f"histogram_quantile(0.99, {buckets})",
+        "consecutiveFailedHealthChecks": f"{metrics.probe_success}{_selector(config, service)}{window}",
+    }
+
+
+#: The canary has taken a stage's traffic once its observed share reaches this
+#: fraction of the stage's weight (request shares wobble around the weight).
+TRAFFIC_SHARE_TOLERANCE = 0.9
+#: The rate window of the traffic-share series, and the most points it may have.
+SHARE_RATE_WINDOW = "5m"
+SHARE_MAX_POINTS = 10_000
+
+
+def share_query(config: StackConfig, service: str, window_seconds: int) -> str:
+    """The canary's share of the service's requests over the window, as a range (a subquery)."""
+    metrics = config.metrics
+    canary = f"{metrics.requests_total}{_selector(config, service)}[{SHARE_RATE_WINDOW}]"
+    every = f"{metrics.requests_total}{{{conventions.SERVICE_LABEL}=\"{service}\"}}[{SHARE_RATE_WINDOW}]"
+    step = max(60, math.ceil(window_seconds / SHARE_MAX_POINTS))
+    return f"(sum(rate({canary})) / sum(rate({every})))[{window_seconds}s:{step}s]"
+
+
+def traffic_since(
+    client: "PrometheusClient", config: StackConfig, service: str, weight: int, started: datetime,
+    seconds: int, now: datetime, probes: QueryResult | None,
+) -> tuple[str | None, str | None]:
+    """When Prometheus first saw the stage take traffic, within the stage: (time, detail).
+
+    Above 0 %: the first point of the canary's request share at or above
+    :data:`TRAFFIC_SHARE_TOLERANCE` of the weight. At 0 % the canary takes no
+    requests by design: the first probe sample of its pods. None when the data
+    shows neither (a Prometheus that holds nothing of the stage).
+    """
+    if weight == 0:
+        result, threshold = probes, None
+    else:
+        result, threshold = client.query(share_query(config, service, seconds), now), TRAFFIC_SHARE_TOLERANCE * weight / 100
+    if result is None or result.status != "ok" or result.result_type != "matrix" or not isinstance(result.result, list):
+        return None, f"no traffic-share data ({result.status if result else 'not queried'})"
+    first = None
+    for item in result.result:
+        for stamp, value in item.get("values") or ():
+            stamp, value = float(stamp), sample_value(value)  # shapes checked in query()
+            # Only samples of the stage's window count (a stamp past it is no data of it).
+            if not started.timestamp() <= stamp <= now.timestamp() or (threshold is not None and not value >= threshold):
+                continue
+            first = stamp if first is None else min(first, stamp)
+    if first is None:
+        return None, "the canary never took the stage's share in the data Prometheus holds"
+    return format_time(datetime.fromtimestamp(math.floor(first), started.tzinfo)), None
+
+
+def _scalar(result: QueryResult) -> tuple[str, float | None, str | None]:
+    """One number from a vector answer: (status, value, detail)."""
+    if result.status != "ok":
+        return result.status, None, result.detail
+    if result.result_type != "vector" or not isinstance(result.result, list):
+        return "error", None, f"expected a vector, got {result.result_type}"
+    if not result.result:
+        return "empty", None, "no series matched"
+    if len(result.result) > 1:
+        return "error", None, f"expected one series, got {len(result.result)}"
+    return _number(result.result[0]["value"][1])  # shapes checked in query()
+
+
+def _number(text: Any) -> tuple[str, float | None, str | None]:
+    try:
+        value = sample_value(text)
+    except ValueError as err:
+        return "error", None, str(err)
+    if math.isnan(value):
+        return "nan", None, "NaN: no samples to compute it from"
+    if math.isinf(value):
+        return "infinite", None, f"{text}"
+    return "ok", value, None
+
+
+def longest_failure_run(series: list[Mapping[str, Any]]) -> int:
+    """The longest run of consecutive failed probes (value 0) in any one series' samples."""
+    longest = 0
+    for item in series:
+        run = 0
+        for _, value in item.get("values") or ():
+            run = run + 1 if sample_value(value) == 0 else 0
+            longest = max(longest, run)
+    return longest
+
+
+def _health(result: QueryResult) -> tuple[str, float | None, str | None]:
+    if result.status != "ok":
+        return result.status, None, result.detail
+    if result.result_type != "matrix" or not isinstance(result.result, list):
+        return "error", None, f"expected a matrix, got {result.result_type}"
+    samples = sum(len(item.get("values") or ()) for item in result.result)
+    if not samples:
+        return "empty", None, "no probe samples in the stage"
+    try:
+        return "ok", float(longest_failure_run(result.result)), None
+    except (TypeError, ValueError) as err:
+        return "error", None, f"unreadable probe sample: {err}"
+
+
+def collect_service(
+    client: PrometheusClient, config: StackConfig, service: str, deployed: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The evidence of one service over its deployed stage, ending at ``now``."""
+    started = parse_time(deployed["stageStartedAt"])
+    record: dict[str, Any] = {
+        "stageWeight": deployed["weight"],
+        "stageStartedAt": deployed["stageStartedAt"],
+        "release": deployed.get("release"),
+        "trafficSince": None,
+        "windowSeconds": None,
+        "queries": {},
+    }
+    seconds = math.ceil((now - started).total_seconds())
+    if seconds <= 0:
+        record["queries"] = {
+            measure: {"status": "error", "value": None, "query": None, "detail": "the stage has not begun"}
+            for measure in MEASURES
+        }
+        return record
+    record["windowSeconds"] = seconds
+    probes = None
+    for measure, promql in queries(config, service, seconds).items():
+        result = client.query(promql, now)
+        if measure == "consecutiveFailedHealthChecks":
+            probes = result
+        status, value, detail = _health(result) if measure == "consecutiveFailedHealthChecks" else _scalar(result)
+        record["queries"][measure] = {
+            "status": status, "value": value, "query": promql, "detail": detail, "tries": result.tries,
+        }
+    since, detail = traffic_since(client, config, service, deployed["weight"], started, seconds, now, probes)
+    record["trafficSince"] = since
+    if detail:
+        record["trafficDetail"] = detail
+    return record
+
+
+def collect(
+    config: StackConfig,
+    stack: str,
+    client: PrometheusClient,
+    deployed_state: Mapping[str, Any] | None,
+    now: datetime,
+    deployed_source: str,
+    upstream_state: Mapping[str, Any] | None = None,
+    upstream_source: str | None = None,
+) -> dict[str, Any]:
+    """The evidence document for ``stack``: JSON-able, keys sorted when written.
+
+    Services of the config that the deployed state does not know get a record
+    without queries (there is no deployed stage to measure); the gates refuse
+    their advance for that reason.
+    """
+    services: dict[str, Any] = {}
+    deployed_services = (deployed_state or {}).get("services") or {}
+    for service in config.services:
+        deployed = deployed_services.get(service.name)
+        if deployed is None:
+            services[service.name] = {
+                "stageWeight": None,
+                "stageStartedAt": None,
+                "release": None,
+                "trafficSince": None,
+                "windowSeconds": None,
+                "queries": {},
+                "detail": "not in the deployed state: no deployed stage to measure",
+            }
+            continue
+        services[service.name] = collect_service(client, config, service.name, deployed, now)
+    return {
+        "kind": EVIDENCE_KIND,
+        "version": EVIDENCE_VERSION,
+        "stack": stack,
+        "collectedAt": format_time(now),
+        "prometheus": public_url(client.url),
+        "deployedState": deployed_state,
+        "deployedStateSource": deployed_source,
+        "upstreamState": upstream_state,
+        "upstreamStateSource": upstream_source,
+        "services": services,
+    }
+
+
+def dumps(evidence: Mapping[str, Any]) -> str:
+    """The evidence as written to disk: sorted keys, two-space indent, final newline."""
+    return json.dumps(evidence, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def summary(evidence: Mapping[str, Any]) -> list[str]:
+    """One line per service and measure, for the terminal."""
+    lines = []
+    for name, record in sorted((evidence.get("services") or {}).items()):
+        window = record.get("windowSeconds")
+        span = f"over {format_duration(timedelta(seconds=window))}" if window else "(no window)"
+        lines.append(f"{name}: canary at {record.get('stageWeight')}% since {record.get('stageStartedAt')} {span}")
+        if record.get("release"):
+            lines.append(f"  release: {record['release']}")
+        if record.get("stageWeight") is not None:
+            took = record.get("trafficSince") or f"never ({record.get('trafficDetail') or 'no data'})"
+            lines.append(f"  took its traffic from: {took}")
+        found = record.get("queries") or {}
+        for measure, result in sorted(found.items(), key=lambda item: list(MEASURES).index(item[0])):
+            shown = f"{result['value']:.6g}" if result.get("status") == "ok" else result.get("status")
+            detail = f" ({result['detail']})" if result.get("detail") else ""
+            if result.get("status") == "ok" and (result.get("tries") or 1) > 1:
+                detail = f" (after {result['tries']} tries)"
+            lines.append(f"  {MEASURES.get(measure, measure)}: {shown}{detail}")
+        if record.get("detail"):
+            lines.append(f"  {record['detail']}")
+    return lines
