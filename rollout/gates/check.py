@@ -8,8 +8,8 @@ upstream state of a stack with ``promotesFrom`` (the evidence's
 runs :func:`rollout.gates.judge.judge` and reports.
 
 Entry points for the CLI and the policy pack's tests: :func:`gate_report`,
-:func:`format_violation`, :func:`load_evidence`, :func:`read_state_file` and
-:func:`state_at_ref`.
+:func:`format_violation`, :func:`load_evidence`, :func:`read_state_file`,
+:func:`state_at_ref` and (for ``rollout evidence``) :func:`deployed_states`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
 from rollout.gates.judge import GateViolation, advancing_services, judge, unreadable_service
-from rollout.load.stack import display_path, load_stack, read_stack_file, validate
+from rollout.load.stack import display_path, load_stack, read_stack_file, shown_stack_file, validate
 from rollout.model.state import rollout_state
 from rollout.model.time import utc_now
 
@@ -220,6 +220,62 @@ def gate_report(
     )
 
 
+@dataclass(frozen=True)
+class DeployedStates:
+    """What ``rollout evidence`` measures against: the deployed state, the upstream's, and where each came from."""
+
+    deployed: dict[str, Any] | None
+    deployed_source: str
+    upstream: dict[str, Any] | None = None
+    upstream_source: str | None = None
+    #: Remarks worth printing (e.g. no upstream state at the git base).
+    notes: list[str] = field(default_factory=list)
+
+
+def deployed_states(
+    config: StackConfig,
+    stack: str,
+    project: Path,
+    now: datetime,
+    *,
+    deployed_file: str | None = None,
+    staging_file: str | None = None,
+    base: str | None = None,
+) -> DeployedStates:
+    """The deployed state of ``stack`` (``--deployed-state`` FILE, else its stack file at
+    the git base) and, with ``promotesFrom``, the upstream's (``--staging-state`` FILE,
+    else its stack file at the same base; none, with a note, outside git)."""
+    ref = base or DEFAULT_BASE
+    if deployed_file:
+        deployed = read_state_file(Path(deployed_file), "--deployed-state")
+        if deployed.get("stack") != stack:
+            raise UsageError(f"--deployed-state {deployed_file}: is the state of stack {deployed.get('stack')!r}")
+        deployed_source = f"{deployed_file}"
+    else:
+        try:
+            deployed = state_at_ref(stack, project, ref, now)
+        except NoGitBase as err:
+            raise UsageError(f"no deployed state: {err}; pass --deployed-state FILE (the stack's outputs)") from None
+        deployed_source = f"{shown_stack_file(stack)} at {ref}"
+    upstream, upstream_source, notes = None, None, []
+    if config.promotes_from:
+        if staging_file:
+            upstream = read_state_file(Path(staging_file), "--staging-state")
+            if upstream.get("stack") != config.promotes_from:
+                raise UsageError(
+                    f"--staging-state {staging_file}: is the state of stack {upstream.get('stack')!r}, "
+                    f"not {config.promotes_from!r} (promotesFrom)"
+                )
+            upstream_source = f"{staging_file}"
+        else:
+            try:
+                upstream = state_at_ref(config.promotes_from, project, ref, now)
+                upstream_source = f"{shown_stack_file(config.promotes_from)} at {ref}"
+            except NoGitBase as err:
+                notes.append(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE")
+    return DeployedStates(deployed, deployed_source, upstream, upstream_source, notes)
+
+
 def working_tree_state(stack: str, project: Path, now: datetime | None = None) -> dict[str, Any]:
     """The rollout state of the stack file in the working tree (validated with its upstream)."""
     return rollout_state(load_stack(stack, project), stack, now)
@@ -227,9 +283,11 @@ def working_tree_state(stack: str, project: Path, now: datetime | None = None) -
 
 __all__ = [
     "DEFAULT_BASE",
+    "DeployedStates",
     "GateReport",
     "NoGitBase",
     "config_at_ref",
+    "deployed_states",
     "format_violation",
     "gate_report",
     "load_evidence",

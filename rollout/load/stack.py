@@ -42,8 +42,18 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def shown_stack_file(stack: str) -> str:
+    """The stack file as messages name it, relative to the project: ``stacks/Pulumi.<stack>.yaml``."""
+    return f"stacks/Pulumi.{stack}.yaml"
+
+
 def stack_file(stack: str, root: Path | None = None) -> Path:
-    return (root or project_root()) / "stacks" / f"Pulumi.{stack}.yaml"
+    return (root or project_root()) / shown_stack_file(stack)
+
+
+def stack_names(project: Path) -> list[str]:
+    """Every stack of the project (``stacks/Pulumi.<stack>.yaml``), sorted."""
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
 
 
 def display_path(path: Path, root: Path | None = None) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import httpx
 
 from rollout.model import conventions as c
+from rollout.model.errors import UsageError
 
 FIELD_MANAGER = "rollout-relay"
 #: Where the pod's ServiceAccount token, ca.crt and namespace are mounted;
@@ -181,3 +182,13 @@ def live_routes(document: Any, services: Iterable[str]) -> dict[str, dict | None
         weight = live_canary_weight(route, service) if route else None
         found[service] = None if weight is None else {"canaryWeight": weight, "setByRelay": set_by_relay(route)}
     return found
+
+
+def read_live_routes(path: str, services: Iterable[str]) -> dict[str, dict | None]:
+    """:func:`live_routes` of the file ``--live-routes`` names; an unreadable file or document is bad input."""
+    try:
+        return live_routes(json.loads(Path(path).read_text()), services)
+    except OSError as err:
+        raise UsageError(f"--live-routes {path}: cannot be read: {err.strerror or err}") from None
+    except ValueError as err:
+        raise UsageError(f"--live-routes {path}: {err}") from None

@@ -322,3 +322,40 @@ def application(relay: Relay) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.on_cleanup.append(close)
     return app
+
+
+def serve(
+    stack: str,
+    listen: tuple[str, int],
+    forge_url: str,
+    repository: str,
+    relay_token: str,
+    forge_token: str,
+    retry: Retry,
+    route_update: Any = None,
+) -> None:
+    """Serve the relay on ``listen`` (HOST, PORT) until SIGINT or SIGTERM.
+
+    Raises OSError when the address cannot be listened on."""
+    metrics = Metrics()
+
+    async def run() -> None:
+        forge = Forge(forge_url, repository, forge_token, retry, metrics)
+        app = application(Relay(stack, relay_token, forge, metrics, route_update))
+        runner = web.AppRunner(app, access_log=None, handle_signals=True)
+        await runner.setup()
+        host, port = listen
+        await web.TCPSite(runner, host, port).start()
+        log.info(
+            "stack %s: relaying rollback triggers to %s/repos/%s/dispatches, listening on %s:%d%s",
+            stack, forge_url.rstrip("/"), repository, host, port, " (fast path on)" if route_update else "",
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(run())
+    except (KeyboardInterrupt, web.GracefulExit):
+        pass
