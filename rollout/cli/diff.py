@@ -65,7 +65,8 @@ def _render_at(stack: str, tree: Path, out: Path) -> str | None:
     shows in the diff); otherwise the installed code does."""
     if not stack_file(stack, tree).is_file():
         return None
-    if (tree / "rollout" / "cli.py").is_file():
+    # The command line as a module (rollout/cli.py) or, since the layers, as a package.
+    if (tree / "rollout" / "cli.py").is_file() or (tree / "rollout" / "cli" / "__main__.py").is_file():
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         result = subprocess.run(
             [sys.executable, "-m", "rollout.cli", "--project", str(tree), "render", "--stack", stack, "--out", str(out)],
