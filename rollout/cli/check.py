@@ -15,7 +15,7 @@ import pulumi
 
 from rollout.cli.clock import now_of
 from rollout.cli.output import EXIT_OK, EXIT_REFUSED, say
-from rollout.engine.harness import run_program
+from rollout.engine import harness
 from rollout.engine.policy_runner import resource_violations
 from rollout.gates.advice import warnings
 from rollout.gates.check import format_violation, gate_report, load_evidence
@@ -26,7 +26,8 @@ from rollout.model.errors import ConfigError
 def cmd_check(args: argparse.Namespace) -> int:
     config = load_stack(args.stack, args.project)
     try:
-        run = run_program(args.stack, args.project)
+        # Looked up on the module at each run: a test may swap the program runner.
+        run = harness.run_program(args.stack, args.project)
     except pulumi.RunError as err:
         raise ConfigError(str(err).splitlines()) from None
     say(f"stack {args.stack}: config valid; {len(run.resources)} resources declared offline")
