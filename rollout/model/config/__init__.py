@@ -1,0 +1,153 @@
+"""The stack config model: every ``rollout:*`` key of ``stacks/Pulumi.<stack>.yaml``.
+
+The model is validated in full before any resource is declared. Every model is
+frozen and refuses unknown keys; keys are camelCase in YAML (Pulumi's
+convention) and snake_case in Python. Each knob's docstring says what it does
+and when to change it; docs/configuration.md is the reference for users.
+
+A module per area: :mod:`.fields` (the field types and their validators, the
+base :class:`Model`), :mod:`.targets`, :mod:`.monitoring`, :mod:`.alerting`,
+:mod:`.services`, :mod:`.flags`, and :mod:`.stack` (:class:`StackConfig`, which
+holds them all). Every public name is importable from here.
+"""
+
+from __future__ import annotations
+
+from rollout.model.config.alerting import (
+    AlertingSettings,
+    EmailSettings,
+    RelaySettings,
+    RollbackSettings,
+    SecretsSettings,
+    SlackSettings,
+)
+from rollout.model.config.fields import (
+    DNS_LABEL_MAX,
+    RELEASE_NAME_MAX,
+    SERVICE_NAME_MAX,
+    SERVICE_NAME_SUFFIXES,
+    STACK_NAME,
+    ChartName,
+    Count,
+    DnsLabel,
+    Duration,
+    MetricName,
+    Model,
+    NonNegativeCount,
+    Percentage,
+    PositiveDuration,
+    PositiveSeconds,
+    Quantity,
+    Ratio,
+    ReleaseName,
+    Secret,
+    SecretRef,
+    ServiceName,
+    StackName,
+    Timestamp,
+)
+from rollout.model.config.flags import (
+    FLAG_KEY,
+    FLAG_STRATEGIES,
+    AllAtOnceFlag,
+    CanaryFlag,
+    Flag,
+    FlagBase,
+    PercentageFlag,
+    ProgressiveFlag,
+    ProgressiveStep,
+)
+from rollout.model.config.monitoring import (
+    CanaryThresholds,
+    CostBudgets,
+    GrafanaSettings,
+    MetricNames,
+    MonitoringSettings,
+    ResourceList,
+    Resources,
+    SloSettings,
+    StorageSettings,
+)
+from rollout.model.config.services import (
+    CLOCK_SKEW,
+    CustomStage,
+    HistoryEntry,
+    Image,
+    PathMatch,
+    ProbeSettings,
+    RolloutSettings,
+    RouteMatch,
+    RouteSettings,
+    ServiceSettings,
+    StableTrackSettings,
+    TrackSettings,
+)
+from rollout.model.config.stack import StackConfig
+from rollout.model.config.targets import DockerPorts, DockerSettings, GatewayRef, KubernetesSettings
+
+__all__ = [
+    "AlertingSettings",
+    "AllAtOnceFlag",
+    "CLOCK_SKEW",
+    "CanaryFlag",
+    "CanaryThresholds",
+    "ChartName",
+    "CostBudgets",
+    "Count",
+    "CustomStage",
+    "DNS_LABEL_MAX",
+    "DnsLabel",
+    "DockerPorts",
+    "DockerSettings",
+    "Duration",
+    "EmailSettings",
+    "FLAG_KEY",
+    "FLAG_STRATEGIES",
+    "Flag",
+    "FlagBase",
+    "GatewayRef",
+    "GrafanaSettings",
+    "HistoryEntry",
+    "Image",
+    "KubernetesSettings",
+    "MetricName",
+    "MetricNames",
+    "Model",
+    "MonitoringSettings",
+    "NonNegativeCount",
+    "PathMatch",
+    "Percentage",
+    "PercentageFlag",
+    "PositiveDuration",
+    "PositiveSeconds",
+    "ProbeSettings",
+    "ProgressiveFlag",
+    "ProgressiveStep",
+    "Quantity",
+    "RELEASE_NAME_MAX",
+    "Ratio",
+    "RelaySettings",
+    "ReleaseName",
+    "ResourceList",
+    "Resources",
+    "RollbackSettings",
+    "RolloutSettings",
+    "RouteMatch",
+    "RouteSettings",
+    "SERVICE_NAME_MAX",
+    "SERVICE_NAME_SUFFIXES",
+    "STACK_NAME",
+    "Secret",
+    "SecretRef",
+    "SecretsSettings",
+    "ServiceName",
+    "ServiceSettings",
+    "SlackSettings",
+    "SloSettings",
+    "StableTrackSettings",
+    "StackConfig",
+    "StackName",
+    "StorageSettings",
+    "Timestamp",
+    "TrackSettings",
+]
