@@ -21,7 +21,7 @@ from rollout.load.stack import strip_annotation
 INTRO = """\
 # Configuration reference
 
-<!-- Generated from rollout/model/config.py by `python -m rollout.build.reference`; do not edit. -->
+<!-- Generated from rollout/model/config/ by `python -m rollout.build.reference`; do not edit. -->
 
 Every setting lives in `stacks/Pulumi.<stack>.yaml` under `config:`, as a
 `rollout:<key>` entry; the stack files are commented examples. The same model
