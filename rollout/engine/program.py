@@ -19,12 +19,12 @@ from rollout.build.artifacts import build_artifacts
 from rollout.load.charts import check_local_charts
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError
+from rollout.load.secrets import read_pulumi_config
 from rollout.load.stack import (
     check_alert_names,
     check_upstream,
     display_path,
     project_root,
-    read_pulumi_config,
     stack_file,
     validate,
 )

@@ -48,6 +48,7 @@ from rollout.model.config.fields import (
 )
 from rollout.model.config.flags import (
     FLAG_KEY,
+    FLAG_MODELS,
     FLAG_STRATEGIES,
     AllAtOnceFlag,
     CanaryFlag,
@@ -102,6 +103,7 @@ __all__ = [
     "Duration",
     "EmailSettings",
     "FLAG_KEY",
+    "FLAG_MODELS",
     "FLAG_STRATEGIES",
     "Flag",
     "FlagBase",

@@ -89,7 +89,14 @@ class CanaryFlag(FlagBase):
     """Share of canary-track evaluations that get it (100: all of them)."""
 
 
-FLAG_STRATEGIES = ("all_at_once", "percentage", "progressive", "canary")
+#: The model of each strategy, by the ``strategy`` that selects it.
+FLAG_MODELS: dict[str, type[FlagBase]] = {
+    "all_at_once": AllAtOnceFlag,
+    "percentage": PercentageFlag,
+    "progressive": ProgressiveFlag,
+    "canary": CanaryFlag,
+}
+FLAG_STRATEGIES = tuple(FLAG_MODELS)
 
 
 def _strategy_of(value: Any) -> str | None:
