@@ -23,6 +23,7 @@ from rollout.load.clock import validation_context
 from rollout.load.messages import describe
 from rollout.load.secrets import NS, mark_secure_leaves
 from rollout.load.strict_yaml import load_strict
+from rollout.model import conventions
 from rollout.model.config import PercentageFlag, StackConfig
 from rollout.model.errors import ConfigError
 
@@ -43,8 +44,13 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def shown_stack_file(stack: str) -> str:
+    """The stack file as messages name it, relative to the project: ``stacks/Pulumi.<stack>.yaml``."""
+    return conventions.STACK_FILE.format(stack=stack)
+
+
 def stack_file(stack: str, root: Path | None = None) -> Path:
-    return (root or project_root()) / "stacks" / f"Pulumi.{stack}.yaml"
+    return (root or project_root()) / shown_stack_file(stack)
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
@@ -151,7 +157,8 @@ def check_upstream(config: StackConfig, path: Path, root: Path | None = None) ->
     if not config.promotes_from:
         return
     shown = display_path(path, root)
-    upstream_path = path.parent / f"Pulumi.{config.promotes_from}.yaml"
+    # Beside this stack's file, wherever that is (a test's copy of stacks/ too).
+    upstream_path = path.parent / Path(shown_stack_file(config.promotes_from)).name
     if not upstream_path.exists():
         raise ConfigError(
             [f"{shown}: rollout:promotesFrom: {config.promotes_from!r} has no stack file {display_path(upstream_path, root)}"]
