@@ -64,7 +64,7 @@ def declare(config: StackConfig, stack: str, root: Path) -> None:
         _declare_docker(config, stack, root, artifacts)
     state = rollout_state(config, stack)
     # The policy pack sees only resource inputs: the rollout state is one.
-    pulumi.Stash("rollout-state", input=state)
+    pulumi.Stash(conventions.STATE_STASH, input=state)
     pulumi.export("stack", stack)
     pulumi.export("target", config.target)
     pulumi.export("flagsDocument", artifacts.flags_json)
