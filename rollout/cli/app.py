@@ -38,7 +38,9 @@ def _command(target: str) -> Handler:
     def run(args: argparse.Namespace) -> int:
         return getattr(importlib.import_module(f"rollout.cli.{module}"), name)(args)
 
+    # Named as the function it runs, in its module (docs/architecture.md's table).
     run.__qualname__ = run.__name__ = name
+    run.__module__ = f"rollout.cli.{module}"
     return run
 
 
