@@ -1,35 +1,36 @@
-"""The rollout gates: may a stack's new rollout state replace the deployed one?
+"""The rollout gates: may a stack's proposed rollout state replace the deployed one?
 
-The same :func:`judge` runs in ``rollout check``, ``rollout advance --evidence``
-and the CrossGuard policy pack, so all three refuse exactly the same transitions.
-Every service is judged on what changes against the deployed state. What a
-rollout promotes is a **release** (the canary's image; its digest when given,
-:mod:`rollout.model.releases`).
+:func:`judge` takes one :class:`~rollout.model.transition.Transition` (the
+deployed, proposed and upstream states, the evidence and the clock, parsed once
+where they entered: :mod:`rollout.model.stored`) and returns the violations.
+The same function runs in ``rollout check``, ``rollout advance`` and the
+CrossGuard policy pack, so all three refuse exactly the same transitions.
 
-The gates, each documented in its module: :mod:`rollout.gates.history` (judged
-on every change), :mod:`rollout.gates.traffic`, :mod:`rollout.gates.budget` and
-:mod:`rollout.gates.upstream` (judged on an advance, the weight going UP; the
-live route on every change). A lower weight (a rollback) and a safety flag
-switched on are never refused: a rollback is judged by no advance gate,
-whatever the release, the history or the evidence, and the history gate only
-asks that it remove no deployed entry. The same weight is no advance and needs
-no evidence.
+Every service is judged on what changes against what is deployed of it: its
+deployed self under its key, or the deployed service whose route it takes over
+(:func:`rollout.gates.ratchet.pairs`). Each gate is documented in its module:
+
+- on every change: :mod:`rollout.gates.history` (the history is append-only in
+  every direction, a new release starts a new rollout, stable takes only a
+  completed release), a new service's stable release in a stack with
+  ``promotesFrom`` (:mod:`rollout.gates.upstream`), and the live route
+  (:mod:`rollout.gates.traffic`);
+- on an advance (a weight goes UP): the next stage only, the soak served
+  (:mod:`rollout.gates.traffic`), the canary within budget
+  (:mod:`rollout.gates.budget`), staging first, no safety flag on, no loosening
+  and stack files only (:mod:`rollout.gates.upstream`), every setting judged by
+  the stricter of deployed and proposed (:mod:`rollout.gates.ratchet`).
+
+A service never deployed is judged by its history alone: a walk of its plan
+from the first stage, each stage soaked. A lower weight (a rollback, appended)
+and a safety flag switched on are never refused. The same weight is no advance
+and needs no evidence.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Mapping
-
-from rollout.gates.budget import _canary_within_budget
-from rollout.gates.history import (
-    _history_append_only,
-    _new_release_new_rollout,
-    _rollback_appended,
-    _stable_completed_only,
-    _stored,
-    unreadable_service,
-)
+from rollout.gates.budget import canary_within_budget
+from rollout.gates.history import history_append_only, new_release_new_rollout, stable_completed_only
 from rollout.gates.names import (  # noqa: F401 - the gates' names, imported from here by their users
     CANARY_WITHIN_BUDGET,
     GATE_POLICIES,
@@ -37,112 +38,62 @@ from rollout.gates.names import (  # noqa: F401 - the gates' names, imported fro
     LIVE_ROUTE_RESPECTED,
     NEW_RELEASE_NEW_ROLLOUT,
     NEXT_STAGE_ONLY,
+    NO_LOOSENING_ON_ADVANCE,
     NO_SAFETY_FLAG_ON_ADVANCE,
     SOAK_SERVED,
     STABLE_COMPLETED_ONLY,
+    STACK_FILES_ONLY,
     STAGING_FIRST,
     GatePolicy,
     GateViolation,
 )
-from rollout.gates.traffic import _live_route_respected, _next_stage_only, _soak_served
-from rollout.gates.upstream import _no_safety_flag, _staging_first
+from rollout.gates.ratchet import loosenings, pairs
+from rollout.gates.traffic import live_route_respected, next_stage_only, soak_served, walk
+from rollout.gates.upstream import new_service_stable, no_loosening, no_safety_flag, stack_files_only, staging_first
+from rollout.model.transition import Transition
+
+_ORDER = list(GATE_POLICIES)
 
 
-def judge(
-    new_state: Mapping[str, Any],
-    deployed_state: Mapping[str, Any] | None,
-    evidence: Mapping[str, Any] | None,
-    upstream_state: Mapping[str, Any] | None,
-    now: datetime,
-) -> list[GateViolation]:
-    """Judge every service of ``new_state`` against the deployed state.
-
-    ``deployed_state`` is the state running now (from the evidence, the stack's
-    outputs or the stack file at a git base); None, or a service missing from
-    it, counts as "never deployed": weight 0 with no known stage start, so an
-    advance above 0 is refused until a deployed 0 % stage has soaked.
-    ``evidence`` is ``rollout evidence``'s JSON (None: no evidence);
-    ``upstream_state`` is the state of ``new_state["promotesFrom"]``. Returns
-    the violations in service order, then gate order; empty means allowed.
-    """
+def judge(t: Transition) -> list[GateViolation]:
+    """The violations of ``t`` in service order, then gate order; empty means allowed."""
     violations: list[GateViolation] = []
-    unreadable = None
-    deployed_services: Mapping[str, Any] = {}
-    if deployed_state is not None:
-        if isinstance(deployed_state, Mapping) and isinstance(deployed_state.get("services"), Mapping):
-            deployed_services = deployed_state["services"]
-        else:
-            unreadable = "the deployed state is not a rollout state"
-    for name in sorted(new_state.get("services") or {}):
-        new = new_state["services"][name]
-        deployed = deployed_services.get(name)
-        why = unreadable or (deployed is not None and _stored(unreadable_service(deployed)))
-        if why:
-            # Nothing is known about what runs; only 0 % is surely not an advance.
-            if new["weight"] > 0:
-                violations.append(GateViolation(NEXT_STAGE_ONLY, name, f"{why}: an advance cannot be judged"))
-            continue
-        deployed_weight = deployed["weight"] if deployed else 0
+    found_pairs = pairs(t)
+    raising = any(p.raises for p in found_pairs) if t.deployed_problem is None else True
+    # Judged once for the change, reported on each service it advances.
+    whole_change = (no_loosening(t) + stack_files_only(t) + no_safety_flag(t)) if raising else []
+    for pair in found_pairs:
         found: list[tuple[str, str]] = []
-        # Judged on every change: what the canary and the stable track run.
-        found += _new_release_new_rollout(new, deployed)
-        found += _stable_completed_only(new, deployed, now)
-        if new["weight"] >= deployed_weight:
-            found += _history_append_only(new, deployed)
-        else:
-            # A rollback is never refused for what the history says, as long as it
-            # is a new entry: removing deployed entries is no rollback.
-            found += _rollback_appended(new, deployed)
-        if new["weight"] > deployed_weight:
-            found += _next_stage_only(new, deployed, deployed_weight)
-            found += _soak_served(name, new, deployed, deployed_weight, evidence, now)
-            found += _canary_within_budget(name, new_state, deployed_state, deployed, evidence, now)
-            found += _staging_first(name, new_state, upstream_state, now)
-            found += _no_safety_flag(new_state)
-        found += _live_route_respected(name, new, deployed_weight, evidence)
-        order = list(GATE_POLICIES)
-        for policy, message in sorted(found, key=lambda item: order.index(item[0])):
-            violations.append(GateViolation(policy, name, message))
+        if t.deployed_problem:
+            # Nothing is known about what runs; only 0 % is surely not an advance.
+            if pair.proposed.weight > 0:
+                violations.append(GateViolation(NEXT_STAGE_ONLY, pair.name,
+                                                f"{t.deployed_problem}: an advance cannot be judged"))
+            continue
+        found += new_release_new_rollout(pair)
+        found += stable_completed_only(pair, t.now)
+        found += history_append_only(pair)
+        found += new_service_stable(pair, t)
+        if pair.raises:
+            if pair.deployed is None:
+                found += walk(pair, t)
+            else:
+                found += next_stage_only(pair)
+                found += soak_served(pair, t)
+                found += canary_within_budget(pair, t)
+            found += staging_first(pair, t)
+            found += whole_change
+        found += live_route_respected(pair, t.evidence)
+        for policy, message in sorted(found, key=lambda item: _ORDER.index(item[0])):
+            violations.append(GateViolation(policy, pair.name, message))
     return violations
 
 
-def judge_with_evidence(
-    new_state: Mapping[str, Any],
-    evidence: Mapping[str, Any] | None,
-    now: datetime,
-    deployed_state: Mapping[str, Any] | None = None,
-    upstream_state: Mapping[str, Any] | None = None,
-) -> list[GateViolation]:
-    """:func:`judge`, taking the deployed and upstream states from the evidence when present.
-
-    With evidence, "deployed" is the evidence's ``deployedState`` (its absence is
-    then "never deployed") and the upstream is its ``upstreamState``; the
-    arguments are the fallback used when there is no evidence (the policy pack
-    and ``rollout check`` pass the stack file at the git base).
-    """
-    if evidence is not None:
-        deployed_state = evidence.get("deployedState")
-        upstream_state = evidence.get("upstreamState") or upstream_state
-    return judge(new_state, deployed_state, evidence, upstream_state, now)
+def advancing_services(t: Transition) -> list[str]:
+    """Services whose weight goes up from what is deployed of them (the ones the advance gates judge)."""
+    if t.deployed_problem:
+        return [name for name, service in sorted(t.proposed.services.items()) if service.weight > 0]
+    return [pair.name for pair in pairs(t) if pair.raises]
 
 
-def advancing_services(new_state: Mapping[str, Any], deployed_state: Mapping[str, Any] | None) -> list[str]:
-    """Services whose weight goes up from the deployed state (the ones the gates judge).
-
-    As in :func:`judge`, a deployed state or service record that cannot be read
-    leaves nothing known about what runs: every service above 0 % counts.
-    """
-    deployed = deployed_state.get("services") if isinstance(deployed_state, Mapping) else None
-    readable = deployed_state is None or isinstance(deployed, Mapping)
-
-    def deployed_weight(name: str) -> int:
-        record = (deployed or {}).get(name)
-        if record is None:
-            return 0
-        return 0 if unreadable_service(record) else record["weight"]
-
-    return [
-        name
-        for name, service in sorted((new_state.get("services") or {}).items())
-        if service["weight"] > (deployed_weight(name) if readable else 0)
-    ]
+__all__ = ["GATE_POLICIES", "GatePolicy", "GateViolation", "advancing_services", "judge", "loosenings"]

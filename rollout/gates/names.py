@@ -26,6 +26,8 @@ CANARY_WITHIN_BUDGET = "rollout-canary-within-budget"
 STAGING_FIRST = "rollout-staging-first"
 NO_SAFETY_FLAG_ON_ADVANCE = "rollout-no-safety-flag-on-advance"
 LIVE_ROUTE_RESPECTED = "rollout-live-route-respected"
+NO_LOOSENING_ON_ADVANCE = "rollout-no-loosening-on-advance"
+STACK_FILES_ONLY = "rollout-stack-files-only"
 
 #: Every gate by name, in the order they are judged. All are mandatory.
 GATE_POLICIES: dict[str, GatePolicy] = {
@@ -86,6 +88,19 @@ GATE_POLICIES: dict[str, GatePolicy] = {
             "A canary the relay took out of traffic in the cluster (live route weight 0) gets no traffic "
             "again before the history records its rollback.",
             "Record the rollback with `rollout rollback` (the Rollback workflow does) and deploy that first.",
+        ),
+        GatePolicy(
+            NO_LOOSENING_ON_ADVANCE,
+            "A change that raises a weight loosens no safety setting (the service set and routes, promotesFrom, "
+            "the plan and its soaks, the tier, the thresholds, the safety flags, the namespace).",
+            "Land the loosening in a change of its own that raises no weight (the check lists it as "
+            "'loosens: ...'), then advance.",
+        ),
+        GatePolicy(
+            STACK_FILES_ONLY,
+            "A change that raises a weight changes nothing but stack files: code, policies, plans and "
+            "workflows land in changes of their own, judged by the gates as they are at the base.",
+            "Move the other files into a change of their own; advance in a change that edits only stacks/.",
         ),
     )
 }
