@@ -24,7 +24,9 @@ import yaml
 
 from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
+from rollout.gates.deployed import resolve_deployed, resolve_upstream
 from rollout.gates.judge import GATE_POLICIES, judge
+from rollout.load.stack import project_root
 from rollout.model.stored import transition_from_json
 from rollout.model.transition import TIERS, Transition
 
@@ -181,9 +183,6 @@ def gate_transition(state: Mapping[str, Any], context: Context) -> Transition:
     ``upstreamState``, ``evidence``, ``changedFiles``. Without any of it the pack
     asks the same function, without the backend: the stack file at HEAD, else never deployed.
     """
-    from rollout.gates.deployed import resolve_deployed, resolve_upstream
-    from rollout.load.stack import project_root
-
     config = _config(context)
     evidence = config.get("evidence")
     deployed, upstream = config.get("deployedState"), config.get("upstreamState")

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rollout.load.stack import display_path, read_stack_file, validate
+from rollout.load.stack import display_path, load_stack, read_stack_file, validate
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
 from rollout.model.state import rollout_state
@@ -251,8 +251,6 @@ def resolve_upstream(
                                 option="--staging-state")
     if resolved.raw is not None:
         return resolved
-    from rollout.load.stack import load_stack
-
     try:
         config = load_stack(name, project)
     except (ConfigError, UsageError) as err:
@@ -275,3 +273,45 @@ __all__ = [
     "resolve_upstream",
     "state_at_ref",
 ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rollout.gates.deployed --stack S [--base REF] [--namespace]``: what is deployed.
+
+    Prints the deployed state as JSON (with its source), or with ``--namespace``
+    the namespace its live routes are in (the deployed side's; the proposal's
+    only for a stack never deployed). Exit 2 with one line on bad input.
+    """
+    import argparse
+    import sys
+
+    from rollout.load.stack import project_root
+
+    parser = argparse.ArgumentParser(description="What is deployed of a stack (the backend, else git, else nothing).")
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--base", default=None)
+    parser.add_argument("--namespace", action="store_true", help="print only the namespace of the live routes")
+    args = parser.parse_args(argv)
+    project = next((f for f in (Path.cwd().resolve(), *Path.cwd().resolve().parents) if (f / "Pulumi.yaml").is_file()),
+                   project_root())
+    try:
+        resolved = resolve_deployed(args.stack, project, base=args.base)
+        if args.namespace:
+            namespace = (resolved.raw or {}).get("namespace")
+            if namespace is None:
+                settings = load_stack(args.stack, project).kubernetes
+                namespace = settings.namespace if settings is not None else ""
+            print(namespace)
+        else:
+            print(json.dumps({"source": resolved.source, "state": resolved.raw}, indent=2, sort_keys=True))
+    except UsageError as err:
+        print(f"rollout.gates.deployed: {err}", file=sys.stderr)
+        return 2
+    except ConfigError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
+from rollout.model.time import format_time
+
 #: Tiers from the most lenient to the strictest: the ratchet takes the later one.
 TIERS = ("development", "staging", "production")
 
@@ -53,8 +55,6 @@ class Entry(Frozen):
 
     def value(self, key: str):
         """The entry's value under its stored key (``startedAt`` as stored text)."""
-        from rollout.model.time import format_time
-
         return format_time(self.started_at) if key == "startedAt" else getattr(self, key)
 
 
