@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     from rollout.gates.check import load_evidence, stack_transition
-    from rollout.gates.ratchet import tier
+    from rollout.gates.ratchet import raises_weight, tier
     from rollout.load.stack import load_stack
     from rollout.model.errors import ConfigError, UsageError
 
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         "upstreamStateSource": judged.upstream_source,
         "changedFiles": list(t.changed_files) if t.changed_files is not None else None,
     }
-    # The resource policies are mandatory while either the deployed or the proposed tier is production.
-    advisory = args.rollback or tier(t.proposed, t.deployed) != "production"
+    # Beside an advance, the resource policies are mandatory while either tier is production.
+    advisory = args.rollback or tier(t.proposed, t.deployed if raises_weight(t) else None) != "production"
     sys.stdout.write(json.dumps(policy_config(evidence, advisory, gates), indent=2, sort_keys=True) + "\n")
     return 0
 

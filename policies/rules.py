@@ -26,6 +26,7 @@ from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
 from rollout.gates.deployed import resolve_deployed, resolve_upstream
 from rollout.gates.judge import GATE_POLICIES, judge
+from rollout.gates.ratchet import raises_weight
 from rollout.load.stack import project_root
 from rollout.model.stored import transition_from_json
 from rollout.model.transition import TIERS, Transition
@@ -201,14 +202,14 @@ def gate_transition(state: Mapping[str, Any], context: Context) -> Transition:
 
 
 def tier_of(resources: list[Resource], context: Context) -> str | None:
-    """The tier the resource policies judge by: the stricter of the deployed and the proposed."""
-    proposed = (rollout_state(resources) or {}).get("tier")
+    """The tier the resource policies judge by: beside an advance, the stricter of the deployed
+    and the proposed (lowering the tier lands in a change of its own, which raises no weight)."""
+    state = rollout_state(resources) or {}
+    proposed = state.get("tier")
     deployed = context.deployed_tier
-    if deployed is None:
-        config = _config(context)
-        evidence = config.get("evidence")
-        stored = evidence.get("deployedState") if isinstance(evidence, Mapping) else config.get("deployedState")
-        deployed = stored.get("tier") if isinstance(stored, Mapping) else None
+    if deployed is None and state.get("services") is not None:
+        t = gate_transition(state, context)
+        deployed = t.deployed.tier if t.deployed is not None and raises_weight(t) else None
     known = [t for t in (proposed, deployed) if t in TIERS]
     return max(known, key=TIERS.index) if known else proposed
 

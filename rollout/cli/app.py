@@ -169,8 +169,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for warning in warnings(config, args.stack):
         _say(f"warning: {warning}")
     report = gate_report_of(args)
-    # Mandatory in production: the stricter of the deployed and the proposed tier.
-    resources = check_resource_policies(args, run, report.deployed_tier)
+    # Mandatory in production: beside an advance, the stricter of the deployed and the proposed tier
+    # (a lower tier lands in a change of its own, listed as a loosening).
+    resources = check_resource_policies(args, run, report.deployed_tier if report.advancing else None)
     gates = check_gates(args, report)
     return EXIT_REFUSED if EXIT_REFUSED in (resources, gates) else EXIT_OK
 
