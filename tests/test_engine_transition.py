@@ -80,6 +80,9 @@ def test_a_deployed_entry_lowered_in_place_is_refused_and_a_rollback_passes(dev)
 def test_a_renamed_service_on_an_untested_stable_image_is_refused(dev):
     def rename(config):
         service(config).update(name="genesis-v2")
+        for flag in config["rollout:flags"].values():
+            if flag.get("service") == "genesis":
+                flag["service"] = "genesis-v2"  # a canary flag follows the service under its new key
         service(config, "genesis-v2")["stable"]["image"] = UNTESTED
         service(config, "genesis-v2")["rollout"]["history"] = [
             {"weight": 0, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
