@@ -1,4 +1,4 @@
-"""The CrossGuard wrappers of policies/rules.py, built by policies/__main__.py.
+"""The CrossGuard wrappers of policies/rules.py, built by policies/__main__.py, and their config.
 
 Kept importable apart from __main__.py: constructing a PolicyPack starts its
 gRPC server, so tests build the policy list from here and never the pack.

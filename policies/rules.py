@@ -31,7 +31,7 @@ from rollout.load.stack import project_root
 from rollout.model.stored import transition_from_json
 from rollout.model.transition import TIERS, Transition
 
-STATE_STASH = "rollout-state"
+STATE_STASH = c.STATE_STASH
 FLAGS_STASH = "rollout-flags-document"
 STASH = "pulumi:index:Stash"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rollout.load.stack import display_path, load_stack, read_stack_file, validate
+from rollout.load.stack import display_path, load_stack, read_stack_file, shown_stack_file, stack_file, validate
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
 from rollout.model.state import rollout_state
@@ -133,13 +133,14 @@ def changed_files(project: Path, ref: str) -> list[str]:
 def config_at_ref(stack: str, project: Path, ref: str) -> StackConfig | None:
     """The stack's config as committed at ``ref``, loaded with the same loader; None when
     the stack file does not exist at that commit (a stack never deployed)."""
-    relative = f"stacks/Pulumi.{stack}.yaml"
+    relative = shown_stack_file(stack)
     text = _git_show(project, ref, relative)
     if text is None:
         return None
     shown = f"{relative} at {ref}"
     with tempfile.TemporaryDirectory(prefix="rollout-base-") as scratch:
-        path = Path(scratch) / f"Pulumi.{stack}.yaml"
+        path = stack_file(stack, Path(scratch))
+        path.parent.mkdir()
         path.write_text(text, encoding="utf-8")
         try:
             return validate(read_stack_file(path, Path(scratch)), shown)
@@ -232,9 +233,9 @@ def resolve_deployed(
                      "plan from 0, each stage soaked")
         return Resolved(None, NEVER_DEPLOYED, tuple(notes))
     if raw is None:
-        notes.append(f"stacks/Pulumi.{stack}.yaml does not exist at {ref}: {stack} counts as never deployed")
+        notes.append(f"{shown_stack_file(stack)} does not exist at {ref}: {stack} counts as never deployed")
         return Resolved(None, NEVER_DEPLOYED, tuple(notes))
-    return Resolved(raw, f"stacks/Pulumi.{stack}.yaml at {ref}", tuple(notes))
+    return Resolved(raw, f"{shown_stack_file(stack)} at {ref}", tuple(notes))
 
 
 def resolve_upstream(
@@ -255,7 +256,7 @@ def resolve_upstream(
         config = load_stack(name, project)
     except (ConfigError, UsageError) as err:
         return Resolved(None, "none", (*resolved.notes, f"no state of {name}: {err}"))
-    return Resolved(rollout_state(config, name, now), f"stacks/Pulumi.{name}.yaml in the working tree",
+    return Resolved(rollout_state(config, name, now), f"{shown_stack_file(name)} in the working tree",
                     resolved.notes)
 
 
