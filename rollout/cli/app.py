@@ -71,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--base",
         default=None,
         type=options.given,
-        help="without --evidence, the git ref whose stack file counts as deployed (default HEAD)",
+        help="without --evidence, the git ref whose stack file counts as deployed when the backend has "
+        "none (default HEAD); the change is the files changed since it",
+    )
+    check.add_argument(
+        "--deployed-state", default=None, type=options.given,
+        help="the deployed rollout state as a file (`pulumi stack output --json`), instead of the backend's",
     )
     add_now_argument(check, "the gates' verdict")
     check.set_defaults(handler=_command("check:cmd_check"))

@@ -37,6 +37,7 @@ from rollout.load.stack import load_stack, stack_names
 from rollout.model.durations import format_duration
 from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
 from rollout.model.state import rollout_state, status, with_entry
+from rollout.model.stored import transition_from_json
 from rollout.model.time import format_time
 
 #: What an advance can wait for, in the order a reader clears them.
@@ -147,7 +148,7 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
         waits: list[Wait] = []
         if st.next_weight is not None:
             ahead = with_entry(state, name, st.next_weight, now, None, now)
-            for violation in judge(ahead, state, None, upstream, now):
+            for violation in judge(transition_from_json(ahead, state, None, upstream, now)):
                 if violation.service == name:
                     waits.append(Wait(WAIT_KINDS.get(violation.policy, violation.policy), violation.message))
             waits.sort(key=lambda w: list(WAIT_KINDS.values()).index(w.kind) if w.kind in WAIT_KINDS.values() else 99)

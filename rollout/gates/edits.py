@@ -25,13 +25,14 @@ from typing import Any, Mapping
 
 from rollout.gates.check import format_violation, gate_report
 from rollout.gates.judge import CANARY_WITHIN_BUDGET, GateViolation, judge
-from rollout.load.stack import display_path, load_stack, read_stack_file, validate
+from rollout.load.stack import display_path, read_stack_file, validate
 from rollout.load.stackfile import NewEntry, TrackValue, append_history
 from rollout.model.config import StackConfig
 from rollout.model.durations import format_duration
 from rollout.model.errors import UsageError
 from rollout.model.releases import is_pinned, same_release
 from rollout.model.state import current_soak, rollout_state, with_entry
+from rollout.model.stored import transition_from_json
 from rollout.model.time import format_time, not_before, parse_time
 
 
@@ -76,7 +77,7 @@ def one_service(config: StackConfig, name: str | None, command: str) -> str:
 
 
 def _refuse_on_gates(new_state: Mapping[str, Any], state: Mapping[str, Any], upstream, now: datetime) -> None:
-    violations: list[GateViolation] = judge(new_state, state, None, upstream, now)
+    violations: list[GateViolation] = judge(transition_from_json(new_state, state, None, upstream, now))
     if violations:
         raise Refused([format_violation(v) for v in violations])
 
@@ -190,19 +191,12 @@ class Verdict:
 def judge_advance(
     advance: Advance, config: StackConfig, stack: str, project: Path, now: datetime, evidence: dict[str, Any] | None
 ) -> Verdict:
-    """Judge ``advance`` with the gates. With evidence every gate judges; without, what the
-    history alone refuses is refused now and only the canary's budget waits for evidence
-    (``rollout check`` and the policy pack judge it)."""
-    if evidence is not None:
-        report = gate_report(stack, project, evidence=evidence, now=now, config=config, new_state=advance.new_state)
-        return Verdict([format_violation(v) for v in report.violations], report.notes)
-    upstream = (
-        rollout_state(load_stack(config.promotes_from, project), config.promotes_from, now)
-        if config.promotes_from
-        else None
-    )
-    found = judge(advance.new_state, advance.state, None, upstream, now)
-    return Verdict([format_violation(v) for v in found if v.policy != CANARY_WITHIN_BUDGET])
+    """Judge ``advance`` with the gates, against what is deployed (rollout.gates.deployed), never
+    the working tree itself. Without evidence only the canary's budget waits (``rollout check``
+    and the policy pack judge it)."""
+    report = gate_report(stack, project, evidence=evidence, now=now, config=config, new_state=advance.new_state)
+    refused = [v for v in report.violations if evidence is not None or v.policy != CANARY_WITHIN_BUDGET]
+    return Verdict([format_violation(v) for v in refused], report.notes)
 
 
 @dataclass(frozen=True)
