@@ -125,10 +125,14 @@ def _utf8(text: str) -> str:
 
 
 def _image_arg(text: str) -> str:
-    """--image: one container image reference, no whitespace or control characters."""
+    """--image: one container image reference in the distribution grammar (rollout.model.images)."""
+    from rollout.model.images import ImageRefError, parse  # only `release` needs the parser
+
     _utf8(text)
-    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text) or len(text) > 1000:
-        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not a container image reference")
+    try:
+        parse(text)
+    except ImageRefError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return text
 
 
@@ -577,15 +581,13 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                 _say(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
     live = None
     if args.live_routes:
-        import json as _json
-
+        from rollout.gates.check import read_json_file
         from rollout.ops.fastpath import live_routes
 
+        document = read_json_file(Path(args.live_routes), "--live-routes")
         try:
-            live = live_routes(_json.loads(Path(args.live_routes).read_text()), [s.name for s in config.services])
-        except OSError as err:
-            raise UsageError(f"--live-routes {args.live_routes}: cannot be read: {err.strerror or err}") from None
-        except ValueError as err:
+            live = live_routes(document, [s.name for s in config.services])
+        except (TypeError, ValueError) as err:
             raise UsageError(f"--live-routes {args.live_routes}: {err}") from None
     client = PrometheusClient(args.prometheus, retry=_retry(args))
     evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)

@@ -14,7 +14,6 @@ Entry points for the CLI and the policy pack's tests: :func:`gate_report`,
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rollout.model import jsontext
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
 from rollout.gates.judge import GateViolation, advancing_services, judge, unreadable_service
@@ -59,20 +59,33 @@ def format_violation(violation: GateViolation) -> str:
     return f"[mandatory] {violation.policy} (service {violation.service}): {violation.message}"
 
 
+def read_json_file(path: Path, option: str) -> Any:
+    """The JSON document of a file given as ``option``; bad input (exit 2, one line) for anything else.
+
+    Read within the bounds of :mod:`rollout.model.jsontext` (size, nesting,
+    numbers), so no file, however deep, large or odd, ends in a traceback. At most
+    the cap plus one byte is read: a FIFO or a device cannot fill the memory.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(jsontext.MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{option} {path}: no such file") from None
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot be read: {err.strerror or err}") from None
+    try:
+        return jsontext.loads(raw)
+    except jsontext.JsonRefused as err:
+        raise UsageError(f"{option} {path}: {err}") from None
+
+
 def load_evidence(path: Path) -> dict[str, Any]:
     """Read a ``rollout evidence`` file; a missing or non-JSON file is bad input (exit 2).
 
     Its content is judged by the gates: evidence that lacks what they need refuses
     the advance rather than failing here, exactly as in the policy pack.
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"--evidence {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"--evidence {path}: cannot be read: {err}") from None
-    except ValueError as err:
-        raise UsageError(f"--evidence {path}: not JSON: {err}") from None
+    data = read_json_file(path, "--evidence")
     if not isinstance(data, dict):
         raise UsageError(f"--evidence {path}: must be a JSON object, as `rollout evidence` writes")
     return data
@@ -81,12 +94,7 @@ def load_evidence(path: Path) -> dict[str, Any]:
 def read_state_file(path: Path, option: str = "--deployed-state") -> dict[str, Any]:
     """A rollout state from a JSON file: the state itself, or ``pulumi stack output --json``
     (whose ``rolloutState`` key holds it)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{option} {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UsageError(f"{option} {path}: not a readable JSON file: {err}") from None
+    data = read_json_file(path, option)
     if isinstance(data, dict) and isinstance(data.get(STATE_OUTPUT), dict):
         data = data[STATE_OUTPUT]
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict) or "stack" not in data:

@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 
 from rollout.model import conventions
 from rollout.model.errors import KeyedError
+from rollout.model.images import DigestImageReference, ImageReference
 from rollout.model.durations import format_duration, parse_duration
 from rollout.model.plans import BUILTIN_PLANS, Plan, Stage
 from rollout.model.releases import canary_replicas
@@ -576,12 +577,6 @@ class AlertingSettings(Model):
     """
 
 
-def _digest_image(value: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[^\s@]+@sha256:[0-9a-f]{64}", value):
-        raise ValueError(f"{value!r} is not an image pinned by digest (<image>@sha256:<64 hex digits>)")
-    return value
-
-
 def _repository(value: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}", value):
         raise ValueError(f"{value!r} is not OWNER/NAME")
@@ -591,7 +586,7 @@ def _repository(value: str) -> str:
 class RelaySettings(Model):
     """The relay (``rollout relay``) the program deploys beside Alertmanager on Kubernetes stacks."""
 
-    image: Annotated[str, AfterValidator(_digest_image)]
+    image: DigestImageReference
     """The relay's image, pinned by digest (``ghcr.io/<org>/rollout-relay@sha256:...``), as the
     Publish relay image workflow prints it.
     """
@@ -659,13 +654,8 @@ class SecretsSettings(Model):
 # --- services and rollout ------------------------------------------------------
 
 
-def _image(value: str) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} is not a container image reference")
-    return value
-
-
-Image = Annotated[str, AfterValidator(_image)]
+#: An image reference in the distribution grammar (rollout.model.images).
+Image = ImageReference
 
 
 class TrackSettings(Model):
