@@ -26,8 +26,9 @@ from typing import Any
 #: The largest document read from a server or a file the commands are given
 #: (evidence, state, Prometheus' answers): 32 MiB, far above what they hold.
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
-#: The largest answer read from the forge for one dispatch (it answers 204 with no body).
-MAX_FORGE_ANSWER_BYTES = 1024 * 1024
+#: The largest answer the relay reads from the forge (it answers a dispatch 204, no body) or the
+#: Kubernetes API (one HTTPRoute): 1 MiB.
+MAX_API_ANSWER_BYTES = 1024 * 1024
 #: The deepest nesting a command accepts: what it writes is a few levels deep.
 MAX_DEPTH = 64
 
