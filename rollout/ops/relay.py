@@ -100,6 +100,27 @@ class Metrics:
         self.route_failures = Counter(
             "rollout_relay_route_update_failures", "Fast-path route updates that failed", ["service"], registry=self.registry
         )
+        self.connections = Gauge(
+            "rollout_relay_connections", "Client connections open now (see rollout.ops.serving)", registry=self.registry
+        )
+        self.connections_most = Gauge(
+            "rollout_relay_connections_most", "The most client connections open at once so far", registry=self.registry
+        )
+        self.guard_closed = Gauge(
+            "rollout_relay_connections_closed_by_guard",
+            "Connections the server's guard closed or refused so far, by why",
+            ["why"],
+            registry=self.registry,
+        )
+
+    def from_guard(self, guard: Any) -> None:
+        """Copy the connection guard's figures into the gauges (before each scrape)."""
+        if guard is None:
+            return
+        self.connections.set(len(guard.open))
+        self.connections_most.set(guard.most_open)
+        for why, n in list(guard.closed_by_guard.items()):
+            self.guard_closed.labels(why).set(n)
 
 
 def transient(status: int | None) -> bool:
@@ -157,7 +178,7 @@ class Forge:
         self.retry = retry
         self.metrics = metrics
         self.max_answer_bytes = max_answer_bytes
-        self._client = httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+        self._client = httpx.AsyncClient(transport=transport, follow_redirects=False)
         self._sleep = sleep
         self._jitter = jitter
 
@@ -179,10 +200,20 @@ class Forge:
             return ""  # a body cut short, or one already read (a mocked answer): the status decides
         return ""
 
-    async def _try(self, body: dict, timeout: float, deadline: float) -> tuple[int, str]:
-        """One try: the status, and a note on the answer's body. Raises TimeoutError or httpx.HTTPError."""
+    async def _try(self, body: dict, timeout: float, deadline: float, sent: list[bool]) -> tuple[int, str]:
+        """One try: the status, and a note on the answer's body. Raises TimeoutError or httpx.HTTPError.
+
+        ``sent[0]`` becomes True once the whole request went out (httpcore's trace):
+        from then on the forge may have acted on it.
+        """
+
+        async def trace(event: str, _info: dict) -> None:
+            if event.endswith("send_request_body.complete"):
+                sent[0] = True
+
         request = self._client.build_request(
-            "POST", self.url, json=body, headers=self._headers, timeout=httpx.Timeout(timeout)
+            "POST", self.url, json=body, headers=self._headers, timeout=httpx.Timeout(timeout),
+            extensions={"trace": trace},
         )
         async with asyncio.timeout(timeout):
             answer = await self._client.send(request, stream=True)
@@ -216,8 +247,9 @@ class Forge:
             tries += 1
             timeout = min(self.retry.timeout_s, left)
             status: int | None = None
+            sent = [False]
             try:
-                status, note = await self._try(body, timeout, deadline)
+                status, note = await self._try(body, timeout, deadline, sent)
                 what = f"HTTP {status}{note}"
             except TimeoutError:
                 what = f"no answer within {timeout:.3g}s"
@@ -226,6 +258,11 @@ class Forge:
             if status is not None and 200 <= status < 300:
                 return True, f"{what} after {tries} {'try' if tries == 1 else 'tries'}"
             self.metrics.forge_errors.inc()
+            if status is None and sent[0]:
+                # The forge has the request and may have acted on it: another try now could
+                # dispatch twice. Alertmanager's next notification tries again.
+                what += " (the request was sent; not sent again within this notification)"
+                break
             if not transient(status) or tries >= self.retry.max_tries:
                 break
             pause = self._jitter(0.0, self.retry.backoff_bound(tries))
@@ -266,6 +303,8 @@ class Relay:
         self._done: OrderedDict[str, None] = OrderedDict()
         #: Dispatches under way: their outcome (accepted or not) once known.
         self._pending: dict[str, asyncio.Future[bool]] = {}
+        #: The server's connection guard, once serving (rollout.ops.serving).
+        self.guard: Any = None
 
     @property
     def deadline_s(self) -> float:
@@ -372,6 +411,10 @@ def application(relay: Relay, limits: serving.Limits = serving.Limits()) -> web.
         try:
             async with asyncio.timeout(min(limits.body_timeout_s, relay.deadline_s)):
                 raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            relay.metrics.rejected.labels("too_large").inc()
+            log.warning("refused a webhook request from %s: its body is over %d bytes", request.remote, request.client_max_size)
+            return web.json_response({"error": f"the body is over {request.client_max_size} bytes"}, status=413)
         except TimeoutError:
             relay.metrics.rejected.labels("slow_body").inc()
             log.warning("refused a webhook request from %s: its body did not arrive within %gs", request.remote,
@@ -394,6 +437,7 @@ def application(relay: Relay, limits: serving.Limits = serving.Limits()) -> web.
         return web.Response(text="ok\n")
 
     async def metrics(_: web.Request) -> web.Response:
+        relay.metrics.from_guard(getattr(relay, "guard", None))
         return web.Response(body=generate_latest(relay.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def close(_: web.Application) -> None:
@@ -416,7 +460,7 @@ async def serve(relay: Relay, host: str, port: int, limits: serving.Limits, star
     await runner.setup()
     try:
         server, guard = await serving.start(runner, host, port, limits)
-        relay.guard = guard  # type: ignore[attr-defined]  # for tests and figures
+        relay.guard = guard
         if started is not None:
             started()
         try:
