@@ -16,17 +16,28 @@ One relay runs beside each stack's Alertmanager. It serves:
 - ``GET /metrics``: Prometheus' text format (dispatches, failures, the last
   success).
 
-With the fast path on, the relay first sets the service's HTTPRoute so the
-canary takes no traffic (:mod:`rollout.ops.fastpath`), then dispatches.
+The body is read as a typed payload (:mod:`rollout.ops.webhook`): anything else,
+and a trigger for a service the stack does not have, is answered 400 and logged.
 
-The forge call is retried on no answer, 5xx and 429, with exponential backoff
-and full jitter inside one deadline (the schedule of
-:class:`rollout.ops.http.Retry`). When it still fails, the webhook is
-answered 502, so Alertmanager sends the notification again, and the alert is
-not marked as dispatched. Tokens appear in no log line and no answer.
+**One deadline per notification** (``--deadline``, from the request's arrival)
+bounds all of its handling. With the fast path on, the relay first sets the
+service's HTTPRoute so the canary takes no traffic (:mod:`rollout.ops.fastpath`),
+within at most :data:`FAST_PATH_SHARE` of the deadline, then dispatches. The
+forge call is retried on no answer, 5xx and 429, with exponential backoff and
+full jitter (the schedule of :class:`rollout.ops.http.Retry`); each try, the
+reading of its answer (up to :data:`rollout.model.jsontext.MAX_API_ANSWER_BYTES`)
+and every sleep end by the deadline. A try whose request was sent but got no
+answer is not sent again within the notification (the forge may have acted on
+it). When no try succeeded, the webhook is answered 502, so Alertmanager sends
+the notification again, and the alert is not marked as dispatched. A repeat of
+an alert whose dispatch is under way waits for its outcome, and is answered 503
+when the outcome is not known by its own deadline: never "repeat" before the
+forge accepted. Tokens and URL credentials appear in no log line and no answer.
 
-The server is aiohttp's; the forge and the Kubernetes API are called with
-httpx; the metrics are prometheus_client's.
+The server is aiohttp's behind :mod:`rollout.ops.serving`'s guard (a time limit
+for request heads, connection limits in all and per client, a rate-limited log);
+the forge and the Kubernetes API are called with httpx; the metrics are
+prometheus_client's.
 """
 
 from __future__ import annotations
