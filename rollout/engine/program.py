@@ -147,7 +147,7 @@ def _skip_await(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformR
 
 
 def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, labels) -> None:
-    import pulumi_kubernetes as k8s
+    import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
     from alerts.catalogue import rule_files
     from components.flags import KubernetesFeatureFlags, KubernetesFlagsArgs
@@ -215,7 +215,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
 
 
 def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> None:
-    import pulumi_docker as docker
+    import pulumi_docker as docker  # a Kubernetes stack never loads the Docker provider
 
     from components.flags import DockerFeatureFlags, DockerFlagsArgs
     from components.monitoring import DockerMonitoring, DockerMonitoringArgs
