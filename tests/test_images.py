@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import edit_stack
@@ -114,8 +114,8 @@ def _reference(host, path, tag, digest):
 @settings(max_examples=300, deadline=None)
 @given(_host, _path, st.none() | _tag, st.none() | _digest)
 def test_generated_valid_references_parse_and_keep_their_parts(host, path, tag, digest):
-    if len(path) > 255:
-        return
+    # Without a host, a first component with a '.' is read as one (the grammar's rule).
+    assume(len(path) <= 255 and (host or "." not in path.split("/")[0]))
     text = _reference(host, path, tag, digest)
     parsed = parse(text)
     assert (parsed.tag, parsed.digest) == (tag, digest)
