@@ -129,7 +129,7 @@ _BREAKS = {
     "digest upper": lambda h, p, t, d: _reference(h, p, t, d.upper()),
     "digest algorithm": lambda h, p, t, d: _reference(h, p, t, "md5" + d[d.index(":"):]),
     "two digests": lambda h, p, t, d: _reference(h, p, t, d) + "@" + d,
-    "upper path": lambda h, p, t, d: _reference(h, "U" + p, t, d),
+    "upper path": lambda h, p, t, d: _reference(h, p + "U", t, d),  # the last component: never a host
     "space": lambda h, p, t, d: _reference(h, p, t, d) + " ",
     "empty component": lambda h, p, t, d: _reference(h, p + "/", t, d),
 }
