@@ -15,6 +15,8 @@ from pathlib import Path
 from rollout.cli.output import EXIT_BAD_INPUT, say
 from rollout.load.stack import project_root, shown_stack_file
 from rollout.model.config import STACK_NAME
+from rollout.model.images import ImageRefError
+from rollout.model.images import parse as parse_image
 from rollout.ops.http import Retry
 
 
@@ -119,10 +121,12 @@ def utf8(text: str) -> str:
 
 
 def image(text: str) -> str:
-    """--image: one container image reference, no whitespace or control characters."""
+    """--image: one container image reference in the distribution grammar (rollout.model.images)."""
     utf8(text)
-    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text) or len(text) > 1000:
-        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not a container image reference")
+    try:
+        parse_image(text)
+    except ImageRefError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return text
 
 
