@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
+
+from policies.production import instant_plans, pod_problems, skips_await
+from policies.resources import (  # noqa: F401 - the policies' types and readers, from here too
+    CONFIGMAP, DEPLOYMENT, FLAGS_STASH, REMOTE_IMAGE, STASH, STATE_STASH, Context, Policy, Resource, Violation,
+    _containers, _images, _is_list, flag_document, rollout_state, whole_numbers,
+)
 
 from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
@@ -31,121 +35,16 @@ from rollout.load.stack import project_root
 from rollout.model.stored import transition_from_json
 from rollout.model.transition import TIERS, Transition
 
-STATE_STASH = c.STATE_STASH
-FLAGS_STASH = "rollout-flags-document"
-STASH = "pulumi:index:Stash"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CHART = "kubernetes:helm.sh/v4:Chart"
 CONTAINER = "docker:index/container:Container"
-REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 GRAFANA_PROVIDER = "pulumi:providers:grafana"
 ALERTMANAGER_FILE = c.DOCKER_ALERTMANAGER_FILE
 
 
-@dataclass(frozen=True)
-class Resource:
-    """A resource as a policy sees it."""
-
-    type: str
-    name: str
-    props: Mapping[str, Any]
-    urn: str = ""
-
-
-@dataclass
-class Context:
-    """What a run of the policies knows besides the resources."""
-
-    now: datetime
-    #: Policy config, as CrossGuard passes it: evidence, deployedState, upstreamState.
-    config: Mapping[str, Any] = field(default_factory=dict)
-    #: Decrypted secret values, when the runner knows them (under mocks).
-    secret_values: tuple[str, ...] = ()
-    #: Input paths the program marked secret, by resource URN (under mocks).
-    secret_paths: Mapping[str, set[str]] = field(default_factory=dict)
-    #: The deployed state's tier when the runner knows it apart from the config (``rollout check``).
-    deployed_tier: str | None = None
-
-
-@dataclass(frozen=True)
-class Violation:
-    policy: str
-    resource: str
-    message: str
-    mandatory: bool
-
-
-@dataclass(frozen=True)
-class Policy:
-    name: str
-    description: str
-    remediation: str
-    #: True: mandatory everywhere (the gates). False: mandatory in production only.
-    always_mandatory: bool
-    check: Callable[[list[Resource], Context], Iterable[tuple[str, str]]]
-
-    def mandatory(self, tier: str | None) -> bool:
-        return self.always_mandatory or tier == "production"
-
-
 # --- reading the resources -------------------------------------------------------
-
-
-def whole_numbers(value: Any) -> Any:
-    """``value`` with every integral float made an int again.
-
-    CrossGuard hands resource inputs and policy config over as protobuf Structs,
-    whose only number is a double: a weight of 10 arrives as 10.0, and the gates
-    rightly refuse a stored state whose weights are not integers.
-    """
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {k: whole_numbers(v) for k, v in value.items()}
-    if _is_list(value):
-        return [whole_numbers(v) for v in value]
-    return value
-
-
-def _is_list(value: Any) -> bool:
-    # CrossGuard wraps lists in a Sequence proxy that is no list or tuple.
-    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-
-
-def rollout_state(resources: list[Resource]) -> dict | None:
-    for resource in resources:
-        if resource.type == STASH and resource.name == STATE_STASH:
-            value = resource.props.get("input")
-            return whole_numbers(json.loads(value) if isinstance(value, str) else value)
-    return None
-
-
-def flag_document(resources: list[Resource]) -> dict | None:
-    for resource in resources:
-        if resource.type == CONFIGMAP and c.FLAGS_FILE_NAME in (resource.props.get("data") or {}):
-            return json.loads(resource.props["data"][c.FLAGS_FILE_NAME])
-        if resource.type == STASH and resource.name == FLAGS_STASH:
-            value = resource.props.get("input")
-            return json.loads(value) if isinstance(value, str) else value
-    return None
-
-
-def _containers(resource: Resource) -> list[dict]:
-    if resource.type == DEPLOYMENT:
-        return list(((resource.props.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [])
-    return []
-
-
-def _images(resources: list[Resource]) -> Iterable[tuple[str, str]]:
-    for resource in resources:
-        for container in _containers(resource):
-            yield resource.name, str(container.get("image", ""))
-        if resource.type == REMOTE_IMAGE:
-            yield resource.name, str(resource.props.get("name", ""))
 
 
 # --- gates -----------------------------------------------------------------------
@@ -241,6 +140,8 @@ def production_replicas(resources: list[Resource], context: Context) -> Iterable
         if resource.type != DEPLOYMENT:
             continue
         spec = resource.props.get("spec") or {}
+        if int(spec.get("replicas") or 0) == 0 and _idle_canary(resource, rollout_state(resources)):
+            continue  # promoted: the canary runs no pods until the next release (rollout.build.traffic)
         if int(spec.get("replicas") or 0) < 2:
             yield resource.name, f"runs {spec.get('replicas')} replica(s); production needs at least 2"
         pod_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
@@ -250,6 +151,38 @@ def production_replicas(resources: list[Resource], context: Context) -> Iterable
         )
         if not covered:
             yield resource.name, "no PodDisruptionBudget selects its pods"
+
+
+def production_pace(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    if tier_of(resources, context) == "production":
+        yield from instant_plans(rollout_state(resources))
+
+
+def await_readiness(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    if tier_of(resources, context) != "production":
+        return
+    for resource in resources:
+        if resource.type.startswith("kubernetes:") and skips_await(resource.props.get("metadata")):
+            yield resource.name, ("skips the provider's readiness await (kubernetes.skipAwait): production waits for "
+                                  "ready pods before traffic moves")
+
+
+def pod_security(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+    if tier_of(resources, context) != "production":
+        return
+    for resource in resources:
+        if resource.type == DEPLOYMENT:
+            for problem in pod_problems(resource.props.get("spec")):
+                yield resource.name, problem
+
+
+def _idle_canary(resource: Resource, state: Mapping[str, Any] | None) -> bool:
+    """A canary Deployment whose service's state gives the canary no pods (its release was promoted)."""
+    labels = ((resource.props.get("metadata") or {}).get("labels")) or {}
+    if labels.get("rollout.dev/track") != c.CANARY:
+        return False
+    service = ((state or {}).get("services") or {}).get(labels.get("app.kubernetes.io/name")) or {}
+    return (service.get("canary") or {}).get("replicas") == 0 and service.get("weight") == 0
 
 
 def route_weights(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
@@ -513,6 +446,27 @@ POLICIES: tuple[Policy, ...] = tuple(
         "Keep credentials under rollout:secrets (Pulumi secrets) and pass them on as secrets.",
         False,
         no_clear_secrets,
+    ),
+    Policy(
+        "rollout-production-pace",
+        "In production, no service rolls out under the instant plan.",
+        "Set rollout:services[].rollout.plan to safe or fast (a plan change lands in a change of its own).",
+        False,
+        production_pace,
+    ),
+    Policy(
+        "rollout-await-readiness",
+        "In production, the provider awaits every object's readiness (no kubernetes.skipAwait).",
+        "Remove rollout:kubernetes.skipAwait; it is for test clusters that run no pods.",
+        False,
+        await_readiness,
+    ),
+    Policy(
+        "rollout-pod-security",
+        "In production, every pod is hardened (Pod Security restricted, read-only root, spread when replicated).",
+        "Declare Deployments through rollout/build (traffic.py, relay_objects.py), which harden every pod.",
+        False,
+        pod_security,
     ),
     Policy(
         "rollout-prometheus-storage-protected",

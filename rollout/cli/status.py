@@ -262,8 +262,10 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
         return EXIT_OK
     for st in found:
         soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
+        where = (f"stage {st.stage_number} of {st.stage_count}" if st.stage_number is not None
+                 else f"not one of the {st.stage_count} stages")
         say(
-            f"{st.service}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
+            f"{st.service}: {st.weight}% ({where}, plan {st.plan}) since "
             f"{format_time(st.stage_started_at)}, {format_duration(st.time_in_stage)} in stage{soak}"
         )
         say(f"  release: canary {st.canary_image} ({_pods(st.canary_replicas)}), "

@@ -58,7 +58,7 @@ from typing import Any, Iterable, Mapping
 
 from rollout.model.config import StackConfig
 from rollout.model.plans import BUILTIN_PLANS, Plan
-from rollout.model.releases import canary_replicas, release_of
+from rollout.model.releases import canary_replicas, release_of, same_release
 from rollout.model.time import format_time, parse_time, utc_now
 
 #: Version of the state mapping; bumped when a key changes meaning.
@@ -93,7 +93,8 @@ def _tracks(tracks: Mapping[str, Any] | None, weight: int) -> dict[str, Any]:
     canary = dict(tracks.get("canary") or {})
     stable = dict(tracks.get("stable") or {})
     minimum, carrying = canary.get("minReplicas"), stable.get("replicas")
-    replicas = canary_replicas(weight, carrying, minimum) if minimum is not None and carrying is not None else None
+    idle = same_release(canary.get("image"), stable.get("image"))
+    replicas = canary_replicas(weight, carrying, minimum, idle) if minimum is not None and carrying is not None else None
     return {
         "canary": {"image": canary.get("image"), "release": release_of(canary.get("image")),
                    "minReplicas": minimum, "replicas": replicas},
