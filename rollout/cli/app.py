@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     advance = commands.add_parser("advance", help="append the next stage of the plan to the stack file, now")
     options.stack_arg(advance)
-    advance.add_argument("--service", default=None, help="one service (default: every service not at its final stage)")
+    advance.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    advance.add_argument("--all-services", action="store_true",
+                         help="every service of the stack: each that the gates allow advances, the others are reported")
     advance.add_argument("--evidence", default=None, type=options.given, help="gate evidence from `rollout evidence`: refuse what the gates refuse")
     advance.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     advance.add_argument("--dry-run", action="store_true", help="print the entry and the gates' verdict; write nothing")
@@ -143,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.stack_arg(release)
     release.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    release.add_argument("--all-services", action="store_true", help="every service of the stack takes the image")
     release.add_argument("--image", required=True, type=options.image, help="the new release: an image with a pinned tag or digest")
     release.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     release.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
@@ -154,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.stack_arg(promote)
     promote.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    promote.add_argument("--all-services", action="store_true", help="every service of the stack whose rollout completed")
+    promote.add_argument("--evidence", default=None, type=options.given,
+                         help="gate evidence over the final stage (`rollout evidence`): refuse what the gates refuse")
     promote.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     promote.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
     add_now_argument(promote, "the promotion (its entry's startedAt and the gates' verdict)")
@@ -161,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="append weight 0 with a reason to the stack file; never refused")
     options.stack_arg(rollback)
-    rollback.add_argument("--service", default=None, help="one service (default: every service)")
+    rollback.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    rollback.add_argument("--all-services", action="store_true", help="every service of the stack")
     rollback.add_argument("--reason", required=True, type=options.utf8, help="why; recorded in the history")
     rollback.add_argument("--dry-run", action="store_true", help="print the entry that would be appended; write nothing")
     add_now_argument(rollback, "the rollback's entry")

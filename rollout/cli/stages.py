@@ -15,7 +15,7 @@ from rollout.cli.clock import now_of
 from rollout.cli.output import EXIT_OK, EXIT_REFUSED, say
 from rollout.gates.check import load_evidence
 from rollout.gates.edits import (
-    Edit, Refused, advance_edit, apply, judge_advance, one_service, promote_edit, release_edit, rollback_edit,
+    Edit, Refused, acted_on, advance_edit, apply, judge_advance, promote_edit, release_edit, rollback_edit,
 )
 from rollout.load.clock import tolerate_future
 from rollout.load.stack import load_stack, stack_file
@@ -34,23 +34,38 @@ def cmd_advance(args: argparse.Namespace) -> int:
 
 
 def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
+    """Each service acted on is judged on its own: with ``--all-services`` the ones the gates allow
+    advance (in one edit) and the others are reported, so a service without data holds no other up."""
     config = load_stack(args.stack, args.project)
     now = now_of(args)
-    advance = advance_edit(config, args.stack, args.service, args.reason, now)
-    for line in advance.skipped:
-        say(line, file=sys.stderr)
-    if not advance.entries:
+    path = stack_file(args.stack, args.project)
+    names = acted_on(config, args.service, args.all_services, "advance")
+    allowed, refused, notes, state = [], [], [], None
+    for name in names:
+        advance = advance_edit(config, args.stack, name, args.reason, now)
+        state = advance.state
+        for line in advance.skipped:
+            say(line, file=sys.stderr)
+        if not advance.entries:
+            continue
+        verdict = judge_advance(advance, config, args.stack, args.project, now, evidence)
+        notes += [note for note in verdict.notes if note not in notes]
+        (refused if verdict.violations else allowed).append((advance, verdict))
+    for note in notes:
+        say(f"note: {note}", file=sys.stderr)
+    if not allowed and not refused:
         say("rollout: nothing to advance", file=sys.stderr)
         return EXIT_REFUSED
-    path = stack_file(args.stack, args.project)
-    verdict = judge_advance(advance, config, args.stack, args.project, now, evidence)
-    for note in verdict.notes:
-        say(f"note: {note}", file=sys.stderr)
-    if verdict.violations:
+    for advance, verdict in refused:
+        if len(names) > 1:
+            say(f"{advance.entries[0].service}: not advanced:", file=sys.stderr)
         for violation in verdict.violations:
             say(violation, file=sys.stderr)
+    entries = [entry for advance, _ in allowed for entry in advance.entries]
+    if not allowed:
         if args.dry_run:
-            _print_dry_run(path, advance.entries, advance.state, f"refused: {len(verdict.violations)} gate violation(s)")
+            _print_dry_run(path, [e for a, _ in refused for e in a.entries], state,
+                           f"refused: {sum(len(v.violations) for _, v in refused)} gate violation(s)")
             return EXIT_REFUSED
         say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
         return EXIT_REFUSED
@@ -60,13 +75,16 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
         say("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
             file=sys.stderr)
         shown = "gates pass, but for the canary's budget (no evidence)"
+    if refused:
+        shown += f" for {', '.join(e.service for e in entries)}; not advanced: " + \
+            ", ".join(a.entries[0].service for a, _ in refused)
     if args.dry_run:
-        _print_dry_run(path, advance.entries, advance.state, shown)
+        _print_dry_run(path, entries, state, shown)
         return EXIT_OK
-    for note in apply(path, args.project, Edit(advance.entries, [], [])):
+    for note in apply(path, args.project, Edit(entries, [], [])):
         say(note, file=sys.stderr)
-    for entry in advance.entries:
-        before = advance.state["services"][entry.service]["weight"]
+    for entry in entries:
+        before = state["services"][entry.service]["weight"]
         say(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
     return EXIT_OK
 
@@ -82,22 +100,34 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace, command: str) -> int:
-    """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.gates.edits)."""
+    """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.gates.edits),
+    for the service named, or each one with ``--all-services`` (those refused are reported)."""
     config = load_stack(args.stack, args.project)
-    service = one_service(config, args.service, command)
+    names = acted_on(config, args.service, args.all_services, command)
     now = now_of(args)
     path = stack_file(args.stack, args.project)
     reason = args.reason.strip() if args.reason and args.reason.strip() else None
-    try:
-        if command == "release":
-            edit = release_edit(config, args.stack, service, args.image, reason, now)
-        else:
-            edit = promote_edit(config, args.stack, service, reason, now)
-    except Refused as refused:
+    evidence = load_evidence(Path(args.evidence)) if getattr(args, "evidence", None) else None
+    edits, refusals = [], []
+    for service in names:
+        try:
+            if command == "release":
+                edits.append(release_edit(config, args.stack, service, args.image, reason, now))
+            else:
+                edits.append(promote_edit(config, args.stack, service, reason, now, args.project, evidence))
+        except Refused as refused:
+            refusals.append(refused)
+    for refused in refusals:
         for line in refused.lines:
             say(f"rollout: {line}" if not line.startswith("[") else line, file=sys.stderr)
+    if not edits:
         say(f"rollout: {command} refused; {path.name} is unchanged", file=sys.stderr)
         return EXIT_REFUSED
+    edit = Edit([e for x in edits for e in x.entries], [v for x in edits for v in x.values],
+                [line for x in edits for line in x.lines])
+    if command == "promote" and evidence is None:
+        say("note: without --evidence the canary's budget over the final stage is judged later, by "
+            "`rollout check` and the policy pack", file=sys.stderr)
     if getattr(args, "dry_run", False):
         say(f"dry run: {path.name} is unchanged; this {command} would be written:")
         for line in edit.lines:
@@ -126,7 +156,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     reason = args.reason.strip()
     path = stack_file(args.stack, args.project)
-    rollback = rollback_edit(path, args.project, args.stack, args.service, reason, now_of(args))
+    rollback = rollback_edit(path, args.project, args.stack, args.service, reason, now_of(args), args.all_services)
     for note in rollback.notes:
         print(note, file=sys.stderr)
     if args.dry_run:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,12 @@ from typing import Any
 from rollout.cli.clock import now_of
 from rollout.cli.markdown import cell
 from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, say
-from rollout.gates.edits import selected_services, upstream_progress
+from rollout.gates.edits import promoted, selected_services, upstream_progress
 from rollout.gates.judge import CANARY_WITHIN_BUDGET, NEXT_STAGE_ONLY, NO_SAFETY_FLAG_ON_ADVANCE, SOAK_SERVED, STAGING_FIRST, judge
 from rollout.load.stack import load_stack, stack_names
 from rollout.model.durations import format_duration
 from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
-from rollout.model.state import rollout_state, status, with_entry
+from rollout.model.state import as_at, rollout_state, status, with_entry
 from rollout.model.stored import transition_from_json
 from rollout.model.time import format_time
 
@@ -85,6 +85,8 @@ class Row:
     stable_replicas: int | None = None
     #: What the promotesFrom stack completed with this release (rollout.gates.edits).
     upstream: str | None = None
+    #: The stable track runs the canary's release: the rollout is done, nothing to advance.
+    promoted: bool = False
 
     @property
     def may_advance(self) -> bool:
@@ -120,6 +122,7 @@ class Row:
             "stableImage": self.stable_image,
             "canaryReplicas": self.canary_replicas,
             "upstream": self.upstream,
+            "promoted": self.promoted,
         }
 
 
@@ -134,7 +137,8 @@ def releases(service_state: dict) -> dict[str, str]:
 def upstream_state(config, project: Path, now: datetime) -> dict | None:
     if not config.promotes_from:
         return None
-    return rollout_state(load_stack(config.promotes_from, project), config.promotes_from, now)
+    # As the upstream stood at ``now``: a rehearsal (--now) never sees its later entries.
+    return as_at(rollout_state(load_stack(config.promotes_from, project), config.promotes_from, now), now)
 
 
 def rows(config, stack: str, now: datetime, upstream: dict | None, services: list[str] | None = None) -> list[Row]:
@@ -145,6 +149,10 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
     for name in names:
         record = state["services"][name]
         st = status(record, now)
+        done = promoted(record)
+        if done:
+            # A completed release is done: nothing proposes it again (rollout.gates.edits.promoted).
+            st = replace(st, next_weight=None, earliest_advance_at=None)
         waits: list[Wait] = []
         if st.next_weight is not None:
             ahead = with_entry(state, name, st.next_weight, now, None, now)
@@ -174,6 +182,7 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
                 canary_replicas=st.canary_replicas,
                 stable_replicas=(record.get("stable") or {}).get("replicas"),
                 upstream=upstream_progress(upstream, name, st.canary_image, now) if upstream is not None else None,
+                promoted=done,
             )
         )
     return result
@@ -182,6 +191,8 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
 def short_waits(row: Row) -> str:
     """The table's "waits for" cell: each kind, with the time it clears when known."""
     if row.next_weight is None:
+        if row.promoted:
+            return "promoted: the next rollout starts with `rollout release`"
         if row.complete:
             return "complete"
         if row.completes_at is not None:
@@ -279,6 +290,9 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
             for wait in st.waits:
                 if wait.kind == "upstream":
                     say(f"  waits for {config.promotes_from}: {wait.message}")
+        elif st.promoted:
+            say(f"  release {st.canary_image} is promoted (the stable track runs it): nothing to advance; "
+                "`rollout release --image IMAGE` starts the next rollout")
         elif st.complete:
             say(f"  complete since {format_time(st.completes_at)}")
         elif st.completes_at is not None:

@@ -33,7 +33,7 @@ from rollout.load.files import read_json_file
 from rollout.load.stack import load_stack
 from rollout.model.config import StackConfig
 from rollout.model.errors import UsageError
-from rollout.model.state import rollout_state
+from rollout.model.state import as_at, rollout_state
 from rollout.model.stored import transition_from_json
 from rollout.model.time import utc_now
 from rollout.model.transition import Transition
@@ -130,6 +130,8 @@ def stack_transition(
                                     backend=backend)
         upstream_raw, upstream_source = upstream.raw, upstream.source
         notes += upstream.notes
+    # At --now (a rehearsal), the upstream as it had progressed by then, never its later entries.
+    upstream_raw = as_at(upstream_raw, now)
     changed = None
     try:
         changed = changed_files(project, base or DEFAULT_BASE)

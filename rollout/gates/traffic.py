@@ -131,6 +131,15 @@ def soak_covered(pair: Pair, soak: timedelta, evidence: Evidence) -> Found:
     return []
 
 
+def promote_soak_covered(pair: Pair, t: Transition) -> Found:
+    """A promote: with evidence, the final stage's soak is covered from when the canary took its traffic
+    (without evidence, rollout-canary-within-budget refuses it; the clock is rollout-stable-completed-release-only's)."""
+    soak = pair.deployed.current_soak if pair.deployed is not None else None
+    if t.evidence is None or soak is None:
+        return []
+    return soak_covered(pair, soak, t.evidence)
+
+
 def live_route_respected(pair: Pair, evidence: Evidence | None) -> Found:
     record = evidence.services.get(pair.name) if evidence is not None else None
     live = record.live_route if record is not None else None
@@ -145,4 +154,4 @@ def live_route_respected(pair: Pair, evidence: Evidence | None) -> Found:
     return []
 
 
-__all__ = ["live_route_respected", "next_stage_only", "soak_covered", "soak_served", "walk"]
+__all__ = ["live_route_respected", "next_stage_only", "promote_soak_covered", "soak_covered", "soak_served", "walk"]
