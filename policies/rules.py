@@ -23,8 +23,12 @@ import yaml
 from policies.production import instant_plans, pod_problems, skips_await
 from policies.resources import (  # noqa: F401 - the policies' types and readers, from here too
     CONFIGMAP, DEPLOYMENT, FLAGS_STASH, REMOTE_IMAGE, STASH, STATE_STASH, Context, Policy, Resource, Violation,
-    _containers, _images, _is_list, flag_document, rollout_state, whole_numbers,
+    GATE_KEYS, _containers, _images, _is_list, flag_document, rollout_state, staged_config, whole_numbers,
 )
+
+#: Said after "no gate evidence" when the pack ran without its config (a plain `pulumi preview`).
+NO_CONFIG_HINT = ("; this preview ran without the pack's config: `rollout stage --stack S --service N` gathers the "
+                  "evidence, advances and writes build/policy-config-S.json, and `make preview STACK=S` passes it")
 
 from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
@@ -56,7 +60,9 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
         if state is None:
             return [(STATE_STASH, "the program declared no rollout state; the gates cannot judge")]
         violations = judge(gate_transition(state, context))
-        return [(f"service {v.service}", v.message) for v in violations if v.policy == name]
+        unconfigured = not any(key in (context.config or {}) for key in GATE_KEYS)
+        return [(f"service {v.service}", v.message + (NO_CONFIG_HINT if unconfigured and "no gate evidence" in v.message
+                                                       else "")) for v in violations if v.policy == name]
 
     return check
 
@@ -84,6 +90,11 @@ def gate_transition(state: Mapping[str, Any], context: Context) -> Transition:
     asks the same function, without the backend: the stack file at HEAD, else never deployed.
     """
     config = _config(context)
+    if not any(key in config for key in GATE_KEYS):
+        # A plain `pulumi preview --policy-pack policies`: what `rollout stage` staged, when it is current.
+        staged = staged_config(project_root(), str(state.get("stack")))
+        if staged is not None:
+            config = _config(Context(now=context.now, config=staged))
     evidence = config.get("evidence")
     deployed, upstream = config.get("deployedState"), config.get("upstreamState")
     if evidence is None and deployed is None and "deployedStateSource" not in config:

@@ -135,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_now_argument(advance, "the advance (its entry's startedAt and the gates' verdict)")
     advance.set_defaults(handler=_command("stages:cmd_advance"))
 
+    stage = commands.add_parser(
+        "stage", help="one step: gather evidence, append the next stage, write the pack's config for the preview"
+    )
+    options.stack_arg(stage)
+    stage.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    stage.add_argument("--all-services", action="store_true",
+                       help="every service of the stack: each that the gates allow advances, the others are reported")
+    stage.add_argument("--prometheus", default=None, type=options.base_url,
+                       help="the stack's Prometheus (default: $PROMETHEUS_URL_<STACK>)")
+    stage.add_argument("--live-routes", default=None, type=options.given,
+                       help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json --show-managed-fields`)")
+    stage.add_argument("--base", default=None, type=options.given,
+                       help="the git ref whose stack file counts as deployed when the backend has none (default HEAD)")
+    stage.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
+    stage.add_argument("--dry-run", action="store_true", help="gather the evidence, print the verdict; edit nothing")
+    add_now_argument(stage, "the step (the evidence's window ends then, the entry starts then)")
+    options.http_args(stage)
+    stage.set_defaults(handler=_command("stage:cmd_stage"))
+
     diff = commands.add_parser("diff", help="the rendered artifacts of the working tree against those of a git ref, per file")
     options.stack_arg(diff)
     diff.add_argument("--base", default=None, type=options.given, help="the git ref to compare with (default HEAD)")
@@ -188,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evidence.add_argument(
         "--live-routes", default=None, type=options.given,
-        help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json`): their canary weights become evidence",
+        help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json --show-managed-fields`): their canary weights become evidence",
     )
     evidence.add_argument("--out", default=None, type=options.given, help="write the JSON here (default: standard output)")
     add_now_argument(evidence, "the evidence (its window ends at TIME)")

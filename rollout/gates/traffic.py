@@ -147,7 +147,13 @@ def live_route_respected(pair: Pair, evidence: Evidence | None) -> Found:
     if live is None:
         return []
     if live.canary_weight == 0 and deployed_weight > 0 and new.weight > 0:
-        who = "the relay's fast path" if live.set_by_relay else "an edit in the cluster"
+        if live.set_by_relay:
+            who = "the relay's fast path"
+        elif live.writers_known:
+            who = "an edit in the cluster (not the relay's field manager)"
+        else:
+            who = ("the live route, whose writer is not known (its managedFields were not in --live-routes: "
+                   "`kubectl get httproutes -n NAMESPACE -o json --show-managed-fields` keeps them),")
         return [(LIVE_ROUTE_RESPECTED, f"{who} took the canary out of traffic (live route 0 %, deployed "
                  f"{deployed_weight:g} %); {new.weight} % would give it traffic again before the history records "
                  "the rollback")]
