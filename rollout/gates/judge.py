@@ -39,10 +39,15 @@ no evidence. An advance (the weight goes UP) must pass every gate:
     collection: evidence that covers less than the soak refuses.
 ``rollout-canary-within-budget``
     Fresh evidence for this stack shows the canary within budget over the
-    deployed stage: error ratio, P95, P99 at or below their maxima, fewer
-    consecutive failed health checks than the maximum, at least ``minRequests``
-    requests. Missing, stale or unreadable evidence and every query that did not
-    return a number (no data, NaN, error, Prometheus unreachable) refuse.
+    deployed stage: fewer consecutive failed health checks than the maximum, at
+    least ``minRequests`` requests, and its error ratio and its shares of
+    requests slower than the P95 and P99 limits judged **pass** with confidence,
+    against the budget and against the stable track over the same window
+    (:mod:`rollout.gates.confidence`). A measure judged **fail** refuses; one
+    judged **inconclusive** (the data cannot tell yet) refuses too, saying so:
+    the stage holds and keeps soaking. Missing, stale or unreadable evidence and
+    every query that did not return a number (no data, NaN, error, Prometheus
+    unreachable) refuse: no data is never a pass.
 ``rollout-staging-first``
     A stack with ``promotesFrom`` enters stage w of release R only after the
     upstream stack completed stage w with R: the upstream's canary runs R and
@@ -71,7 +76,8 @@ from typing import Any, Mapping
 
 from rollout.model.config import CLOCK_SKEW
 from rollout.model.durations import format_duration
-from rollout.model.evidence import MEASURES, QUERY_STATUSES, TRAFFIC_MEASURES
+from rollout.gates.confidence import INCONCLUSIVE, VERDICT_WORDS, confidence_thresholds, judge_traffic
+from rollout.model.evidence import MEASURES, QUERY_STATUSES, STABLE_MEASURES, TRAFFIC_MEASURES
 from rollout.model.releases import same_release
 from rollout.model.state import current_soak, stage_soak
 from rollout.model.time import format_time, parse_time
@@ -133,10 +139,11 @@ GATE_POLICIES: dict[str, GatePolicy] = {
         ),
         GatePolicy(
             CANARY_WITHIN_BUDGET,
-            "Fresh gate evidence shows the canary within its budget over the deployed stage "
-            "(error ratio, P95, P99, consecutive failed health checks, minimum requests).",
-            "Collect evidence with `rollout evidence` and pass it with --evidence; if the canary is over "
-            "budget, fix it or roll back with `rollout rollback`.",
+            "Fresh gate evidence shows, with confidence, the canary within its budget and no worse than the "
+            "stable track beyond the tolerance over the deployed stage (error ratio, shares slower than the "
+            "P95 and P99 limits), its health checks passing and at least the minimum requests.",
+            "Collect evidence with `rollout evidence` and pass it with --evidence; on a fail, fix the canary or "
+            "roll back with `rollout rollback`; on an inconclusive verdict, let the stage soak and collect again.",
         ),
         GatePolicy(
             STAGING_FIRST,
@@ -500,6 +507,7 @@ def _thresholds(new_state: Mapping[str, Any], deployed_state: Mapping[str, Any] 
         "maxConsecutiveFailedHealthChecks": pick("maxConsecutiveFailedHealthChecks", min),
         "minRequests": pick("minRequests", max),
         "evidenceMaxAgeSeconds": pick("evidenceMaxAgeSeconds", min),
+        **confidence_thresholds(new, old),
     }
 
 
@@ -547,20 +555,20 @@ def _canary_within_budget(
         return [(gate, f"the evidence covers release {record.get('release')}, not the deployed {deployed_release}")]
     queries = record.get("queries") if isinstance(record.get("queries"), Mapping) else {}
     deployed_weight = deployed.get("weight") if deployed else 0
-    required = [m for m in MEASURES if deployed_weight > 0 or m not in TRAFFIC_MEASURES]
+    required = [m for m in MEASURES if (deployed_weight > 0 or m not in TRAFFIC_MEASURES) and m not in STABLE_MEASURES]
     found = []
     values: dict[str, float] = {}
     for measure in required:
         result = queries.get(measure)
         value = _value_of(result)
         if value is None:
-            found.append((gate, f"{MEASURES[measure]}: {_why_no_value(result)}; no data is a failure, not a pass"))
+            found.append((gate, f"{MEASURES[measure]}: {_why_no_value(result)}; no data is never a pass: "
+                          f"{VERDICT_WORDS[INCONCLUSIVE]}"))
         else:
             values[measure] = value
+    # The stable track is the baseline: without it only the comparison is out of reach.
+    values.update({m: v for m in STABLE_MEASURES if (v := _value_of(queries.get(m))) is not None})
     checks = (
-        ("errorRatio", "maxErrorRatio", lambda v, t: v <= t, "above the maximum of"),
-        ("latencyP95Seconds", "maxLatencyP95Seconds", lambda v, t: v <= t, "above the maximum of"),
-        ("latencyP99Seconds", "maxLatencyP99Seconds", lambda v, t: v <= t, "above the maximum of"),
         ("consecutiveFailedHealthChecks", "maxConsecutiveFailedHealthChecks", lambda v, t: v < t,
          "not fewer than the maximum of"),
         ("requests", "minRequests", lambda v, t: v >= t, "below the minimum of"),
@@ -572,8 +580,12 @@ def _canary_within_budget(
         if limit is None:
             found.append((gate, f"the state has no {limit_key} threshold to judge {MEASURES[measure]} by"))
         elif not within(values[measure], limit):
+            held = f": too few to judge; {VERDICT_WORDS[INCONCLUSIVE]}" if measure == "requests" else ""
             found.append((gate, f"{MEASURES[measure]} over the {deployed_weight}% stage is "
-                          f"{_show(values[measure])}, {words} {_show(limit)}"))
+                          f"{_show(values[measure])}, {words} {_show(limit)}{held}"))
+    enough = limits["minRequests"] is not None and values.get("requests", 0) >= limits["minRequests"]
+    if deployed_weight > 0 and enough and all(m in values for m in required):
+        found += [(gate, message) for message in judge_traffic(values, queries, limits)]
     return found
 
 

@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 
 from rollout.model import conventions
 from rollout.model.errors import KeyedError
+from rollout.model.judgement import ConfidenceSettings
 from rollout.model.durations import format_duration, parse_duration
 from rollout.model.plans import BUILTIN_PLANS, Plan, Stage
 from rollout.model.releases import canary_replicas
@@ -504,6 +505,8 @@ class CanaryThresholds(Model):
     """
     evidence_max_age: PositiveDuration = timedelta(minutes=30)
     """Evidence older than this blocks an advance."""
+    confidence: ConfidenceSettings = ConfidenceSettings()
+    """How sure the gate and the comparison with stable must be (docs/operations.md, "Three verdicts")."""
 
     @model_validator(mode="after")
     def _p99_not_below_p95(self) -> "CanaryThresholds":

@@ -15,7 +15,11 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
       "promotesFrom": null,                       # or the upstream stack's name
       "canary": {"maxErrorRatio": 0.01, "maxLatencyP95Seconds": 0.5,
                  "maxLatencyP99Seconds": 1.0, "maxConsecutiveFailedHealthChecks": 5,
-                 "minRequests": 100, "evidenceMaxAgeSeconds": 1800},
+                 "minRequests": 100, "evidenceMaxAgeSeconds": 1800,
+                 "confidence": 0.95,                # how sure each measure's verdict must be
+                 "tolerance": {"errorRatio": 2.0, "latencyP95": 2.0, "latencyP99": 2.0},  # times stable
+                 "negligible": 0.1},                # a share under this fraction of its budget is never
+                                                    # "worse than stable"
       "safetyFlagsOn": [],                        # safety flags switched on, sorted
       "services": {
         "genesis": {
@@ -203,6 +207,13 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
             "maxConsecutiveFailedHealthChecks": canary.max_consecutive_failed_health_checks,
             "minRequests": canary.min_requests,
             "evidenceMaxAgeSeconds": int(canary.evidence_max_age.total_seconds()),
+            "confidence": canary.confidence.level,
+            "tolerance": {
+                "errorRatio": canary.confidence.tolerance.error_ratio,
+                "latencyP95": canary.confidence.tolerance.latency_p95,
+                "latencyP99": canary.confidence.tolerance.latency_p99,
+            },
+            "negligible": canary.confidence.negligible,
         },
         "safetyFlagsOn": sorted(config.safety_flags_on()),
         "services": services,
