@@ -135,9 +135,17 @@ def clopper_pearson(bad: float, requests: float, confidence: float) -> Interval:
     return Interval(x / n, low, high)
 
 
-def percent(share: float) -> str:
+def percent(share: float, digits: int = 2) -> str:
     """A share as a percentage with two significant digits: 0.009 -> ``0.9 %``, 0.0001 -> ``0.01 %``."""
-    return f"{share * 100:.2g} %"
+    return f"{share * 100:.{digits}g} %"
+
+
+def interval_text(interval: Interval) -> str:
+    """``0.9 % [0.75 %, 1.1 %]``: with more digits where two would show a wide stage's bounds as one."""
+    digits = 2
+    while digits < 4 and percent(interval.low, digits) == percent(interval.high, digits) and interval.low < interval.high:
+        digits += 1
+    return f"{percent(interval.share, digits)} [{percent(interval.low, digits)}, {percent(interval.high, digits)}]"
 
 
 def requests_text(value: float) -> str:
@@ -166,7 +174,7 @@ def judge_measure(
     mine = clopper_pearson(canary.bad, canary.requests, confidence)
     theirs = clopper_pearson(stable.bad, stable.requests, confidence) if stable and round(stable.requests) >= 1 else None
     floor = budget.negligible * budget.limit
-    numbers = (f"{name}: canary {percent(mine.share)} [{percent(mine.low)}, {percent(mine.high)}] over "
+    numbers = (f"{name}: canary {interval_text(mine)} over "
                f"{requests_text(canary.requests)} requests vs ")
     numbers += (f"stable {percent(theirs.share)} over {requests_text(stable.requests)}" if theirs
                 else "no stable-track data")

@@ -415,11 +415,11 @@ def collect_service(
             "status": status, "value": value, "query": promql, "detail": detail, "tries": result.tries,
         }
         if measure.endswith("SlowRequests"):
-            seconds = _slow_bound(config, measure)
-            record["queries"][measure]["seconds"] = seconds
+            bound = _slow_bound(config, measure)
+            record["queries"][measure]["seconds"] = bound
             if status == "empty":
                 record["queries"][measure]["detail"] = (
-                    f'no requests, or no histogram bucket le="{seconds:g}" (docs/metrics.md: the gate reads '
+                    f'no requests, or no histogram bucket le="{bound:g}" (docs/metrics.md: the gate reads '
                     "the bucket at each latency limit)")
     since, detail = traffic_since(client, config, service, deployed["weight"], started, seconds, now, probes)
     record["trafficSince"] = since
