@@ -1,4 +1,5 @@
-"""rollout's benchmarks: what a preview costs, how it grows, how fast alerts fire and a rollback is dispatched.
+"""rollout's benchmarks: what a preview costs, how it grows, how fast alerts fire and a rollback is dispatched,
+and how the canary's judge decides.
 
 Every figure is a ratio measured side by side in one run, or a count: the
 machines this runs on are shared and noisy, so absolute seconds mean little.
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = 1 if args.tiny else 5
     import detection
+    import judging
     import loop
     import rulecost
 
@@ -317,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "edit_cost": section_edit_cost([8] if args.tiny else [8, 264, 894], repeats),
         "engine_preview": section_engine_preview(repeats),
         "rollback_loop": loop.run(tiny=args.tiny),
+        "judging": judging.run(tiny=args.tiny),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
