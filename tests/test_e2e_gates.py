@@ -295,6 +295,8 @@ def test_judged_against_stable_a_90_times_worse_canary_is_refused_a_quiet_one_ho
     assert ": cannot yet show it within the budget of 1 % (its upper bound 2." in line, line
     assert "(inconclusive: the stage holds and keeps soaking; no rollback)" in line
     assert "(fail)" not in quiet.stderr and "rollout-soak-served" not in quiet.stderr, quiet.stderr
+    assert "rollout: advance held (inconclusive: the stage keeps soaking) by the gates" in quiet.stderr
+    assert "rollout: advance refused by the gates" in worse.stderr
     assert stack_text(project, "staging") == before
 
     busy = rollout(project, "advance", "--stack", "staging", "--service", "genesis", "--evidence", str(evidence_file))

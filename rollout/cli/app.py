@@ -227,6 +227,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _status_stack(args, now)
 
 
+def _refused_or_held(violations) -> str:
+    """``held`` (the evidence cannot tell yet, every refusal an inconclusive measure) or ``refused``."""
+    from rollout.gates.confidence import INCONCLUSIVE, VERDICT_WORDS
+    from rollout.gates.judge import CANARY_WITHIN_BUDGET
+
+    held = all(v.policy == CANARY_WITHIN_BUDGET and VERDICT_WORDS[INCONCLUSIVE] in v.message for v in violations)
+    return "held (inconclusive: the stage keeps soaking)" if violations and held else "refused"
+
+
+def _verdict_lines(args: argparse.Namespace, config, service: str, now) -> list[str]:
+    """With --evidence: the verdict on each of the canary's traffic measures, passes included."""
+    if not args.evidence:
+        return []
+    from rollout.gates.check import load_evidence
+    from rollout.gates.confidence import evidence_verdicts
+    from rollout.model.state import rollout_state
+
+    found = evidence_verdicts(rollout_state(config, args.stack, now), load_evidence(Path(args.evidence)), service)
+    if isinstance(found, str):
+        return [f"  traffic: {found}"]
+    # A sentence instead of a verdict holds the stage like an inconclusive one.
+    return [f"  inconclusive: {v}" if isinstance(v, str) else f"  {v.verdict}: {v.sentence}" for v in found]
+
+
 def _status_stack(args: argparse.Namespace, now) -> int:
     from rollout.model.durations import format_duration
     from rollout.cli.status import rows, upstream_state
@@ -240,6 +264,17 @@ def _status_stack(args: argparse.Namespace, now) -> int:
         import json
 
         services = {row.service: row.as_json() for row in found}
+        if args.evidence:
+            from rollout.gates.check import load_evidence
+            from rollout.gates.confidence import evidence_verdicts
+            from rollout.model.state import rollout_state
+
+            evidence, state = load_evidence(Path(args.evidence)), rollout_state(config, args.stack, now)
+            for name, row in services.items():
+                found_verdicts = evidence_verdicts(state, evidence, name)
+                row["verdicts"] = found_verdicts if isinstance(found_verdicts, str) else [
+                    {"verdict": "inconclusive", "sentence": v} if isinstance(v, str) else v.as_json()
+                    for v in found_verdicts]
         print(json.dumps({"stack": args.stack, "now": format_time(now), "safetyFlagsOn": safety, "services": services},
                          indent=2, sort_keys=True))
         return EXIT_OK
@@ -253,6 +288,8 @@ def _status_stack(args: argparse.Namespace, now) -> int:
               f"stable {st.stable_image} ({_pods(st.stable_replicas)})")
         if st.upstream is not None:
             _say(f"  upstream: {st.upstream}")
+        for line in _verdict_lines(args, config, st.service, now):
+            _say(line)
         if st.next_weight is not None:
             served = st.earliest_advance_at is not None and st.earliest_advance_at <= now
             when = "now" if served else f"in {format_duration(st.earliest_advance_at - now)}"
@@ -274,8 +311,8 @@ def _status_all(args: argparse.Namespace, now) -> int:
     from rollout.cli.status import markdown_table, rows, stack_names, text_table, upstream_state
     from rollout.model.time import format_time
 
-    if args.stack is not None or args.service is not None:
-        raise UsageError("status --all shows every stack and service; leave out --stack and --service")
+    if args.stack is not None or args.service is not None or args.evidence:
+        raise UsageError("status --all shows every stack and service; leave out --stack, --service and --evidence")
     found, broken = [], []
     for stack in stack_names(args.project):
         try:
@@ -386,7 +423,8 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
             if args.dry_run:
                 _print_dry_run(path, entries, state, f"refused: {len(report.violations)} gate violation(s)")
                 return EXIT_REFUSED
-            _say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+            _say(f"rollout: advance {_refused_or_held(report.violations)} by the gates; {path.name} is unchanged",
+                 file=sys.stderr)
             return EXIT_REFUSED
         verdict = "gates pass"
     else:
@@ -842,6 +880,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--stack", "-s", default=None, type=_stack_name, help="stack name: stacks/Pulumi.<stack>.yaml")
     status.add_argument("--all", action="store_true", help="every stack and service of the project in one table")
     status.add_argument("--service", default=None, help="one service (default: every service)")
+    status.add_argument(
+        "--evidence", default=None, type=_given,
+        help="gate evidence from `rollout evidence`: also each traffic measure's verdict (pass, fail, inconclusive)",
+    )
     status.add_argument(
         "--format", choices=("text", "json", "markdown"), default="text",
         help="json: for the Stage watch workflow; markdown (with --all): a table for a summary or a comment",

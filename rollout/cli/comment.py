@@ -19,10 +19,14 @@ import re
 import sys
 from pathlib import Path
 
+from rollout.gates.confidence import INCONCLUSIVE, VERDICT_WORDS
+from rollout.gates.judge import CANARY_WITHIN_BUDGET
 from rollout.model.errors import printable_lines
 from rollout.cli.markdown import cell, code_block, code_span
 
 MARKER = "<!-- rollout-preview:{stack} -->"
+#: How the gate marks a measure the data cannot judge yet.
+INCONCLUSIVE_MARK = VERDICT_WORDS[INCONCLUSIVE]
 _VIOLATION = re.compile(r"^\[(mandatory|advisory)\] (\S+) \(([^)]*)\): (.*)$")
 
 
@@ -61,6 +65,11 @@ def build(
     mandatory = [v for v in violations if v[0] == "mandatory"]
     if exit_code == 2:
         verdict = "❌ **bad input**: the stack file does not load"
+    elif mandatory and all(policy == CANARY_WITHIN_BUDGET and INCONCLUSIVE_MARK in message
+                           for _, policy, _, message in mandatory):
+        # Nothing failed: the evidence cannot tell yet (rollout.gates.confidence).
+        verdict = (f"⏸️ **held**: {len(mandatory)} measure(s) inconclusive; the stage keeps soaking "
+                   "(collect the evidence again later)")
     elif mandatory:
         verdict = f"❌ **refused**: {len(mandatory)} mandatory violation(s)"
     else:

@@ -287,3 +287,42 @@ def judge_traffic(values: dict[str, float], queries: Mapping[str, Any], limits: 
         elif verdict.verdict != PASS:
             found.append(f"{verdict.sentence} ({VERDICT_WORDS[verdict.verdict]})")
     return found
+
+
+def evidence_verdicts(
+    new_state: Mapping[str, Any], evidence: Mapping[str, Any], service: str,
+) -> list[Verdict | str] | str:
+    """Every traffic measure's verdict for one service of the evidence, passes included, for display
+    (``rollout status --evidence``); a sentence instead when the evidence holds no numbers to judge.
+
+    The settings are the stricter of ``new_state``'s and the evidence's deployed
+    state's, as the gate ratchets them; the gate itself
+    (:func:`rollout.gates.judge.judge`) also checks the evidence's stack, age
+    and stage, which this does not repeat.
+    """
+    deployed = evidence.get("deployedState")
+    new, old = new_state.get("canary") or {}, (deployed.get("canary") if isinstance(deployed, Mapping) else None) or {}
+    def pick(key: str, stricter) -> Any:
+        values = [v for v in (new.get(key), old.get(key)) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return stricter(values) if values else None
+
+    limits = {k: pick(k, min) for k in ("maxErrorRatio", "maxLatencyP95Seconds", "maxLatencyP99Seconds")}
+    limits.update(minRequests=pick("minRequests", max), **confidence_thresholds(new, old))
+    services = evidence.get("services")
+    record = services.get(service) if isinstance(services, Mapping) else None
+    queries = record.get("queries") if isinstance(record, Mapping) else None
+    if not isinstance(queries, Mapping):
+        return "the evidence has no record of this service"
+    values = {m: q["value"] for m, q in queries.items()
+              if isinstance(q, Mapping) and q.get("status") == "ok" and isinstance(q.get("value"), (int, float))
+              and not isinstance(q.get("value"), bool)}
+    needed = ["requests", *(bad for _, bad, _, _, _ in PROPORTIONS.values())]
+    missing = [m for m in needed if m not in values]
+    keys = ["maxErrorRatio", "maxLatencyP95Seconds", "maxLatencyP99Seconds", "confidence", "negligible",
+            *(f"tolerance.{m}" for m in PROPORTIONS)]
+    if missing or any(limits.get(k) is None for k in keys):
+        return f"no numbers to judge the traffic by ({', '.join(missing) or 'the state has no settings'})"
+    settings = Settings(limits["confidence"], {m: limits[f"tolerance.{m}"] for m in PROPORTIONS},
+                        limits["negligible"], limits.get("minRequests") or 1)
+    seconds = {m: q.get("seconds") for m, q in queries.items() if isinstance(q, Mapping)}
+    return stage_verdicts(values, seconds, limits, settings)
