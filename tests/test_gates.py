@@ -360,3 +360,23 @@ def test_the_recorded_rollback_deploys_and_after_it_a_new_rollout_may_start():
 @pytest.mark.parametrize("live", [5, None])
 def test_a_live_route_that_agrees_or_was_not_read_refuses_nothing(live):
     assert judge_with_evidence(AT_5_SOAKED, _live(AT_5_SOAKED, live), NOW) == []
+
+
+def test_loosening_the_confidence_settings_in_the_same_change_does_not_loosen_the_gate():
+    # 0.5 % errors against stable's 0.2 %: 2.5 times stable, held under the tolerance of 2.
+    worse = evidence(AT_5_SOAKED, errorRatio=0.005, errors=60)
+    assert policies(judge(advance(AT_5_SOAKED, 10), AT_5_SOAKED, worse, None, NOW)) == {CANARY_WITHIN_BUDGET}
+    loose = {"tolerance": {**AT_5_SOAKED["canary"]["tolerance"], "errorRatio": 5.0}, "confidence": 0.6, "negligible": 0.9}
+    new = advance(AT_5_SOAKED, 10, canary={**AT_5_SOAKED["canary"], **loose})
+    (violation,) = judge(new, AT_5_SOAKED, worse, None, NOW)
+    assert "cannot yet show it within tolerance 2× of stable" in violation.message
+    # Deployed with the looser settings, they apply.
+    deployed = {**AT_5_SOAKED, "canary": new["canary"]}
+    assert judge(advance(deployed, 10), deployed, evidence(deployed, errorRatio=0.005, errors=60), None, NOW) == []
+
+
+def test_a_state_without_confidence_settings_cannot_judge_the_traffic():
+    bare = {k: v for k, v in AT_5_SOAKED["canary"].items() if k not in ("confidence", "tolerance", "negligible")}
+    deployed = {**AT_5_SOAKED, "canary": bare}
+    (violation,) = judge(advance(deployed, 10), deployed, evidence(deployed), None, NOW)
+    assert violation.message.startswith("the state has no confidence, negligible, tolerance.errorRatio")
