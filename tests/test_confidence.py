@@ -18,8 +18,7 @@ from rollout.gates.confidence import (
     stage_verdicts,
     Settings,
 )
-from rollout.model.config import CanaryThresholds, Model
-from rollout.model.judgement import MODEL_CONFIG, ConfidenceSettings
+from rollout.model.config import CanaryThresholds, ConfidenceSettings
 
 ERRORS = Budget("errorRatio", "error ratio", 0.01, 2.0, 0.1)
 P99 = Budget("latencyP99", "P99 latency", 0.01, 2.0, 0.1, "slower than 1 s")
@@ -133,9 +132,10 @@ def test_a_busy_healthy_canary_mostly_passes_and_never_fails_here():
     assert rates[PASS] >= 0.95 and rates[FAIL] == 0
 
 
-def test_the_settings_model_keeps_the_config_models_conventions():
-    assert MODEL_CONFIG == Model.model_config
+def test_the_confidence_settings_default_to_the_documented_values_and_refuse_what_is_not_allowed():
     assert CanaryThresholds().confidence == ConfidenceSettings()
+    assert (ConfidenceSettings().level, ConfidenceSettings().tolerance.error_ratio, ConfidenceSettings().negligible) == (
+        0.95, 2.0, 0.1)
     with pytest.raises(ValueError, match="not between 0.5 and 0.9999"):
         ConfidenceSettings.model_validate({"level": 1.0})
     with pytest.raises(ValueError, match="Extra inputs"):

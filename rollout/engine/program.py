@@ -19,12 +19,12 @@ from rollout.build.artifacts import build_artifacts
 from rollout.load.charts import check_local_charts
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError
+from rollout.load.secrets import read_pulumi_config
 from rollout.load.stack import (
     check_alert_names,
     check_upstream,
     display_path,
     project_root,
-    read_pulumi_config,
     stack_file,
     validate,
 )
@@ -64,7 +64,7 @@ def declare(config: StackConfig, stack: str, root: Path) -> None:
         _declare_docker(config, stack, root, artifacts)
     state = rollout_state(config, stack)
     # The policy pack sees only resource inputs: the rollout state is one.
-    pulumi.Stash("rollout-state", input=state)
+    pulumi.Stash(conventions.STATE_STASH, input=state)
     pulumi.export("stack", stack)
     pulumi.export("target", config.target)
     pulumi.export("flagsDocument", artifacts.flags_json)

@@ -206,7 +206,7 @@ VERDICT_WORDS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """The ratcheted settings a stage is judged by (see :mod:`rollout.model.judgement`)."""
+    """The ratcheted settings a stage is judged by (see :mod:`rollout.model.config.confidence`)."""
 
     confidence: float
     #: Per measure of :data:`rollout.model.evidence.PROPORTIONS`: times stable.
