@@ -42,7 +42,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from rollout.gates.ratchet import thresholds
 from rollout.model.evidence import PROPORTIONS
+from rollout.model.transition import Measure, Thresholds, Transition
 
 PASS = "pass"
 FAIL = "fail"
@@ -249,39 +251,36 @@ def stage_verdicts(
     return found
 
 
-def confidence_thresholds(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
-    """The stricter of the new and deployed confidence settings: the higher confidence, the lower
-    tolerances and negligible share (each makes a pass harder)."""
-    def pick(a: Any, b: Any, stricter) -> Any:
-        values = [v for v in (a, b) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        return stricter(values) if values else None
-
-    tolerance_new, tolerance_old = new.get("tolerance") or {}, old.get("tolerance") or {}
-    return {
-        "confidence": pick(new.get("confidence"), old.get("confidence"), max),
-        "negligible": pick(new.get("negligible"), old.get("negligible"), min),
-        **{f"tolerance.{m}": pick(tolerance_new.get(m), tolerance_old.get(m), min) for m in PROPORTIONS},
-    }
+def _limits(thresholds: Thresholds) -> dict[str, Any]:
+    return {"maxErrorRatio": thresholds.max_error_ratio, "maxLatencyP95Seconds": thresholds.max_latency_p95_seconds,
+            "maxLatencyP99Seconds": thresholds.max_latency_p99_seconds}
 
 
-def judge_traffic(values: dict[str, float], queries: Mapping[str, Any], limits: dict[str, Any]) -> list[str]:
+def _settings(thresholds: Thresholds) -> Settings | str:
+    """The settings to judge by; a sentence naming what the state lacks instead."""
+    tolerance = {"errorRatio": thresholds.tolerance_error_ratio, "latencyP95": thresholds.tolerance_latency_p95,
+                 "latencyP99": thresholds.tolerance_latency_p99}
+    known = {**_limits(thresholds), "confidence": thresholds.confidence,
+             "negligible": thresholds.negligible, **{f"tolerance.{m}": v for m, v in tolerance.items()}}
+    missing = [key for key, value in known.items() if value is None]
+    if missing:
+        return f"the state has no {', '.join(missing)} setting to judge the canary's traffic by"
+    return Settings(thresholds.confidence, tolerance, thresholds.negligible, thresholds.min_requests or 1)
+
+
+def judge_traffic(values: dict[str, float], measures: Mapping[str, Measure], thresholds: Thresholds) -> list[str]:
     """The gate's refusals for the traffic measures of one stage: one sentence per measure not judged pass.
 
-    ``values`` are the evidence's numbers by measure, ``queries`` its records
-    (for the bound each slow count was counted above), ``limits`` the ratcheted
-    thresholds (:func:`rollout.gates.judge._thresholds` with
-    :func:`confidence_thresholds`).
+    ``values`` are the evidence's numbers by measure, ``measures`` its records
+    (for the bound each slow count was counted above), ``thresholds`` the
+    ratcheted ones (:func:`rollout.gates.ratchet.thresholds`).
     """
-    keys = ["maxErrorRatio", "maxLatencyP95Seconds", "maxLatencyP99Seconds", "confidence", "negligible",
-            *(f"tolerance.{m}" for m in PROPORTIONS)]
-    missing = [k for k in keys if limits[k] is None]
-    if missing:
-        return [f"the state has no {', '.join(missing)} setting to judge the canary's traffic by"]
-    settings = Settings(limits["confidence"], {m: limits[f"tolerance.{m}"] for m in PROPORTIONS},
-                        limits["negligible"], limits["minRequests"] or 1)
-    seconds = {m: q.get("seconds") for m, q in queries.items() if isinstance(q, Mapping)}
+    settings = _settings(thresholds)
+    if isinstance(settings, str):
+        return [settings]
+    seconds = {m: r.seconds for m, r in measures.items()}
     found = []
-    for verdict in stage_verdicts(values, seconds, limits, settings):
+    for verdict in stage_verdicts(values, seconds, _limits(thresholds), settings):
         if isinstance(verdict, str):
             found.append(f"{verdict}; {VERDICT_WORDS[INCONCLUSIVE]}")
         elif verdict.verdict != PASS:
@@ -289,40 +288,23 @@ def judge_traffic(values: dict[str, float], queries: Mapping[str, Any], limits: 
     return found
 
 
-def evidence_verdicts(
-    new_state: Mapping[str, Any], evidence: Mapping[str, Any], service: str,
-) -> list[Verdict | str] | str:
-    """Every traffic measure's verdict for one service of the evidence, passes included, for display
+def evidence_verdicts(t: Transition, service: str) -> list[Verdict | str] | str:
+    """Every traffic measure's verdict for one service of ``t``'s evidence, passes included, for display
     (``rollout status --evidence``); a sentence instead when the evidence holds no numbers to judge.
 
-    The settings are the stricter of ``new_state``'s and the evidence's deployed
-    state's, as the gate ratchets them; the gate itself
-    (:func:`rollout.gates.judge.judge`) also checks the evidence's stack, age
-    and stage, which this does not repeat.
+    Judged by the ratcheted settings, as the gate judges; the gate
+    (:func:`rollout.gates.budget.canary_within_budget`) also checks the
+    evidence's stack, age and stage, which this does not repeat.
     """
-    deployed = evidence.get("deployedState")
-    new, old = new_state.get("canary") or {}, (deployed.get("canary") if isinstance(deployed, Mapping) else None) or {}
-    def pick(key: str, stricter) -> Any:
-        values = [v for v in (new.get(key), old.get(key)) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        return stricter(values) if values else None
-
-    limits = {k: pick(k, min) for k in ("maxErrorRatio", "maxLatencyP95Seconds", "maxLatencyP99Seconds")}
-    limits.update(minRequests=pick("minRequests", max), **confidence_thresholds(new, old))
-    services = evidence.get("services")
-    record = services.get(service) if isinstance(services, Mapping) else None
-    queries = record.get("queries") if isinstance(record, Mapping) else None
-    if not isinstance(queries, Mapping):
+    record = t.evidence.services.get(service) if t.evidence is not None else None
+    if record is None:
         return "the evidence has no record of this service"
-    values = {m: q["value"] for m, q in queries.items()
-              if isinstance(q, Mapping) and q.get("status") == "ok" and isinstance(q.get("value"), (int, float))
-              and not isinstance(q.get("value"), bool)}
-    needed = ["requests", *(bad for _, bad, _, _, _ in PROPORTIONS.values())]
-    missing = [m for m in needed if m not in values]
-    keys = ["maxErrorRatio", "maxLatencyP95Seconds", "maxLatencyP99Seconds", "confidence", "negligible",
-            *(f"tolerance.{m}" for m in PROPORTIONS)]
-    if missing or any(limits.get(k) is None for k in keys):
-        return f"no numbers to judge the traffic by ({', '.join(missing) or 'the state has no settings'})"
-    settings = Settings(limits["confidence"], {m: limits[f"tolerance.{m}"] for m in PROPORTIONS},
-                        limits["negligible"], limits.get("minRequests") or 1)
-    seconds = {m: q.get("seconds") for m, q in queries.items() if isinstance(q, Mapping)}
-    return stage_verdicts(values, seconds, limits, settings)
+    values = {m: r.value for m, r in record.measures.items() if r.status == "ok" and r.value is not None}
+    missing = [m for m in ("requests", *(bad for _, bad, _, _, _ in PROPORTIONS.values())) if m not in values]
+    if missing:
+        return f"no numbers to judge the traffic by (no {', '.join(missing)})"
+    limits = thresholds(t)
+    settings = _settings(limits)
+    if isinstance(settings, str):
+        return settings
+    return stage_verdicts(values, {m: r.seconds for m, r in record.measures.items()}, _limits(limits), settings)

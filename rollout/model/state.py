@@ -13,13 +13,15 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
       "stack": "staging",
       "tier": "staging",
       "promotesFrom": null,                       # or the upstream stack's name
+      "namespace": "rollout",                     # Kubernetes namespace; null on Docker
       "canary": {"maxErrorRatio": 0.01, "maxLatencyP95Seconds": 0.5,
                  "maxLatencyP99Seconds": 1.0, "maxConsecutiveFailedHealthChecks": 5,
                  "minRequests": 100, "evidenceMaxAgeSeconds": 1800,
                  "confidence": 0.95,                # how sure each measure's verdict must be
-                 "tolerance": {"errorRatio": 2.0, "latencyP95": 2.0, "latencyP99": 2.0},  # times stable
-                 "negligible": 0.1},                # a share under this fraction of its budget is never
+                 "negligible": 0.1,                 # a share under this fraction of its budget is never
                                                     # "worse than stable"
+                 "toleranceErrorRatio": 2.0, "toleranceLatencyP95": 2.0,  # times stable's share
+                 "toleranceLatencyP99": 2.0},
       "safetyFlagsOn": [],                        # safety flags switched on, sorted
       "services": {
         "genesis": {
@@ -41,7 +43,9 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
           "nextWeight": 25,                       # the plan's first stage above the weight; null at 100
           "earliestAdvanceAt": "2026-11-19T09:00:00Z",   # null at the final stage
           "completesAt": null,                    # at 100: when its final soak ends
-          "complete": false                       # at 100 and the final soak served
+          "complete": false,                      # at 100 and the final soak served
+          "route": {"hostnames": ["genesis.example.com"],   # what the service serves: its identity
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "method": null}]}
         }
       }
     }
@@ -63,7 +67,7 @@ from rollout.model.releases import canary_replicas, release_of
 from rollout.model.time import format_time, parse_time, utc_now
 
 #: Version of the state mapping; bumped when a key changes meaning.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def _stage_list(plan: Plan) -> list[dict[str, int]]:
@@ -177,7 +181,7 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
     services = {}
     for service in config.services:
         settings = service.rollout
-        services[service.name] = service_state(
+        services[service.name] = state = service_state(
             service.name,
             settings.plan,
             _stage_list(settings.plan_model),
@@ -195,11 +199,18 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
                 },
             },
         )
+        # What the service serves identifies it, whatever its key (a rename is the same service).
+        state["route"] = {
+            "hostnames": list(service.route.hostnames),
+            "matches": [match.model_dump(mode="json", by_alias=True) for match in service.route.matches],
+        }
     return {
         "version": STATE_VERSION,
         "stack": stack,
         "tier": config.tier,
         "promotesFrom": config.promotes_from,
+        # Where the live routes are read from: the deployed side's, never the proposal's.
+        "namespace": config.kubernetes.namespace if config.kubernetes is not None else None,
         "canary": {
             "maxErrorRatio": canary.max_error_ratio,
             "maxLatencyP95Seconds": canary.max_latency_p95_seconds,
@@ -208,12 +219,10 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
             "minRequests": canary.min_requests,
             "evidenceMaxAgeSeconds": int(canary.evidence_max_age.total_seconds()),
             "confidence": canary.confidence.level,
-            "tolerance": {
-                "errorRatio": canary.confidence.tolerance.error_ratio,
-                "latencyP95": canary.confidence.tolerance.latency_p95,
-                "latencyP99": canary.confidence.tolerance.latency_p99,
-            },
             "negligible": canary.confidence.negligible,
+            "toleranceErrorRatio": canary.confidence.tolerance.error_ratio,
+            "toleranceLatencyP95": canary.confidence.tolerance.latency_p95,
+            "toleranceLatencyP99": canary.confidence.tolerance.latency_p99,
         },
         "safetyFlagsOn": sorted(config.safety_flags_on()),
         "services": services,
@@ -261,6 +270,8 @@ def with_entry(
     history = [*current["history"], entry]
     services = dict(state["services"])
     services[service] = service_state(service, current["plan"], current["stages"], history, now, tracks)
+    if "route" in current:
+        services[service]["route"] = current["route"]
     return {**state, "services": services}
 
 
