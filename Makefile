@@ -28,8 +28,12 @@ tools:
 up: deps
 	@scripts/up $(STACK)
 
+# The whole suite, in parallel (pytest-xdist): PYTEST_WORKERS processes, each
+# module that shares a fixture kept on one of them (tests/conftest.py).
+# PYTEST_ARGS adds options (a -k, a file, -x); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
 test: deps tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 check: deps
 	$(BIN)/rollout check --stack $(STACK)

@@ -34,6 +34,40 @@ def without_secrets(inputs: dict, secret_paths: set[str]) -> dict:
     return walk(inputs, "")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Keep each module that shares a fixture across its tests on one worker.
+
+    ``make test`` runs the tests in parallel (pytest-xdist, ``--dist loadgroup``).
+    A module-scoped fixture (a Prometheus, an engine project, the test cluster)
+    would otherwise be set up again on every worker that runs one of the
+    module's tests; the rest are spread one by one.
+    """
+    shared = {"module", "package", "class"}
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None or item.get_closest_marker("xdist_group"):
+            continue
+        if any(d.scope in shared for defs in definitions.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_sessionfinish(session):
+    """On a pytest-xdist worker: send this process's figures to the main one."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        from figures import snapshot
+
+        workeroutput["rollout_figures"] = snapshot()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the main process: add up a finished worker's figures (pytest-xdist's hook)."""
+    from figures import merge
+
+    merge(getattr(node, "workeroutput", {}).get("rollout_figures", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the hardening figures (see tests/figures.py) after the results."""
     from figures import report
