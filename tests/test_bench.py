@@ -49,6 +49,10 @@ def test_every_stack_file_of_the_edit_cost_section_loads(tmp_path: Path, kb: int
     assert load_file(path, tmp_path).services[0].rollout.history
 
 
+# It runs the engine's preview (section 7), a test cluster and real servers (section 8).
+@pytest.mark.engine
+@pytest.mark.cluster
+@pytest.mark.e2e
 def test_the_tiny_benchmark_runs_and_prints_every_section():
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--tiny"],
