@@ -165,7 +165,7 @@ def test_aliases_within_the_limit_still_load(odd_project, capsys):
 
 def test_a_100_service_stack_written_with_anchors_loads_far_below_the_alias_limit(odd_project, capsys):
     """A fleet sharing its resources, health checks, routes, rollout and flag strategies through aliases."""
-    from rollout.load.stack import MAX_ALIAS_NODES, check_structure
+    from rollout.load.strict_yaml import MAX_ALIAS_NODES, check_structure
     from stackfiles import anchored_fleet
 
     text = anchored_fleet(services=100, flags=100)

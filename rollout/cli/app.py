@@ -125,10 +125,14 @@ def _utf8(text: str) -> str:
 
 
 def _image_arg(text: str) -> str:
-    """--image: one container image reference, no whitespace or control characters."""
+    """--image: one container image reference in the distribution grammar (rollout.model.images)."""
+    from rollout.model.images import ImageRefError, parse  # only `release` needs the parser
+
     _utf8(text)
-    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text) or len(text) > 1000:
-        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not a container image reference")
+    try:
+        parse(text)
+    except ImageRefError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return text
 
 
@@ -168,17 +172,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     _say(f"stack {args.stack}: config valid; {len(run.resources)} resources declared offline")
     for warning in warnings(config, args.stack):
         _say(f"warning: {warning}")
-    resources = check_resource_policies(args, run)
-    gates = check_gates(args)
+    report = gate_report_of(args)
+    # Mandatory in production: beside an advance, the stricter of the deployed and the proposed tier
+    # (a lower tier lands in a change of its own, listed as a loosening).
+    resources = check_resource_policies(args, run, report.deployed_tier if report.advancing else None)
+    gates = check_gates(args, report)
     return EXIT_REFUSED if EXIT_REFUSED in (resources, gates) else EXIT_OK
 
 
-def check_resource_policies(args: argparse.Namespace, run) -> int:
+def check_resource_policies(args: argparse.Namespace, run, deployed_tier: str | None = None) -> int:
     """The pack's resource policies over the declared resources: mandatory in production."""
     from rollout.cli.clock import now_of
     from rollout.engine.policy_runner import resource_violations
 
-    violations = resource_violations(run, now_of(args))
+    violations = resource_violations(run, now_of(args), deployed_tier)
     for v in violations:
         level = "mandatory" if v.mandatory else "advisory"
         _say(f"[{level}] {v.policy} ({v.resource}): {v.message}")
@@ -190,15 +197,26 @@ def check_resource_policies(args: argparse.Namespace, run) -> int:
     return EXIT_REFUSED if mandatory else EXIT_OK
 
 
-def check_gates(args: argparse.Namespace) -> int:
-    """The rollout gates of ``rollout check`` (rollout.gates.check): print each violation, exit 1 on any."""
-    from rollout.gates.check import format_violation, gate_report, load_evidence
+def gate_report_of(args: argparse.Namespace):
+    """The gates' report for ``rollout check`` (rollout.gates.check), against what is deployed."""
+    from rollout.gates.check import gate_report, load_evidence
     from rollout.cli.clock import now_of
 
     evidence = load_evidence(Path(args.evidence)) if args.evidence else None
-    report = gate_report(args.stack, args.project, evidence=evidence, base=args.base, now=now_of(args))
+    deployed_file = Path(args.deployed_state) if getattr(args, "deployed_state", None) else None
+    return gate_report(args.stack, args.project, evidence=evidence, base=args.base, now=now_of(args),
+                       deployed_file=deployed_file)
+
+
+def check_gates(args: argparse.Namespace, report=None) -> int:
+    """The rollout gates of ``rollout check``: print each loosening and violation, exit 1 on any violation."""
+    from rollout.gates.check import format_violation
+
+    report = report or gate_report_of(args)
     for note in report.notes:
         _say(f"note: {note}")
+    for loosening in report.loosens:
+        _say(f"loosens: {loosening}")
     for violation in report.violations:
         _say(format_violation(violation))
     advancing = ", ".join(report.advancing) or "none"
@@ -309,6 +327,7 @@ def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict |
 
     from rollout.gates.judge import STAGING_FIRST, judge
     from rollout.gates.edits import upstream_progress
+    from rollout.model.stored import transition_from_json
     from rollout.model.state import status, with_entry
     from rollout.model.time import format_time
 
@@ -318,7 +337,8 @@ def _status_json(config, args: argparse.Namespace, state: dict, upstream: dict |
         waits = []
         if st.next_weight is not None and upstream is not None:
             ahead = with_entry(state, name, st.next_weight, now, None, now)
-            waits = [v.message for v in judge(ahead, state, None, upstream, now) if v.policy == STAGING_FIRST]
+            waits = [v.message for v in judge(transition_from_json(ahead, state, None, upstream, now))
+                     if v.policy == STAGING_FIRST]
         services[name] = {
             "weight": st.weight,
             "nextWeight": st.next_weight,
@@ -351,7 +371,7 @@ def cmd_advance(args: argparse.Namespace) -> int:
 
 def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
     from rollout.gates.check import format_violation, gate_report
-    from rollout.gates.judge import CANARY_WITHIN_BUDGET, judge
+    from rollout.gates.judge import CANARY_WITHIN_BUDGET
     from rollout.cli.clock import now_of
     from rollout.load.stackfile import NewEntry, append_history
     from rollout.model.state import rollout_state, with_entry
@@ -376,36 +396,23 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
         _say("rollout: nothing to advance", file=sys.stderr)
         return EXIT_REFUSED
     path = stack_file(args.stack, args.project)
-    if evidence is not None:
-        report = gate_report(args.stack, args.project, evidence=evidence, now=now, config=config, new_state=new_state)
-        for note in report.notes:
-            _say(f"note: {note}", file=sys.stderr)
-        if report.refused:
-            for violation in report.violations:
-                _say(format_violation(violation), file=sys.stderr)
-            if args.dry_run:
-                _print_dry_run(path, entries, state, f"refused: {len(report.violations)} gate violation(s)")
-                return EXIT_REFUSED
-            _say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+    # Judged against what is deployed (rollout.gates.deployed), never the working tree itself.
+    report = gate_report(args.stack, args.project, evidence=evidence, now=now, config=config, new_state=new_state)
+    for note in report.notes:
+        _say(f"note: {note}", file=sys.stderr)
+    # Without evidence only the canary's budget waits (`rollout check` and the policy pack judge it).
+    refused = [v for v in report.violations if evidence is not None or v.policy != CANARY_WITHIN_BUDGET]
+    if refused:
+        for violation in refused:
+            _say(format_violation(violation), file=sys.stderr)
+        if args.dry_run:
+            _print_dry_run(path, entries, state, f"refused: {len(refused)} gate violation(s)")
             return EXIT_REFUSED
+        _say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+        return EXIT_REFUSED
+    if evidence is not None:
         verdict = "gates pass"
     else:
-        # What the history alone refuses is refused now; only the canary's budget
-        # waits for evidence (`rollout check` and the policy pack judge it).
-        upstream = (
-            rollout_state(load_stack(config.promotes_from, args.project), config.promotes_from, now)
-            if config.promotes_from
-            else None
-        )
-        refused = [v for v in judge(new_state, state, None, upstream, now) if v.policy != CANARY_WITHIN_BUDGET]
-        if refused:
-            for violation in refused:
-                _say(format_violation(violation), file=sys.stderr)
-            if args.dry_run:
-                _print_dry_run(path, entries, state, f"refused: {len(refused)} gate violation(s)")
-                return EXIT_REFUSED
-            _say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
-            return EXIT_REFUSED
         _say("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
               file=sys.stderr)
         verdict = "gates pass, but for the canary's budget (no evidence)"
@@ -540,52 +547,36 @@ def _print_dry_run(path: Path, entries: list, state: dict, verdict: str) -> None
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from rollout.gates.check import DEFAULT_BASE, NoGitBase, read_state_file, state_at_ref
+    from rollout.gates.deployed import resolve_deployed, resolve_upstream
     from rollout.cli.clock import now_of
     from rollout.ops.evidence import PrometheusClient, collect, dumps, summary
 
     config = load_stack(args.stack, args.project)
     # --now: the evidence's window ends then (a past stage, reproducibly).
     now = now_of(args)
-    ref = args.base or DEFAULT_BASE
-    if args.deployed_state:
-        deployed = read_state_file(Path(args.deployed_state), "--deployed-state")
-        if deployed.get("stack") != args.stack:
-            raise UsageError(f"--deployed-state {args.deployed_state}: is the state of stack {deployed.get('stack')!r}")
-        deployed_source = f"{args.deployed_state}"
-    else:
-        try:
-            deployed = state_at_ref(args.stack, args.project, ref, now)
-        except NoGitBase as err:
-            raise UsageError(f"no deployed state: {err}; pass --deployed-state FILE (the stack's outputs)") from None
-        deployed_source = f"stacks/Pulumi.{args.stack}.yaml at {ref}"
+    # What is deployed: the one answer of rollout.gates.deployed (file, backend, git base, never).
+    resolved = resolve_deployed(args.stack, args.project, now=now, base=args.base,
+                                state_file=Path(args.deployed_state) if args.deployed_state else None)
+    deployed, deployed_source = resolved.raw, resolved.source
+    for note in resolved.notes:
+        _say(f"note: {note}", file=sys.stderr)
     upstream, upstream_source = None, None
-    if config.promotes_from:
-        if args.staging_state:
-            upstream = read_state_file(Path(args.staging_state), "--staging-state")
-            if upstream.get("stack") != config.promotes_from:
-                raise UsageError(
-                    f"--staging-state {args.staging_state}: is the state of stack {upstream.get('stack')!r}, "
-                    f"not {config.promotes_from!r} (promotesFrom)"
-                )
-            upstream_source = f"{args.staging_state}"
-        else:
-            try:
-                upstream = state_at_ref(config.promotes_from, args.project, ref, now)
-                upstream_source = f"stacks/Pulumi.{config.promotes_from}.yaml at {ref}"
-            except NoGitBase as err:
-                _say(f"note: no state of {config.promotes_from} ({err}); pass --staging-state FILE", file=sys.stderr)
+    upstream_name = (deployed or {}).get("promotesFrom") or config.promotes_from
+    if upstream_name:
+        found = resolve_upstream(upstream_name, args.project, now=now, base=args.base,
+                                 state_file=Path(args.staging_state) if args.staging_state else None)
+        upstream, upstream_source = found.raw, found.source
+        for note in found.notes:
+            _say(f"note: {note}", file=sys.stderr)
     live = None
     if args.live_routes:
-        import json as _json
-
+        from rollout.load.files import read_json_file
         from rollout.ops.fastpath import live_routes
 
+        document = read_json_file(Path(args.live_routes), "--live-routes")
         try:
-            live = live_routes(_json.loads(Path(args.live_routes).read_text()), [s.name for s in config.services])
-        except OSError as err:
-            raise UsageError(f"--live-routes {args.live_routes}: cannot be read: {err.strerror or err}") from None
-        except ValueError as err:
+            live = live_routes(document, [s.name for s in config.services])
+        except (TypeError, ValueError) as err:
             raise UsageError(f"--live-routes {args.live_routes}: {err}") from None
     client = PrometheusClient(args.prometheus, retry=_retry(args))
     evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)
@@ -730,12 +721,12 @@ def _repository(text: str) -> str:
 
 def cmd_relay(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from aiohttp import web
 
-    from rollout.ops.http import Retry
-    from rollout.ops.relay import Forge, Metrics, Relay, application
+    from rollout.ops import serving
+    from rollout.ops.http import Retry, public_url
+    from rollout.ops.relay import Forge, Metrics, Relay, serve
 
     tokens = {}
     for name in ("ROLLOUT_RELAY_TOKEN", "GITHUB_TOKEN"):
@@ -744,7 +735,9 @@ def cmd_relay(args: argparse.Namespace) -> int:
             print(f"rollout: relay: {name} is not set: the relay needs it", file=sys.stderr)
             return EXIT_REFUSED
         tokens[name] = value.strip()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    limits = serving.Limits()
+    serving.configure_logging(tuple(tokens.values()), limits, sys.stderr)
+    services = [service.name for service in load_stack(args.stack, args.project).services]
     metrics = Metrics()
     route_update = None
     if args.fast_path:
@@ -756,25 +749,24 @@ def cmd_relay(args: argparse.Namespace) -> int:
             print(f"rollout: relay: --fast-path: {err}", file=sys.stderr)
             return EXIT_REFUSED
     retry = Retry(deadline_s=args.deadline, timeout_s=min(args.timeout, args.deadline))
+    host, port = args.listen
 
-    async def serve() -> None:
-        forge = Forge(args.forge_url, args.repository, tokens["GITHUB_TOKEN"], retry, metrics)
-        app = application(Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update))
-        runner = web.AppRunner(app, access_log=None, handle_signals=True)
-        await runner.setup()
-        host, port = args.listen
-        await web.TCPSite(runner, host, port).start()
+    def started() -> None:
+        import logging
+
         logging.getLogger("rollout.ops.relay").info(
             "stack %s: relaying rollback triggers to %s/repos/%s/dispatches, listening on %s:%d%s",
-            args.stack, args.forge_url.rstrip("/"), args.repository, host, port, " (fast path on)" if route_update else "",
+            args.stack, public_url(args.forge_url).rstrip("/"), args.repository, host, port,
+            " (fast path on)" if route_update else "",
         )
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+
+    async def main_() -> None:
+        forge = Forge(args.forge_url, args.repository, tokens["GITHUB_TOKEN"], retry, metrics)
+        relay = Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update, services)
+        await serve(relay, host, port, limits, started)
 
     try:
-        asyncio.run(serve())
+        asyncio.run(main_())
     except OSError as err:
         print(f"rollout: relay: cannot listen on {args.listen[0]}:{args.listen[1]}: {err.strerror or err}", file=sys.stderr)
         return EXIT_REFUSED
@@ -810,7 +802,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--base",
         default=None,
         type=_given,
-        help="without --evidence, the git ref whose stack file counts as deployed (default HEAD)",
+        help="without --evidence, the git ref whose stack file counts as deployed when the backend has "
+        "none (default HEAD); the change is the files changed since it",
+    )
+    check.add_argument(
+        "--deployed-state", default=None, type=_given,
+        help="the deployed rollout state as a file (`pulumi stack output --json`), instead of the backend's",
     )
     add_now_argument(check, "the gates' verdict")
     check.set_defaults(handler=cmd_check)

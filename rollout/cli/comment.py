@@ -24,6 +24,8 @@ from rollout.cli.markdown import cell, code_block, code_span
 
 MARKER = "<!-- rollout-preview:{stack} -->"
 _VIOLATION = re.compile(r"^\[(mandatory|advisory)\] (\S+) \(([^)]*)\): (.*)$")
+#: ``rollout check`` prints each safety setting the change loosens on a line of its own.
+_LOOSENS = re.compile(r"^loosens: (.*)$")
 
 
 def weight_changes(old: dict | None, new: dict) -> list[str]:
@@ -68,6 +70,11 @@ def build(
         verdict = "✅ **allowed**" + (f", {advisory} advisory note(s)" if advisory else "")
     lines = [MARKER.format(stack=stack), f"### rollout: {code_span(stack)}", "", f"Policy verdict: {verdict}", ""]
     lines += ["**Weights**", ""] + [f"- {w}" for w in weights] + [""]
+    loosens = [m.group(1) for line in check_output.splitlines() if (m := _LOOSENS.match(line))]
+    if loosens:
+        # A reviewer sees every safety setting the change loosens (allowed only when no weight goes up).
+        lines += ["**Loosens** (allowed only in a change that raises no weight)", ""]
+        lines += [f"- loosens: {cell(what)}" for what in loosens] + [""]
     if violations:
         lines += ["| level | policy | where | why |", "|---|---|---|---|"]
         lines += [f"| {level} | {code_span(policy, in_table=True)} | {cell(where)} | {cell(message)} |"

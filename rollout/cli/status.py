@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout.model.durations import format_duration
+from rollout.model.stored import transition_from_json
 from rollout.gates.judge import CANARY_WITHIN_BUDGET, NEXT_STAGE_ONLY, NO_SAFETY_FLAG_ON_ADVANCE, SOAK_SERVED, STAGING_FIRST, judge
 from rollout.model.state import rollout_state, status, with_entry
 from rollout.model.time import format_time
@@ -144,7 +145,7 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
         waits: list[Wait] = []
         if st.next_weight is not None:
             ahead = with_entry(state, name, st.next_weight, now, None, now)
-            for violation in judge(ahead, state, None, upstream, now):
+            for violation in judge(transition_from_json(ahead, state, None, upstream, now)):
                 if violation.service == name:
                     waits.append(Wait(WAIT_KINDS.get(violation.policy, violation.policy), violation.message))
             waits.sort(key=lambda w: list(WAIT_KINDS.values()).index(w.kind) if w.kind in WAIT_KINDS.values() else 99)

@@ -23,6 +23,7 @@ from rollout.model.config import StackConfig
 from rollout.model.durations import format_duration
 from rollout.model.errors import UsageError
 from rollout.gates.judge import GateViolation, judge
+from rollout.model.stored import transition_from_json
 from rollout.model.releases import same_release
 from rollout.model.state import current_soak, rollout_state, with_entry
 from rollout.model.time import format_time, parse_time
@@ -59,7 +60,7 @@ def one_service(config: StackConfig, name: str | None, command: str) -> str:
 
 
 def _refuse_on_gates(new_state: Mapping[str, Any], state: Mapping[str, Any], upstream, now: datetime) -> None:
-    violations: list[GateViolation] = judge(new_state, state, None, upstream, now)
+    violations: list[GateViolation] = judge(transition_from_json(new_state, state, None, upstream, now))
     if violations:
         from rollout.gates.check import format_violation
 
