@@ -8,7 +8,11 @@ from alerts.performance import _after, _before
 from alerts.series import Series
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
 from rollout.model.durations import format_duration
+
+
+CANARY, STABLE = (f'{c.TRACK_LABEL}="{track}"' for track in (c.CANARY, c.STABLE))
 
 
 def alerts(config: StackConfig) -> list[Alert]:
@@ -20,7 +24,7 @@ def alerts(config: StackConfig) -> list[Alert]:
     rules = [
         Alert(
             name="CanaryErrorRateHigh",
-            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {threshold}',
+            expr=f'{select(config, c.ERROR_RATIO, CANARY)} > {threshold}',
             for_=sustain,
             severity="critical",
             priority="P1",
@@ -39,7 +43,7 @@ def alerts(config: StackConfig) -> list[Alert]:
         _fast_trigger(config),
         Alert(
             name="ServiceErrorRateHigh",
-            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.STABLE}"}} > {threshold}',
+            expr=f'{select(config, c.ERROR_RATIO, STABLE)} > {threshold}',
             for_="10m",
             severity="warning",
             priority="P2",
@@ -77,8 +81,8 @@ def _fast_trigger(config: StackConfig) -> Alert:
     window = format_duration(canary.fast_trigger_window)
     hold = format_duration(canary.fast_trigger_window / 2)
     threshold = min(1.0, canary.max_error_ratio * canary.fast_trigger_factor)
-    requests = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}"}}'
-    errors = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}",{c.CODE_LABEL}=~"5.."}}'
+    requests = select(config, config.metrics.requests_total, CANARY)
+    errors = select(config, config.metrics.requests_total, CANARY, f'{c.CODE_LABEL}=~"5.."')
     by = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
     expr = (
         f"(\n  sum by ({by}) (rate({errors}[{window}]))\n    /\n  sum by ({by}) (rate({requests}[{window}]))\n) >= {ratio(threshold)}\n"

@@ -410,6 +410,75 @@ class GrafanaSettings(Model):
     """Folder that holds the stack's dashboards."""
 
 
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _label_key(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if not _LABEL_NAME.fullmatch(name) or (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix))):
+        raise ValueError(
+            f"{value[:80]!r} is not a Kubernetes label key: an optional DNS prefix and '/', then at most 63 letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _label_value(value: str) -> str:
+    if value and not _LABEL_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value[:80]!r} is not a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+_HOST_PORT = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?:[0-9]{1,5}")
+
+
+def _host_port(value: str) -> str:
+    if not _HOST_PORT.fullmatch(value) or not 0 < int(value.rpartition(":")[2]) < 65536:
+        raise ValueError(f"{value[:80]!r} is not host:port, e.g. blackbox-exporter.monitoring.svc:9115")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+class ExistingMonitoringSettings(Model):
+    """How the stack plugs into a Prometheus Operator already running in the cluster
+    (``monitoring.install: false``), e.g. a kube-prometheus-stack the platform team runs.
+
+    The stack then deploys only what is its own: its PrometheusRules, ServiceMonitors and
+    Probes, its routing as an ``AlertmanagerConfig`` (with its credentials in a Secret), and a
+    blackbox exporter for its Probes. docs/operations.md says what the existing Prometheus and
+    Alertmanager must select and how to check it.
+    """
+
+    labels: dict[LabelKey, LabelValue] | None = None
+    """Labels put on the stack's PrometheusRules, ServiceMonitors, Probes and AlertmanagerConfig,
+    so that the existing operator's selectors (``ruleSelector``, ``serviceMonitorSelector``,
+    ``probeSelector``, ``alertmanagerConfigSelector``) pick them up. Unset: ``release:
+    <monitoring.releaseName>``, which kube-prometheus-stack's Prometheus selects by default.
+    """
+    namespace: DnsLabel = "monitoring"
+    """Namespace the existing Prometheus and Alertmanager run in: the relay's NetworkPolicy lets
+    their pods in from there.
+    """
+    matcher_strategy: Literal["OnNamespace", "None"] = "OnNamespace"
+    """The existing Alertmanager's ``alertmanagerConfigMatcherStrategy.type``. ``OnNamespace`` (the
+    operator's default) adds a ``namespace="<this stack's namespace>"`` matcher to the stack's
+    routes and inhibit rules, so they see only the stack's own alerts (every rule of the stack
+    carries its namespace label). ``None`` adds nothing; set it only if the Alertmanager does so.
+    """
+    blackbox_exporter: HostPort | None = None
+    """``host:port`` of a blackbox exporter already running (with an ``http_2xx`` module) that
+    the stack's Probes use. Unset: the program deploys one in the stack's namespace.
+    """
+
+
 class MonitoringSettings(Model):
     """The monitoring stack: Prometheus, Alertmanager, Grafana, Pushgateway, node-exporter."""
 
@@ -418,8 +487,14 @@ class MonitoringSettings(Model):
     cluster (false). Ignored by the Docker target.
     """
     release_name: ReleaseName = "rollout-monitoring"
-    """The Helm release name of an existing operator install; its Prometheus only selects monitors
-    and rules labelled ``release: <this>``.
+    """The Helm release name of kube-prometheus-stack: the one the stack installs (object names
+    start with it; give each stack of one cluster its own), or, with ``install: false``, the
+    existing install's, whose Prometheus selects only monitors, probes and rules labelled
+    ``release: <this>`` (see ``existing.labels``).
+    """
+    existing: ExistingMonitoringSettings = ExistingMonitoringSettings()
+    """With ``install: false``: the labels the existing operator selects, its Alertmanager's
+    matcher strategy, and the blackbox exporter the Probes use. Refused with ``install: true``.
     """
     scrape_interval: PositiveDuration = timedelta(seconds=15)
     """How often Prometheus scrapes every target."""
@@ -1060,6 +1135,10 @@ class StackConfig(Model):
             if not self.alerting.pagerduty:
                 raise KeyedError(("alerting", "pagerduty"), "false is not allowed in production, which must page")
         monitoring = self.monitoring
+        if monitoring.install and "existing" in monitoring.model_fields_set and self.target == "kubernetes":
+            raise KeyedError(
+                ("monitoring", "existing"), "is only for monitoring.install: false (an operator already in the cluster)"
+            )
         if self.target == "kubernetes" and not monitoring.install and monitoring.grafana.url and self.secrets.grafana_auth is None:
             # The generated admin password only opens a Grafana this stack installs.
             raise KeyedError(
@@ -1087,6 +1166,14 @@ class StackConfig(Model):
         if self.rollback.relay is None:
             return False
         return self.tier == "production" if self.rollback.fast_path is None else self.rollback.fast_path
+
+    @property
+    def selector_labels(self) -> dict[str, str]:
+        """The labels the operator's selectors need on the stack's monitoring custom resources."""
+        monitoring = self.monitoring
+        if not monitoring.install and monitoring.existing.labels is not None:
+            return dict(monitoring.existing.labels)
+        return {"release": monitoring.release_name}
 
     def service(self, name: str) -> ServiceSettings:
         for service in self.services:
