@@ -702,7 +702,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rollout.ops.verify import verify
 
     config = load_stack(args.stack, args.project)
-    report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait, _retry(args))
+    report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait, _retry(args), relay=args.relay)
     for line in report.passed:
         _say(f"ok      {line}")
     for line in report.failed:
@@ -831,6 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--prometheus", required=True, type=_base_url, help="Prometheus base URL")
     verify.add_argument("--alertmanager", required=True, type=_base_url, help="Alertmanager base URL")
     verify.add_argument("--grafana", type=_base_url, help="Grafana base URL (checks /api/health)")
+    verify.add_argument("--relay", type=_base_url, help="the rollback relay's base URL (checks /healthz)")
     verify.add_argument(
         "--wait", type=_wait_seconds, default=90,
         help="seconds to wait for first scrapes and the Watchdog (Prometheus resends alerts once a minute)",
