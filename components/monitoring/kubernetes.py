@@ -195,6 +195,8 @@ class KubernetesMonitoring(pulumi.ComponentResource):
                 k8s.core.v1.ConfigMap(resource, metadata=meta, data=document["data"], opts=opts)
             elif document["kind"] == "Deployment":
                 k8s.apps.v1.Deployment(resource, metadata=meta, spec=document["spec"], opts=opts)
+            elif document["kind"] == "PodDisruptionBudget":
+                k8s.policy.v1.PodDisruptionBudget(resource, metadata=meta, spec=document["spec"], opts=opts)
             else:
                 k8s.core.v1.Service(resource, metadata=meta, spec=document["spec"], opts=opts)
         return [secret]

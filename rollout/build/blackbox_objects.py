@@ -42,7 +42,8 @@ def _meta(config: StackConfig) -> dict[str, Any]:
 
 
 def objects(config: StackConfig, stack: str) -> list[dict]:
-    """ConfigMap, Deployment and Service of the exporter; none when it is not deployed."""
+    """ConfigMap, Deployment and Service of the exporter (and in production a PodDisruptionBudget);
+    none when it is not deployed."""
     if not deployed(config):
         return []
     selector = {"app.kubernetes.io/name": NAME}
@@ -70,7 +71,15 @@ def objects(config: StackConfig, stack: str) -> list[dict]:
         ],
         "volumes": [{"name": "config", "configMap": {"name": NAME}}],
     }
-    return [
+    budget = [
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": _meta(config),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": selector}},
+        }
+    ] if config.tier == "production" else []
+    return budget + [
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -82,7 +91,9 @@ def objects(config: StackConfig, stack: str) -> list[dict]:
             "kind": "Deployment",
             "metadata": _meta(config),
             "spec": {
-                "replicas": 1,
+                # Production's policies want two pods and a disruption budget for every Deployment:
+                # the Probes are the rollback trigger's eyes.
+                "replicas": 2 if config.tier == "production" else 1,
                 "selector": {"matchLabels": selector},
                 "template": {"metadata": {"labels": _labels()}, "spec": pod},
             },
