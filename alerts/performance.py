@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from alerts.burnrate import burn_rate_alerts
 from alerts.model import Alert, Scenario, ratio
 from alerts.series import Series, scoped
@@ -134,6 +136,4 @@ def _before(sustain) -> str:
 
 
 def _after(sustain) -> str:
-    from datetime import timedelta
-
     return format_duration(sustain + timedelta(minutes=2))

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from dashboards.build import UID_ROLLOUT
+from rollout.build.kubernetes_objects import dashboard_config_map
+
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,7 @@ class Dashboards(pulumi.ComponentResource):
         self.config_maps = []
         self.grafana_dashboards = []
         if args.namespace is not None:
-            import pulumi_kubernetes as k8s
-
-            from rollout.build.kubernetes_objects import dashboard_config_map
+            import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
             for uid, text in sorted(args.dashboards.items()):
                 document = dashboard_config_map(args.namespace, args.folder, uid, text, args.labels)
@@ -70,7 +71,7 @@ class Dashboards(pulumi.ComponentResource):
                     )
                 )
         if args.grafana_provider is not None:
-            import pulumiverse_grafana as grafana
+            import pulumiverse_grafana as grafana  # only a stack that provisions Grafana through its API loads it
 
             in_grafana = pulumi.ResourceOptions(parent=self, provider=args.grafana_provider, depends_on=args.grafana)
             for uid, text in sorted(args.dashboards.items()):
@@ -84,8 +85,6 @@ class Dashboards(pulumi.ComponentResource):
                         opts=in_grafana,
                     )
                 )
-            from dashboards.build import UID_ROLLOUT
-
             for index, annotation in enumerate(args.stage_annotations):
                 grafana.oss.Annotation(
                     f"{name}-stage-{annotation.service}-{index}",

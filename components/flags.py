@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pulumi
 
+from rollout.build.kubernetes_objects import flags_config_map
 from rollout.model import conventions, versions
 
 TYPE = "rollout:flags:FeatureFlags"
@@ -51,9 +52,7 @@ class KubernetesFeatureFlags(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubernetesFlagsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        import pulumi_kubernetes as k8s
-
-        from rollout.build.kubernetes_objects import flags_config_map
+        import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
         document = flags_config_map(args.namespace, args.document, args.labels)
         metadata = document["metadata"]
@@ -79,7 +78,7 @@ class DockerFeatureFlags(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DockerFlagsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        import pulumi_docker as docker
+        import pulumi_docker as docker  # a Kubernetes stack never loads the Docker provider
 
         if args.write_file:
             args.host_dir.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ class GrafanaProvisioning(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GrafanaProvisioningArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("rollout:grafana:GrafanaProvisioning", name, None, opts)
-        import pulumiverse_grafana as grafana
+        import pulumiverse_grafana as grafana  # only a stack that provisions Grafana through its API loads it
 
         self.provider = grafana.Provider(
             f"{name}-provider",

@@ -25,7 +25,7 @@ class RelayArgs:
 class KubernetesRelay(pulumi.ComponentResource):
     def __init__(self, name: str, args: RelayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        import pulumi_kubernetes as k8s
+        import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
         child = pulumi.ResourceOptions(parent=self)
         documents = relay_objects.objects(args.stack, args.config, args.relay_token, args.forge_token)

@@ -37,7 +37,7 @@ class CanaryServiceArgs:
 class KubernetesCanaryService(pulumi.ComponentResource):
     def __init__(self, name: str, args: CanaryServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        import pulumi_kubernetes as k8s
+        import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
         config, service = args.config, args.service
         child = pulumi.ResourceOptions(parent=self)
@@ -68,7 +68,7 @@ class KubernetesCanaryService(pulumi.ComponentResource):
 class DockerCanaryService(pulumi.ComponentResource):
     def __init__(self, name: str, args: CanaryServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        import pulumi_docker as docker
+        import pulumi_docker as docker  # a Kubernetes stack never loads the Docker provider
 
         config, service = args.config, args.service
         ports = {c.STABLE: config.docker.ports.service_stable, c.CANARY: config.docker.ports.service_canary}

@@ -39,6 +39,7 @@ from alerts.performance import P95_BUDGET as LATENCY_BUDGET
 from rollout.model import conventions as c
 from rollout.model import scope
 from rollout.model.config import StackConfig
+from rollout.model.time import format_time
 from rollout.model.durations import format_duration
 
 DATASOURCE = gc.DataSourceRef(type_val="prometheus", uid=c.GRAFANA_DATASOURCE_UID)
@@ -515,8 +516,6 @@ class StageAnnotation:
 
 def stage_annotations(config: StackConfig) -> list[StageAnnotation]:
     """Every entry of every service's history, in time order per service."""
-    from rollout.model.time import format_time
-
     found = []
     for service in config.services:
         before = None

@@ -1,13 +1,18 @@
-"""The CrossGuard wrappers of policies/rules.py, built by policies/__main__.py.
+"""The CrossGuard wrappers of policies/rules.py, built by policies/__main__.py, and their config.
 
 Kept importable apart from __main__.py: constructing a PolicyPack starts its
 gRPC server, so tests build the policy list from here and never the pack.
 
-Gate evidence arrives as policy config, the same object under every gate:
-``{"evidence": {...}, "deployedState": {...}, "upstreamState": {...}}`` (all
-optional; ``rollout evidence --policy-config FILE`` writes it). Resource
-policies default to mandatory; policies/config/advisory.json lowers them to
-advisory for non-production stacks, as ``rollout check`` does by tier.
+``python -m policies.pack --stack S [--evidence FILE] [--rollback]`` prints the
+policy config a preview or an up runs the pack with (:func:`policy_config`):
+with ``--evidence``, ``{"evidence": <the file of rollout evidence>}`` under the
+name of every gate (the deployed and upstream states travel inside the
+evidence, as its ``deployedState`` and ``upstreamState``); outside production,
+or with ``--rollback``, ``"advisory"`` under the name of every resource policy,
+as policies/config/advisory.json holds and ``rollout check`` does by tier.
+Resource policies are otherwise mandatory. A gate also accepts
+``deployedState`` and ``upstreamState`` beside ``evidence``
+(CONFIG_SCHEMA_PROPERTIES); this module does not write them there.
 """
 
 from __future__ import annotations

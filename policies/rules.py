@@ -26,7 +26,7 @@ from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
 from rollout.gates.judge import GATE_POLICIES, judge_with_evidence
 
-STATE_STASH = "rollout-state"
+STATE_STASH = c.STATE_STASH
 FLAGS_STASH = "rollout-flags-document"
 STASH = "pulumi:index:Stash"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

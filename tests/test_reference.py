@@ -10,11 +10,27 @@ from rollout.build.reference import render
 
 
 def _models() -> list[type[BaseModel]]:
+    """Every model of the config package, whichever area module defines it."""
     return [
         obj
         for obj in vars(cfg).values()
-        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == cfg.__name__
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__.startswith(cfg.__name__ + ".")
     ]
+
+
+def test_the_package_exports_every_model_of_its_area_modules():
+    import importlib
+    import pkgutil
+
+    exported = set(_models())
+    for module in pkgutil.iter_modules(cfg.__path__):
+        area = importlib.import_module(f"{cfg.__name__}.{module.name}")
+        defined = {
+            obj for obj in vars(area).values()
+            if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == area.__name__
+        }
+        assert defined <= exported, f"export from rollout.model.config: {sorted(m.__name__ for m in defined - exported)}"
+    assert cfg.StackConfig in exported and len(exported) > 30
 
 
 def test_every_config_field_has_a_description():

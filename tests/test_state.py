@@ -11,7 +11,7 @@ from conftest import FIXTURE, STACKS
 from rollout.load.stack import load_stack
 from rollout.model.plans import BUILTIN_PLANS
 from rollout.model.state import rollout_state, service_state, status, with_entry
-from rollout.model.time import parse_time
+from rollout.model.time import format_time, parse_time
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 SAFE = [{"weight": s.weight, "soakSeconds": int(s.soak.total_seconds())} for s in BUILTIN_PLANS["safe"].stages]
@@ -89,3 +89,13 @@ def test_switched_on_safety_flags_are_listed():
     flags["read_only_mode"] = flags["read_only_mode"].model_copy(update={"enabled": True, "reason": "db failover"})
     state = rollout_state(config.model_copy(update={"flags": flags}), "staging", NOW)
     assert state["safetyFlagsOn"] == ["read_only_mode"]
+
+
+@pytest.mark.parametrize("text", ["2026-11-20T09:00:00Z", "2026-11-20T09:00:00z", "2026-11-20T10:00:00+01:00"])
+def test_a_stack_files_time_and_the_state_read_and_write_a_time_alike(text):
+    """rollout.model.time is the one reader and writer: the config's Timestamp agrees with it."""
+    from rollout.model.config import HistoryEntry
+
+    entry = HistoryEntry.model_validate({"weight": 0, "startedAt": text})
+    assert entry.started_at == parse_time(text)
+    assert entry.model_dump(by_alias=True)["startedAt"] == format_time(parse_time(text)) == "2026-11-20T09:00:00Z"

@@ -217,6 +217,32 @@ def test_grafana_health_is_checked_when_given(rendered):
     assert any(line.startswith("grafana: not reachable") for line in down.failed)
 
 
+@pytest.mark.parametrize(
+    "edit, same",
+    [
+        pytest.param(lambda rules: None, True, id="the rendered inhibit rules pass as Alertmanager prints them back"),
+        pytest.param(lambda rules: rules[0].update(equal=["alertname"]), False,
+                     id="a rule that needs fewer equal labels fails naming the inhibit rules"),
+    ],
+)
+def test_a_real_alertmanager_is_checked_for_the_rendered_inhibit_rules(rendered, edit, same):
+    _, config, out = rendered
+
+    def prometheus(method, path, body):
+        return (200, b"OK") if path in ("/-/healthy", "/-/ready") else (404, b"{}")
+
+    with WebhookSink() as sink:
+        document = yaml.safe_load(_alertmanager_yml(out, sink))
+        edit(document["inhibit_rules"])
+        with start_alertmanager(yaml.safe_dump(document)) as am, FlakyServer([], prometheus) as prom:
+            report = verify(config, "staging", prom.url, am.url, wait_s=0,
+                            retry=Retry(deadline_s=2, timeout_s=1, base_s=0.05, cap_s=0.2))
+    lines = [line for line in report.passed + report.failed if line.startswith("alertmanager: the loaded config")]
+    expected = ("routes and inhibits like the rendered one" if same
+                else "is not the rendered one (inhibit rules differ)")
+    assert lines == [f"alertmanager: the loaded config {expected}"], report.failed
+
+
 def test_a_component_that_fails_after_its_health_check_is_named_not_an_internal_error():
     """Alertmanager ready, then its status API answers 503 past the deadline; Prometheus malformed."""
     from rollout.load.stack import load_stack

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from conftest import FIXTURE
+from rollout.build.alertmanager import alertmanager_config
 from figures import count
 from rollout.cli import main
 from rollout.ops.http import Retry
@@ -125,6 +127,37 @@ def test_alertmanager_answering_an_unexpected_shape_is_named(original, alerts):
     if "&" in (original or ""):
         assert any("uses YAML aliases" in line for line in shown), shown
     count("faults: verify", "answers of an unexpected shape, named", 1)
+
+
+def _replace_a_rule(rules: list) -> None:
+    rules[2] = {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="info"'], "equal": ["alertname"]}
+
+
+#: Edits of the rendered inhibit rules, and whether Alertmanager loading them is "the rendered one".
+INHIBITION_EDITS = [
+    pytest.param(lambda rules: None, True, id="the rendered rules"),
+    pytest.param(lambda rules: rules.reverse(), True, id="the rendered rules in another order"),
+    pytest.param(lambda rules: rules[0].update(equal=["alertname"]), False, id="a rule that needs fewer equal labels"),
+    pytest.param(lambda rules: rules[1].update(target_matchers=['alertname="ServiceDown"']), False,
+                 id="a rule that silences another alert"),
+    pytest.param(_replace_a_rule, False, id="a rule replaced by another"),
+    pytest.param(lambda rules: rules.pop(), False, id="a rule missing"),
+]
+
+
+@pytest.mark.parametrize("edit, same", INHIBITION_EDITS)
+def test_inhibit_rules_other_than_the_rendered_ones_fail_verify(edit, same):
+    """Each inhibit rule is compared, not only their count: a wrong one silences an alert that should reach someone."""
+    config = load_stack(STACK, FIXTURE)
+    document = json.loads(json.dumps(alertmanager_config(config)))
+    edit(document["inhibit_rules"])
+    with FlakyServer([], healthy) as prom, FlakyServer([], _alertmanager(yaml.safe_dump(document), [])) as am:
+        report = verify(config, STACK, prom.url, am.url, wait_s=0, retry=QUICK)
+    lines = [line for line in report.passed + report.failed if line.startswith("alertmanager: the loaded config")]
+    if same:
+        assert lines == ["alertmanager: the loaded config routes and inhibits like the rendered one"], report.failed
+    else:
+        assert lines == ["alertmanager: the loaded config is not the rendered one (inhibit rules differ)"], lines
 
 
 def test_grafana_health_of_a_huge_object_is_shown_short():

@@ -18,6 +18,7 @@ from components.password import GeneratedPassword
 from rollout.model import conventions as c
 from rollout.model import versions
 from rollout.model.config import StackConfig
+from rollout.model.durations import format_duration
 
 PACKAGE = "rollout:monitoring"
 
@@ -41,7 +42,7 @@ class DockerMonitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DockerMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PACKAGE}:MonitoringStack", name, None, opts)
-        import pulumi_docker as docker
+        import pulumi_docker as docker  # a Kubernetes stack never loads the Docker provider
 
         config = args.config
         ports = config.docker.ports
@@ -125,6 +126,4 @@ def _kind(component: str) -> str:
 
 
 def _duration(value) -> str:
-    from rollout.model.durations import format_duration
-
     return format_duration(value)

@@ -93,7 +93,7 @@ class KubernetesMonitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubernetesMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PACKAGE}:MonitoringStack", name, None, opts)
-        import pulumi_kubernetes as k8s
+        import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
         config = args.config
         monitoring = config.monitoring

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from alerts.catalogue import rule_files
+from dashboards.build import dashboards, dumps, stage_annotations
+from rollout.build import kubernetes_objects as objects
+from rollout.build import relay_objects
+from rollout.build.traffic import manifests
 from rollout.model import conventions, versions
 
 from rollout.build import flags, yamlout
@@ -44,8 +49,6 @@ IN_HELM_VALUES = (
 
 def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
     files: dict[str, str] = {}
-    from alerts.catalogue import rule_files
-
     kubernetes = config.target == "kubernetes"
     rules = rule_files(config)
     files["flags/flags.json"] = flags.dumps(flags.flag_document(config, stack))
@@ -63,8 +66,6 @@ def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
         alertmanager_config(config), stack,
         IN_HELM_VALUES.format(chart="kube-prometheus-stack", key="alertmanager.config") if kubernetes else None,
     )
-    from dashboards.build import dashboards, dumps, stage_annotations
-
     boards = {uid: dumps(document) for uid, document in dashboards(config, stack).items()}
     for uid, text in boards.items():
         files[f"grafana/dashboards/{uid}.json"] = text
@@ -80,9 +81,6 @@ def build_artifacts(config: StackConfig, stack: str) -> Artifacts:
 def kubernetes_files(config: StackConfig, stack: str, rules: dict, flags_json: str, boards: dict[str, str]) -> dict[str, str]:
     """Every object a Kubernetes stack declares (rollout.build.kubernetes_objects), one file each,
     and the values of each Helm chart; secrets as placeholders."""
-    from rollout.build import kubernetes_objects as objects
-    from rollout.build.traffic import manifests
-
     namespace = config.kubernetes.namespace
     files: dict[str, str] = {}
     documents = [objects.namespace(config)]
@@ -99,8 +97,6 @@ def kubernetes_files(config: StackConfig, stack: str, rules: dict, flags_json: s
         documents.append(routing.credentials_secret(config, routing.secret_values(config)))
         documents += blackbox_objects.objects(config, stack)
     if config.rollback.relay is not None:
-        from rollout.build import relay_objects
-
         documents += relay_objects.objects(
             stack, config, config.secrets.relay_token.placeholder, config.secrets.relay_forge_token.placeholder
         )

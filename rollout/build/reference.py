@@ -16,12 +16,12 @@ from pydantic_core import PydanticUndefined
 
 from rollout.model import config as cfg
 from rollout.model.durations import format_duration
-from rollout.load.stack import strip_annotation
+from rollout.load.messages import strip_annotation
 
 INTRO = """\
 # Configuration reference
 
-<!-- Generated from rollout/model/config.py by `python -m rollout.build.reference`; do not edit. -->
+<!-- Generated from rollout/model/config/ by `python -m rollout.build.reference`; do not edit. -->
 
 Every setting lives in `stacks/Pulumi.<stack>.yaml` under `config:`, as a
 `rollout:<key>` entry; the stack files are commented examples. The same model
@@ -33,13 +33,6 @@ Durations are written like Prometheus': a number and a unit (`ms`, `s`, `m`, `h`
 (`2026-11-20T09:00:00Z`). Secrets go only under `rollout:secrets`, set with
 `pulumi config set --secret --path 'rollout:secrets.<name>' <value>`.
 """
-
-FLAG_MODELS = {
-    "all_at_once": cfg.AllAtOnceFlag,
-    "percentage": cfg.PercentageFlag,
-    "progressive": cfg.ProgressiveFlag,
-    "canary": cfg.CanaryFlag,
-}
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -152,7 +145,7 @@ def render() -> str:
                 "The safety flags (`emergency_shutdown`, `read_only_mode`, `maintenance_mode`) take "
                 "`all_at_once` only, and switching one on needs a `reason`.\n"
             )
-            for strategy, model in FLAG_MODELS.items():
+            for strategy, model in cfg.FLAG_MODELS.items():
                 parts.append(f"### strategy `{strategy}`\n\n{_markdown(model.__doc__)}\n")
                 parts.append("\n".join(_table(model, "flags.<key>")) + "\n")
     return "\n".join(parts)

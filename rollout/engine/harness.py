@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rollout.model import conventions
-from rollout.load.stack import NS, SECRETS_KEY, project_root, read_stack_file, stack_file
+from rollout.load.secrets import NS, SECRETS_KEY
+from rollout.load.stack import project_root, read_stack_file, stack_file
 
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _SIG_KEY = "4dabf18193072939515e22adb298388d"

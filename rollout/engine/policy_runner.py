@@ -7,20 +7,17 @@ gates run separately (rollout.gates.check), with the git base or evidence.
 
 from __future__ import annotations
 
+from policies.rules import POLICIES, Context, Resource, run_policies
 from rollout.engine.harness import ProgramRun
 
 
 def resources_of(run: ProgramRun):
     """The recorded resources as policies see them (type, name, inputs, URN)."""
-    from policies.rules import Resource
-
     return [Resource(r.type, r.name, r.inputs, r.urn) for r in run.resources]
 
 
 def resource_violations(run: ProgramRun, now):
     """Violations of every resource policy (not the gates) over a program run."""
-    from policies.rules import POLICIES, Context, run_policies
-
     resource_policies = [p for p in POLICIES if not p.always_mandatory]
     context = Context(
         now=now,

@@ -19,12 +19,12 @@ from rollout.build.artifacts import build_artifacts
 from rollout.load.charts import check_local_charts
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError
+from rollout.load.secrets import read_pulumi_config
 from rollout.load.stack import (
     check_alert_names,
     check_upstream,
     display_path,
     project_root,
-    read_pulumi_config,
     stack_file,
     validate,
 )
@@ -64,7 +64,7 @@ def declare(config: StackConfig, stack: str, root: Path) -> None:
         _declare_docker(config, stack, root, artifacts)
     state = rollout_state(config, stack)
     # The policy pack sees only resource inputs: the rollout state is one.
-    pulumi.Stash("rollout-state", input=state)
+    pulumi.Stash(conventions.STATE_STASH, input=state)
     pulumi.export("stack", stack)
     pulumi.export("target", config.target)
     pulumi.export("flagsDocument", artifacts.flags_json)
@@ -154,7 +154,7 @@ def _skip_await(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformR
 
 
 def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, labels) -> None:
-    import pulumi_kubernetes as k8s
+    import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
     from alerts.catalogue import rule_files
     from components.flags import KubernetesFeatureFlags, KubernetesFlagsArgs
@@ -224,7 +224,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
 
 
 def _declare_docker(config: StackConfig, stack: str, root: Path, artifacts) -> None:
-    import pulumi_docker as docker
+    import pulumi_docker as docker  # a Kubernetes stack never loads the Docker provider
 
     from components.flags import DockerFeatureFlags, DockerFlagsArgs
     from components.monitoring import DockerMonitoring, DockerMonitoringArgs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import urllib.parse
 
+from rollout.load.stack import shown_stack_file
 from rollout.model.config import StackConfig
 
 
@@ -16,7 +17,7 @@ def warnings(config: StackConfig, stack: str) -> list[str]:
     base = config.alerting.runbook_base_url
     if config.tier != "development" and urllib.parse.urlsplit(base).scheme not in ("http", "https"):
         found.append(
-            f"stacks/Pulumi.{stack}.yaml: rollout:alerting.runbookBaseUrl is {base!r}, not an http(s) URL: "
+            f"{shown_stack_file(stack)}: rollout:alerting.runbookBaseUrl is {base!r}, not an http(s) URL: "
             "every alert's runbook link is dead in Slack, PagerDuty and mail; set it to where the runbooks "
             "are served, e.g. https://github.com/<org>/<repo>/blob/main/docs/runbooks"
         )
@@ -24,7 +25,7 @@ def warnings(config: StackConfig, stack: str) -> list[str]:
         for index, service in enumerate(config.services):
             if not service.route.hostnames:
                 found.append(
-                    f"stacks/Pulumi.{stack}.yaml: rollout:services[{index}].route.hostnames is empty: the HTTPRoute "
+                    f"{shown_stack_file(stack)}: rollout:services[{index}].route.hostnames is empty: the HTTPRoute "
                     f"of {service.name} takes every host the shared Gateway accepts; list the service's host names"
                 )
     return found

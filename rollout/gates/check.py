@@ -25,7 +25,7 @@ from typing import Any
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
 from rollout.gates.judge import GateViolation, advancing_services, judge, unreadable_service
-from rollout.load.stack import display_path, load_stack, read_stack_file, validate
+from rollout.load.stack import display_path, load_stack, read_stack_file, shown_stack_file, stack_file, validate
 from rollout.model.state import rollout_state
 from rollout.model.time import utc_now
 
@@ -135,13 +135,14 @@ def _git_show(project: Path, ref: str, relative: str) -> str | None:
 def config_at_ref(stack: str, project: Path, ref: str) -> StackConfig | None:
     """The stack's config as committed at ``ref``, loaded with the same loader; None when
     the stack file does not exist at that commit (a stack never deployed)."""
-    relative = f"stacks/Pulumi.{stack}.yaml"
+    relative = shown_stack_file(stack)
     text = _git_show(project, ref, relative)
     if text is None:
         return None
     shown = f"{relative} at {ref}"
     with tempfile.TemporaryDirectory(prefix="rollout-base-") as scratch:
-        path = Path(scratch) / f"Pulumi.{stack}.yaml"
+        path = stack_file(stack, Path(scratch))
+        path.parent.mkdir()
         path.write_text(text, encoding="utf-8")
         try:
             return validate(read_stack_file(path, Path(scratch)), shown)
@@ -200,13 +201,13 @@ def gate_report(
                 "pass --evidence FILE or run inside the repository"
             )
             return GateReport(stack, [], [], "none", None, notes)
-        deployed_source = f"stacks/Pulumi.{stack}.yaml at {ref}"
+        deployed_source = f"{shown_stack_file(stack)} at {ref}"
         if deployed_state is None:
-            notes.append(f"stacks/Pulumi.{stack}.yaml does not exist at {ref}: every service counts as never deployed")
+            notes.append(f"{shown_stack_file(stack)} does not exist at {ref}: every service counts as never deployed")
     if upstream_name and upstream_state is None:
         try:
             upstream_state = state_at_ref(upstream_name, project, ref, now)
-            upstream_source = f"stacks/Pulumi.{upstream_name}.yaml at {ref}"
+            upstream_source = f"{shown_stack_file(upstream_name)} at {ref}"
         except NoGitBase as err:
             notes.append(f"no upstream state for {upstream_name}: {err}")
     violations = judge(new_state, deployed_state, evidence, upstream_state, now)

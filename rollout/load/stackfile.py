@@ -220,7 +220,7 @@ import re as _re
 
 import yaml as _pyyaml
 
-from rollout.load import stack as _loader
+from rollout.load import strict_yaml
 
 # The line breaks libyaml counts lines by.
 _BREAK = _re.compile("\r\n|[\r\n\x85\u2028\u2029]")
@@ -256,7 +256,7 @@ def _scalar_text(value: str, quoted: bool = False) -> str:
     """``value`` as YAML: plain when it reads back as the same text, else double-quoted."""
     if not quoted and _PLAIN_SAFE.fullmatch(value):
         try:
-            if _pyyaml.load(f"k: {value}", Loader=_loader._StrictLoader) == {"k": value}:  # noqa: S506
+            if _pyyaml.load(f"k: {value}", Loader=strict_yaml.StrictLoader) == {"k": value}:  # noqa: S506
                 return value
         except _pyyaml.YAMLError:
             pass
@@ -394,7 +394,7 @@ def _expected(document: Any, entries: list[NewEntry], values: list[TrackValue]) 
 def _spliced(text: str, entries: list[NewEntry], values: list[TrackValue], shown: str) -> str | None:
     """The edit as splices of ``text``, or None when its layout is left to the round trip."""
     try:
-        root = _pyyaml.compose(text, Loader=_loader._SafeLoader)
+        root = _pyyaml.compose(text, Loader=strict_yaml.SafeLoader)
         where = _Text(text)
         splices = [_value_splice(where, root, change) for change in values]
         splices += [_history_splice(where, root, entry) for entry in entries]
@@ -410,8 +410,8 @@ def _spliced(text: str, entries: list[NewEntry], values: list[TrackValue], shown
     # The splice is right only if the file now holds exactly the old document plus the change.
     try:
         # The old document from the nodes already composed: no second parse.
-        before = _loader._StrictLoader("").construct_document(root)
-        after = _pyyaml.load(new, Loader=_loader._StrictLoader)  # noqa: S506
+        before = strict_yaml.StrictLoader("").construct_document(root)
+        after = _pyyaml.load(new, Loader=strict_yaml.StrictLoader)  # noqa: S506
         if after != _expected(before, entries, values):
             return None
     except (_pyyaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):

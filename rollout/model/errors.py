@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 #: Characters that change what a terminal shows without being shown themselves,
 #: beyond the control characters: line and paragraph separators, and the
 #: bidirectional overrides and isolates that reorder text.
@@ -45,8 +47,6 @@ def printable_json(value: object) -> str:
     """``value`` as JSON that shows only printable characters: JSON escapes
     control characters itself; the separators and bidirectional controls it
     leaves as they are become ``\\uXXXX`` too (still the same JSON)."""
-    import json
-
     text = json.dumps(value, ensure_ascii=False)
     return "".join(ch if ch.isprintable() and ch not in _INVISIBLE else
                    "".join(f"\\u{unit:04x}" for unit in _utf16(ch)) for ch in text)

@@ -11,9 +11,22 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 
+#: How a time is written: UTC to the second, ``2026-11-18T09:00:00Z``.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def format_time(value: datetime) -> str:
     """A UTC timestamp as the stack files write it: ``2026-11-18T09:00:00Z``."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def read_iso(text: str) -> datetime:
+    """ISO 8601 text as the datetime it names, without a zone when it names none.
+
+    A final ``Z`` (or ``z``) is UTC. Raises ValueError for text that is not ISO 8601;
+    :func:`parse_time` also refuses a time without a zone.
+    """
+    return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
 
 
 def parse_time(text: Any) -> datetime:
@@ -23,7 +36,7 @@ def parse_time(text: Any) -> datetime:
     """
     if not isinstance(text, str):
         raise ValueError(f"{text!r} is not a timestamp")
-    value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    value = read_iso(text)
     if value.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
     return in_range(value)

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from rollout.model import conventions
+from rollout.model.errors import printable
 
 
 def pass_ratio(junit_xml: Path) -> tuple[float, int]:
@@ -46,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ratio, tests = pass_ratio(args.junit_xml)
     except (OSError, ValueError, ElementTree.ParseError) as err:
-        from rollout.model.errors import printable
-
         print(f"ci_results: {printable(err)}", file=sys.stderr)  # one line, whatever the path holds
         return 2
     sys.stdout.write(exposition(ratio, tests))

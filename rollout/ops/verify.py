@@ -106,9 +106,15 @@ def _route_tree(route: dict) -> list:
     ]
 
 
-def _inhibitions(config: dict) -> list:
+def _inhibitions(config: dict) -> list[str]:
+    """Each inhibit rule as one comparable text, in no particular order: its source and
+    target matchers as Alertmanager prints them back (spaces and quotes dropped) and
+    the labels that must be equal."""
     return sorted(
-        json.dumps([sorted(str(m).replace(" ", "") for m in rule.get(k) or []) for k in ("source_matchers", "target_matchers")] + [sorted(rule.get("equal") or [])])
+        json.dumps(
+            [sorted(str(m).replace(" ", "").replace('"', "") for m in rule.get(k) or []) for k in ("source_matchers", "target_matchers")]
+            + [sorted(str(label) for label in rule.get("equal") or [])]
+        )
         for rule in config.get("inhibit_rules") or []
     )
 
@@ -316,7 +322,7 @@ class _Anything(dict):
 
 
 def _alertmanager_checks(report: Report, config: StackConfig, base: str, deadline: float, retry: Retry) -> None:
-    """The loaded config routes like the rendered one; the Watchdog is firing."""
+    """The loaded config routes and inhibits like the rendered one; the Watchdog is firing."""
     status = _json(f"{base}/api/v2/status", retry)
     loaded = yaml.load(status["config"]["original"], Loader=_NoAliases)  # noqa: S506 - a SafeLoader
     if not isinstance(loaded, dict):
@@ -327,11 +333,11 @@ def _alertmanager_checks(report: Report, config: StackConfig, base: str, deadlin
         rendered = alertmanager_config(config)
     same_routes = _normal_matchers(_route_tree(loaded.get("route") or {})) == _normal_matchers(_route_tree(rendered["route"]))
     same_receivers = sorted(r["name"] for r in loaded.get("receivers") or []) == sorted(r["name"] for r in rendered["receivers"])
-    same_inhibit = len(loaded.get("inhibit_rules") or []) == len(rendered["inhibit_rules"])
+    same_inhibit = _inhibitions(loaded) == _inhibitions(rendered)
     report.check(
         same_routes and same_receivers and same_inhibit,
         "alertmanager",
-        "the loaded config routes like the rendered one",
+        "the loaded config routes and inhibits like the rendered one",
         "the loaded config is not the rendered one ("
         + ", ".join(n for n, ok in (("routes", same_routes), ("receivers", same_receivers), ("inhibit rules", same_inhibit)) if not ok)
         + " differ)",
