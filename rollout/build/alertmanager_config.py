@@ -115,7 +115,12 @@ def matcher(text: str) -> dict[str, str]:
     if found is None:
         raise ValueError(f"not a matcher of the form name<op>\"value\": {text!r}")
     name, op, value = found.groups()
-    return {"name": name, "value": json.loads(f'"{value}"'), "matchType": op}
+    item = {"name": name, "value": json.loads(f'"{value}"')}
+    # "=" is the operator's default: left out, since a bare "=" is YAML 1.1's "value"
+    # type, which some YAML readers (PyYAML) cannot read back from a written manifest.
+    if op != "=":
+        item["matchType"] = op
+    return item
 
 
 def _route(route: Mapping[str, Any]) -> dict:
