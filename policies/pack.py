@@ -3,16 +3,15 @@
 Kept importable apart from __main__.py: constructing a PolicyPack starts its
 gRPC server, so tests build the policy list from here and never the pack.
 
-``python -m policies.pack --stack S [--evidence FILE] [--rollback]`` prints the
-policy config a preview or an up runs the pack with (:func:`policy_config`):
-with ``--evidence``, ``{"evidence": <the file of rollout evidence>}`` under the
-name of every gate (the deployed and upstream states travel inside the
-evidence, as its ``deployedState`` and ``upstreamState``); outside production,
-or with ``--rollback``, ``"advisory"`` under the name of every resource policy,
-as policies/config/advisory.json holds and ``rollout check`` does by tier.
-Resource policies are otherwise mandatory. A gate also accepts
-``deployedState`` and ``upstreamState`` beside ``evidence``
-(CONFIG_SCHEMA_PROPERTIES); this module does not write them there.
+What the gates judge against arrives as policy config, the same object under
+every gate: ``{"deployedState": {...}, "deployedStateSource": "...",
+"upstreamState": {...}, "upstreamStateSource": "...", "evidence": {...},
+"changedFiles": [...]}``, written by ``python -m policies.pack --stack S``,
+which decides what is deployed exactly as ``rollout check`` does
+(rollout.gates.deployed: the backend's last applied state, else the stack file
+at the git base, else never deployed). Resource policies default to mandatory;
+policies/config/advisory.json lowers them to advisory for stacks whose
+deployed and proposed tiers are both below production, as ``rollout check`` does.
 """
 
 from __future__ import annotations
@@ -22,7 +21,10 @@ from policies.rules import POLICIES, Context, Policy, Resource
 CONFIG_SCHEMA_PROPERTIES = {
     "evidence": {"type": "object"},
     "deployedState": {"type": "object"},
+    "deployedStateSource": {"type": "string"},
     "upstreamState": {"type": "object"},
+    "upstreamStateSource": {"type": "string"},
+    "changedFiles": {"type": "array", "items": {"type": "string"}},
 }
 
 
@@ -61,20 +63,40 @@ def advisory_config() -> dict:
     return {policy.name: "advisory" for policy in POLICIES if not policy.always_mandatory}
 
 
-def policy_config(evidence: dict | None, advisory: bool) -> dict:
-    """The CrossGuard policy config for a preview or an up: the gate evidence under
-    every gate, and (outside production) the resource policies lowered to advisory."""
+def policy_config(evidence: dict | None, advisory: bool, gates: dict | None = None) -> dict:
+    """The CrossGuard policy config for a preview or an up: what the gates judge against
+    (``gates``: the deployed and upstream states and their sources, the changed files)
+    and the evidence under every gate, and (outside production) the resource policies
+    lowered to advisory."""
     config: dict = {}
+    shared = {key: value for key, value in (gates or {}).items() if value is not None}
+    if evidence is not None:
+        shared["evidence"] = evidence
     for policy in POLICIES:
-        if policy.always_mandatory and evidence is not None:
-            config[policy.name] = {"evidence": evidence}
+        if policy.always_mandatory and shared:
+            config[policy.name] = dict(shared)
     if advisory:
         config.update(advisory_config())
     return config
 
 
+def _project():
+    """The project judged: $ROLLOUT_PROJECT_DIR, else the folder holding Pulumi.yaml from the
+    current one up (the pull request's checkout, whichever checkout the judging code comes from)."""
+    import os
+    from pathlib import Path
+
+    from rollout.load.stack import PROJECT_ENV, project_root
+
+    if os.environ.get(PROJECT_ENV):
+        return project_root()
+    start = Path.cwd().resolve()
+    return next((folder for folder in (start, *start.parents) if (folder / "Pulumi.yaml").is_file()), project_root())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m policies.pack --stack S [--evidence FILE] [--rollback]``: print the policy config.
+    """``python -m policies.pack --stack S [--evidence FILE] [--base REF] [--deployed-state FILE] [--rollback]``:
+    print the policy config.
 
     Exit 2 with one line on stderr when the stack or the evidence cannot be read.
     """
@@ -82,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from rollout.gates.check import load_evidence
-    from rollout.model.errors import ConfigError, UsageError
+    from pathlib import Path
+
+    from rollout.gates.check import load_evidence, stack_transition
+    from rollout.gates.ratchet import raises_weight, tier
     from rollout.load.stack import load_stack
+    from rollout.model.errors import ConfigError, UsageError
 
     parser = argparse.ArgumentParser(description="Write the policy pack's config for a stack.")
     parser.add_argument("--stack", required=True)
@@ -95,18 +120,33 @@ def main(argv: list[str] | None = None) -> int:
         help="for the up that deploys a rollback: the resource policies advisory in every stack, so a "
         "policy added since the last deploy cannot hold an emergency rollback (the gates never refuse one)",
     )
+    parser.add_argument("--base", help="the git ref whose stack file counts as deployed when the backend has none "
+                        "(default HEAD); the files changed since it are handed to the gates")
+    parser.add_argument("--deployed-state", help="the deployed state as a file (`pulumi stack output --json`)")
     args = parser.parse_args(argv)
     try:
         evidence = load_evidence(args.evidence) if args.evidence else None
-        tier = load_stack(args.stack).tier
+        project = _project()
+        config = load_stack(args.stack, project)
+        judged = stack_transition(args.stack, project, evidence=evidence, base=args.base, config=config,
+                                  deployed_file=Path(args.deployed_state) if args.deployed_state else None)
     except ConfigError as err:
         print("\n".join(err.problems), file=sys.stderr)
         return 2
     except UsageError as err:
         print(f"policies.pack: {err}", file=sys.stderr)
         return 2
-    advisory = args.rollback or tier != "production"
-    sys.stdout.write(json.dumps(policy_config(evidence, advisory), indent=2, sort_keys=True) + "\n")
+    t = judged.transition
+    gates = {
+        "deployedState": judged.deployed_raw if evidence is None else None,
+        "deployedStateSource": judged.deployed_source if evidence is None else None,
+        "upstreamState": judged.upstream_raw,
+        "upstreamStateSource": judged.upstream_source,
+        "changedFiles": list(t.changed_files) if t.changed_files is not None else None,
+    }
+    # Beside an advance, the resource policies are mandatory while either tier is production.
+    advisory = args.rollback or tier(t.proposed, t.deployed if raises_weight(t) else None) != "production"
+    sys.stdout.write(json.dumps(policy_config(evidence, advisory, gates), indent=2, sort_keys=True) + "\n")
     return 0
 
 

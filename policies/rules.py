@@ -24,7 +24,12 @@ import yaml
 
 from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
-from rollout.gates.judge import GATE_POLICIES, judge_with_evidence
+from rollout.gates.deployed import resolve_deployed, resolve_upstream
+from rollout.gates.judge import GATE_POLICIES, judge
+from rollout.gates.ratchet import raises_weight
+from rollout.load.stack import project_root
+from rollout.model.stored import transition_from_json
+from rollout.model.transition import TIERS, Transition
 
 STATE_STASH = c.STATE_STASH
 FLAGS_STASH = "rollout-flags-document"
@@ -62,6 +67,8 @@ class Context:
     secret_values: tuple[str, ...] = ()
     #: Input paths the program marked secret, by resource URN (under mocks).
     secret_paths: Mapping[str, set[str]] = field(default_factory=dict)
+    #: The deployed state's tier when the runner knows it apart from the config (``rollout check``).
+    deployed_tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,35 +156,62 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
         state = rollout_state(resources)
         if state is None:
             return [(STATE_STASH, "the program declared no rollout state; the gates cannot judge")]
-        config = context.config or {}
-        deployed, upstream = whole_numbers(config.get("deployedState")), whole_numbers(config.get("upstreamState"))
-        if config.get("evidence") is None and deployed is None:
-            # No evidence and no deployed state handed over: "deployed" is the
-            # stack file as committed (HEAD), as for `rollout check`.
-            deployed, upstream = _committed(state), upstream or _committed_upstream(state)
-        evidence = config.get("evidence")
-        if isinstance(evidence, Mapping):
-            # The states inside the evidence came through the same Struct.
-            evidence = {k: whole_numbers(v) if k in ("deployedState", "upstreamState") else v for k, v in evidence.items()}
-        violations = judge_with_evidence(state, evidence, context.now, deployed_state=deployed, upstream_state=upstream)
+        violations = judge(gate_transition(state, context))
         return [(f"service {v.service}", v.message) for v in violations if v.policy == name]
 
     return check
 
 
-def _committed(state: Mapping[str, Any]) -> dict | None:
-    from rollout.gates.check import NoGitBase, state_at_ref
-    from rollout.load.stack import project_root
+def _config(context: Context) -> dict:
+    """The gates' policy config with every state's numbers whole again (see :func:`whole_numbers`)."""
+    config = dict(context.config or {})
+    for key in ("deployedState", "upstreamState"):
+        config[key] = whole_numbers(config.get(key))
+    evidence = config.get("evidence")
+    if isinstance(evidence, Mapping):
+        # The states inside the evidence came through the same Struct.
+        config["evidence"] = {k: whole_numbers(v) if k in ("deployedState", "upstreamState") else v
+                              for k, v in evidence.items()}
+    return config
 
-    try:
-        return state_at_ref(str(state.get("stack")), project_root(), "HEAD")
-    except NoGitBase:
-        return None  # judged as never deployed: any advance is refused
+
+def gate_transition(state: Mapping[str, Any], context: Context) -> Transition:
+    """The transition the gates judge in the pack, from the stash and the policy config.
+
+    The config is written by ``python -m policies.pack`` (rollout.gates.deployed
+    decides what is deployed, as for ``rollout check``): ``deployedState`` and
+    its ``deployedStateSource`` (a source without a state: never deployed),
+    ``upstreamState``, ``evidence``, ``changedFiles``. Without any of it the pack
+    asks the same function, without the backend: the stack file at HEAD, else never deployed.
+    """
+    config = _config(context)
+    evidence = config.get("evidence")
+    deployed, upstream = config.get("deployedState"), config.get("upstreamState")
+    if evidence is None and deployed is None and "deployedStateSource" not in config:
+        deployed = resolve_deployed(str(state.get("stack")), project_root(), now=context.now, backend=False).raw
+    if isinstance(evidence, Mapping):
+        deployed = evidence.get("deployedState")
+        upstream = evidence.get("upstreamState") or upstream
+    name = (deployed.get("promotesFrom") if isinstance(deployed, Mapping) else None) or state.get("promotesFrom")
+    if name and upstream is None and "upstreamStateSource" not in config:
+        upstream = resolve_upstream(str(name), project_root(), now=context.now, backend=False).raw
+    changed = config.get("changedFiles")
+    changed = [str(path) for path in changed] if _is_list(changed) else None
+    return transition_from_json(state, deployed, evidence, upstream, context.now, changed,
+                                deployed_from_evidence=False)
 
 
-def _committed_upstream(state: Mapping[str, Any]) -> dict | None:
-    upstream = state.get("promotesFrom")
-    return _committed({"stack": upstream}) if upstream else None
+def tier_of(resources: list[Resource], context: Context) -> str | None:
+    """The tier the resource policies judge by: beside an advance, the stricter of the deployed
+    and the proposed (lowering the tier lands in a change of its own, which raises no weight)."""
+    state = rollout_state(resources) or {}
+    proposed = state.get("tier")
+    deployed = context.deployed_tier
+    if deployed is None and state.get("services") is not None:
+        t = gate_transition(state, context)
+        deployed = t.deployed.tier if t.deployed is not None and raises_weight(t) else None
+    known = [t for t in (proposed, deployed) if t in TIERS]
+    return max(known, key=TIERS.index) if known else proposed
 
 
 # --- resource policies -------------------------------------------------------------
@@ -200,8 +234,7 @@ def requests_and_limits(resources: list[Resource], context: Context) -> Iterable
 
 
 def production_replicas(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
-    state = rollout_state(resources) or {}
-    if state.get("tier") != "production":
+    if tier_of(resources, context) != "production":
         return
     budgets = [r for r in resources if r.type == PDB]
     for resource in resources:
@@ -321,11 +354,11 @@ def receivers_for(route: Mapping[str, Any], labels: Mapping[str, str]) -> list[s
 
 
 def pages_reach_pagerduty(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
-    state = rollout_state(resources) or {}
+    tier = tier_of(resources, context)
     for name, config in _alertmanager_configs(resources):
         receivers = {r.get("name"): r for r in config.get("receivers") or []}
         paging = {n for n, r in receivers.items() if r.get("pagerduty_configs")}
-        if not paging and state.get("tier") != "production":
+        if not paging and tier != "production":
             continue  # a stack that does not page at all, by choice
         for priority in ("P0", "P1"):
             reached = receivers_for(config.get("route") or {}, {"priority": priority, "alertname": "Any"})
@@ -409,8 +442,7 @@ def no_clear_secrets(resources: list[Resource], context: Context) -> Iterable[tu
 
 
 def prometheus_storage(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
-    state = rollout_state(resources) or {}
-    if state.get("tier") != "production":
+    if tier_of(resources, context) != "production":
         return
     charts = [r for r in resources if r.type == CHART and r.props.get("chart") == "kube-prometheus-stack"]
     if not charts and not any(r.type == RULE for r in resources):
@@ -493,7 +525,7 @@ POLICIES: tuple[Policy, ...] = tuple(
 
 
 def run_policies(resources: list[Resource], context: Context, policies: Iterable[Policy] = POLICIES) -> list[Violation]:
-    tier = (rollout_state(resources) or {}).get("tier")
+    tier = tier_of(resources, context)
     violations = []
     for policy in policies:
         for resource, message in policy.check(resources, context):

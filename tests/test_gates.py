@@ -23,13 +23,15 @@ from rollout.gates.judge import (
     NO_SAFETY_FLAG_ON_ADVANCE,
     SOAK_SERVED,
     STAGING_FIRST,
+    NO_LOOSENING_ON_ADVANCE,
+    STACK_FILES_ONLY,
     GateViolation,
-    judge,
-    judge_with_evidence,
 )
+from rollout.gates.judge import judge as judge_transition
 from rollout.load.stack import load_stack
 from rollout.model.state import rollout_state, service_state
 from rollout.model.time import format_time
+from rollout.model.stored import transition_from_json
 from conftest import FIXTURE
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -107,6 +109,16 @@ def evidence(deployed: dict, collected_ago: timedelta = timedelta(minutes=2), st
             }
         },
     }
+
+
+def judge(new, deployed, evidence_, upstream, now) -> list[GateViolation]:
+    """The gates over the transition from ``deployed`` (as given, whatever the evidence says) to ``new``."""
+    return judge_transition(transition_from_json(new, deployed, evidence_, upstream, now, deployed_from_evidence=False))
+
+
+def judge_with_evidence(new, evidence_, now, deployed_state=None, upstream_state=None) -> list[GateViolation]:
+    """The gates as the pack and ``rollout check`` call them: with evidence, its deployed state is deployed."""
+    return judge_transition(transition_from_json(new, deployed_state, evidence_, upstream_state, now))
 
 
 def policies(violations: list[GateViolation]) -> set[str]:
@@ -199,7 +211,9 @@ FAILING_EVIDENCE = [
 def test_a_rollback_from_50_to_0_is_allowed_in_every_state(deployed, evidence_, flags_on):
     new = advance(deployed, 0, reason="error budget burning", safetyFlagsOn=list(flags_on))
     assert judge(new, deployed, evidence_, None, NOW) == []
-    assert judge_with_evidence(new, evidence_, NOW, deployed_state=deployed) == []
+    # The evidence carries what is deployed: the rollback appends to exactly that history.
+    carried = {**evidence_, "deployedState": deployed} if evidence_ and "deployedState" in evidence_ else evidence_
+    assert judge_with_evidence(new, carried, NOW, deployed_state=deployed) == []
 
 
 def test_a_rollback_in_production_is_allowed_while_staging_is_behind():
@@ -254,17 +268,36 @@ def test_the_same_weight_is_no_transition_and_needs_no_evidence():
     assert judge(AT_5_FRESH, AT_5_FRESH, None, None, NOW) == []
 
 
-def test_a_service_never_deployed_cannot_start_above_zero():
-    new = advance(AT_0_SOAKED, 5)
-    violations = judge(new, None, None, None, NOW)
-    assert policies(violations) == {SOAK_SERVED, CANARY_WITHIN_BUDGET}
+def test_a_stack_never_deployed_is_judged_by_its_history_alone():
+    """No deployed state at all: the history must walk the plan from 0, each stage soaked."""
+    walked = advance(AT_0_SOAKED, 5)
+    assert judge(walked, None, None, None, NOW) == []
     assert judge(AT_0_SOAKED, None, None, None, NOW) == []
+    unsoaked = state("staging", (0, timedelta(hours=1)), (5, timedelta(0)))
+    assert policies(judge(unsoaked, None, None, None, NOW)) == {SOAK_SERVED}
+    skipped = state("staging", (0, 3 * DAY), (10, DAY))
+    assert policies(judge(skipped, None, None, None, NOW)) == {NEXT_STAGE_ONLY}
+    jumped = state("staging", (0, 4 * DAY), (5, 3 * DAY), (10, 2 * DAY), (100, DAY))
+    violations = judge(jumped, None, None, None, NOW)
+    assert policies(violations) == {NEXT_STAGE_ONLY} and "10% -> 100%" in violations[0].message
+    not_from_zero = state("staging", (10, 2 * DAY))
+    assert policies(judge(not_from_zero, None, None, None, NOW)) == {NEXT_STAGE_ONLY}
+    # A safety flag on refuses the walk too, as any advance.
+    assert policies(judge(advance(AT_0_SOAKED, 5, safetyFlagsOn=["maintenance_mode"]), None, None, None, NOW)) == {
+        NO_SAFETY_FLAG_ON_ADVANCE}
 
 
 def test_loosening_the_thresholds_in_the_same_change_does_not_loosen_the_gate():
     new = advance(AT_5_SOAKED, 10, canary={**AT_5_SOAKED["canary"], "maxErrorRatio": 0.5})
     violations = judge(new, AT_5_SOAKED, evidence(AT_5_SOAKED, errorRatio=0.02), None, NOW)
-    assert policies(violations) == {CANARY_WITHIN_BUDGET}
+    assert policies(violations) == {CANARY_WITHIN_BUDGET, NO_LOOSENING_ON_ADVANCE}
+    # Healthy evidence: the loosening alone refuses the advance, and says what it loosens.
+    (loosened,) = judge(new, AT_5_SOAKED, evidence(AT_5_SOAKED), None, NOW)
+    assert loosened.policy == NO_LOOSENING_ON_ADVANCE and "canary.maxErrorRatio 0.01 → 0.5" in loosened.message
+    # The same loosening in a change of its own (no weight up) passes.
+    alone = copy.deepcopy(AT_5_SOAKED)
+    alone["canary"] = {**alone["canary"], "maxErrorRatio": 0.5}
+    assert judge(alone, AT_5_SOAKED, None, None, NOW) == []
 
 
 def test_a_history_that_enters_the_stage_before_the_soak_ended_is_denied():
@@ -284,7 +317,7 @@ def test_evidence_carries_the_deployed_state_the_gates_compare_with():
 def test_every_gate_has_a_kebab_case_name_description_and_remediation():
     assert list(GATE_POLICIES) == [
         HISTORY_APPEND_ONLY, NEW_RELEASE_NEW_ROLLOUT, STABLE_COMPLETED_ONLY, NEXT_STAGE_ONLY, SOAK_SERVED, CANARY_WITHIN_BUDGET, STAGING_FIRST, NO_SAFETY_FLAG_ON_ADVANCE,
-        LIVE_ROUTE_RESPECTED,
+        LIVE_ROUTE_RESPECTED, NO_LOOSENING_ON_ADVANCE, STACK_FILES_ONLY,
     ]
     for name, policy in GATE_POLICIES.items():
         assert policy.name == name and name.startswith("rollout-") and name == name.lower()

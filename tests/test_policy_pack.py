@@ -240,7 +240,10 @@ def test_the_config_writer_lowers_resource_policies_for_a_rollback(capsys, args,
     assert main(args) == 0
     config = json.loads(capsys.readouterr().out)
     assert {config.get(name) for name in RESOURCE_POLICIES} == {resource_level}
-    assert set(config).isdisjoint(GATES), "the gates stay mandatory: they never refuse a rollback"
+    # The gates get what they judge against (the deployed state and its source), never a lower level.
+    for gate in GATES:
+        assert isinstance(config[gate], dict) and "enforcementLevel" not in config[gate], config[gate]
+        assert config[gate]["deployedStateSource"], "the gates stay mandatory: they never refuse a rollback"
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,11 @@ from rollout.gates.judge import (
     SOAK_SERVED,
     STABLE_COMPLETED_ONLY,
     STAGING_FIRST,
-    judge_with_evidence,
+    NO_LOOSENING_ON_ADVANCE,
+    STACK_FILES_ONLY,
+    judge,
 )
+from rollout.model.stored import transition_from_json
 from rollout.load.stack import load_stack
 from stackfiles import FIXTURE
 from rollout.model.plans import BUILTIN_PLANS
@@ -184,10 +187,16 @@ TABLE = {
     # rollout-next-stage-only, both ways, and a plan changed mid-rollout
     "5 -> 25 skips a stage": (then(AT_5, 25), AT_5, evidence(AT_5), None, {NEXT_STAGE_ONLY}),
     "5 -> 10 passes": (then(AT_5, 10), AT_5, evidence(AT_5), None, set()),
-    "fast -> instant at 5% goes on to 100%": (then(FAST_AT_5, 100, plan="instant"), FAST_AT_5, evidence(FAST_AT_5), None,
-                                              set()),
+    # A plan changed in the same change as an advance loosens the plan: the stricter one judges, and refuses.
+    "fast -> instant at 5% going on to 100% is refused": (then(FAST_AT_5, 100, plan="instant"), FAST_AT_5,
+                                                         evidence(FAST_AT_5), None,
+                                                         {NEXT_STAGE_ONLY, NO_LOOSENING_ON_ADVANCE}),
     "fast -> instant at 5% may not go to 10%": (then(FAST_AT_5, 10, plan="instant"), FAST_AT_5, evidence(FAST_AT_5),
-                                                None, {NEXT_STAGE_ONLY}),
+                                                None, {NEXT_STAGE_ONLY, NO_LOOSENING_ON_ADVANCE}),
+    "fast -> instant at 5% in a change of its own passes": (then(FAST_AT_5, None, plan="instant"), FAST_AT_5, None,
+                                                            None, set()),
+    "fast -> safe at 5% with an advance is judged by safe's day": (then(FAST_AT_5, 10, plan="safe"), FAST_AT_5,
+                                                                  evidence(FAST_AT_5), None, {SOAK_SERVED}),
     # rollout-soak-served, both ways, by the clock and from when the stage took traffic
     "an unserved soak is refused": (then(AT_5_FRESH, 10), AT_5_FRESH, evidence(AT_5_FRESH), None, {SOAK_SERVED}),
     "evidence covering 5 minutes of a 1-day stage is refused": (
@@ -248,28 +257,173 @@ for origin, deployed in ROLLBACK_FROM.items():
                                                set())
         TABLE[f"rollback {origin} with a safety flag on, {kind}"] = (
             then(deployed, 0, reason="incident", flags_on=["emergency_shutdown"]), deployed, make(deployed), None, set())
-    TABLE[f"rollback {origin} over a rewritten history"] = (
-        then(backdated(deployed, 0, 2 * HOUR), 0, reason="rollback"), deployed, None, None, set())
+    # The history is append-only in every direction: a "rollback" that rewrites it is no rollback.
+    TABLE[f"rollback {origin} over a rewritten history is refused"] = (
+        then(backdated(deployed, 0, 2 * HOUR), 0, reason="rollback"), deployed, None, None, {HISTORY_APPEND_ONLY})
 
 
-def verdict(new, deployed, evidence_, upstream) -> set[str]:
-    return {v.policy for v in judge_with_evidence(new, evidence_, NOW, deployed_state=deployed, upstream_state=upstream)}
+# --- the transition as a whole (issue: the gates judge the whole transition) -------------------
+
+
+def renamed(state_: dict, name: str, **service_changes) -> dict:
+    """``state_`` with its service under another key (the same route), other fields replaced."""
+    new = copy.deepcopy(state_)
+    service = new["services"].pop(SERVICE)
+    service["name"] = name
+    for key, value in service_changes.items():
+        service[key] = value if not isinstance(value, dict) else {**service[key], **value}
+    new["services"][name] = service
+    return new
+
+
+def routed(state_: dict) -> dict:
+    new = copy.deepcopy(state_)
+    new["services"][SERVICE]["route"] = {"hostnames": ["genesis.example.com"],
+                                         "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "method": None}]}
+    return new
+
+
+def changed(state_: dict, **top) -> dict:
+    return {**copy.deepcopy(state_), **top}
+
+
+MINUTE = timedelta(minutes=1)
+ROUTED_PROD = routed(state("production", history=((0, 9 * DAY), (5, 8 * DAY), (10, 7 * DAY), (25, 6 * DAY),
+                                                  (50, 5 * DAY), (75, 4 * DAY), (100, 3 * DAY))))
+ONE_ZERO = [{"weight": 0, "startedAt": format_time(NOW - HOUR), "release": UNTESTED, "plan": "safe", "reason": None}]
+NEVER_WALKED = then(state(history=((0, 4 * DAY), (5, 3 * DAY), (10, 2 * DAY))), 100, DAY)
+WALKED = state(history=((0, 4 * DAY), (5, 3 * DAY), (10, 2 * DAY)))
+PROD_5_FRESH_STAGING_BEHIND = state("production", history=((0, 3 * DAY), (5, 2 * DAY)))
+CUSTOM_5 = copy.deepcopy(AT_5)
+CUSTOM_5["services"][SERVICE]["plan"] = "custom"
+SHORT_CUSTOM = copy.deepcopy(CUSTOM_5)
+SHORT_CUSTOM["services"][SERVICE]["stages"] = [{**s, "soakSeconds": 60} if s["weight"] == 5 else s
+                                               for s in SHORT_CUSTOM["services"][SERVICE]["stages"]]
+def custom_then(deployed: dict, weight: int) -> dict:
+    """``deployed`` (a custom plan) with ``weight`` appended now, keeping its stages."""
+    new = copy.deepcopy(deployed)
+    service = new["services"][SERVICE]
+    entries = [*service["history"], {"weight": weight, "startedAt": format_time(NOW), "release": R, "plan": "custom",
+                                     "reason": None}]
+    tracks = {"canary": {"image": R, "minReplicas": 1}, "stable": {"image": OLD, "replicas": 2, "previousImage": None}}
+    new["services"][SERVICE] = service_state(SERVICE, "custom", service["stages"], entries, NOW, tracks)
+    return new
+
+
+AT_5_SOAKED_12H = state(history=((0, 3 * DAY), (5, 12 * HOUR)))
+EDITED_IN_PLACE = copy.deepcopy(AT_10)
+EDITED_IN_PLACE["services"][SERVICE]["history"][-1]["weight"] = 0
+EDITED_IN_PLACE = then(EDITED_IN_PLACE, None, history=EDITED_IN_PLACE["services"][SERVICE]["history"])
+def WITH_NEW_SERVICE(stable_image: str) -> dict:  # noqa: N802 - a row's state, named like the others
+    """Production as deployed, plus a new service (its own route, at 0 %) whose stable track runs ``stable_image``."""
+    new = copy.deepcopy(ROUTED_PROD)
+    added = renamed(ROUTED_PROD, "genesis-api", stable={"image": stable_image}, history=ONE_ZERO,
+                    route={"hostnames": ["api.example.com"]})["services"]["genesis-api"]
+    added.update(weight=0, stageStartedAt=ONE_ZERO[0]["startedAt"])
+    new["services"]["genesis-api"] = added
+    return new
+
+
+STAGING_WITH_API = copy.deepcopy(STAGING_R_AT_10)
+STAGING_WITH_API["services"]["genesis-api"] = {**STAGING_WITH_API["services"][SERVICE], "name": "genesis-api"}
+TWO = copy.deepcopy(AT_5)
+TWO["services"]["exodus"] = {**copy.deepcopy(AT_5["services"][SERVICE]), "name": "exodus",
+                             "route": {"hostnames": ["exodus.example.com"], "matches": []}}
+TWO_ONE_REMOVED_ONE_UP = then(TWO, 10)
+TWO_ONE_REMOVED_ONE_UP["services"].pop("exodus", None)
+ONE_REMOVED_ALONE = copy.deepcopy(TWO)
+ONE_REMOVED_ALONE["services"].pop("exodus")
+
+TABLE.update({
+    # 1. a service renamed is the service its route serves: its history and gates apply
+    "a rename with an untested stable image and a fresh 0% history is refused": (
+        renamed(ROUTED_PROD, "genesis-v2", stable={"image": UNTESTED}, history=ONE_ZERO), ROUTED_PROD, None,
+        STAGING_R_AT_10, {HISTORY_APPEND_ONLY, STABLE_COMPLETED_ONLY}),
+    "a rename that keeps everything passes, listed as a loosening": (
+        renamed(ROUTED_PROD, "genesis-v2"), ROUTED_PROD, None, STAGING_R_AT_10, set()),
+    "a new service in production on a stable release staging does not run is refused": (
+        WITH_NEW_SERVICE(UNTESTED), ROUTED_PROD, None, STAGING_R_AT_10, {STAGING_FIRST}),
+    "a new service in production on the stable release staging runs passes": (
+        WITH_NEW_SERVICE(OLD), ROUTED_PROD, None, STAGING_WITH_API, set()),
+    "a deployed service removed while another advances is refused": (
+        TWO_ONE_REMOVED_ONE_UP, TWO, evidence(TWO), None, {NO_LOOSENING_ON_ADVANCE}),
+    "a deployed service removed in a change of its own passes": (ONE_REMOVED_ALONE, TWO, None, None, set()),
+    # 2. a safety setting loosened in the same change as the advance
+    "promotesFrom deleted while production advances is refused": (
+        changed(then(PROD_5_FRESH_STAGING_BEHIND, 10), promotesFrom=None), PROD_5_FRESH_STAGING_BEHIND,
+        evidence(PROD_5_FRESH_STAGING_BEHIND, STAGING_R_AT_5_FRESH), STAGING_R_AT_5_FRESH,
+        {STAGING_FIRST, NO_LOOSENING_ON_ADVANCE}),
+    "promotesFrom deleted in a change of its own passes": (
+        changed(PROD_5_FRESH_STAGING_BEHIND, promotesFrom=None), PROD_5_FRESH_STAGING_BEHIND, None,
+        STAGING_R_AT_5_FRESH, set()),
+    "a safety flag switched off while advancing is refused": (
+        then(AT_5, 10, flags_on=[]), changed(AT_5, safetyFlagsOn=["maintenance_mode"]),
+        evidence(changed(AT_5, safetyFlagsOn=["maintenance_mode"])), None,
+        {NO_SAFETY_FLAG_ON_ADVANCE, NO_LOOSENING_ON_ADVANCE}),
+    "a safety flag switched off in a change of its own passes": (
+        changed(AT_5, safetyFlagsOn=[]), changed(AT_5, safetyFlagsOn=["maintenance_mode"]), None, None, set()),
+    "safe -> fast while advancing from a 12 h old stage is refused": (
+        then(AT_5_SOAKED_12H, 10, plan="fast"), AT_5_SOAKED_12H, evidence(AT_5_SOAKED_12H), None,
+        {SOAK_SERVED, NO_LOOSENING_ON_ADVANCE}),
+    "a custom soak shortened from 1d to 1m while advancing is refused": (
+        custom_then(SHORT_CUSTOM, 10), CUSTOM_5, evidence(CUSTOM_5), None, {NO_LOOSENING_ON_ADVANCE}),
+    "the tier lowered while production advances is refused": (
+        changed(then(PROD_0, 5), tier="staging"), PROD_0, evidence(PROD_0, STAGING_R_AT_10), STAGING_R_AT_10,
+        {NO_LOOSENING_ON_ADVANCE}),
+    "the tier lowered in a change of its own passes": (changed(PROD_0, tier="staging"), PROD_0, None, None, set()),
+    "the namespace changed while advancing is refused": (
+        changed(then(changed(AT_5, namespace="rollout"), 10), namespace="elsewhere"), changed(AT_5, namespace="rollout"),
+        evidence(changed(AT_5, namespace="rollout")), None, {NO_LOOSENING_ON_ADVANCE}),
+    "a threshold loosened while advancing is refused": (
+        changed(then(AT_5, 10), canary={**AT_5["canary"], "minRequests": 1}), AT_5, evidence(AT_5), None,
+        {NO_LOOSENING_ON_ADVANCE}),
+    # 3. a "rollback" that rewrites history
+    "the last deployed entry edited in place from 10 to 0 is refused": (EDITED_IN_PLACE, AT_10, None, None,
+                                                                        {HISTORY_APPEND_ONLY}),
+    "an advance a minute after a rollback appended is refused": (
+        then(then(AT_10, 0, 2 * MINUTE), 5, MINUTE), then(AT_10, 0, 2 * MINUTE), evidence(then(AT_10, 0, 2 * MINUTE)), None,
+        {SOAK_SERVED}),
+    # 4. no deployed state: the history alone walks the plan from 0, each stage soaked
+    "never deployed, 10 -> 100 is refused": (NEVER_WALKED, None, None, None, {NEXT_STAGE_ONLY}),
+    "never deployed, a soaked walk to 10 passes": (WALKED, None, None, None, set()),
+})
+# 5. the judged cannot change the judge: an advance changes only stack files
+TABLE["an advance that also changes the gate code is refused"] = (
+    then(AT_5, 10), AT_5, evidence(AT_5), None, {STACK_FILES_ONLY}, ["stacks/Pulumi.staging.yaml", "rollout/gates/judge.py"])
+TABLE["an advance that changes only its stack file passes"] = (
+    then(AT_5, 10), AT_5, evidence(AT_5), None, set(), ["stacks/Pulumi.staging.yaml"])
+TABLE["a code change that raises no weight passes"] = (
+    AT_5, AT_5, None, None, set(), ["policies/rules.py"])
+
+
+def _row(name: str):
+    new, deployed, evidence_, upstream, expected, *files = TABLE[name]
+    return new, deployed, evidence_, upstream, expected, (files[0] if files else None)
+
+
+def judge_with_evidence(new, evidence_, now, deployed_state=None, upstream_state=None):
+    """The gates as ``rollout check`` and the pack call them: with evidence, its deployed state is deployed."""
+    return judge(transition_from_json(new, deployed_state, evidence_, upstream_state, now))
+
+
+def verdict(new, deployed, evidence_, upstream, files=None) -> set[str]:
+    return {v.policy for v in judge(transition_from_json(new, deployed, evidence_, upstream, NOW, files))}
 
 
 @pytest.mark.parametrize("name", list(TABLE))
 def test_the_gates_judge_each_transition(name):
-    new, deployed, evidence_, upstream, expected = TABLE[name]
-    assert verdict(new, deployed, evidence_, upstream) == expected
+    new, deployed, evidence_, upstream, expected, files = _row(name)
+    assert verdict(new, deployed, evidence_, upstream, files) == expected
 
 
 def test_the_table_covers_every_gate_both_ways():
-    refused = {gate for *_, expected in TABLE.values() for gate in expected}
+    refused = {gate for name in TABLE for gate in _row(name)[4]}
     assert refused == set(GATES)
-    assert sum(1 for *_, expected in TABLE.values() if not expected) > len(ROLLBACK_FROM) * len(ROLLBACK_EVIDENCE)
+    assert sum(1 for name in TABLE if not _row(name)[4]) > len(ROLLBACK_FROM) * len(ROLLBACK_EVIDENCE)
 
 
 def _message(name: str, gate: str) -> str:
-    new, deployed, evidence_, upstream, _ = TABLE[name]
+    new, deployed, evidence_, upstream, *_ = TABLE[name]
     (found,) = [v.message for v in judge_with_evidence(new, evidence_, NOW, deployed_state=deployed,
                                                         upstream_state=upstream) if v.policy == gate]
     return found
@@ -289,11 +443,13 @@ def test_the_messages_name_what_is_wrong():
     assert covered.startswith("the evidence covers 5m of the 5% stage's 1d soak"), covered
 
 
-def _serve(pack, new, deployed, evidence_, upstream) -> set[str]:
+def _serve(pack, new, deployed, evidence_, upstream, files=None) -> set[str]:
     levels = {}
     for name in GATES:
         properties = struct_pb2.Struct()
-        config = {"deployedState": deployed, "evidence": evidence_, "upstreamState": upstream}
+        # As `python -m policies.pack` writes it: a source without a state is a stack never deployed.
+        config = {"deployedState": deployed, "deployedStateSource": "none: never deployed" if deployed is None else "a test",
+                  "evidence": evidence_, "upstreamState": upstream, "changedFiles": files}
         properties.update({k: v for k, v in config.items() if v is not None})
         levels[name] = analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.MANDATORY, properties=properties)
     for name in RESOURCE_POLICIES:
@@ -311,8 +467,9 @@ def _serve(pack, new, deployed, evidence_, upstream) -> set[str]:
 
 def test_the_served_pack_gives_the_same_verdicts_as_the_gates_on_the_whole_table(pack):  # noqa: F811
     differ = {}
-    for name, (new, deployed, evidence_, upstream, expected) in TABLE.items():
-        served = _serve(pack, new, deployed, evidence_, upstream)
+    for name in TABLE:
+        new, deployed, evidence_, upstream, expected, files = _row(name)
+        served = _serve(pack, new, deployed, evidence_, upstream, files)
         if served != expected:
             differ[name] = (served, expected)
     assert differ == {}

@@ -170,11 +170,15 @@ def test_preview_checks_every_stack_and_comments_with_the_marker_rollout_comment
 
     stack_job = jobs(by_name()["preview.yml"])["stack"]
     assert sorted(stack_job["strategy"]["matrix"]["stack"]) == sorted(STACKS)
-    check = run_of(stack_job, "Check against the base")
+    check = run_of(stack_job, "Check against")
     assert 'rollout check --stack "$STACK" --base "$BASE"' in check
+    # The judge comes from the base: `rollout` is the base checkout's CLI, the pack the base's pack.
+    judging = run_of(stack_job, "The judging code")
+    assert 'git worktree add --detach "$JUDGE" "$BASE"' in judging and "build/judge/rollout" in judging
+    assert 'PYTHONPATH="$JUDGE" .venv/bin/python -m policies.pack --stack "$STACK" --base "$BASE"' in check
     (preview,) = [step for step in steps(stack_job) if step.get("with", {}).get("command") == "preview"]
     assert preview["uses"].startswith("pulumi/actions@")
-    assert preview["with"]["policyPacks"] == "policies" and preview["with"]["comment-on-pr"] is False
+    assert preview["with"]["policyPacks"] == "base/policies" and preview["with"]["comment-on-pr"] is False
     assert "policyPackConfigs" in preview["with"]
     # The pack refusing must not stop the comment; the resource diff goes into it.
     assert preview["continue-on-error"] is True
@@ -192,8 +196,14 @@ def test_the_previews_evidence_and_check_refuse_a_skipped_stage_as_the_workflow_
     from servers import free_port
 
     stack_job = jobs(by_name()["preview.yml"])["stack"]
-    scripts = [run_of(stack_job, "Gate evidence"), run_of(stack_job, "Check against the base")]
-    (project / ".venv").symlink_to(ROOT / ".venv")
+    scripts = [run_of(stack_job, "Gate evidence"), run_of(stack_job, "Check against")]
+    (project / ".venv").symlink_to(sys.prefix)  # the virtualenv running the tests
+    # The judging code's `rollout`, as the workflow's step writes it, with this checkout as the base's.
+    judge = tmp_path / "judge"
+    judge.mkdir()
+    (judge / "rollout").write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m rollout.cli '
+                                   f'--project "{project}" "$@"\n')
+    (judge / "rollout").chmod(0o755)
 
     def git(*args):
         return subprocess.run(["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
@@ -204,7 +214,8 @@ def test_the_previews_evidence_and_check_refuse_a_skipped_stage_as_the_workflow_
     edit_stack(project, "staging", lambda c: c["rollout:services"][0]["rollout"]["history"].append({"weight": 50, "startedAt": "2026-11-19T09:00:00Z"}))
     git("commit", "--quiet", "-am", "the pull request")
     outputs = tmp_path / "github_output"
-    env = {**os.environ, "STACK": "staging", "BASE": base, "GITHUB_OUTPUT": str(outputs),
+    env = {**os.environ, "STACK": "staging", "BASE": base, "GITHUB_OUTPUT": str(outputs), "JUDGE": str(ROOT),
+           "PATH": f"{judge}:{os.environ['PATH']}",
            # Nothing listens there: the evidence records Prometheus as unreachable.
            "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"}
     for script in scripts:
@@ -231,7 +242,9 @@ def test_deploy_runs_staging_before_production_one_run_per_stack_then_verifies()
     # judges them unless a preview ran first (tests/test_kube_engine.py shows it).
     preview = next(step for step in steps(up) if step.get("name", "").startswith("pulumi preview"))
     assert names.index(preview["name"]) < names.index("pulumi up")
-    assert preview["with"]["command"] == "preview" and preview["with"]["policyPacks"] == "policies"
+    # The judge comes from the base: the pack as it was deployed (HEAD^), never this merge's.
+    assert preview["with"]["command"] == "preview" and preview["with"]["policyPacks"] == "base/policies"
+    assert "git worktree add --detach base HEAD^" in run_of(up, "The judging code")
     assert preview["with"]["policyPackConfigs"] == "build/policy-config.json"
     assert "rollout verify --stack" in run_of(up, "Verify")
     rollback = run_of(up, "Roll back after a failed verification")

@@ -19,11 +19,17 @@ import re
 import sys
 from pathlib import Path
 
-from rollout.model.errors import printable_lines
 from rollout.cli.markdown import cell, code_block, code_span
+from rollout.cli.options import find_project, stack_name
+from rollout.gates.check import state_at_ref
+from rollout.load.stack import load_stack
+from rollout.model.errors import printable_lines
+from rollout.model.state import rollout_state
 
 MARKER = "<!-- rollout-preview:{stack} -->"
 _VIOLATION = re.compile(r"^\[(mandatory|advisory)\] (\S+) \(([^)]*)\): (.*)$")
+#: ``rollout check`` prints each safety setting the change loosens on a line of its own.
+_LOOSENS = re.compile(r"^loosens: (.*)$")
 
 
 def weight_changes(old: dict | None, new: dict) -> list[str]:
@@ -68,6 +74,11 @@ def build(
         verdict = "✅ **allowed**" + (f", {advisory} advisory note(s)" if advisory else "")
     lines = [MARKER.format(stack=stack), f"### rollout: {code_span(stack)}", "", f"Policy verdict: {verdict}", ""]
     lines += ["**Weights**", ""] + [f"- {w}" for w in weights] + [""]
+    loosens = [m.group(1) for line in check_output.splitlines() if (m := _LOOSENS.match(line))]
+    if loosens:
+        # A reviewer sees every safety setting the change loosens (allowed only when no weight goes up).
+        lines += ["**Loosens** (allowed only in a change that raises no weight)", ""]
+        lines += [f"- loosens: {cell(what)}" for what in loosens] + [""]
     if violations:
         lines += ["| level | policy | where | why |", "|---|---|---|---|"]
         lines += [f"| {level} | {code_span(policy, in_table=True)} | {cell(where)} | {cell(message)} |"
@@ -99,13 +110,8 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rollout.gates.check import state_at_ref
-    from rollout.cli.app import _stack_name, find_project
-    from rollout.load.stack import load_stack
-    from rollout.model.state import rollout_state
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True, type=_stack_name)
+    parser.add_argument("--stack", required=True, type=stack_name)
     parser.add_argument("--base", required=True, help="the pull request's base commit")
     parser.add_argument("--check", type=Path, required=True, help="the output of rollout check")
     parser.add_argument("--check-exit", type=int, required=True, help="rollout check's exit code")

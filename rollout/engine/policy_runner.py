@@ -16,12 +16,14 @@ def resources_of(run: ProgramRun):
     return [Resource(r.type, r.name, r.inputs, r.urn) for r in run.resources]
 
 
-def resource_violations(run: ProgramRun, now):
-    """Violations of every resource policy (not the gates) over a program run."""
+def resource_violations(run: ProgramRun, now, deployed_tier: str | None = None):
+    """Violations of every resource policy (not the gates) over a program run; mandatory
+    in production, by the stricter of ``deployed_tier`` and the program's tier."""
     resource_policies = [p for p in POLICIES if not p.always_mandatory]
     context = Context(
         now=now,
         secret_values=tuple(run.secret_values),
         secret_paths={r.urn: r.secret_paths for r in run.resources},
+        deployed_tier=deployed_tier,
     )
     return run_policies(resources_of(run), context, resource_policies)

@@ -1,38 +1,42 @@
-"""The gate half of ``rollout check`` (and of ``rollout advance --evidence``).
+"""The gate half of ``rollout check`` (and of ``rollout advance``).
 
-Resolves what the gates compare: the new state (the stack file in the working
-tree), the deployed state (the evidence's ``deployedState``; without evidence, the
-stack file as committed at a git base, ``--base REF``, default ``HEAD``) and the
-upstream state of a stack with ``promotesFrom`` (the evidence's
-``upstreamState``; without it, the upstream stack file at the same base). Then it
-runs :func:`rollout.gates.judge.judge` and reports.
-
-Entry points for the CLI and the policy pack's tests: :func:`gate_report`,
-:func:`format_violation`, :func:`load_evidence`, :func:`read_state_file` and
-:func:`state_at_ref`.
+Resolves what the gates compare: the proposed state (the stack file in the
+working tree), the deployed state (the evidence's ``deployedState``; without
+evidence, :func:`rollout.gates.deployed.resolve_deployed`: the backend's last
+applied state, else the stack file at a git base, else never deployed), the
+upstream state of the stack the deployed state (or, never deployed, the
+proposal) promotes from, and the files the change touches. Then it builds one
+:class:`~rollout.model.transition.Transition`, runs
+:func:`rollout.gates.judge.judge` and reports, with each loosening.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rollout.gates.deployed import (  # noqa: F401 - re-exported: the CLI and the tests import them from here
+    DEFAULT_BASE,
+    STATE_OUTPUT,
+    NoGitBase,
+    changed_files,
+    config_at_ref,
+    read_state_file,
+    resolve_deployed,
+    resolve_upstream,
+    state_at_ref,
+)
+from rollout.gates.judge import GateViolation, advancing_services, judge, loosenings
+from rollout.load.files import read_json_file
+from rollout.load.stack import load_stack
 from rollout.model.config import StackConfig
-from rollout.model.errors import ConfigError, UsageError
-from rollout.gates.judge import GateViolation, advancing_services, judge, unreadable_service
-from rollout.load.stack import display_path, load_stack, read_stack_file, shown_stack_file, stack_file, validate
+from rollout.model.errors import UsageError
 from rollout.model.state import rollout_state
+from rollout.model.stored import transition_from_json
 from rollout.model.time import utc_now
-
-#: The git base that ``rollout check`` compares against when none is given.
-DEFAULT_BASE = "HEAD"
-#: The stack output that carries the rollout state (``pulumi stack output --json``).
-STATE_OUTPUT = "rolloutState"
+from rollout.model.transition import Transition
 
 
 @dataclass
@@ -43,11 +47,15 @@ class GateReport:
     violations: list[GateViolation]
     #: Services whose weight goes up from the deployed state (the judged ones).
     advancing: list[str]
-    #: Where the deployed state came from, for the output ("evidence", "git HEAD", ...).
+    #: Where the deployed state came from, for the output ("the backend (...)", "stacks/... at HEAD", ...).
     deployed_source: str
     upstream_source: str | None = None
     #: Remarks worth printing (e.g. no git base available).
     notes: list[str] = field(default_factory=list)
+    #: Each safety setting the change loosens ("promotesFrom staging → none").
+    loosens: list[str] = field(default_factory=list)
+    #: The deployed state's tier (the resource policies take the stricter of it and the proposal's).
+    deployed_tier: str | None = None
 
     @property
     def refused(self) -> bool:
@@ -65,101 +73,26 @@ def load_evidence(path: Path) -> dict[str, Any]:
     Its content is judged by the gates: evidence that lacks what they need refuses
     the advance rather than failing here, exactly as in the policy pack.
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"--evidence {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"--evidence {path}: cannot be read: {err}") from None
-    except ValueError as err:
-        raise UsageError(f"--evidence {path}: not JSON: {err}") from None
+    data = read_json_file(path, "--evidence")
     if not isinstance(data, dict):
         raise UsageError(f"--evidence {path}: must be a JSON object, as `rollout evidence` writes")
     return data
 
 
-def read_state_file(path: Path, option: str = "--deployed-state") -> dict[str, Any]:
-    """A rollout state from a JSON file: the state itself, or ``pulumi stack output --json``
-    (whose ``rolloutState`` key holds it)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{option} {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UsageError(f"{option} {path}: not a readable JSON file: {err}") from None
-    if isinstance(data, dict) and isinstance(data.get(STATE_OUTPUT), dict):
-        data = data[STATE_OUTPUT]
-    if not isinstance(data, dict) or not isinstance(data.get("services"), dict) or "stack" not in data:
-        raise UsageError(
-            f"{option} {path}: not a rollout state (a JSON object with stack and services, "
-            f"or stack outputs with {STATE_OUTPUT})"
-        )
-    for name, service in data["services"].items():
-        why = unreadable_service(service)
-        if why:
-            raise UsageError(f"{option} {path}: services.{name}: {why}")
-    return data
+@dataclass(frozen=True)
+class Judged:
+    """The transition of a stack and where each of its parts came from."""
+
+    transition: Transition
+    deployed_source: str
+    upstream_source: str | None
+    notes: list[str]
+    #: The JSON forms, as the policy pack's config carries them.
+    deployed_raw: dict[str, Any] | None
+    upstream_raw: dict[str, Any] | None
 
 
-class NoGitBase(Exception):
-    """The project is not in a git repository, or the repository has no commit yet."""
-
-
-def _git(project: Path, *args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        raise NoGitBase("git is not installed") from None
-
-
-def _git_show(project: Path, ref: str, relative: str) -> str | None:
-    """The text of ``relative`` (a path under ``project``) at ``ref``; None when absent there."""
-    # The ref first: a full commit id that the repository does not hold would
-    # otherwise read as "no such file there", i.e. a stack never deployed.
-    verify = _git(project, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    if verify.returncode != 0:
-        if "not a git repository" in verify.stderr:
-            raise NoGitBase(f"{project} is not in a git repository")
-        if ref == DEFAULT_BASE:
-            raise NoGitBase("the repository has no commit yet")
-        raise UsageError(f"--base {ref}: not a commit of the repository at {project}")
-    result = _git(project, "show", f"{verify.stdout.strip()}:./{relative}")
-    if result.returncode == 0:
-        return result.stdout
-    error = result.stderr.strip()
-    if "does not exist in" in error or "exists on disk, but not in" in error:
-        return None
-    raise UsageError(f"--base {ref}: git show failed: {error.splitlines()[-1] if error else result.returncode}")
-
-
-def config_at_ref(stack: str, project: Path, ref: str) -> StackConfig | None:
-    """The stack's config as committed at ``ref``, loaded with the same loader; None when
-    the stack file does not exist at that commit (a stack never deployed)."""
-    relative = shown_stack_file(stack)
-    text = _git_show(project, ref, relative)
-    if text is None:
-        return None
-    shown = f"{relative} at {ref}"
-    with tempfile.TemporaryDirectory(prefix="rollout-base-") as scratch:
-        path = stack_file(stack, Path(scratch))
-        path.parent.mkdir()
-        path.write_text(text, encoding="utf-8")
-        try:
-            return validate(read_stack_file(path, Path(scratch)), shown)
-        except ConfigError as err:
-            raise ConfigError([p.replace(display_path(path, Path(scratch)), shown, 1) for p in err.problems]) from None
-
-
-def state_at_ref(stack: str, project: Path, ref: str, now: datetime | None = None) -> dict[str, Any] | None:
-    """The rollout state of the stack file committed at ``ref`` (None: no such file there).
-
-    Raises :class:`NoGitBase` outside a git repository, UsageError for an unknown ref.
-    """
-    config = config_at_ref(stack, project, ref)
-    return None if config is None else rollout_state(config, stack, now)
-
-
-def gate_report(
+def stack_transition(
     stack: str,
     project: Path,
     *,
@@ -168,56 +101,62 @@ def gate_report(
     now: datetime | None = None,
     config: StackConfig | None = None,
     new_state: dict[str, Any] | None = None,
-) -> GateReport:
-    """Run the gates for ``stack`` of ``project``.
-
-    ``base`` None means the default ``HEAD``, tolerated when the project is not in
-    a git repository (then nothing is compared and a note says so); an explicit
-    base must resolve. ``new_state`` overrides the working tree's state (``rollout
-    advance`` judges the state it is about to write).
-    """
+    deployed_file: Path | None = None,
+    upstream_file: Path | None = None,
+    backend: bool | None = None,
+) -> Judged:
+    """The one transition ``rollout check``, ``advance`` and ``python -m policies.pack`` judge."""
     now = now or utc_now()
-    config = config or load_stack(stack, project)
-    new_state = new_state or rollout_state(config, stack, now)
+    if new_state is None:
+        config = config or load_stack(stack, project)
+        new_state = rollout_state(config, stack, now)
     notes: list[str] = []
-    upstream_name = config.promotes_from
-    upstream_state = None
-    upstream_source = None
-    ref = base or DEFAULT_BASE
+    upstream_raw = upstream_source = None
     if evidence is not None:
-        deployed_state = evidence.get("deployedState")
+        deployed_raw = evidence.get("deployedState")
         deployed_source = f"the evidence ({evidence.get('deployedStateSource') or 'deployedState'})"
-        if upstream_name:
-            upstream_state = evidence.get("upstreamState")
+        if evidence.get("upstreamState") is not None:
+            upstream_raw = evidence.get("upstreamState")
             upstream_source = f"the evidence ({evidence.get('upstreamStateSource') or 'upstreamState'})"
     else:
-        try:
-            deployed_state = state_at_ref(stack, project, ref, now)
-        except NoGitBase as err:
-            if base is not None:
-                raise UsageError(f"--base {base}: {err}") from None
-            notes.append(
-                f"no git base ({err}): nothing deployed to compare with, so the gates see no transition; "
-                "pass --evidence FILE or run inside the repository"
-            )
-            return GateReport(stack, [], [], "none", None, notes)
-        deployed_source = f"{shown_stack_file(stack)} at {ref}"
-        if deployed_state is None:
-            notes.append(f"{shown_stack_file(stack)} does not exist at {ref}: every service counts as never deployed")
-    if upstream_name and upstream_state is None:
-        try:
-            upstream_state = state_at_ref(upstream_name, project, ref, now)
-            upstream_source = f"{shown_stack_file(upstream_name)} at {ref}"
-        except NoGitBase as err:
-            notes.append(f"no upstream state for {upstream_name}: {err}")
-    violations = judge(new_state, deployed_state, evidence, upstream_state, now)
+        resolved = resolve_deployed(stack, project, state_file=deployed_file, base=base, now=now, backend=backend)
+        deployed_raw, deployed_source = resolved.raw, resolved.source
+        notes += resolved.notes
+    # The upstream the deployed state names while it names one: deleting promotesFrom loosens nothing yet.
+    upstream_name = (deployed_raw.get("promotesFrom") if isinstance(deployed_raw, dict) else None) \
+        or new_state.get("promotesFrom")
+    if upstream_name and upstream_raw is None:
+        upstream = resolve_upstream(upstream_name, project, state_file=upstream_file, base=base, now=now,
+                                    backend=backend)
+        upstream_raw, upstream_source = upstream.raw, upstream.source
+        notes += upstream.notes
+    changed = None
+    try:
+        changed = changed_files(project, base or DEFAULT_BASE)
+    except NoGitBase:
+        pass
+    transition = transition_from_json(new_state, deployed_raw, evidence, upstream_raw, now, changed,
+                                      deployed_from_evidence=False)
+    return Judged(transition, deployed_source, upstream_source, notes, deployed_raw, upstream_raw)
+
+
+def gate_report(stack: str, project: Path, **options: Any) -> GateReport:
+    """Run the gates for ``stack`` of ``project`` (options: those of :func:`stack_transition`).
+
+    ``new_state`` overrides the working tree's state (``rollout advance`` judges
+    the state it is about to write).
+    """
+    judged = stack_transition(stack, project, **options)
+    t = judged.transition
     return GateReport(
         stack=stack,
-        violations=violations,
-        advancing=advancing_services(new_state, deployed_state),
-        deployed_source=deployed_source,
-        upstream_source=upstream_source,
-        notes=notes,
+        violations=judge(t),
+        advancing=advancing_services(t),
+        deployed_source=judged.deployed_source,
+        upstream_source=judged.upstream_source,
+        notes=judged.notes,
+        loosens=loosenings(t),
+        deployed_tier=t.deployed.tier if t.deployed is not None else None,
     )
 
 
@@ -229,12 +168,14 @@ def working_tree_state(stack: str, project: Path, now: datetime | None = None) -
 __all__ = [
     "DEFAULT_BASE",
     "GateReport",
+    "Judged",
     "NoGitBase",
     "config_at_ref",
     "format_violation",
     "gate_report",
     "load_evidence",
     "read_state_file",
+    "stack_transition",
     "state_at_ref",
     "working_tree_state",
 ]

@@ -53,6 +53,11 @@ def stack_file(stack: str, root: Path | None = None) -> Path:
     return (root or project_root()) / shown_stack_file(stack)
 
 
+def stack_names(project: Path) -> list[str]:
+    """Every stack of the project (``stacks/Pulumi.<stack>.yaml``), sorted."""
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
+
+
 def display_path(path: Path, root: Path | None = None) -> str:
     """The path as users see it in messages: relative to the project when inside it."""
     base = (root or project_root()).resolve()

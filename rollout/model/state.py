@@ -13,6 +13,7 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
       "stack": "staging",
       "tier": "staging",
       "promotesFrom": null,                       # or the upstream stack's name
+      "namespace": "rollout",                     # Kubernetes namespace; null on Docker
       "canary": {"maxErrorRatio": 0.01, "maxLatencyP95Seconds": 0.5,
                  "maxLatencyP99Seconds": 1.0, "maxConsecutiveFailedHealthChecks": 5,
                  "minRequests": 100, "evidenceMaxAgeSeconds": 1800},
@@ -37,7 +38,9 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
           "nextWeight": 25,                       # the plan's first stage above the weight; null at 100
           "earliestAdvanceAt": "2026-11-19T09:00:00Z",   # null at the final stage
           "completesAt": null,                    # at 100: when its final soak ends
-          "complete": false                       # at 100 and the final soak served
+          "complete": false,                      # at 100 and the final soak served
+          "route": {"hostnames": ["genesis.example.com"],   # what the service serves: its identity
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "method": null}]}
         }
       }
     }
@@ -59,7 +62,7 @@ from rollout.model.releases import canary_replicas, release_of
 from rollout.model.time import format_time, parse_time, utc_now
 
 #: Version of the state mapping; bumped when a key changes meaning.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def _stage_list(plan: Plan) -> list[dict[str, int]]:
@@ -173,7 +176,7 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
     services = {}
     for service in config.services:
         settings = service.rollout
-        services[service.name] = service_state(
+        services[service.name] = state = service_state(
             service.name,
             settings.plan,
             _stage_list(settings.plan_model),
@@ -191,11 +194,18 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
                 },
             },
         )
+        # What the service serves identifies it, whatever its key (a rename is the same service).
+        state["route"] = {
+            "hostnames": list(service.route.hostnames),
+            "matches": [match.model_dump(mode="json", by_alias=True) for match in service.route.matches],
+        }
     return {
         "version": STATE_VERSION,
         "stack": stack,
         "tier": config.tier,
         "promotesFrom": config.promotes_from,
+        # Where the live routes are read from: the deployed side's, never the proposal's.
+        "namespace": config.kubernetes.namespace if config.kubernetes is not None else None,
         "canary": {
             "maxErrorRatio": canary.max_error_ratio,
             "maxLatencyP95Seconds": canary.max_latency_p95_seconds,
@@ -250,6 +260,8 @@ def with_entry(
     history = [*current["history"], entry]
     services = dict(state["services"])
     services[service] = service_state(service, current["plan"], current["stages"], history, now, tracks)
+    if "route" in current:
+        services[service]["route"] = current["route"]
     return {**state, "services": services}
 
 
