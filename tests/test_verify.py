@@ -357,7 +357,7 @@ def test_on_a_shared_prometheus_each_stack_checks_only_what_it_contributes(proje
             passed = "\n".join(report.passed)
             assert "scrape job rollout-service: 2 target(s) up" in passed, passed
             assert "kubelet" not in passed and "grafana" not in passed
-            assert "the loaded config routes like the rendered one" in passed and "the Watchdog is firing" in passed
+            assert "the loaded config routes and inhibits like the rendered one" in passed and "the Watchdog is firing" in passed
 
 
 def test_on_a_shared_alertmanager_a_stack_whose_alertmanager_config_is_not_loaded_fails(project, tmp_path):
