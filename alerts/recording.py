@@ -1,11 +1,13 @@
 """Recording rules carrying the SLIs, so alerts, dashboards and gates read cheap series.
 
 Names come from rollout.model.conventions (``level:metric:operations``); the metric
-contract's names from the stack's ``rollout:metrics``. Raw series are read once,
-into 5-minute rates; everything else is built from those: the quantiles from
-one bucket rate, and the burn-rate windows (up to 3 days) from the per-service
-5-minute rates rather than from days of raw samples, which keeps evaluation
-cheap as the series count grows (benchmarks/rulecost.py measures it).
+contract's names from the stack's ``rollout:metrics``. Each raw series family is
+read once, into one 5-minute rate: requests by status code, duration buckets by
+``le``, probe results. Everything else is built from those: request and error
+rates from the rate by code, the quantiles from the bucket rate, and the
+burn-rate windows (up to 3 days) from the per-service 5-minute rates rather
+than from days of raw samples, which keeps evaluation cheap as the series count
+grows (benchmarks/rulecost.py measures it against that floor).
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ SERVER_ERRORS = f'{c.CODE_LABEL}=~"5.."'
 def canary_slis(config: StackConfig) -> list[Recording]:
     """Per service and track over 5 minutes: the gates and rollback triggers read these."""
     m = config.metrics
-    quantile = "histogram_quantile({q}, sum by ({by}, le) ({rate}))"
+    # The bucket rate is already one series per service, track and le: no sum needed.
+    quantile = "histogram_quantile({q}, {rate})"
     bucket_rate = select(config, c.BUCKET_RATE)
     return [
-        Recording(c.REQUEST_RATE, f"sum by ({BY}) (rate({select(config, m.requests_total)}[5m]))"),
-        Recording(c.ERRORS_RATE, f"sum by ({BY}) (rate({select(config, m.requests_total, SERVER_ERRORS)}[5m]))"),
+        Recording(c.CODE_RATE, f"sum by ({BY}, {c.CODE_LABEL}) (rate({select(config, m.requests_total)}[5m]))"),
+        Recording(c.REQUEST_RATE, f"sum by ({BY}) ({select(config, c.CODE_RATE)})"),
+        Recording(c.ERRORS_RATE, f"sum by ({BY}) ({select(config, c.CODE_RATE, SERVER_ERRORS)})"),
         Recording(c.ERROR_RATIO, f"{select(config, c.ERRORS_RATE)}\n  /\n{select(config, c.REQUEST_RATE)}"),
         Recording(c.BUCKET_RATE, f"sum by ({BY}, le) (rate({select(config, m.request_duration_bucket)}[5m]))"),
-        Recording(c.LATENCY_P50, quantile.format(q="0.5", by=BY, rate=bucket_rate)),
-        Recording(c.LATENCY_P95, quantile.format(q="0.95", by=BY, rate=bucket_rate)),
-        Recording(c.LATENCY_P99, quantile.format(q="0.99", by=BY, rate=bucket_rate)),
+        Recording(c.LATENCY_P50, quantile.format(q="0.5", rate=bucket_rate)),
+        Recording(c.LATENCY_P95, quantile.format(q="0.95", rate=bucket_rate)),
+        Recording(c.LATENCY_P99, quantile.format(q="0.99", rate=bucket_rate)),
         Recording(c.PROBE_SUCCESS_RATIO, f"avg by ({BY}) (avg_over_time({select(config, m.probe_success)}[5m]))"),
     ]
 

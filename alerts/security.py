@@ -27,7 +27,6 @@ def alerts(config: StackConfig) -> list[Alert]:
         s.requests("stable", "500"): "0x100",
     }
     allowed = {s.requests("stable"): "0+100x100", s.requests("stable", "401"): "0+1x100", s.requests("stable", "500"): "0x100"}
-    requests = config.metrics.requests_total
     return [
         Alert(
             name="SafetyFlagEnabled",
@@ -86,8 +85,9 @@ def alerts(config: StackConfig) -> list[Alert]:
         Alert(
             name="UnauthorizedRequestsHigh",
             expr=(
-                # By the scope labels too: the recorded rate it is divided by carries them.
-                f"sum by ({', '.join([*scope.labels(config), c.SERVICE_LABEL])}) (rate({select(config, requests, DENIED)}[5m]))\n"
+                # The recorded rate by code: the raw request counters are read once, by the SLI
+                # group. By the scope labels too: the recorded rate it is divided by carries them.
+                f"sum by ({', '.join([*scope.labels(config), c.SERVICE_LABEL])}) ({select(config, c.CODE_RATE, DENIED)})\n"
                 f"  /\n{select(config, c.SERVICE_REQUEST_RATE)} > 0.1"
             ),
             for_="10m",

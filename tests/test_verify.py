@@ -23,7 +23,7 @@ from rollout.build.render import render
 from rollout.ops.verify import verify
 from figures import count
 from rollout.ops.http import Retry
-from servers import LOOPBACK, FlakyServer, WebhookSink, free_port, receivers_to_loopback, start_alertmanager, start_prometheus
+from servers import LOOPBACK, FlakyServer, WebhookSink, closed_port, receivers_to_loopback, start_alertmanager, start_prometheus
 
 
 def histogram(*bounds: str) -> bytes:
@@ -68,7 +68,7 @@ def _prometheus_yml(out: Path, target: str, alertmanager: str, down_job: str | N
     document = yaml.safe_load((out / "prometheus" / "prometheus.yml").read_text())
     document["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}]
     for job in document["scrape_configs"]:
-        address = f"{LOOPBACK}:{free_port()}" if job["job_name"] == down_job else target
+        address = f"{LOOPBACK}:{closed_port()}" if job["job_name"] == down_job else target
         for group in job["static_configs"]:
             group["targets"] = [address] if job["job_name"] != "rollout-blackbox" else group["targets"]
         for relabel in job.get("relabel_configs", []):
@@ -136,7 +136,7 @@ def test_each_component_down_in_turn_is_named_and_only_it(rendered, down):
     with FlakyServer([], grafana_health) as grafana, deployed(out) as (prom, am):
         urls = {"prometheus": prom.url, "alertmanager": am.url, "grafana": grafana.url}
         if down == "grafana":
-            urls["grafana"] = f"http://{LOOPBACK}:{free_port()}"  # nothing listens there
+            urls["grafana"] = f"http://{LOOPBACK}:{closed_port()}"  # nothing listens there
         else:
             {"prometheus": prom, "alertmanager": am}[down].stop()
         report = verify(config, "staging", urls["prometheus"], urls["alertmanager"], urls["grafana"], wait_s=5,
@@ -209,7 +209,7 @@ def test_grafana_health_is_checked_when_given(rendered):
     try:
         with deployed(out) as (prom, am):
             ok = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{grafana.server_address[1]}", wait_s=30)
-            down = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{free_port()}", wait_s=30)
+            down = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{closed_port()}", wait_s=30)
     finally:
         grafana.shutdown()
         grafana.server_close()
@@ -338,7 +338,7 @@ def shared_operator(project: Path, tmp_path: Path, leave_out: str | None = None)
                 for relabel in job.get("relabel_configs", []):
                     if relabel.get("target_label") == "__address__":
                         relabel["replacement"] = target
-            jobs.append({"job_name": "kubelet", "static_configs": [{"targets": [f"{LOOPBACK}:{free_port()}"], "labels": {"namespace": "kube-system"}}]})
+            jobs.append({"job_name": "kubelet", "static_configs": [{"targets": [f"{LOOPBACK}:{closed_port()}"], "labels": {"namespace": "kube-system"}}]})
             prometheus_yml = {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": sorted(rules),
@@ -371,9 +371,9 @@ def test_on_a_shared_alertmanager_a_stack_whose_alertmanager_config_is_not_loade
 def test_verify_checks_the_relay_when_given(rendered):
     _, config, _ = rendered
     with FlakyServer([], lambda method, path, body: (200, b"ok")) as relay:
-        report = verify(config, "staging", f"http://{LOOPBACK}:{free_port()}", f"http://{LOOPBACK}:{free_port()}",
+        report = verify(config, "staging", f"http://{LOOPBACK}:{closed_port()}", f"http://{LOOPBACK}:{closed_port()}",
                         wait_s=1, retry=Retry(max_tries=1, deadline_s=2), relay=relay.url)
     assert "relay: /healthz answers 200" in report.passed
-    dead = verify(config, "staging", f"http://{LOOPBACK}:{free_port()}", f"http://{LOOPBACK}:{free_port()}",
-                  wait_s=1, retry=Retry(max_tries=1, deadline_s=2), relay=f"http://{LOOPBACK}:{free_port()}")
+    dead = verify(config, "staging", f"http://{LOOPBACK}:{closed_port()}", f"http://{LOOPBACK}:{closed_port()}",
+                  wait_s=1, retry=Retry(max_tries=1, deadline_s=2), relay=f"http://{LOOPBACK}:{closed_port()}")
     assert any(line.startswith("relay: not reachable at") for line in dead.failed)

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--all", action="store_true", help="every stack and service of the project in one table")
     status.add_argument("--service", default=None, help="one service (default: every service)")
     status.add_argument(
+        "--evidence", default=None, type=options.given,
+        help="gate evidence from `rollout evidence`: also each traffic measure's verdict (pass, fail, inconclusive)",
+    )
+    status.add_argument(
         "--format", choices=("text", "json", "markdown"), default="text",
         help="json: for the Stage watch workflow; markdown (with --all): a table for a summary or a comment",
     )

@@ -6,9 +6,10 @@ convention) and snake_case in Python. Each knob's docstring says what it does
 and when to change it; docs/configuration.md is the reference for users.
 
 A module per area: :mod:`.fields` (the field types and their validators, the
-base :class:`Model`), :mod:`.targets`, :mod:`.monitoring` (and :mod:`.existing`:
-an operator already in the cluster), :mod:`.alerting`, :mod:`.services`,
-:mod:`.flags`, and :mod:`.stack` (:class:`StackConfig`, which holds them all). Every public name is importable from here.
+base :class:`Model`), :mod:`.targets`, :mod:`.monitoring` (with :mod:`.confidence`,
+the canary's confidence settings, and :mod:`.existing`, an operator already in the
+cluster), :mod:`.alerting`, :mod:`.services`, :mod:`.flags`, and :mod:`.stack`
+(:class:`StackConfig`, which holds them all). Every public name is importable from here.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from rollout.model.config.flags import (
     ProgressiveFlag,
     ProgressiveStep,
 )
+from rollout.model.config.confidence import ConfidenceSettings, ToleranceSettings
 from rollout.model.config.monitoring import (
     CanaryThresholds,
     CostBudgets,
@@ -97,6 +99,7 @@ __all__ = [
     "CanaryFlag",
     "CanaryThresholds",
     "ChartName",
+    "ConfidenceSettings",
     "CostBudgets",
     "Count",
     "CustomStage",
@@ -159,5 +162,6 @@ __all__ = [
     "StackName",
     "StorageSettings",
     "Timestamp",
+    "ToleranceSettings",
     "TrackSettings",
 ]

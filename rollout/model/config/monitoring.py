@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, model_validator
 
 from rollout.model import conventions
+from rollout.model.config.confidence import ConfidenceSettings
 from rollout.model.config.existing import ExistingMonitoringSettings
 from rollout.model.config.fields import (
     ChartName,
@@ -179,6 +180,8 @@ class CanaryThresholds(Model):
     """
     evidence_max_age: PositiveDuration = timedelta(minutes=30)
     """Evidence older than this blocks an advance."""
+    confidence: ConfidenceSettings = ConfidenceSettings()
+    """How sure the gate and the comparison with stable must be (docs/operations.md, "Three verdicts")."""
 
     @model_validator(mode="after")
     def _p99_not_below_p95(self) -> "CanaryThresholds":
