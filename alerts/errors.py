@@ -10,8 +10,12 @@ from alerts.performance import _after, _before
 from alerts.series import Series
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
 from rollout.model.durations import format_duration
 from datetime import timedelta
+
+
+CANARY, STABLE = (f'{c.TRACK_LABEL}="{track}"' for track in (c.CANARY, c.STABLE))
 
 
 def alerts(config: StackConfig) -> list[Alert]:
@@ -23,7 +27,7 @@ def alerts(config: StackConfig) -> list[Alert]:
     rules = [
         Alert(
             name="CanaryErrorRateHigh",
-            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {threshold}',
+            expr=f'{select(config, c.ERROR_RATIO, CANARY)} > {threshold}',
             for_=sustain,
             severity="critical",
             priority="P1",
@@ -43,7 +47,7 @@ def alerts(config: StackConfig) -> list[Alert]:
         _worse_than_stable(config),
         Alert(
             name="ServiceErrorRateHigh",
-            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.STABLE}"}} > {threshold}',
+            expr=f'{select(config, c.ERROR_RATIO, STABLE)} > {threshold}',
             for_="10m",
             severity="warning",
             priority="P2",
@@ -81,8 +85,8 @@ def _fast_trigger(config: StackConfig) -> Alert:
     window = format_duration(canary.fast_trigger_window)
     hold = format_duration(canary.fast_trigger_window / 2)
     threshold = min(1.0, canary.max_error_ratio * canary.fast_trigger_factor)
-    requests = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}"}}'
-    errors = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}",{c.CODE_LABEL}=~"5.."}}'
+    requests = select(config, config.metrics.requests_total, CANARY)
+    errors = select(config, config.metrics.requests_total, CANARY, f'{c.CODE_LABEL}=~"5.."')
     by = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
     expr = (
         f"(\n  sum by ({by}) (rate({errors}[{window}]))\n    /\n  sum by ({by}) (rate({requests}[{window}]))\n) >= {ratio(threshold)}\n"
@@ -138,9 +142,9 @@ def _worse_than_stable(config: StackConfig) -> Alert:
     floor = settings.negligible * canary.max_error_ratio
 
     def count(track: str, errors: bool = False) -> str:
-        code = f',{c.CODE_LABEL}=~"5.."' if errors else ""
-        return (f'sum by ({c.SERVICE_LABEL}) (increase({config.metrics.requests_total}'
-                f'{{{c.TRACK_LABEL}="{track}"{code}}}[{window}]))')
+        code = f'{c.CODE_LABEL}=~"5.."' if errors else ""
+        selector = select(config, config.metrics.requests_total, f'{c.TRACK_LABEL}="{track}"', code)
+        return f"sum by ({c.SERVICE_LABEL}) (increase({selector}[{window}]))"
 
     canary_n, stable_n = count(c.CANARY), count(c.STABLE)
     # No 5xx series until a first error: 0 while the track serves requests.

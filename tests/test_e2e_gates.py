@@ -61,13 +61,26 @@ def series(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
-def openmetrics(services: dict[str, dict[str, tuple[Profile, Profile]]], start: int, stage: int, end: int) -> str:
-    """OpenMetrics text: per service and track, (profile before the stage, profile in it)."""
+#: The namespace of the reference project's staging stack: its series carry it (rollout.model.scope).
+STAGING_NAMESPACE = "rollout-staging"
+
+
+def openmetrics(
+    services: dict[str, dict[str, tuple[Profile, Profile]]], start: int, stage: int, end: int,
+    namespace: str | None = STAGING_NAMESPACE, others: dict[str, dict[str, dict[str, tuple[Profile, Profile]]]] | None = None,
+) -> str:
+    """OpenMetrics text: per service and track, (profile before the stage, profile in it),
+    labelled with the stack's namespace (None: no namespace label, a Docker stack's);
+    ``others`` adds the services of other namespaces."""
     times = list(range(start, end + 1, STEP))
     requests, buckets, probes = [], [], []
-    for service, tracks in sorted(services.items()):
+    every = [(namespace, service, tracks) for service, tracks in sorted(services.items())]
+    every += [(ns, service, tracks) for ns, more in sorted((others or {}).items()) for service, tracks in sorted(more.items())]
+    for space, service, tracks in every:
         for track, (before, during) in sorted(tracks.items()):
             base = {conventions.SERVICE_LABEL: service, conventions.TRACK_LABEL: track}
+            if space is not None:
+                base["namespace"] = space
             totals = {"200": 0, "500": 0}
             cumulative = [0] * len(BUCKETS)
             total_sum = 0.0

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--prometheus", required=True, type=options.base_url, help="Prometheus base URL")
     verify.add_argument("--alertmanager", required=True, type=options.base_url, help="Alertmanager base URL")
     verify.add_argument("--grafana", type=options.base_url, help="Grafana base URL (checks /api/health)")
+    verify.add_argument("--relay", type=options.base_url, help="the rollback relay's base URL (checks /healthz)")
     verify.add_argument(
         "--wait", type=options.wait_seconds, default=90,
         help="seconds to wait for first scrapes and the Watchdog (Prometheus resends alerts once a minute)",

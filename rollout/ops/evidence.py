@@ -52,7 +52,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from alerts.model import le_matcher
-from rollout.model import conventions
+from rollout.model import conventions, scope
 from rollout.model.config import StackConfig
 from rollout.model.durations import format_duration
 from rollout.model.evidence import MEASURES
@@ -218,9 +218,13 @@ def result_problem(result_type: Any, result: Any) -> str | None:
 # --- the queries ------------------------------------------------------------------
 
 
-def _selector(config: StackConfig, service: str, extra: str = "", track: str = conventions.CANARY) -> str:
-    labels = f'{conventions.SERVICE_LABEL}="{service}",{conventions.TRACK_LABEL}="{track}"'
-    return "{" + labels + (f",{extra}" if extra else "") + "}"
+def _selector(config: StackConfig, service: str, extra: str = "", track: str | None = conventions.CANARY) -> str:
+    """The matchers of one service's series in the stack's scope (rollout.model.scope): a
+    Prometheus other stacks share holds their series of the same service name too."""
+    labels = [*scope.matchers(config), f'{conventions.SERVICE_LABEL}="{service}"']
+    if track:
+        labels.append(f'{conventions.TRACK_LABEL}="{track}"')
+    return "{" + ",".join(labels + ([extra] if extra else [])) + "}"
 
 
 def queries(config: StackConfig, service: str, window_seconds: int) -> dict[str, str]:
@@ -293,7 +297,7 @@ def share_query(config: StackConfig, service: str, window_seconds: int) -> str:
     """The canary's share of the service's requests over the window, as a range (a subquery)."""
     metrics = config.metrics
     canary = f"{metrics.requests_total}{_selector(config, service)}[{SHARE_RATE_WINDOW}]"
-    every = f"{metrics.requests_total}{{{conventions.SERVICE_LABEL}=\"{service}\"}}[{SHARE_RATE_WINDOW}]"
+    every = f"{metrics.requests_total}{_selector(config, service, track=None)}[{SHARE_RATE_WINDOW}]"
     step = max(60, math.ceil(window_seconds / SHARE_MAX_POINTS))
     return f"(sum(rate({canary})) / sum(rate({every})))[{window_seconds}s:{step}s]"
 
