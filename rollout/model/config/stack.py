@@ -91,6 +91,10 @@ class StackConfig(Model):
             if not self.alerting.pagerduty:
                 raise KeyedError(("alerting", "pagerduty"), "false is not allowed in production, which must page")
         monitoring = self.monitoring
+        if monitoring.install and "existing" in monitoring.model_fields_set and self.target == "kubernetes":
+            raise KeyedError(
+                ("monitoring", "existing"), "is only for monitoring.install: false (an operator already in the cluster)"
+            )
         if self.target == "kubernetes" and not monitoring.install and monitoring.grafana.url and self.secrets.grafana_auth is None:
             # The generated admin password only opens a Grafana this stack installs.
             raise KeyedError(
@@ -118,6 +122,14 @@ class StackConfig(Model):
         if self.rollback.relay is None:
             return False
         return self.tier == "production" if self.rollback.fast_path is None else self.rollback.fast_path
+
+    @property
+    def selector_labels(self) -> dict[str, str]:
+        """The labels the operator's selectors need on the stack's monitoring custom resources."""
+        monitoring = self.monitoring
+        if not monitoring.install and monitoring.existing.labels is not None:
+            return dict(monitoring.existing.labels)
+        return {"release": monitoring.release_name}
 
     def service(self, name: str) -> ServiceSettings:
         for service in self.services:
