@@ -27,7 +27,9 @@ from rollout.load.stack import load_stack
 from rollout.model.time import format_time, parse_time, utc_now
 from rollout.ops.evidence import SHARE_LAG_SECONDS, onset
 from rollout.ops.fastpath import live_routes
+from evidence_counts import counts, with_bounds
 from servers import FlakyServer
+from test_evidence_faults import HEALTHY as HEALTHY_ANSWERS, _measure
 from test_cli_rollout import commit_all, rollout, stack_text
 
 OLD, R, NEW = (f"ghcr.io/example/genesis:{v}" for v in ("1.4.2", "1.5.0", "1.6.0"))
@@ -70,7 +72,8 @@ def evidence_for(project: Path, stack: str, records: dict[str, dict | None], at:
     found = {}
     for name, measures in records.items():
         service = deployed["services"][name]
-        queries = ({m: {"status": "ok", "value": v} for m, v in measures.items()} if measures is not None else
+        queries = ({m: with_bounds(m, {"status": "ok", "value": v}) for m, v in measures.items()}
+                   if measures is not None else
                    {m: {"status": "empty", "value": None, "detail": "no series matched"}
                     for m in ("errorRatio", "latencyP95Seconds", "latencyP99Seconds", "requests")}
                    | {"consecutiveFailedHealthChecks": {"status": "empty", "value": None}})
@@ -83,7 +86,7 @@ def evidence_for(project: Path, stack: str, records: dict[str, dict | None], at:
 
 
 GOOD = {"errorRatio": 0.001, "latencyP95Seconds": 0.2, "latencyP99Seconds": 0.4,
-        "consecutiveFailedHealthChecks": 0, "requests": 50_000}
+        "consecutiveFailedHealthChecks": 0, "requests": 50_000, **counts(50_000, errors=0.001)}
 
 
 def write(tmp_path: Path, name: str, document: dict) -> str:
@@ -143,10 +146,11 @@ def test_after_a_promote_nothing_proposes_the_release_again_and_the_canary_idles
     set_rollout(project, "staging", history)
     commit_all(project)
     # Over budget over the 100 % stage: the promote is refused, like an advance.
-    bad = write(tmp_path, "bad.json", evidence_for(project, "staging", {"genesis": {**GOOD, "errorRatio": 0.2}}))
+    bad = write(tmp_path, "bad.json", evidence_for(project, "staging", {
+        "genesis": {**GOOD, "errorRatio": 0.2, **counts(50_000, errors=0.2)}}))
     refused = rollout(project, "promote", "--stack", "staging", "--evidence", bad)
     assert refused.returncode == 1, refused.stderr
-    assert "rollout-canary-within-budget (service genesis): error ratio over the 100% stage is 0.2" in refused.stderr
+    assert "rollout-canary-within-budget (service genesis): error ratio: canary 20 %" in refused.stderr
     good = write(tmp_path, "good.json", evidence_for(project, "staging", {"genesis": GOOD}))
     promoted = rollout(project, "promote", "--stack", "staging", "--evidence", good)
     assert promoted.returncode == 0, promoted.stderr
@@ -209,15 +213,12 @@ def _prometheus(shares: dict[str, bool]):
             window = int(re.search(r"\[(\d+)s:", promql).group(1))
             values = [[at - window + 60 * i, "0.05"] for i in range(6, window // 60)]
             data = {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}
-        elif promql.startswith("histogram_quantile"):
-            data = {"resultType": "vector", "result": [{"metric": {}, "value": [at, "0.1"]}]}
-        elif "or vector(0)" in promql:
-            data = {"resultType": "vector", "result": [{"metric": {}, "value": [at, "0.0001"]}]}
-        elif promql.startswith("sum(increase("):
-            data = {"resultType": "vector", "result": [{"metric": {}, "value": [at, "50000"]}]}
-        else:
+        elif _measure(promql) == "consecutiveFailedHealthChecks":
             values = [[at - 600 + 15 * i, "1"] for i in range(40)]
             data = {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}
+        else:
+            value = repr(HEALTHY_ANSWERS[_measure(promql)])
+            data = {"resultType": "vector", "result": [{"metric": {}, "value": [at, value]}]}
         return 200, json.dumps({"status": "success", "data": data}).encode()
 
     return answer
