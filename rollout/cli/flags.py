@@ -17,8 +17,8 @@ def cmd_flags(args: argparse.Namespace) -> int:
     # --at/--now: flagd's own evaluation, with the time it reads ($flagd.timestamp) set then.
     values = resolve(config, args.stack, args.targeting_key, args.track, at=args.now)
     if args.format == "env":
-        # With each percentage and progressive flag's share at that time (FLAG_<KEY>_PERCENT).
-        sys.stdout.write(as_env(values, percentages(config, now_of(args))))
+        # With --at/--now: each percentage and progressive flag's share then, too (FLAG_<KEY>_PERCENT).
+        sys.stdout.write(as_env(values, percentages(config, now_of(args)) if args.now is not None else None))
     else:
         sys.stdout.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
     return EXIT_OK
