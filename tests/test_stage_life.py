@@ -533,3 +533,24 @@ def test_the_stage_watch_runs_hourly_configurably_and_advances_each_service_on_i
     text = (ROOT / ".github" / "workflows" / "stage-watch.yml").read_text()
     assert "vars.STAGE_WATCH_EVERY_HOURS" in text
     assert 'rollout advance --stack "$stack" --all-services --evidence' in text
+
+
+def test_every_deployment_a_production_stack_declares_passes_pod_security(project):
+    """The services', the relay's and (with an operator already present) the blackbox exporter's."""
+    from rollout.engine.harness import run_program
+    from rollout.engine.policy_runner import resource_violations
+
+    def change(config):
+        config["rollout:monitoring"]["install"] = False
+        config["rollout:rollback"] = {"fastPath": True, "relay": {
+            "image": "ghcr.io/example/rollout-relay@sha256:" + "ab" * 32, "repository": "example/rollout"}}
+        for name in ("relayToken", "relayForgeToken"):
+            config["rollout:secrets"][name] = dict(config["rollout:secrets"]["smtpPassword"])
+
+    edit_stack(project, "production", change)
+    run = run_program("production", project)
+    deployments = {r.name for r in run.of_type("kubernetes:apps/v1:Deployment")}
+    assert {"genesis-stable", "genesis-canary", "rollout-relay-deployment", "monitoring-blackbox-deployment"} <= deployments
+    found = [v for v in resource_violations(run, utc_now()) if v.policy in (
+        "rollout-pod-security", "rollout-await-readiness", "rollout-production-pace")]
+    assert found == []
