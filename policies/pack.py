@@ -5,8 +5,10 @@ gRPC server, so tests build the policy list from here and never the pack.
 
 What the gates judge against arrives as policy config, the same object under
 every gate: ``{"deployedState": {...}, "deployedStateSource": "...",
-"upstreamState": {...}, "upstreamStateSource": "...", "evidence": {...},
-"changedFiles": [...]}``, written by ``python -m policies.pack --stack S``,
+"upstreamState": {...}, "upstreamStateSource": "...", "upstreamStates": {...},
+"fleet": {...}, "evidence": {...}, "changedFiles": [...]}`` (``upstreamStates``:
+each upstream's state when ``promotesFrom`` names several; ``fleet``: the other
+stacks the fleet gates read, rollout.gates.fleetread), written by ``python -m policies.pack --stack S``,
 which decides what is deployed exactly as ``rollout check`` does
 (rollout.gates.deployed: the backend's last applied state, else the stack file
 at the git base, else never deployed). Resource policies default to mandatory;
@@ -24,6 +26,8 @@ CONFIG_SCHEMA_PROPERTIES = {
     "deployedStateSource": {"type": "string"},
     "upstreamState": {"type": "object"},
     "upstreamStateSource": {"type": "string"},
+    "upstreamStates": {"type": "object"},
+    "fleet": {"type": "object"},
     "changedFiles": {"type": "array", "items": {"type": "string"}},
 }
 
@@ -142,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         "deployedStateSource": judged.deployed_source if evidence is None else None,
         "upstreamState": judged.upstream_raw,
         "upstreamStateSource": judged.upstream_source,
+        # promotesFrom naming several stacks: each one's state; the fleet gates' view of the other stacks.
+        "upstreamStates": judged.upstreams_raw or None,
+        "fleet": judged.fleet_raw,
         "changedFiles": list(t.changed_files) if t.changed_files is not None else None,
     }
     # Beside an advance, the resource policies are mandatory while either tier is production.

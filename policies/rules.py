@@ -24,11 +24,12 @@ import yaml
 
 from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
-from rollout.gates.deployed import resolve_deployed, resolve_upstream
+from rollout.gates.deployed import resolve_deployed
+from rollout.gates.fleetread import FleetReader
 from rollout.gates.judge import GATE_POLICIES, judge
 from rollout.gates.ratchet import raises_weight
 from rollout.load.stack import project_root
-from rollout.model.stored import transition_from_json
+from rollout.model.stored import transition_from_json, upstream_names
 from rollout.model.transition import TIERS, Transition
 
 STATE_STASH = c.STATE_STASH
@@ -165,7 +166,7 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
 def _config(context: Context) -> dict:
     """The gates' policy config with every state's numbers whole again (see :func:`whole_numbers`)."""
     config = dict(context.config or {})
-    for key in ("deployedState", "upstreamState"):
+    for key in ("deployedState", "upstreamState", "upstreamStates", "fleet"):
         config[key] = whole_numbers(config.get(key))
     evidence = config.get("evidence")
     if isinstance(evidence, Mapping):
@@ -192,13 +193,23 @@ def gate_transition(state: Mapping[str, Any], context: Context) -> Transition:
     if isinstance(evidence, Mapping):
         deployed = evidence.get("deployedState")
         upstream = evidence.get("upstreamState") or upstream
-    name = (deployed.get("promotesFrom") if isinstance(deployed, Mapping) else None) or state.get("promotesFrom")
-    if name and upstream is None and "upstreamStateSource" not in config:
-        upstream = resolve_upstream(str(name), project_root(), now=context.now, backend=False).raw
+    names = list(dict.fromkeys((*upstream_names(deployed.get("promotesFrom") if isinstance(deployed, Mapping)
+                                                else None), *upstream_names(state.get("promotesFrom")))))
+    upstreams, fleet = config.get("upstreamStates"), config.get("fleet")
+    if names and "upstreamStateSource" not in config and (upstream is None or len(names) > 1) and not upstreams:
+        # No config from `python -m policies.pack`: the same resolution, without the backend.
+        reader = FleetReader(project_root(), context.now, backend=False)
+        upstreams = {name: reader.upstream(name).raw for name in names}
+        upstream = upstream if upstream is not None else upstreams[names[0]]
+    if fleet is None and "deployedStateSource" not in config:
+        fleet = FleetReader(project_root(), context.now, backend=False).view(
+            str(state.get("stack")), deployed if isinstance(deployed, Mapping) else None, state)
     changed = config.get("changedFiles")
     changed = [str(path) for path in changed] if _is_list(changed) else None
     return transition_from_json(state, deployed, evidence, upstream, context.now, changed,
-                                deployed_from_evidence=False)
+                                deployed_from_evidence=False,
+                                upstreams=upstreams if isinstance(upstreams, Mapping) and len(names) > 1 else None,
+                                fleet=fleet if isinstance(fleet, Mapping) else None)
 
 
 def tier_of(resources: list[Resource], context: Context) -> str | None:

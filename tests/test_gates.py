@@ -14,7 +14,11 @@ import pytest
 
 from rollout.gates.judge import (
     CANARY_WITHIN_BUDGET,
+    FLEET_HALT,
+    FLEET_LIMIT,
+    FREEZE_WINDOW,
     GATE_POLICIES,
+    RELEASE_GROUP_IN_STEP,
     LIVE_ROUTE_RESPECTED,
     HISTORY_APPEND_ONLY,
     NEW_RELEASE_NEW_ROLLOUT,
@@ -318,6 +322,7 @@ def test_every_gate_has_a_kebab_case_name_description_and_remediation():
     assert list(GATE_POLICIES) == [
         HISTORY_APPEND_ONLY, NEW_RELEASE_NEW_ROLLOUT, STABLE_COMPLETED_ONLY, NEXT_STAGE_ONLY, SOAK_SERVED, CANARY_WITHIN_BUDGET, STAGING_FIRST, NO_SAFETY_FLAG_ON_ADVANCE,
         LIVE_ROUTE_RESPECTED, NO_LOOSENING_ON_ADVANCE, STACK_FILES_ONLY,
+        FLEET_HALT, FLEET_LIMIT, RELEASE_GROUP_IN_STEP, FREEZE_WINDOW,
     ]
     for name, policy in GATE_POLICIES.items():
         assert policy.name == name and name.startswith("rollout-") and name == name.lower()

@@ -7,7 +7,7 @@ and when to change it; docs/configuration.md is the reference for users.
 
 A module per area: :mod:`.fields` (the field types and their validators, the
 base :class:`Model`), :mod:`.targets`, :mod:`.monitoring`, :mod:`.alerting`,
-:mod:`.services`, :mod:`.flags`, and :mod:`.stack` (:class:`StackConfig`, which
+:mod:`.services`, :mod:`.flags`, :mod:`.fleet`, and :mod:`.stack` (:class:`StackConfig`, which
 holds them all). Every public name is importable from here.
 """
 
@@ -45,6 +45,13 @@ from rollout.model.config.fields import (
     ServiceName,
     StackName,
     Timestamp,
+)
+from rollout.model.config.fleet import (
+    FleetSettings,
+    FreezeSettings,
+    FreezeWindowSettings,
+    PromotesFrom,
+    upstream_names,
 )
 from rollout.model.config.flags import (
     FLAG_KEY,
@@ -107,6 +114,10 @@ __all__ = [
     "FLAG_STRATEGIES",
     "Flag",
     "FlagBase",
+    "FleetSettings",
+    "FreezeSettings",
+    "FreezeWindowSettings",
+    "PromotesFrom",
     "GatewayRef",
     "GrafanaSettings",
     "HistoryEntry",
@@ -152,4 +163,5 @@ __all__ = [
     "StorageSettings",
     "Timestamp",
     "TrackSettings",
+    "upstream_names",
 ]
