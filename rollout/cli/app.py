@@ -234,6 +234,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rollout.cli.clock import now_of
 
     now = now_of(args)
+    if args.release is not None or args.by_release:
+        from rollout.cli.fleet import status_fleet
+
+        return status_fleet(args, now)
     if args.all:
         return _status_all(args, now)
     if args.stack is None:
@@ -246,9 +250,12 @@ def _status_stack(args: argparse.Namespace, now) -> int:
     from rollout.cli.status import rows, upstream_state
     from rollout.model.time import format_time
 
-    config = load_stack(args.stack, args.project)
-    upstream = upstream_state(config, args.project, now)
-    found = rows(config, args.stack, now, upstream, _services(config, args.service))
+    from rollout.gates.fleetread import FleetReader
+
+    reader = FleetReader(args.project, now, deployed_from_files=True)
+    config = reader.config(args.stack)
+    upstream = upstream_state(config, args.project, now, reader)
+    found = rows(config, args.stack, now, upstream, _services(config, args.service), reader)
     safety = sorted(config.safety_flags_on())
     if args.format == "json":
         import json
@@ -273,7 +280,9 @@ def _status_stack(args: argparse.Namespace, now) -> int:
             _say(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
             for wait in st.waits:
                 if wait.kind == "upstream":
-                    _say(f"  waits for {config.promotes_from}: {wait.message}")
+                    _say(f"  waits for {', '.join(config.upstreams)}: {wait.message}")
+                elif wait.kind in ("group", "limit", "freeze", "halt"):
+                    _say(f"  waits for the {wait.kind}: {wait.message}")
         elif st.complete:
             _say(f"  complete since {format_time(st.completes_at)}")
         elif st.completes_at is not None:
@@ -290,18 +299,25 @@ def _status_all(args: argparse.Namespace, now) -> int:
 
     if args.stack is not None or args.service is not None:
         raise UsageError("status --all shows every stack and service; leave out --stack and --service")
+    from rollout.gates.fleetread import FleetReader
+
+    # One reader for the command: each stack file is loaded once, whichever stack asks about it.
+    reader = FleetReader(args.project, now, deployed_from_files=True)
     found, broken = [], []
     for stack in stack_names(args.project):
         try:
-            config = load_stack(stack, args.project)
-            found += rows(config, stack, now, upstream_state(config, args.project, now))
+            config = reader.config(stack)
+            found += rows(config, stack, now, upstream_state(config, args.project, now, reader), reader=reader)
         except ConfigError as err:
             broken.append((stack, err.problems))
     if args.format == "json":
         import json
 
+        from rollout.cli.fleet import fleet_json
+
         print(json.dumps({"now": format_time(now), "rows": [r.as_json() for r in found],
-                          "broken": {stack: problems for stack, problems in broken}}, indent=2, sort_keys=True))
+                          "broken": {stack: problems for stack, problems in broken},
+                          "releases": fleet_json(reader, now)}, indent=2, sort_keys=True))
     elif args.format == "markdown":
         sys.stdout.write(printable_lines(markdown_table(found, now)))
     else:
@@ -448,16 +464,21 @@ def _edit(args: argparse.Namespace, command: str) -> int:
     """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.gates.edits)."""
     from rollout.gates.edits import Refused, apply, one_service, promote_edit, release_edit
 
+    from rollout.cli.fleet import group_edit
+
     config = load_stack(args.stack, args.project)
-    service = one_service(config, args.service, command)
     now = _now(args)
     path = stack_file(args.stack, args.project)
     reason = args.reason.strip() if args.reason and args.reason.strip() else None
     try:
-        if command == "release":
-            edit = release_edit(config, args.stack, service, args.image, reason, now)
+        edit = group_edit(args, config, command, reason, now)
+        if edit is not None:
+            pass  # the release group's edit (rollout.gates.groupedits)
+        elif command == "release":
+            edit = release_edit(config, args.stack, one_service(config, args.service, command), args.image[0], reason,
+                                now)
         else:
-            edit = promote_edit(config, args.stack, service, reason, now)
+            edit = promote_edit(config, args.stack, one_service(config, args.service, command), reason, now)
     except Refused as refused:
         for line in refused.lines:
             _say(f"rollout: {line}" if not line.startswith("[") else line, file=sys.stderr)
@@ -504,8 +525,11 @@ def _rollback(args: argparse.Namespace) -> int:
     # Only the stack's own file is validated: a rollback never waits on another stack.
     config = validate(read_stack_file(path, args.project), display_path(path, args.project))
     now = now_of(args)
+    from rollout.gates.groupedits import rollback_services
+
     entries = []
-    for name in _services(config, args.service):
+    # A rollback of one member of a release group is a rollback of the group.
+    for name in rollback_services(config, args.service):
         service = config.service(name)
         current = service.rollout.current
         if current.started_at > now:
@@ -664,6 +688,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rollout.model.state import rollout_state
 
     now = now_of(args)
+    if args.all:
+        from rollout.cli.fleet import plan_fleet
+
+        return plan_fleet(args, now)
+    if args.stack is None:
+        raise UsageError("plan: name a stack with --stack, or pass --all")
     config = load_stack(args.stack, args.project)
     state = rollout_state(config, args.stack, now)
     upstream = upstream_state(config, args.project, now)
@@ -836,6 +866,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--stack", "-s", default=None, type=_stack_name, help="stack name: stacks/Pulumi.<stack>.yaml")
     status.add_argument("--all", action="store_true", help="every stack and service of the project in one table")
     status.add_argument("--service", default=None, help="one service (default: every service)")
+    status.add_argument("--release", default=None, type=_image_arg,
+                        help="one release across the fleet: every stack running it, its wave, what it waits for")
+    status.add_argument("--by-release", action="store_true",
+                        help="with --all: every stack grouped by release, in promotion order")
     status.add_argument(
         "--format", choices=("text", "json", "markdown"), default="text",
         help="json: for the Stage watch workflow; markdown (with --all): a table for a summary or a comment",
@@ -844,7 +878,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=cmd_status)
 
     plan = commands.add_parser("plan", help="the schedule of the current rollout: each stage's start, soak and the completion date")
-    _stack_arg(plan)
+    plan.add_argument("--stack", "-s", default=None, type=_stack_name, help="stack name: stacks/Pulumi.<stack>.yaml")
+    plan.add_argument("--all", action="store_true", help="every stack of the fleet, wave by wave, to completion")
     plan.add_argument("--service", default=None, help="one service (default: every service)")
     plan.add_argument(
         "--format", choices=("text", "json", "mermaid"), default="text", help="mermaid: a Gantt chart (GitHub renders it)"
@@ -871,7 +906,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _stack_arg(release)
     release.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    release.add_argument("--image", required=True, type=_image_arg, help="the new release: an image with a pinned tag or digest")
+    release.add_argument("--group", default=None, help="a release group (releaseGroups): every member, one --image SERVICE=IMAGE each")
+    release.add_argument("--image", required=True, type=_image_arg, action="append",
+                         help="the new release: an image with a pinned tag or digest (with --group: SERVICE=IMAGE, once per member)")
     release.add_argument("--reason", default=None, type=_utf8, help="recorded with the new history entry")
     release.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
     add_now_argument(release, "the release (its entry's startedAt)")
@@ -882,6 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _stack_arg(promote)
     promote.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    promote.add_argument("--group", default=None, help="a release group (releaseGroups): every member, once each completed")
     promote.add_argument("--reason", default=None, type=_utf8, help="recorded with the new history entry")
     promote.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
     add_now_argument(promote, "the promotion (its entry's startedAt and the gates' verdict)")
@@ -894,6 +932,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--dry-run", action="store_true", help="print the entry that would be appended; write nothing")
     add_now_argument(rollback, "the rollback's entry")
     rollback.set_defaults(handler=cmd_rollback)
+
+    from rollout.cli.fleet import add_fleet_commands
+
+    add_fleet_commands(commands, _stack_arg, add_now_argument)
 
     evidence = commands.add_parser("evidence", help="gather the gate evidence (the canary's SLIs over the deployed stage) as JSON")
     _stack_arg(evidence)

@@ -8,6 +8,8 @@ stack file as the deployed state, so ``status`` and ``advance`` never disagree:
 
 - ``soak``: the current stage has not served its minimum soak;
 - ``upstream``: the stack it promotes from has not completed that stage;
+- ``group``, ``limit``, ``freeze``, ``halt``: a member of its release group, the
+  fleet-wide limit, a freeze window, a rollback upstream (rollout.gates.fleetview);
 - ``safety flag``: a safety flag is on;
 - ``evidence``: always, for an advance above the current weight: the canary's
   budget is judged on fresh evidence (``rollout evidence``), never by ``status``.
@@ -22,20 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rollout.gates.fleetread import FleetReader
+from rollout.gates.fleetview import WAIT_KINDS, waits as gate_waits  # noqa: F401 - WAIT_KINDS: re-exported
 from rollout.model.durations import format_duration
-from rollout.model.stored import transition_from_json
-from rollout.gates.judge import CANARY_WITHIN_BUDGET, NEXT_STAGE_ONLY, NO_SAFETY_FLAG_ON_ADVANCE, SOAK_SERVED, STAGING_FIRST, judge
-from rollout.model.state import rollout_state, status, with_entry
+from rollout.model.state import rollout_state, status
 from rollout.model.time import format_time
-
-#: What an advance can wait for, in the order a reader clears them.
-WAIT_KINDS = {
-    SOAK_SERVED: "soak",
-    STAGING_FIRST: "upstream",
-    NO_SAFETY_FLAG_ON_ADVANCE: "safety flag",
-    NEXT_STAGE_ONLY: "plan",
-    CANARY_WITHIN_BUDGET: "evidence",
-}
 
 
 @dataclass(frozen=True)
@@ -124,17 +117,22 @@ def stack_names(project: Path) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
 
 
-def upstream_state(config, project: Path, now: datetime) -> dict | None:
+def upstream_state(config, project: Path, now: datetime, reader: FleetReader | None = None) -> dict | None:
+    """The state of the (first) stack the stack promotes from, in the working tree."""
+    if not config.upstreams:
+        return None
+    if reader is not None:
+        return reader.working_state(config.upstreams[0])
     from rollout.load.stack import load_stack
 
-    if not config.promotes_from:
-        return None
-    return rollout_state(load_stack(config.promotes_from, project), config.promotes_from, now)
+    return rollout_state(load_stack(config.upstreams[0], project), config.upstreams[0], now)
 
 
-def rows(config, stack: str, now: datetime, upstream: dict | None, services: list[str] | None = None) -> list[Row]:
-    """The status rows of one stack at ``now``; ``upstream`` is the promotesFrom stack's state."""
-    state = rollout_state(config, stack, now)
+def rows(config, stack: str, now: datetime, upstream: dict | None, services: list[str] | None = None,
+         reader: FleetReader | None = None) -> list[Row]:
+    """The status rows of one stack at ``now``; ``upstream`` is the promotesFrom stack's state, ``reader``
+    (one per command) reads every other stack the fleet gates ask about, once."""
+    state = reader.working_state(stack) if reader is not None else rollout_state(config, stack, now)
     names = services if services is not None else [s.name for s in config.services]
     result = []
     for name in names:
@@ -142,13 +140,7 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
 
         record = state["services"][name]
         st = status(record, now)
-        waits: list[Wait] = []
-        if st.next_weight is not None:
-            ahead = with_entry(state, name, st.next_weight, now, None, now)
-            for violation in judge(transition_from_json(ahead, state, None, upstream, now)):
-                if violation.service == name:
-                    waits.append(Wait(WAIT_KINDS.get(violation.policy, violation.policy), violation.message))
-            waits.sort(key=lambda w: list(WAIT_KINDS.values()).index(w.kind) if w.kind in WAIT_KINDS.values() else 99)
+        waits = [Wait(kind, message) for kind, message in gate_waits(state, name, now, reader, upstream)]
         result.append(
             Row(
                 stack=stack,

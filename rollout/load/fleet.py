@@ -26,13 +26,19 @@ class Fleet:
 
     graph: Graph
     broken: dict[str, list[str]] = field(default_factory=dict)
+    #: Each stack's ``tier`` and ``target`` as written (the workflows pick their steps by them).
+    facts: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    def entry(self, stack: str) -> dict:
+        """One stack as the workflows' generated matrix holds it."""
+        facts = self.facts.get(stack, {})
+        return {"stack": stack, "wave": self.graph.waves()[stack], "key": variable_key(stack),
+                "tier": facts.get("tier"), "target": facts.get("target")}
 
     def as_json(self) -> dict:
-        waves = self.graph.waves()
         return {
             "stacks": [
-                {"stack": s, "wave": waves[s], "promotesFrom": list(self.graph.upstreams[s]),
-                 "group": self.graph.groups.get(s), "key": variable_key(s)}
+                {**self.entry(s), "promotesFrom": list(self.graph.upstreams[s]), "group": self.graph.groups.get(s)}
                 for s in self.graph.order()
             ],
             "waves": self.graph.by_wave(),
@@ -52,6 +58,7 @@ def read_fleet(project: Path, *, strict: bool = True) -> Fleet:
     upstreams: dict[str, tuple[str, ...]] = {}
     groups: dict[str, str | None] = {}
     broken: dict[str, list[str]] = {}
+    facts: dict[str, dict[str, str | None]] = {}
     for stack in stack_names(project):
         try:
             raw = read_stack_file(stack_file(stack, project), project)
@@ -60,6 +67,7 @@ def read_fleet(project: Path, *, strict: bool = True) -> Fleet:
             upstreams[stack] = ()
             continue
         upstreams[stack] = _names(raw.get("promotesFrom"))
+        facts[stack] = {key: raw.get(key) if isinstance(raw.get(key), str) else None for key in ("tier", "target")}
         fleet = raw.get("fleet")
         groups[stack] = fleet.get("group") if isinstance(fleet, dict) and isinstance(fleet.get("group"), str) else None
     graph = Graph(upstreams, groups)
@@ -76,7 +84,7 @@ def read_fleet(project: Path, *, strict: bool = True) -> Fleet:
             broken.setdefault(line.split(":", 1)[0].removeprefix("stacks/Pulumi.").removesuffix(".yaml"), []).append(line)
         cut = {s: tuple(u for u in ups if u in upstreams and s not in (cycle or ())) for s, ups in upstreams.items()}
         graph = Graph(cut, groups)
-    return Fleet(graph, broken)
+    return Fleet(graph, broken, facts)
 
 
 __all__ = ["Fleet", "read_fleet"]
