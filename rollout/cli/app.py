@@ -213,6 +213,8 @@ def check_gates(args: argparse.Namespace, report=None) -> int:
         _say(f"note: {note}")
     for loosening in report.loosens:
         _say(f"loosens: {loosening}")
+    for override in report.overrides:
+        _say(f"override: {override}")
     for violation in report.violations:
         _say(format_violation(violation))
     advancing = ", ".join(report.advancing) or "none"
@@ -747,6 +749,20 @@ def _repository(text: str) -> str:
     return text
 
 
+def release_groups_of(stack: str, project: Path) -> dict[str, str]:
+    """Each grouped service's release group, read from the stack file (none when it cannot be read:
+    the relay still dispatches each rollback by its service)."""
+    from rollout.load.stack import read_stack_file
+
+    try:
+        groups = read_stack_file(stack_file(stack, project), project).get("releaseGroups") or {}
+    except ConfigError:
+        return {}
+    if not isinstance(groups, dict):
+        return {}
+    return {str(m): str(g) for g, members in groups.items() if isinstance(members, list) for m in members}
+
+
 def cmd_relay(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -778,7 +794,8 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         forge = Forge(args.forge_url, args.repository, tokens["GITHUB_TOKEN"], retry, metrics)
-        app = application(Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update))
+        app = application(Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update,
+                                release_groups_of(args.stack, args.project)))
         runner = web.AppRunner(app, access_log=None, handle_signals=True)
         await runner.setup()
         host, port = args.listen
