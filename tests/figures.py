@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 _FIGURES: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+_LONGEST: dict[str, dict[str, float]] = defaultdict(dict)
+_MOST: dict[str, dict[str, float]] = defaultdict(dict)
 
 
 def count(topic: str, what: str, n: int = 1) -> None:
@@ -13,10 +15,22 @@ def count(topic: str, what: str, n: int = 1) -> None:
     _FIGURES[topic][what] += n
 
 
+def longest(topic: str, what: str, seconds: float) -> None:
+    """Keep the longest time ``what`` took under ``topic``."""
+    _LONGEST[topic][what] = max(seconds, _LONGEST[topic].get(what, 0.0))
+
+
+def most(topic: str, what: str, value: float) -> None:
+    """Keep the largest value ``what`` had under ``topic``."""
+    _MOST[topic][what] = max(value, _MOST[topic].get(what, value))
+
+
 def report() -> list[str]:
     """A heading per topic, then one indented line per figure."""
     lines = []
-    for topic in sorted(_FIGURES):
+    for topic in sorted(set(_FIGURES) | set(_LONGEST) | set(_MOST)):
         lines.append(f"{topic}:")
         lines.extend(f"  {what}: {n}" for what, n in sorted(_FIGURES[topic].items()))
+        lines.extend(f"  {what}: {s:.2f} s" for what, s in sorted(_LONGEST[topic].items()))
+        lines.extend(f"  {what}: {v:.0f}" for what, v in sorted(_MOST[topic].items()))
     return lines

@@ -519,19 +519,29 @@ def raw_answer(status: str = "200 OK", headers: list[tuple[str, str]] | None = N
 
 
 class ForgeStandIn(_Served):
-    """The forge's REST API on 127.0.0.1: records each request (method, path, token, payload).
+    """The forge's REST API on 127.0.0.1: records each request (method, path, token, payload, when).
 
     ``faults`` are answered first, one per request (an HTTP status or
     ``"reset"``); then every request gets ``status`` (204, as the forge answers
-    a ``repository_dispatch``).
+    a ``repository_dispatch``). ``answer`` chooses how the answer is sent:
+    ``"normal"``; ``"trickle"``: the status line and headers at once, then a body
+    of ``Content-Length: 100`` one byte a second; ``"trickle-head"``: the status
+    line itself one byte a second; ``"huge"``: a body of 300 MB, sent as fast as
+    the client reads it. A trickle ends when the client gives up or the block ends.
     """
 
-    def __init__(self, faults=(), status: int = 204) -> None:
+    HUGE_BYTES = 300 * 1024 * 1024
+
+    def __init__(self, faults=(), status: int = 204, answer: str = "normal") -> None:
         self.faults = list(faults)
         self.status = status
-        #: Every request: {"method", "path", "token", "payload"}.
+        self.answer = answer
+        #: Every request: {"method", "path", "token", "authorization", "payload", "answered", "at"}.
         self.requests: list[dict] = []
+        #: Bytes of answer bodies sent (the huge answer: how much the client took).
+        self.body_bytes_sent = 0
         self.url = ""
+        self.stopped = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -544,6 +554,14 @@ class ForgeStandIn(_Served):
 
         class Handler(_QuietHandler):
             protocol_version = "HTTP/1.1"
+
+            def _trickle(self, data: bytes) -> None:
+                for i in range(len(data)):
+                    if forge.stopped.is_set():
+                        return
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    forge.stopped.wait(1.0)
 
             def do_POST(self):  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
@@ -561,20 +579,48 @@ class ForgeStandIn(_Served):
                             "method": self.command,
                             "path": self.path,
                             "token": authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None,
+                            "authorization": authorization,
                             "payload": payload,
                             "answered": 0 if fault == "reset" else status,
+                            "at": time.monotonic(),
                         }
                     )
                 if fault == "reset":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.close_connection = forge.answer != "normal"
+                try:
+                    if forge.answer == "trickle-head":
+                        self._trickle(f"HTTP/1.1 {status} OK\r\nContent-Length: 0\r\n\r\n".encode())
+                        return
+                    self.send_response(status)
+                    if forge.answer == "trickle":
+                        self.send_header("Content-Length", "100")
+                        self.end_headers()
+                        self._trickle(b"x" * 100)
+                    elif forge.answer == "huge":
+                        self.send_header("Content-Length", str(ForgeStandIn.HUGE_BYTES))
+                        self.end_headers()
+                        chunk = b"x" * (1024 * 1024)
+                        for _ in range(ForgeStandIn.HUGE_BYTES // len(chunk)):
+                            if forge.stopped.is_set():
+                                return
+                            self.wfile.write(chunk)
+                            with forge._lock:
+                                forge.body_bytes_sent += len(chunk)
+                    else:
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                except OSError:
+                    pass  # the client gave up on the answer: that is its right
 
         self.url = f"http://{self._start(Handler)}"
         return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        super().__exit__(*exc)
 
     def wait_for(self, count: int, timeout_s: float = 60) -> list[dict]:
         """The accepted requests once there are ``count`` of them, waiting up to ``timeout_s``."""
@@ -621,3 +667,122 @@ def start_relay(
             yield server
         finally:
             server.stop()
+
+
+class KubeApiStandIn:
+    """A Kubernetes API server for the relay's fast path, over TLS on 127.0.0.1, misbehaving on purpose.
+
+    ``mode``: ``"trickle"`` answers the GET of a route with its status line and
+    headers at once, then its body one byte a second; ``"silent"`` accepts each
+    connection and never answers; ``"ok"`` answers the route and accepts the patch.
+    ``service_account(folder)`` writes the token, CA and namespace that
+    ``RouteUpdater.in_cluster`` reads; ``env()`` gives the variables pointing at it.
+    """
+
+    def __init__(self, mode: str, folder: Path, service: str = "genesis", namespace: str = "rollout-staging") -> None:
+        import ssl
+
+        self.mode, self.folder, self.service, self.namespace = mode, folder, service, namespace
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "ca.crt",
+             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            cwd=folder, check=True, capture_output=True,
+        )
+        (folder / "token").write_text("kube-sa-token-not-a-secret\n")
+        (folder / "namespace").write_text(namespace)
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(folder / "ca.crt", folder / "tls.key")
+        self.requests: list[str] = []
+        self.stopped = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.port = 0
+
+    def env(self) -> dict[str, str]:
+        return {"KUBERNETES_SERVICE_HOST": LOOPBACK, "KUBERNETES_SERVICE_PORT": str(self.port),
+                "ROLLOUT_SERVICE_ACCOUNT_DIR": str(self.folder)}
+
+    def route(self) -> bytes:
+        backends = [{"name": f"{self.service}-stable", "kind": "Service", "port": 80, "weight": 90},
+                    {"name": f"{self.service}-canary", "kind": "Service", "port": 80, "weight": 10}]
+        return json.dumps({"kind": "HTTPRoute", "metadata": {"name": self.service, "resourceVersion": "7"},
+                           "spec": {"rules": [{"backendRefs": backends}]}}).encode()
+
+    def __enter__(self) -> "KubeApiStandIn":
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((LOOPBACK, 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self._lock:
+                self._sockets.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            raw.settimeout(5)
+            conn = self._context.wrap_socket(raw, server_side=True)
+            with self._lock:
+                self._sockets.append(conn)
+            while not self.stopped.is_set():
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    head += chunk
+                line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+                with self._lock:
+                    self.requests.append(line)
+                if self.mode == "silent":
+                    self.stopped.wait(120)
+                    return
+                length = next((int(h.split(b":", 1)[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")), 0)
+                body = head.split(b"\r\n\r\n", 1)[1]
+                while len(body) < length:
+                    body += conn.recv(65536)
+                answer = self.route() if line.startswith("GET") else b"{}"
+                conn.sendall(raw_answer("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]))
+                if self.mode == "trickle" and line.startswith("GET"):
+                    for i in range(len(answer)):
+                        if self.stopped.wait(1.0):
+                            return
+                        conn.sendall(answer[i:i + 1])
+                else:
+                    conn.sendall(answer)
+        except OSError:
+            pass  # the client gave up, or the block ended
+        finally:
+            try:
+                raw.close()
+            except OSError:
+                pass
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self._accepting.join(timeout=5)
+        self._listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for conn in sockets:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(timeout=5)

@@ -799,9 +799,9 @@ def _loads_for_a_rollback(text: str) -> bool:
 
 # --- stored values: what the stack files hold, shown by every renderer ---------------
 # Control characters (CONTROL_TEXT) placed where validation accepts them: a
-# stack's name (its file name), the promotesFrom naming that stack, a canary
-# image (no white space in it), a history entry's reason and a flag's
-# description. `status` (one stack and --all, text and Markdown), `plan` (text
+# stack's name (its file name), the promotesFrom naming that stack, a history
+# entry's reason and a flag's description (a canary image refuses them: it is
+# a reference of the distribution grammar). `status` (one stack and --all, text and Markdown), `plan` (text
 # and mermaid) and `diff` show every line printable, and each value on the one
 # line it belongs to: the tables keep their row count and their columns.
 
@@ -856,7 +856,18 @@ def test_stored_control_characters_reach_every_renderer_escaped(tmp_path_factory
 
     with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as scratch_folder:
         project = Path(scratch_folder) / "p"
-        _stored_project(project, name, f"ghcr.io/example/genesis:1.5.0{image}", reason, description)
+        # An image is a reference of the distribution grammar (rollout.model.images): one
+        # with a control character is refused at load, so only a valid one is stored.
+        from rollout.model.images import ImageRefError, parse
+
+        candidate = f"ghcr.io/example/genesis:1.5.0{image}"
+        try:
+            parse(candidate)
+        except ImageRefError:
+            candidate = "ghcr.io/example/genesis:1.5.0"
+        else:
+            assert all(ch.isprintable() for ch in candidate), candidate
+        _stored_project(project, name, candidate, reason, description)
         stacks = len(list((project / "stacks").glob("Pulumi.*.yaml")))
         runs = {
             "status --all": ["status", "--all"],

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from figures import count
 from rollout.cli import main
@@ -283,3 +285,68 @@ def test_a_prometheus_trickling_its_answers_is_a_timeout_and_the_command_ends(pr
     queries = json.loads(out.read_text())["services"][SERVICE]["queries"]
     assert {q["status"] for q in queries.values()} == {"timeout"}, queries
     assert all("deadline" in q["detail"] for q in queries.values()), queries
+
+
+# --- evidence files of any depth, size or number: exit 0, 1 or 2, never 3 ------------------
+
+
+def _evidence_text(value_text: str) -> str:
+    """An evidence file whose canary error ratio is ``value_text`` written as is."""
+    return ('{"stack": "staging", "services": {"genesis": {"queries": {"errorRatio": '
+            '{"status": "ok", "value": ' + value_text + '}}}}}')
+
+
+ODD_EVIDENCE = {
+    "100,000 nested arrays": "[" * 100_000 + "]" * 100_000,
+    "100,000 nested objects": '{"a":' * 100_000 + "1" + "}" * 100_000,
+    "nesting inside the services": _evidence_text("[" * 5000 + "]" * 5000),
+    "10^400 as an integer": _evidence_text("1" + "0" * 400),
+    "-10^400 as an integer": _evidence_text("-1" + "0" * 400),
+    "1e400": _evidence_text("1e400"),
+    "-1e400": _evidence_text("-1e400"),
+    "NaN": _evidence_text("NaN"),
+    "Infinity": _evidence_text("Infinity"),
+    "5000 digits": _evidence_text("9" * 5000),
+    "10^400 as a live route weight": '{"stack": "staging", "services": {"genesis": {"liveRoute": {"canaryWeight": 1' + "0" * 400 + "}}}}",
+    "not UTF-8": '{"stack": "\xff"}',
+    "a lone bracket": "[",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_EVIDENCE))
+@pytest.mark.parametrize("command", ["check", "advance"])
+def test_an_odd_evidence_file_is_exit_2_with_one_line(project, tmp_path, capsys, name, command):
+    path = tmp_path / "evidence.json"
+    path.write_bytes(ODD_EVIDENCE[name].encode("latin-1") if name == "not UTF-8" else ODD_EVIDENCE[name].encode())
+    code, output = run(project, capsys, command, "--stack", STACK, "--evidence", str(path))
+    assert code == 2, output
+    (line,) = [line for line in output.splitlines() if "--evidence" in line]
+    assert str(path) in line and "internal error" not in output and "Traceback" not in output
+    count("faults: evidence files", "odd evidence files tried", 1)
+
+
+def test_an_evidence_file_over_the_cap_is_exit_2_without_being_read_whole(project, tmp_path, capsys):
+    from rollout.model.jsontext import MAX_DOCUMENT_BYTES
+
+    path = tmp_path / "evidence.json"
+    with path.open("w") as out:
+        out.write('{"stack": "staging", "padding": "')
+        out.write("x" * (MAX_DOCUMENT_BYTES + 10))
+        out.write('"}')
+    code, output = run(project, capsys, "check", "--stack", STACK, "--evidence", str(path))
+    assert code == 2 and "more than the" in output, output
+    count("faults: evidence files", "odd evidence files tried", 1)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=st.integers(1, 3000), number=st.one_of(st.integers(-(10 ** 500), 10 ** 500), st.floats(allow_nan=False)),
+       opening=st.sampled_from(["[", '{"k":']))
+def test_generated_evidence_files_end_in_0_1_or_2(project, tmp_path_factory, capsys, depth, number, opening):
+    closing = "]" if opening == "[" else "}"
+    text = _evidence_text(opening * depth + repr(number).replace("inf", "Infinity") + closing * depth)
+    path = tmp_path_factory.mktemp("evidence") / "evidence.json"
+    path.write_text(text)
+    code, output = run(project, capsys, "check", "--stack", STACK, "--evidence", str(path))
+    assert code in (0, 1, 2), output
+    assert "internal error" not in output
+    count("faults: evidence files", "odd evidence files tried", 1)

@@ -125,10 +125,14 @@ def _utf8(text: str) -> str:
 
 
 def _image_arg(text: str) -> str:
-    """--image: one container image reference, no whitespace or control characters."""
+    """--image: one container image reference in the distribution grammar (rollout.model.images)."""
+    from rollout.model.images import ImageRefError, parse  # only `release` needs the parser
+
     _utf8(text)
-    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text) or len(text) > 1000:
-        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not a container image reference")
+    try:
+        parse(text)
+    except ImageRefError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return text
 
 
@@ -592,15 +596,13 @@ def cmd_evidence(args: argparse.Namespace) -> int:
             _say(f"note: {note}", file=sys.stderr)
     live = None
     if args.live_routes:
-        import json as _json
-
+        from rollout.load.files import read_json_file
         from rollout.ops.fastpath import live_routes
 
+        document = read_json_file(Path(args.live_routes), "--live-routes")
         try:
-            live = live_routes(_json.loads(Path(args.live_routes).read_text()), [s.name for s in config.services])
-        except OSError as err:
-            raise UsageError(f"--live-routes {args.live_routes}: cannot be read: {err.strerror or err}") from None
-        except ValueError as err:
+            live = live_routes(document, [s.name for s in config.services])
+        except (TypeError, ValueError) as err:
             raise UsageError(f"--live-routes {args.live_routes}: {err}") from None
     client = PrometheusClient(args.prometheus, retry=_retry(args))
     evidence = collect(config, args.stack, client, deployed, now, deployed_source, upstream, upstream_source)
@@ -749,28 +751,14 @@ def _repository(text: str) -> str:
     return text
 
 
-def release_groups_of(stack: str, project: Path) -> dict[str, str]:
-    """Each grouped service's release group, read from the stack file (none when it cannot be read:
-    the relay still dispatches each rollback by its service)."""
-    from rollout.load.stack import read_stack_file
-
-    try:
-        groups = read_stack_file(stack_file(stack, project), project).get("releaseGroups") or {}
-    except ConfigError:
-        return {}
-    if not isinstance(groups, dict):
-        return {}
-    return {str(m): str(g) for g, members in groups.items() if isinstance(members, list) for m in members}
-
-
 def cmd_relay(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from aiohttp import web
 
-    from rollout.ops.http import Retry
-    from rollout.ops.relay import Forge, Metrics, Relay, application
+    from rollout.ops import serving
+    from rollout.ops.http import Retry, public_url
+    from rollout.ops.relay import Forge, Metrics, Relay, serve
 
     tokens = {}
     for name in ("ROLLOUT_RELAY_TOKEN", "GITHUB_TOKEN"):
@@ -779,7 +767,12 @@ def cmd_relay(args: argparse.Namespace) -> int:
             print(f"rollout: relay: {name} is not set: the relay needs it", file=sys.stderr)
             return EXIT_REFUSED
         tokens[name] = value.strip()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    limits = serving.Limits()
+    serving.configure_logging(tuple(tokens.values()), limits, sys.stderr)
+    config = load_stack(args.stack, args.project)
+    services = [service.name for service in config.services]
+    # A member of a release group: its dispatch names the group (the Rollback workflow rolls back every member).
+    groups = {member: group for group, members in config.release_groups.items() for member in members}
     metrics = Metrics()
     route_update = None
     if args.fast_path:
@@ -791,26 +784,24 @@ def cmd_relay(args: argparse.Namespace) -> int:
             print(f"rollout: relay: --fast-path: {err}", file=sys.stderr)
             return EXIT_REFUSED
     retry = Retry(deadline_s=args.deadline, timeout_s=min(args.timeout, args.deadline))
+    host, port = args.listen
 
-    async def serve() -> None:
-        forge = Forge(args.forge_url, args.repository, tokens["GITHUB_TOKEN"], retry, metrics)
-        app = application(Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update,
-                                release_groups_of(args.stack, args.project)))
-        runner = web.AppRunner(app, access_log=None, handle_signals=True)
-        await runner.setup()
-        host, port = args.listen
-        await web.TCPSite(runner, host, port).start()
+    def started() -> None:
+        import logging
+
         logging.getLogger("rollout.ops.relay").info(
             "stack %s: relaying rollback triggers to %s/repos/%s/dispatches, listening on %s:%d%s",
-            args.stack, args.forge_url.rstrip("/"), args.repository, host, port, " (fast path on)" if route_update else "",
+            args.stack, public_url(args.forge_url).rstrip("/"), args.repository, host, port,
+            " (fast path on)" if route_update else "",
         )
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+
+    async def main_() -> None:
+        forge = Forge(args.forge_url, args.repository, tokens["GITHUB_TOKEN"], retry, metrics)
+        relay = Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update, services, groups)
+        await serve(relay, host, port, limits, started)
 
     try:
-        asyncio.run(serve())
+        asyncio.run(main_())
     except OSError as err:
         print(f"rollout: relay: cannot listen on {args.listen[0]}:{args.listen[1]}: {err.strerror or err}", file=sys.stderr)
         return EXIT_REFUSED

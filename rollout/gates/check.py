@@ -12,7 +12,6 @@ proposal) promotes from, and the files the change touches. Then it builds one
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from rollout.gates.deployed import (  # noqa: F401 - re-exported: the CLI and th
 from rollout.gates.fleet import overrides_in_effect
 from rollout.gates.fleetread import FleetReader
 from rollout.gates.judge import GateViolation, advancing_services, judge, loosenings
+from rollout.load.files import read_json_file
 from rollout.load.stack import load_stack
 from rollout.model.config import StackConfig
 from rollout.model.errors import UsageError
@@ -77,14 +77,7 @@ def load_evidence(path: Path) -> dict[str, Any]:
     Its content is judged by the gates: evidence that lacks what they need refuses
     the advance rather than failing here, exactly as in the policy pack.
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"--evidence {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"--evidence {path}: cannot be read: {err}") from None
-    except ValueError as err:
-        raise UsageError(f"--evidence {path}: not JSON: {err}") from None
+    data = read_json_file(path, "--evidence")
     if not isinstance(data, dict):
         raise UsageError(f"--evidence {path}: must be a JSON object, as `rollout evidence` writes")
     return data

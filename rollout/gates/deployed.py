@@ -31,7 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rollout.load.files import read_json_file
 from rollout.load.stack import display_path, load_stack, read_stack_file, shown_stack_file, stack_file, validate
+from rollout.model import jsontext
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
 from rollout.model.state import rollout_state
@@ -60,12 +62,7 @@ class Resolved:
 def read_state_file(path: Path, option: str = "--deployed-state") -> dict[str, Any]:
     """A rollout state from a JSON file: the state itself, or ``pulumi stack output --json``
     (whose ``rolloutState`` key holds it). Anything else is bad input naming the file."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{option} {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UsageError(f"{option} {path}: not a readable JSON file: {err}") from None
+    data = read_json_file(path, option)
     if isinstance(data, dict) and isinstance(data.get(STATE_OUTPUT), dict):
         data = data[STATE_OUTPUT]
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict) or "stack" not in data:
@@ -185,8 +182,8 @@ def backend_state(stack: str, project: Path) -> dict[str, Any] | None:
         last = error.splitlines()[-1] if error else f"exit {done.returncode}"
         raise UsageError(f"the deployed state of {stack}: `pulumi stack output -s {stack}` failed: {last}")
     try:
-        outputs = json.loads(done.stdout or "{}")
-    except ValueError:
+        outputs = jsontext.loads(done.stdout or "{}")
+    except jsontext.JsonRefused:
         raise UsageError(f"the deployed state of {stack}: `pulumi stack output` printed no JSON") from None
     state = outputs.get(STATE_OUTPUT) if isinstance(outputs, dict) else None
     return state if isinstance(state, dict) else None

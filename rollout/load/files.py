@@ -13,6 +13,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from rollout.model import jsontext
+from rollout.model.errors import UsageError
 
 #: How much of the target's name the temporary file's name repeats: with the
 #: random part and the suffix it stays within a file name's 255 bytes.
@@ -47,3 +51,23 @@ def write_atomic(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def read_json_file(path: Path, option: str) -> Any:
+    """The JSON document of a file given as ``option``; bad input (exit 2, one line) for anything else.
+
+    Read within the bounds of :mod:`rollout.model.jsontext` (size, nesting,
+    numbers), so no file, however deep, large or odd, ends in a traceback. At most
+    the cap plus one byte is read: a FIFO or a device cannot fill the memory.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(jsontext.MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{option} {path}: no such file") from None
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot be read: {err.strerror or err}") from None
+    try:
+        return jsontext.loads(raw)
+    except jsontext.JsonRefused as err:
+        raise UsageError(f"{option} {path}: {err}") from None

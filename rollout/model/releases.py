@@ -12,18 +12,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-DIGEST_SEPARATOR = "@"
+from rollout.model.images import ImageRefError, digest_of
+from rollout.model.images import parse as parse_image
 
 
 def release_of(image: Any) -> str | None:
-    """The release an image reference identifies: its digest when it has one, else itself."""
+    """The release an image reference identifies: its digest when it has a valid one, else itself.
+
+    Only a digest of the reference grammar (:mod:`rollout.model.images`: a known
+    algorithm, its length of lower-case hex) stands for the release; text after
+    an ``@`` that is not one is part of the string, so two strings that are not
+    the same never count as one release through a bogus "digest".
+    """
     if not isinstance(image, str) or not image:
         return None
-    if DIGEST_SEPARATOR in image:
-        digest = image.rsplit(DIGEST_SEPARATOR, 1)[1]
-        if digest:
-            return digest
-    return image
+    return digest_of(image) or image
 
 
 def same_release(a: Any, b: Any) -> bool:
@@ -44,10 +47,9 @@ def canary_replicas(weight: int, stable_replicas: int, minimum: int) -> int:
 
 
 def is_pinned(image: str) -> bool:
-    """A digest, or a tag other than latest."""
-    if "@sha256:" in image:
-        return True
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
+    """A valid reference with a digest, or with a tag other than latest."""
+    try:
+        parsed = parse_image(image)
+    except ImageRefError:
         return False
-    return last.rsplit(":", 1)[1] not in ("", "latest")
+    return parsed.digest is not None or parsed.tag not in (None, "latest")

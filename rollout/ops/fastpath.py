@@ -31,6 +31,8 @@ from typing import Any, Iterable
 import httpx
 
 from rollout.model import conventions as c
+from rollout.model import jsontext
+from rollout.model.jsontext import MAX_API_ANSWER_BYTES
 
 FIELD_MANAGER = "rollout-relay"
 #: Where the pod's ServiceAccount token, ca.crt and namespace are mounted;
@@ -126,32 +128,54 @@ class RouteUpdater:
         ns = namespace or (folder / "namespace").read_text().strip()
         return cls(f"https://{host}:{port}", ns, token_file.read_text().strip(), str(folder / "ca.crt"))
 
+    async def _get_route(self, url: str) -> tuple[int, Any]:
+        """GET the route: (status, document); the body read up to the cap, its JSON within bounds."""
+        async with self._client.stream("GET", url, headers=self._headers) as answer:
+            if answer.status_code != 200:
+                return answer.status_code, None
+            body = bytearray()
+            async for chunk in answer.aiter_raw():
+                body += chunk
+                if len(body) > MAX_API_ANSWER_BYTES:
+                    raise RouteError(f"reading HTTPRoute {self.namespace}/{url.rsplit('/', 1)[1]}: "
+                                     f"an answer over {MAX_API_ANSWER_BYTES} bytes")
+        try:
+            return 200, jsontext.loads(bytes(body), max_bytes=MAX_API_ANSWER_BYTES)
+        except jsontext.JsonRefused as err:
+            raise RouteError(f"reading HTTPRoute {self.namespace}/{url.rsplit('/', 1)[1]}: {err}") from None
+
     async def __call__(self, service: str) -> None:
+        """Take the canary out of traffic. The caller bounds the time (the relay gives it a share of
+        its deadline); each request also has the per-request timeout of httpx."""
         url = f"{self.base}/{service}"
         for attempt in range(1, self.tries + 1):
             try:
-                read = await self._client.get(url, headers=self._headers)
-                if read.status_code != 200:
-                    raise RouteError(f"reading HTTPRoute {self.namespace}/{service}: HTTP {read.status_code}")
-                patch = canary_out_patch(read.json(), service)
+                status, route = await self._get_route(url)
+                if status != 200:
+                    raise RouteError(f"reading HTTPRoute {self.namespace}/{service}: HTTP {status}")
+                if not isinstance(route, dict):
+                    raise RouteError(f"reading HTTPRoute {self.namespace}/{service}: not an object")
+                patch = canary_out_patch(route, service)
                 if not patch:
                     return
-                answer = await self._client.patch(
+                async with self._client.stream(
+                    "PATCH",
                     url,
                     params={"fieldManager": FIELD_MANAGER},
                     headers={**self._headers, "Content-Type": "application/json-patch+json"},
                     content=json.dumps(patch).encode(),
-                )
+                ) as answer:
+                    patched = answer.status_code
             except httpx.HTTPError as err:
                 if attempt == self.tries:
                     raise RouteError(f"HTTPRoute {self.namespace}/{service}: {type(err).__name__}") from None
                 await asyncio.sleep(0.2 * attempt)
                 continue
-            if answer.status_code == 200:
+            if patched == 200:
                 return
             # 409/422: the route changed since it was read (the test op failed); read again.
-            if answer.status_code not in (409, 422) and answer.status_code < 500 or attempt == self.tries:
-                raise RouteError(f"patching HTTPRoute {self.namespace}/{service}: HTTP {answer.status_code}")
+            if patched not in (409, 422) and patched < 500 or attempt == self.tries:
+                raise RouteError(f"patching HTTPRoute {self.namespace}/{service}: HTTP {patched}")
             await asyncio.sleep(0.2 * attempt)
 
     async def close(self) -> None:

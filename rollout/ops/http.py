@@ -41,7 +41,6 @@ from __future__ import annotations
 import base64
 import contextvars
 import http.client
-import json
 import logging
 import random
 import socket
@@ -58,6 +57,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.util import Timeout
 
+from rollout.model import jsontext
+
 # urllib3 logs what it retries and garbled headers it tolerated; the answer
 # (or the fault recorded) says what matters, once, on the command's terms.
 logging.getLogger("urllib3").addHandler(logging.NullHandler())
@@ -67,6 +68,8 @@ logging.getLogger("urllib3").propagate = False
 _CREDENTIAL_HEADERS = frozenset(h.lower() for h in urllib3.util.Retry.DEFAULT_REMOVE_HEADERS_ON_REDIRECT)
 #: The statuses that are a redirect with a Location to follow.
 REDIRECTS = (301, 302, 303, 307, 308)
+#: The deepest answer read: Prometheus' and Alertmanager's answers nest a few levels.
+JSON_ANSWER_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Retry:
     #: Tries at most, deadline or not.
     max_tries: int = 10
     #: The largest body read; a larger one is a fault, never read whole.
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = jsontext.MAX_DOCUMENT_BYTES
     #: Redirects followed within one try.
     max_redirects: int = 5
 
@@ -417,10 +420,12 @@ def fetch(
 def json_body(answer: Answer) -> tuple[Any, str | None]:
     """The answer's body as JSON: (document, None), or (None, why it is not usable)."""
     try:
-        return json.loads(answer.body), None
-    except RecursionError:
-        return None, "the answer is JSON nested too deeply to read"
-    except ValueError:  # also UnicodeDecodeError
+        return jsontext.loads(answer.body, max_depth=JSON_ANSWER_DEPTH), None
+    except jsontext.JsonRefused as refused:
+        if "nested more than" in str(refused):
+            return None, "the answer is JSON nested too deeply to read"
+        if "out of range" in str(refused):
+            return None, f"the answer holds a value out of range ({refused})"
         return None, "the answer is not JSON"
 
 

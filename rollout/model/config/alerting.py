@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from rollout.model.config.fields import Model, PositiveDuration, PositiveSeconds, Secret, between
+from rollout.model.images import DigestImageReference
 
 
 class SlackSettings(Model):
@@ -60,12 +61,6 @@ class AlertingSettings(Model):
     """
 
 
-def _digest_image(value: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[^\s@]+@sha256:[0-9a-f]{64}", value):
-        raise ValueError(f"{value!r} is not an image pinned by digest (<image>@sha256:<64 hex digits>)")
-    return value
-
-
 def _repository(value: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}", value):
         raise ValueError(f"{value!r} is not OWNER/NAME")
@@ -75,7 +70,7 @@ def _repository(value: str) -> str:
 class RelaySettings(Model):
     """The relay (``rollout relay``) the program deploys beside Alertmanager on Kubernetes stacks."""
 
-    image: Annotated[str, AfterValidator(_digest_image)]
+    image: DigestImageReference
     """The relay's image, pinned by digest (``ghcr.io/<org>/rollout-relay@sha256:...``), as the
     Publish relay image workflow prints it.
     """

@@ -20,6 +20,7 @@ from rollout.model.config.fields import (
 )
 from rollout.model.config.monitoring import Resources
 from rollout.model.errors import KeyedError
+from rollout.model.images import ImageReference
 from rollout.model.plans import BUILTIN_PLANS, Plan, Stage
 from rollout.model.releases import canary_replicas
 from rollout.model.time import format_time
@@ -28,13 +29,8 @@ from rollout.model.time import format_time
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _image(value: str) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} is not a container image reference")
-    return value
-
-
-Image = Annotated[str, AfterValidator(_image)]
+#: An image reference in the distribution grammar (rollout.model.images).
+Image = ImageReference
 
 
 class TrackSettings(Model):
