@@ -136,6 +136,14 @@ def _image_arg(text: str) -> str:
     return text
 
 
+def _release_image_arg(text: str) -> str:
+    """``release --image``: an image reference, or with ``--group`` SERVICE=IMAGE (the service a DNS label)."""
+    service, sep, image = text.partition("=")
+    if sep and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", service):
+        return f"{service}={_image_arg(image)}"
+    return _image_arg(text)
+
+
 def _is_file(path: Path) -> bool:
     try:
         return path.exists()
@@ -915,7 +923,7 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_arg(release)
     release.add_argument("--service", default=None, help="the service (default: the stack's only service)")
     release.add_argument("--group", default=None, help="a release group (releaseGroups): every member, one --image SERVICE=IMAGE each")
-    release.add_argument("--image", required=True, type=_image_arg, action="append",
+    release.add_argument("--image", required=True, type=_release_image_arg, action="append",
                          help="the new release: an image with a pinned tag or digest (with --group: SERVICE=IMAGE, once per member)")
     release.add_argument("--reason", default=None, type=_utf8, help="recorded with the new history entry")
     release.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")

@@ -5,7 +5,7 @@
     ``promotesFrom``, followed to the roots) refuses every advance of R of that
     service here, until a new release (R is then no longer what advances) or a
     ``resume`` entry of R recorded in that stack's history after the rollback.
-    A drop from a completed 100 % stage is a promote, not a rollback.
+    A stack whose stable track runs R promoted it: its drop to 0 % was no rollback.
 ``rollout-fleet-limit``
     A stack of a fleet group (``fleet.group``) enters its first stage above 0 %
     with release R only while fewer than ``fleet.maxInProgress`` other stacks of
@@ -71,8 +71,8 @@ def halting_rollback(service: Service, release: str | None) -> Entry | None:
     """The rollback of ``release`` in ``service``'s history that still halts the stacks downstream.
 
     A stage entry whose weight drops below the stage before it, both with
-    ``release``; lifted by a later ``resume`` entry of the release. A drop from a
-    100 % stage that had served its soak is the promote that completed it.
+    ``release``; lifted by a later ``resume`` entry of the release. None when the
+    stable track runs the release: the drop was the promote that completed it.
     """
     if release is None:
         return None
@@ -85,12 +85,10 @@ def halting_rollback(service: Service, release: str | None) -> Entry | None:
             continue
         if previous is not None and entry.weight < previous.weight and same_release(previous.release, release) \
                 and (entry.release is None or same_release(entry.release, release)):
-            soak = service.soak_at(100)
-            completed = previous.weight == 100 and soak is not None and entry.started_at >= previous.started_at + soak
-            if not completed:
-                halted = entry
+            halted = entry
         previous = entry
-    return halted
+    # Promoted there: the drop to 0 % was the promote that completed it, and stable runs it.
+    return None if same_release(service.stable_image, release) else halted
 
 
 def holds(service: Service, release: str | None, now: datetime) -> str:
