@@ -83,8 +83,10 @@ def halting_rollback(service: Service, release: str | None) -> Entry | None:
             halted = None
         if not entry.is_stage:
             continue
-        if previous is not None and entry.weight < previous.weight and same_release(previous.release, release) \
-                and (entry.release is None or same_release(entry.release, release)):
+        # An entry written by hand records no release: it is the canary's.
+        if previous is not None and entry.weight < previous.weight \
+                and same_release(previous.release or service.canary_image, release) \
+                and same_release(entry.release or service.canary_image, release):
             halted = entry
         previous = entry
     # Promoted there: the drop to 0 % was the promote that completed it, and stable runs it.
@@ -166,7 +168,10 @@ def fleet_limit(pair: Pair, t: Transition) -> Found:
 
 
 def release_group_in_step(pair: Pair, t: Transition) -> Found:
-    below, target = pair.deployed_weight, pair.proposed.weight
+    target = pair.proposed.weight
+    # The stage below: the deployed one; never deployed, the plan's stage before the target.
+    below = pair.deployed_weight if pair.deployed is not None else \
+        max((w for w in pair.proposed.weights if w < target), default=0)
     side = t.deployed if t.deployed is not None and pair.deployed is not None else t.proposed
     found: Found = []
     for group, members in release_group_members(t, pair.name).items():
