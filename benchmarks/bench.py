@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = 1 if args.tiny else 5
     import detection
+    import fleet
     import loop
     import rulecost
 
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         "edit_cost": section_edit_cost([8] if args.tiny else [8, 264, 894], repeats),
         "engine_preview": section_engine_preview(repeats),
         "rollback_loop": loop.run(tiny=args.tiny),
+        "fleet": fleet.run(tiny=args.tiny),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

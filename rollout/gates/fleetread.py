@@ -26,7 +26,8 @@ from rollout.load.stack import load_stack, shown_stack_file
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
 from rollout.model.state import rollout_state
-from rollout.model.stored import upstream_names
+from rollout.model.stored import Unreadable, parse_state, upstream_names
+from rollout.model.transition import FleetView, UpstreamState
 
 
 class FleetReader:
@@ -40,6 +41,8 @@ class FleetReader:
         self._configs: dict[str, StackConfig | ConfigError | UsageError] = {}
         self._states: dict[str, dict[str, Any] | None] = {}
         self._deployed: dict[str, Resolved] = {}
+        self._parsed: dict[str, UpstreamState | None] = {}
+        self._views: dict[str, FleetView] = {}
         #: How many times each stack file was loaded and each deployed state resolved (the benchmark reads it).
         self.reads = {"configs": 0, "deployed": 0}
 
@@ -96,6 +99,36 @@ class FleetReader:
         if state is None:
             return Resolved(None, "none", (*resolved.notes, f"no state of {stack}: its stack file does not load"))
         return Resolved(state, f"{shown_stack_file(stack)} in the working tree", resolved.notes)
+
+    # --- parsed once ------------------------------------------------------------------------
+
+    def parsed_upstream(self, stack: str) -> UpstreamState | None:
+        """:meth:`upstream`'s state, parsed once (None when there is none or it cannot be read)."""
+        if stack not in self._parsed:
+            raw = self.upstream(stack).raw
+            try:
+                self._parsed[stack] = parse_state(raw, UpstreamState) if raw is not None else None
+            except Unreadable:
+                self._parsed[stack] = None
+        return self._parsed[stack]
+
+    def working_view(self, stack: str) -> FleetView:
+        """The fleet's view of ``stack`` with its stack file as deployed and proposed (``status``, ``plan``),
+        built once per stack, whichever of its services asks; each other stack's state parsed once per command."""
+        if stack not in self._views:
+            state = self.working_state(stack) or {"services": {}}
+            raw = self.view(stack, state, state)
+            parsed = {name: self.parsed_upstream(name) for name in raw["states"]}
+            self._views[stack] = FleetView(
+                ancestors=tuple(raw["ancestors"]),
+                groups={g: tuple(m) for g, m in raw["groups"].items()},
+                states={n: p for n, p in parsed.items() if p is not None},
+                # From the files, deployed and proposed are one: the same parsed states.
+                proposed={n: parsed[n] for n in raw["proposed"] if parsed.get(n) is not None},
+                problems={**raw["problems"],
+                          **{n: "the stored state cannot be read" for n, p in parsed.items() if p is None}},
+            )
+        return self._views[stack]
 
     # --- the view the fleet gates take -----------------------------------------------------
 

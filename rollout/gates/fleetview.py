@@ -64,9 +64,10 @@ def waits(state: Mapping[str, Any], service: str, now: datetime, reader: FleetRe
     names = upstream_names(state.get("promotesFrom"))
     upstreams = fleet = None
     if reader is not None:
-        upstreams = {name: reader.upstream(name).raw for name in names}
+        # Parsed once per command, whichever service asks.
+        upstreams = {name: reader.parsed_upstream(name) for name in names}
         upstream = upstreams.get(names[0]) if names else None
-        fleet = reader.view(str(state.get("stack")), dict(state), dict(state))
+        fleet = reader.working_view(str(state.get("stack")))
     found = [(WAIT_KINDS.get(v.policy, v.policy), v.message)
              for v in judge(transition_from_json(ahead, state, None, upstream, now,
                                                  upstreams=upstreams if len(names) > 1 else None, fleet=fleet))

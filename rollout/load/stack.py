@@ -12,6 +12,8 @@ words the model's errors. This module finds the stack files and puts them togeth
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -65,15 +67,35 @@ def display_path(path: Path, root: Path | None = None) -> str:
     return str(path)
 
 
+#: Stack files parsed in this process, by path, project and content: a command reading a fleet
+#: parses each file once, however many stacks ask about it (the bytes are read every time, so an
+#: edit is never missed).
+_PARSED: dict[tuple, dict[str, Any]] = {}
+_PARSED_MAX = 512
+
+
 def read_stack_file(path: Path, root: Path | None = None) -> dict[str, Any]:
     """Parse a stack file into its raw ``rollout:`` mapping (namespace stripped).
 
     Secret leaves (``{secure: ...}``) become SecretRefs without a value.
     Messages name the file relative to ``root`` (the project).
     """
-    shown = display_path(path, root)
     try:
         data = path.read_bytes()
+    except OSError:
+        return _read_stack_file(path, root, None)  # says what is wrong with the file
+    key = (str(path), str(root), hashlib.sha256(data).digest())
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = _read_stack_file(path, root, data)
+    return copy.deepcopy(_PARSED[key])
+
+
+def _read_stack_file(path: Path, root: Path | None, data: bytes | None) -> dict[str, Any]:
+    shown = display_path(path, root)
+    try:
+        data = path.read_bytes() if data is None else data
     except FileNotFoundError:
         raise ConfigError([f"{shown}: no such stack file"]) from None
     except OSError as err:

@@ -272,6 +272,8 @@ def parse_evidence(raw: Any) -> Evidence:
 def _stored(raw: Any, kind: type[State]) -> tuple[State | None, str | None]:
     if raw is None:
         return None, None
+    if isinstance(raw, kind):
+        return raw, None  # parsed once already (a command reading many stacks keeps them parsed)
     try:
         return parse_state(raw, kind), None
     except Unreadable as err:
@@ -280,6 +282,8 @@ def _stored(raw: Any, kind: type[State]) -> tuple[State | None, str | None]:
 
 def parse_fleet(raw: Any) -> FleetView | None:
     """The fleet's JSON form (``{"ancestors", "groups", "states", "proposed", "problems"}``); None when absent."""
+    if isinstance(raw, FleetView):
+        return raw
     if not isinstance(raw, Mapping):
         return None
     states, problems = {}, {str(k): str(v) for k, v in (raw.get("problems") or {}).items()} \
