@@ -28,8 +28,14 @@ tools:
 up: deps
 	@scripts/up $(STACK)
 
+# The whole suite, in parallel (pytest-xdist): PYTEST_WORKERS processes, each
+# test module kept on one of them (--dist loadfile), so a module's shared
+# fixture (a Prometheus, an engine project, the test cluster) is set up once;
+# modules with the longest tests are sent first (tests/conftest.py).
+# PYTEST_ARGS adds options (a -k, a file, -x); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
 test: deps tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 check: deps
 	$(BIN)/rollout check --stack $(STACK)

@@ -1,11 +1,13 @@
 """Recording rules carrying the SLIs, so alerts, dashboards and gates read cheap series.
 
 Names come from rollout.model.conventions (``level:metric:operations``); the metric
-contract's names from the stack's ``rollout:metrics``. Raw series are read once,
-into 5-minute rates; everything else is built from those: the quantiles from
-one bucket rate, and the burn-rate windows (up to 3 days) from the per-service
-5-minute rates rather than from days of raw samples, which keeps evaluation
-cheap as the series count grows (benchmarks/rulecost.py measures it).
+contract's names from the stack's ``rollout:metrics``. Each raw series family is
+read once, into one 5-minute rate: requests by status code, duration buckets by
+``le``, probe results. Everything else is built from those: request and error
+rates from the rate by code, the quantiles from the bucket rate, and the
+burn-rate windows (up to 3 days) from the per-service 5-minute rates rather
+than from days of raw samples, which keeps evaluation cheap as the series count
+grows (benchmarks/rulecost.py measures it against that floor).
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ BY = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
 def canary_slis(config: StackConfig) -> list[Recording]:
     """Per service and track over 5 minutes: the gates and rollback triggers read these."""
     m = config.metrics
-    quantile = "histogram_quantile({q}, sum by ({by}, le) ({rate}))"
+    # The bucket rate is already one series per service, track and le: no sum needed.
+    quantile = "histogram_quantile({q}, {rate})"
     return [
-        Recording(c.REQUEST_RATE, f"sum by ({BY}) (rate({m.requests_total}[5m]))"),
-        Recording(c.ERRORS_RATE, f'sum by ({BY}) (rate({m.requests_total}{{{c.CODE_LABEL}=~"5.."}}[5m]))'),
+        Recording(c.CODE_RATE, f"sum by ({BY}, {c.CODE_LABEL}) (rate({m.requests_total}[5m]))"),
+        Recording(c.REQUEST_RATE, f"sum by ({BY}) ({c.CODE_RATE})"),
+        Recording(c.ERRORS_RATE, f'sum by ({BY}) ({c.CODE_RATE}{{{c.CODE_LABEL}=~"5.."}})'),
         Recording(c.ERROR_RATIO, f"{c.ERRORS_RATE}\n  /\n{c.REQUEST_RATE}"),
         Recording(c.BUCKET_RATE, f"sum by ({BY}, le) (rate({m.request_duration_bucket}[5m]))"),
-        Recording(c.LATENCY_P50, quantile.format(q="0.5", by=BY, rate=c.BUCKET_RATE)),
-        Recording(c.LATENCY_P95, quantile.format(q="0.95", by=BY, rate=c.BUCKET_RATE)),
-        Recording(c.LATENCY_P99, quantile.format(q="0.99", by=BY, rate=c.BUCKET_RATE)),
+        Recording(c.LATENCY_P50, quantile.format(q="0.5", rate=c.BUCKET_RATE)),
+        Recording(c.LATENCY_P95, quantile.format(q="0.95", rate=c.BUCKET_RATE)),
+        Recording(c.LATENCY_P99, quantile.format(q="0.99", rate=c.BUCKET_RATE)),
         Recording(c.PROBE_SUCCESS_RATIO, f"avg by ({BY}) (avg_over_time({m.probe_success}[5m]))"),
     ]
 

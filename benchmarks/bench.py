@@ -124,6 +124,20 @@ def profile_check(stack: str, top: int = 12) -> str:
 
 # --- generated stacks ----------------------------------------------------------------
 
+#: The sizes section 2 generates: every pair of services and flags (``--tiny``: the first of each).
+GROWTH_SERVICES = {"full": [1, 10, 50], "tiny": [1, 10]}
+GROWTH_FLAGS = {"full": [15, 100, 500], "tiny": [15]}
+#: The stack-file sizes (KB) section 6 edits.
+EDIT_SIZES_KB = {"full": [8, 264, 894], "tiny": [8]}
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes every value out: the generated services and flags share Python objects,
+    which PyYAML would otherwise write once with an anchor and repeat as aliases."""
+
+    def ignore_aliases(self, data):
+        return True
+
 
 def generated_project(services: int, flags: int, into: Path) -> Path:
     """A scratch project whose ``bench`` stack has ``services`` services and ``flags`` flags,
@@ -148,7 +162,7 @@ def generated_project(services: int, flags: int, into: Path) -> Path:
         generated[f"generated_flag_{index:04d}"] = kinds[index % len(kinds)]
         index += 1
     config["rollout:flags"] = dict(list(generated.items())[:flags]) if flags >= len(shipped) else generated
-    (into / "stacks" / "Pulumi.bench.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    (into / "stacks" / "Pulumi.bench.yaml").write_text(yaml.dump(document, Dumper=_PlainDumper, sort_keys=False))
     return into
 
 
@@ -304,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     repeats = 1 if args.tiny else 5
+    size = "tiny" if args.tiny else "full"
     import detection
     import fleet
     import loop
@@ -311,11 +326,11 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = {
         "preview_cost": section_preview_cost(repeats),
-        "growth": section_growth([1, 10] if args.tiny else [1, 10, 50], [15] if args.tiny else [15, 100, 500], repeats),
+        "growth": section_growth(GROWTH_SERVICES[size], GROWTH_FLAGS[size], repeats),
         "detection": detection.run(tiny=args.tiny),
         "rule_cost": rulecost.run(tiny=args.tiny),
         "render": section_render(repeats),
-        "edit_cost": section_edit_cost([8] if args.tiny else [8, 264, 894], repeats),
+        "edit_cost": section_edit_cost(EDIT_SIZES_KB[size], repeats),
         "engine_preview": section_engine_preview(repeats),
         "rollback_loop": loop.run(tiny=args.tiny),
         "fleet": fleet.run(tiny=args.tiny),

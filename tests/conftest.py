@@ -34,6 +34,58 @@ def without_secrets(inputs: dict, secret_paths: set[str]) -> dict:
     return walk(inputs, "")
 
 
+#: The markers of the longest tests (a cluster, the engine, real servers waiting on alerts), longest first.
+_LONGEST_FIRST = ("cluster", "engine", "e2e")
+
+
+def _rank(item) -> int:
+    for rank, marker in enumerate(_LONGEST_FIRST):
+        if item.get_closest_marker(marker):
+            return rank
+    return len(_LONGEST_FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
+def pytest_collection_modifyitems(config, items):
+    """Keep each module that shares a fixture across its tests on one worker.
+
+    ``make test`` runs the tests in parallel (pytest-xdist, ``--dist loadgroup``).
+    A module-scoped fixture (a Prometheus, an engine project, the test cluster)
+    would otherwise be set up again on every worker that runs one of the
+    module's tests; the rest are spread one by one. Modules holding the longest
+    tests come first, so that no worker starts one when the others are nearly done.
+    """
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        module_rank[module] = min(module_rank.get(module, len(_LONGEST_FIRST)), _rank(item))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable: modules stay whole, in order
+    shared = {"module", "package", "class"}
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None or item.get_closest_marker("xdist_group"):
+            continue
+        if any(d.scope in shared for defs in definitions.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_sessionfinish(session):
+    """On a pytest-xdist worker: send this process's figures to the main one."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        from figures import snapshot
+
+        workeroutput["rollout_figures"] = snapshot()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the main process: add up a finished worker's figures (pytest-xdist's hook)."""
+    from figures import merge
+
+    merge(getattr(node, "workeroutput", {}).get("rollout_figures", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the hardening figures (see tests/figures.py) after the results."""
     from figures import report

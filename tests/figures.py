@@ -1,5 +1,9 @@
 """Figures the hardening tests collect (cases tried, faults injected, what survived),
-printed at the end of the test run by conftest's terminal-summary hook."""
+printed at the end of the test run by conftest's terminal-summary hook.
+
+When the tests run in parallel, each worker process counts its own; conftest
+hands them to the main process, which adds them up (:func:`snapshot`, :func:`merge`).
+"""
 
 from __future__ import annotations
 
@@ -34,3 +38,15 @@ def report() -> list[str]:
         lines.extend(f"  {what}: {s:.2f} s" for what, s in sorted(_LONGEST[topic].items()))
         lines.extend(f"  {what}: {v:.0f}" for what, v in sorted(_MOST[topic].items()))
     return lines
+
+
+def snapshot() -> dict[str, dict[str, int]]:
+    """The figures so far, as plain dicts (what a worker process sends back)."""
+    return {topic: dict(figures) for topic, figures in _FIGURES.items()}
+
+
+def merge(figures: dict[str, dict[str, int]]) -> None:
+    """Add another process's figures to these."""
+    for topic, values in figures.items():
+        for what, n in values.items():
+            _FIGURES[topic][what] += n

@@ -30,16 +30,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago."""
+    """A port that was free on 127.0.0.1 a moment ago.
+
+    Tests run in parallel (pytest-xdist), so another test may take it before the
+    server binds it: the servers started here try another port when that happens.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+#: The sockets that hold closed_port()'s ports for the whole test process.
+_HELD: list[socket.socket] = []
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens, and nothing will while the tests run.
+
+    It stays bound (without listening, without SO_REUSEADDR) until the process
+    ends: a connection to it is refused, and no server of a test running beside
+    this one can be given it, as it could a port free_port() only saw free.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((LOOPBACK, 0))
+    _HELD.append(sock)
+    return sock.getsockname()[1]
 
 
 def binary(name: str) -> str:
@@ -156,14 +177,40 @@ def _wait_ready(server: Server, path: str, deadline_s: float) -> None:
     raise RuntimeError(f"{server.name} was not ready within {deadline_s:.0f} s:\n{server.log_text()[-3000:]}")
 
 
+class PortTaken(RuntimeError):
+    """The server exited because its port was bound by someone else in the meantime."""
+
+
+def _taken(server: Server) -> bool:
+    return server.process.poll() is not None and "address already in use" in server.log_text().lower()
+
+
 @contextmanager
-def _running(name: str, argv: list[str], workdir: Path, port: int, ready_path: str, deadline_s: float) -> Iterator[Server]:
+def _running(
+    name: str, argv_for: Callable[[int], list[str]], workdir: Path, port: int | None, ready_path: str, deadline_s: float,
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """The server ``argv_for(port)`` starts, ready; on a free port unless ``port`` is given.
+
+    A free port can be taken by a test running beside this one before the
+    server binds it: then the server is started again on another, up to three times.
+    """
     log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    server = Server(name, f"http://{LOOPBACK}:{port}", process, workdir, log, argv, ready_path)
+    for attempt in range(3):
+        chosen = port or free_port()
+        argv = argv_for(chosen)
+        with log.open("wb") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+        server = Server(name, f"http://{LOOPBACK}:{chosen}", process, workdir, log, argv, ready_path)
+        try:
+            _wait_ready(server, ready_path, deadline_s)
+            break
+        except RuntimeError:
+            server.stop()
+            if port is None and attempt < 2 and _taken(server):
+                continue
+            raise
     try:
-        _wait_ready(server, ready_path, deadline_s)
         yield server
     finally:
         server.stop()
@@ -190,17 +237,18 @@ def start_prometheus(
         for name, text in (rules or {}).items():
             (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).write_text(text)
-        port = free_port()
-        argv = [
-            binary("prometheus"),
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={storage_dir or workdir / 'data'}",
-            "--storage.tsdb.retention.time=3650d",
-            f"--web.listen-address={LOOPBACK}:{port}",
-            "--web.enable-lifecycle",
-            *extra_args,
-        ]
-        with _running("prometheus", argv, workdir, port, "/-/ready", deadline_s) as server:
+        def argv(port: int) -> list[str]:
+            return [
+                binary("prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={storage_dir or workdir / 'data'}",
+                "--storage.tsdb.retention.time=3650d",
+                f"--web.listen-address={LOOPBACK}:{port}",
+                "--web.enable-lifecycle",
+                *extra_args,
+            ]
+
+        with _running("prometheus", argv, workdir, None, "/-/ready", deadline_s) as server:
             yield server
 
 
@@ -244,14 +292,15 @@ def start_alertmanager(
         for name, text in (extra_files or {}).items():
             (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).write_text(text)
-        port = port or free_port()
-        argv = [
-            binary("prometheus-alertmanager"),
-            f"--config.file={workdir / 'alertmanager.yml'}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address={LOOPBACK}:{port}",
-            "--cluster.listen-address=",
-        ]
+        def argv(port: int) -> list[str]:
+            return [
+                binary("prometheus-alertmanager"),
+                f"--config.file={workdir / 'alertmanager.yml'}",
+                f"--storage.path={workdir / 'data'}",
+                f"--web.listen-address={LOOPBACK}:{port}",
+                "--cluster.listen-address=",
+            ]
+
         with _running("alertmanager", argv, workdir, port, "/-/ready", deadline_s) as server:
             yield server
 
@@ -276,7 +325,7 @@ def receivers_to_loopback(document: dict, sink_url: str) -> dict:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = f"{sink_url}/webhook/{name}"
         for email in receiver.get("email_configs", []):
-            email["smarthost"] = f"{LOOPBACK}:{free_port()}"
+            email["smarthost"] = f"{LOOPBACK}:{closed_port()}"
     return document
 
 
@@ -650,23 +699,17 @@ def start_relay(
 
     with tempfile.TemporaryDirectory(prefix="rollout-relay-") as scratch:
         workdir = Path(scratch)
-        port = free_port()
-        argv = [
-            str(Path(sys.executable).with_name("rollout")),
-            "--project", str(project),
-            "relay", "--stack", stack, "--listen", f"{LOOPBACK}:{port}",
-            "--forge-url", forge_url, "--repository", repository, *extra_args,
-        ]
+        def argv(port: int) -> list[str]:
+            return [
+                str(Path(sys.executable).with_name("rollout")),
+                "--project", str(project),
+                "relay", "--stack", stack, "--listen", f"{LOOPBACK}:{port}",
+                "--forge-url", forge_url, "--repository", repository, *extra_args,
+            ]
+
         env = {**os.environ, "ROLLOUT_RELAY_TOKEN": relay_token, "GITHUB_TOKEN": forge_token, **(extra_env or {})}
-        log = workdir / "relay.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-        server = Server("relay", f"http://{LOOPBACK}:{port}", process, workdir, log, argv, "/healthz")
-        try:
-            _wait_ready(server, "/healthz", deadline_s)
+        with _running("relay", argv, workdir, None, "/healthz", deadline_s, env=env) as server:
             yield server
-        finally:
-            server.stop()
 
 
 class KubeApiStandIn:

@@ -88,3 +88,48 @@ def set_service(project: Path, stack: str, service: str = SERVICE, **fields: Any
                 target[key] = value
 
     return edit_stack(project, stack, change)
+
+
+def anchored_fleet(services: int, flags: int, history: int = 24) -> str:
+    """The reference staging stack grown to a fleet, written the way a person shares blocks with anchors.
+
+    Every service after the first refers to the first one's resources, health
+    check, route matches and rollout (its plan and a shared history of
+    ``history`` stages: the fleet is rolled out together); flags refer to two
+    shared strategies. Only the names, hosts and images are written out.
+    """
+    text = (FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text()
+    head, _, rest = text.partition("  rollout:services:\n")
+    _, _, tail = rest.partition("  rollout:flags:\n")
+    flag_lines, _, after_flags = tail.partition("\n\n")
+    stages = "".join(
+        f"          - weight: {(0, 5, 10, 25)[i % 4]}\n            startedAt: \"2026-{1 + i // 28:02d}-{1 + i % 28:02d}T09:00:00Z\"\n"
+        for i in range(history)
+    )
+    lines = []
+    for i in range(services):
+        name = f"svc-{i:03d}"
+        first = i == 0
+        lines.append(
+            f"    - name: {name}\n      port: 8080\n"
+            f"      stable: {{image: ghcr.io/example/{name}:1.4.2, replicas: 2}}\n"
+            f"      canary: {{image: ghcr.io/example/{name}:1.5.0, replicas: 1}}\n"
+            + ("      resources: &resources\n        requests: {cpu: 250m, memory: 256Mi}\n"
+               "        limits: {cpu: \"1\", memory: 512Mi}\n" if first else "      resources: *resources\n")
+            + ("      health: &health {path: /healthz, periodSeconds: 10}\n" if first else "      health: *health\n")
+            + f"      route:\n        hostnames: [{name}.staging.example.com]\n"
+            + ("        matches: &matches\n          - path: {type: PathPrefix, value: /}\n" if first
+               else "        matches: *matches\n")
+            + ("      rollout: &fleet\n        plan: safe\n        history:\n" + stages if first
+               else "      rollout: *fleet\n")
+        )
+    generated = [
+        "    generated_on_0000: &on {strategy: all_at_once, enabled: true}\n",
+        "    generated_staged_0001: &staged\n      strategy: progressive\n      start: \"2026-11-20T09:00:00Z\"\n"
+        "      steps:\n" + "".join(f"        - {{after: {d}d, percentage: {p}}}\n"
+                                   for d, p in enumerate((0, 5, 10, 25, 50, 75, 100))),
+    ]
+    generated += [f"    generated_{'on' if i % 2 == 0 else 'staged'}_{i:04d}: {'*on' if i % 2 == 0 else '*staged'}\n"
+                  for i in range(2, flags)]
+    return (head + "  rollout:services:\n" + "".join(lines) + "\n  rollout:flags:\n" + flag_lines.rstrip("\n") + "\n"
+            + "".join(generated) + "\n" + after_flags)

@@ -4,8 +4,8 @@ is where the page says it is."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
-import sys
 import tomllib
 from pathlib import Path
 
@@ -28,7 +28,8 @@ def _table(heading: str) -> dict[str, str]:
 
 
 def _module_file(module: str) -> str:
-    path = Path(sys.modules[module].__file__).resolve()
+    # A command's module is imported when the command runs; here, to find its file.
+    path = Path(importlib.import_module(module).__file__).resolve()
     return path.relative_to(ROOT).as_posix()
 
 

@@ -1,16 +1,58 @@
-"""A tiny run of the benchmarks (smallest sizes) so the script cannot rot.
+"""A tiny run of the benchmarks (smallest sizes) so the script cannot rot, and every size's inputs.
 
 Its figures are printed, never asserted: these machines are shared and noisy.
+The full sizes take too long to time here, but what they read is checked: the
+stack files section 2 generates and section 6 edits load, at every size.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+import yaml
 
 from conftest import ROOT
+from rollout.load.stack import load_file
 
 
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench", module)  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench()
+SIZES = sorted({(s, f) for size in ("full", "tiny") for s in bench.GROWTH_SERVICES[size] for f in bench.GROWTH_FLAGS[size]})
+
+
+@pytest.mark.parametrize("services,flags", SIZES, ids=[f"{s}-services-{f}-flags" for s, f in SIZES])
+def test_every_generated_stack_of_the_growth_section_loads(tmp_path: Path, services: int, flags: int):
+    project = bench.generated_project(services, flags, tmp_path)
+    path = project / "stacks" / "Pulumi.bench.yaml"
+    config = load_file(path, project)
+    assert len(config.services) == services
+    assert len(config.flags) == flags
+    # Written out in full: no anchors or aliases for the stack-file limits to weigh.
+    assert not [e for e in yaml.parse(path.read_text()) if getattr(e, "anchor", None)]
+
+
+@pytest.mark.parametrize("kb", sorted(set(bench.EDIT_SIZES_KB["full"] + bench.EDIT_SIZES_KB["tiny"])))
+def test_every_stack_file_of_the_edit_cost_section_loads(tmp_path: Path, kb: int):
+    path = bench.large_stack_file(tmp_path, kb * 1024)
+    assert len(path.read_bytes()) >= kb * 1024
+    assert load_file(path, tmp_path).services[0].rollout.history
+
+
+# It runs the engine's preview (section 7), a test cluster and real servers (section 8).
+@pytest.mark.engine
+@pytest.mark.cluster
+@pytest.mark.e2e
 def test_the_tiny_benchmark_runs_and_prints_every_section():
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--tiny"],

@@ -26,9 +26,9 @@ from figures import count
 from rollout.cli import main
 from rollout.load.stack import load_stack
 from rollout.model.state import rollout_state
-from servers import free_port
+from servers import closed_port
 
-NOWHERE = f"http://127.0.0.1:{free_port()}"
+NOWHERE = f"http://127.0.0.1:{closed_port()}"
 
 
 def run(*argv: str) -> tuple[int, str, str]:

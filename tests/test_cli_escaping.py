@@ -77,14 +77,25 @@ def test_status_all_markdown_keeps_a_stack_named_by_its_file_in_its_cell(odd_sta
     assert all(re.fullmatch(r"\|( [^|]* \|){9}", re.sub(r"\\\|", "", line)) or line.startswith("|---") for line in lines), out
 
 
-def test_status_all_shows_an_image_with_an_escape_sequence_escaped(project):
+def test_status_all_names_an_image_with_an_escape_sequence_on_one_escaped_line(project):
+    """An image reference with control characters is refused (the distribution grammar);
+    status --all still prints the other stacks and names the refused one on one escaped line."""
     edit_stack(project, "staging", lambda c: c["rollout:services"][0]["canary"].update(image=FORGED_IMAGE))
-    # Markdown shows "\\\\" as one backslash: the same text as on the terminal.
-    for fmt, shown in (("text", "\\x1b[2J\\u202eX\\u200f"), ("markdown", "\\\\x1b[2J\\\\u202eX\\\\u200f")):
+    for fmt in ("text", "markdown"):
         code, out, err = run(project, "status", "--all", "--format", fmt)
-        assert code == 0, err
-        assert not unprintable(out), (fmt, out)
-        assert f"genesis:1.5.0{shown}" in out, (fmt, out)
+        assert code == 2, (fmt, out, err)
+        assert not unprintable(out + err), (fmt, out + err)
+        assert "dev" in out, (fmt, out)
+        lines = [line for line in err.splitlines() if "canary.image" in line]
+        assert lines, err
+        line = lines[0]
+        assert "Pulumi.staging.yaml" in line and "\\x1b[2J\\u202eX\\u200f" in line, line
+
+
+def _flag_with_description(description: str):
+    return lambda c: c["rollout:flags"].update(
+        {"forged": {"strategy": "all_at_once", "enabled": True, "description": description}}
+    )
 
 
 @pytest.fixture
@@ -108,13 +119,13 @@ def test_diff_shows_a_rendered_value_with_control_characters_escaped(project):
     git(project, "init", "-q")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "base")
-    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["canary"].update(image=FORGED_IMAGE))
+    edit_stack(project, "staging", _flag_with_description("on\x1b[2J\u202eX\u200f"))
     code, out, err = run(project, "diff", "--stack", "staging")
     assert code == 1, err
     assert not unprintable(out), unprintable(out)[:3]
-    # YAML writes the escape as "\\e" and the bidirectional controls as they are:
-    # the line holds what is not printable, so its backslash is doubled too.
-    assert '+        image: "ghcr.io/example/genesis:1.5.0\\\\e[2J\\u202eX\\u200f"' in out.splitlines(), out
+    # The flag document is JSON written with ASCII escapes: every control and
+    # bidirectional character arrives as a \\uXXXX escape, none as itself.
+    assert '+        "description": "on\\u001b[2J\\u202eX\\u200f",' in out.splitlines(), out
 
 
 def test_a_reason_with_a_newline_is_recorded_and_shown_escaped_everywhere(project):
@@ -178,14 +189,14 @@ def test_a_table_cell_escapes_what_would_end_it_or_open_html():
 
 def test_diff_never_shows_a_changed_line_as_unchanged(project):
     """The text "\\u202e" in the base, the right-to-left override now: two different lines."""
-    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["canary"].update(image="genesis:1\\u202e"))
+    edit_stack(project, "staging", _flag_with_description("on\\u202e"))
     git(project, "init", "-q")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "base")
-    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["canary"].update(image="genesis:1\u202e"))
+    edit_stack(project, "staging", _flag_with_description("on\u202e"))
     code, out, err = run(project, "diff", "--stack", "staging")
     assert code == 1, err
-    removed = [line[1:] for line in out.splitlines() if line.startswith("-") and "genesis:1" in line]
-    added = [line[1:] for line in out.splitlines() if line.startswith("+") and "genesis:1" in line]
+    removed = [line[1:] for line in out.splitlines() if line.startswith("-") and '"on' in line]
+    added = [line[1:] for line in out.splitlines() if line.startswith("+") and '"on' in line]
     assert removed and added and set(removed).isdisjoint(added), out
     assert not unprintable(out), out

@@ -43,11 +43,11 @@ from figures import count
 from rollout.cli import build_parser, main
 from rollout.load.stack import load_stack
 from rollout.model.state import rollout_state
-from servers import free_port
+from servers import closed_port
 
 SERVICE = "genesis"
 #: Nothing listens here: the port was free when the module was imported.
-NOWHERE = f"http://127.0.0.1:{free_port()}"
+NOWHERE = f"http://127.0.0.1:{closed_port()}"
 #: Stands for the scratch project's folder in generated arguments.
 SCRATCH = "{scratch}"
 EDITING_COMMANDS = ("advance", "rollback")

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import ROOT, edit_stack
 from rollout.load.stack import load_stack
-from servers import free_port
+from servers import closed_port
 
 SERVICE = "genesis"
 
@@ -205,7 +205,7 @@ def test_check_refuses_bad_gate_input_with_exit_2(project, args, message):
 def test_evidence_from_an_unreachable_prometheus_refuses_the_advance(project, tmp_path):
     commit_all(project)
     out = tmp_path / "evidence.json"
-    unreachable = f"http://127.0.0.1:{free_port()}"
+    unreachable = f"http://127.0.0.1:{closed_port()}"
     result = rollout(project, "evidence", "--stack", "staging", "--prometheus", unreachable, "--out", str(out),
                      "--deadline", "1")
     assert result.returncode == 0, result.stderr
@@ -233,12 +233,12 @@ def test_evidence_from_an_unreachable_prometheus_refuses_the_advance(project, tm
 def test_evidence_for_production_records_staging_as_its_upstream(project, tmp_path):
     commit_all(project)
     staging_outputs = tmp_path / "staging-outputs.json"
-    result = rollout(project, "evidence", "--stack", "staging", "--prometheus", f"http://127.0.0.1:{free_port()}",
+    result = rollout(project, "evidence", "--stack", "staging", "--prometheus", f"http://127.0.0.1:{closed_port()}",
                      "--deadline", "1")
     staging_state = json.loads(result.stdout)["deployedState"]
     staging_outputs.write_text(json.dumps({"rolloutState": staging_state, "stack": "staging"}))
     out = tmp_path / "production.json"
-    result = rollout(project, "evidence", "--stack", "production", "--prometheus", f"http://127.0.0.1:{free_port()}",
+    result = rollout(project, "evidence", "--stack", "production", "--prometheus", f"http://127.0.0.1:{closed_port()}",
                      "--staging-state", str(staging_outputs), "--out", str(out), "--deadline", "1")
     assert result.returncode == 0, result.stderr
     evidence = json.loads(out.read_text())
@@ -288,7 +288,7 @@ def test_status_of_production_says_when_it_waits_for_staging(project):
 def _evidence_to(project: Path, tmp_path: Path, out: str) -> subprocess.CompletedProcess:
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"stack": "dev", "services": {}}))
-    return rollout(project, "evidence", "--stack", "dev", "--prometheus", f"http://127.0.0.1:{free_port()}",
+    return rollout(project, "evidence", "--stack", "dev", "--prometheus", f"http://127.0.0.1:{closed_port()}",
                    "--deadline", "0.2", "--deployed-state", str(state), "--out", out)
 
 

@@ -174,5 +174,11 @@ def test_the_service_variable_lists_the_stacks_services(loaded):
     (variable,) = [v for v in overview["templating"]["list"] if v["name"] == SERVICE_VAR]
     assert variable["query"] == f"label_values({c.REQUEST_RATE}, {c.SERVICE_LABEL})"
     match = urllib.parse.urlencode({"match[]": c.REQUEST_RATE})
-    answer = http_json(f"{prometheus.url}/api/v1/label/{c.SERVICE_LABEL}/values?{match}")
+    # The recording rules run on their own clock: wait (bounded) for their first evaluation.
+    deadline = time.monotonic() + 90
+    while True:
+        answer = http_json(f"{prometheus.url}/api/v1/label/{c.SERVICE_LABEL}/values?{match}")
+        if answer["data"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert sorted(answer["data"]) == sorted(s.name for s in config.services)

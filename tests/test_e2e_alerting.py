@@ -18,7 +18,7 @@ import yaml
 from conftest import edit_stack
 from rollout.load.stack import load_file
 from rollout.build.render import render
-from servers import MetricsTarget, WebhookSink, free_port, receivers_to_loopback, start_alertmanager, start_prometheus
+from servers import MetricsTarget, WebhookSink, closed_port, receivers_to_loopback, start_alertmanager, start_prometheus
 
 # Slow (about a minute: ServiceDown's for is 1m), and part of the default suite.
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,7 @@ def _prometheus_config(rendered: Path, alertmanager_url: str, dead: str) -> tupl
 
 def test_a_down_service_pages_through_the_rendered_routing(project, tmp_path):
     rendered = _rendered(project, tmp_path / "rendered")
-    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    dead = f"127.0.0.1:{closed_port()}"  # nothing listens there
     with WebhookSink() as sink, start_alertmanager(_alertmanager_config(rendered, sink)) as alertmanager:
         config_text, rules = _prometheus_config(rendered, alertmanager.url, dead)
         with start_prometheus(config_text, rules=rules) as prometheus:

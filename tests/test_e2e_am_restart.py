@@ -34,6 +34,7 @@ from servers import (
     LOOPBACK,
     Server,
     WebhookSink,
+    closed_port,
     free_port,
     http_json,
     receivers_to_loopback,
@@ -55,7 +56,7 @@ def _alertmanager_config(rendered: Path, sink: WebhookSink) -> str:
 
 def _prometheus(rendered: Path, alertmanager_url: str) -> tuple[str, dict[str, str]]:
     """Prometheus' config and rules, the service's targets at a closed port, ServiceDown after 3 s."""
-    config_text, rules = _prometheus_config(rendered, alertmanager_url, dead=f"{LOOPBACK}:{free_port()}")
+    config_text, rules = _prometheus_config(rendered, alertmanager_url, dead=f"{LOOPBACK}:{closed_port()}")
     availability = yaml.safe_load(rules["rules/availability.yaml"])
     (service_down,) = [r for g in availability["groups"] for r in g["rules"] if r.get("alert") == "ServiceDown"]
     service_down["for"] = "3s"

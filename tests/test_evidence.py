@@ -11,7 +11,7 @@ from rollout.ops.evidence import PrometheusClient, _scalar, collect, dumps, long
 from rollout.load.stack import load_stack
 from rollout.ops.http import Retry, public_url
 from rollout.model.state import rollout_state
-from servers import free_port, start_prometheus
+from servers import closed_port, start_prometheus
 from conftest import FIXTURE
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_each_answer_of_a_real_prometheus_is_recorded_as_what_it_is(empty_promet
 
 
 def test_an_unreachable_prometheus_is_recorded_as_unreachable():
-    result = PrometheusClient(f"http://127.0.0.1:{free_port()}", retry=Retry(deadline_s=1)).query("vector(1)", now())
+    result = PrometheusClient(f"http://127.0.0.1:{closed_port()}", retry=Retry(deadline_s=1)).query("vector(1)", now())
     assert result.status == "unreachable" and "127.0.0.1" in result.detail
 
 
@@ -103,7 +103,7 @@ def test_the_recorded_prometheus_url_carries_no_credentials():
 def test_stale_collection_time_is_kept_as_collected():
     config = load_stack("staging", FIXTURE)
     at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
-    evidence = collect(config, "staging", PrometheusClient(f"http://127.0.0.1:{free_port()}", retry=Retry(deadline_s=1)),
+    evidence = collect(config, "staging", PrometheusClient(f"http://127.0.0.1:{closed_port()}", retry=Retry(deadline_s=1)),
                        rollout_state(config, "staging"), at, "test")
     assert evidence["collectedAt"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
 

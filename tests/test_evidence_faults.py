@@ -28,7 +28,7 @@ from rollout.ops.evidence import PrometheusClient, collect, dumps, sample_value
 from rollout.ops.http import Retry
 from rollout.load.stack import load_file
 from rollout.model.state import rollout_state
-from servers import FlakyServer, free_port
+from servers import FlakyServer, closed_port
 
 SERVICE = "genesis"
 STACK = "staging"
@@ -113,7 +113,7 @@ def test_a_faulty_prometheus_is_recorded_the_advance_refused_and_the_rollback_go
     project, tmp_path, capsys, fault, how, status, why
 ):
     if fault == "down":
-        evidence = evidence_from(f"http://127.0.0.1:{free_port()}", project)
+        evidence = evidence_from(f"http://127.0.0.1:{closed_port()}", project)
     elif fault in ("nan", "empty"):
         with FlakyServer([], prometheus_answering(lambda measure: how)) as api:
             evidence = evidence_from(api.url, project)

@@ -12,7 +12,7 @@ import pytest
 
 from figures import count
 from rollout.ops.http import Retry, fetch, public_url, transient
-from servers import FlakyServer, free_port
+from servers import FlakyServer, closed_port, free_port
 
 #: Fast backoff for the tests: the schedule itself is tested with a fake clock below.
 QUICK = Retry(deadline_s=20, timeout_s=2, base_s=0.01, cap_s=0.05, max_tries=10)
@@ -94,7 +94,7 @@ def _serve_on(port: int):
 
 
 def test_nothing_listening_is_retried_until_the_deadline_and_says_why():
-    answer = fetch(f"http://127.0.0.1:{free_port()}/", retry=Retry(deadline_s=0.5, timeout_s=0.2, base_s=0.05, cap_s=0.1))
+    answer = fetch(f"http://127.0.0.1:{closed_port()}/", retry=Retry(deadline_s=0.5, timeout_s=0.2, base_s=0.05, cap_s=0.1))
     assert answer.status is None and answer.tries > 1
     assert "refused" in answer.error.lower()
     assert answer.elapsed_s < 5  # bounded by the deadline, not by max_tries' worth of timeouts
@@ -124,7 +124,7 @@ def test_the_backoff_doubles_up_to_its_cap_and_stops_at_the_deadline():
         return high
 
     retry = Retry(deadline_s=40, timeout_s=1, base_s=0.5, cap_s=8, max_tries=100)
-    answer = fetch(f"http://127.0.0.1:{free_port()}/", retry=retry, sleep=time.sleep, clock=time.clock, jitter=widest)
+    answer = fetch(f"http://127.0.0.1:{closed_port()}/", retry=retry, sleep=time.sleep, clock=time.clock, jitter=widest)
     assert time.sleeps[:6] == [0.5, 1, 2, 4, 8, 8]
     assert sum(time.sleeps) < retry.deadline_s
     # The sleep that would have crossed the deadline is not taken; the call ends instead.
@@ -143,7 +143,7 @@ def test_the_jitter_is_drawn_between_zero_and_the_bound():
         draws.append((low, value, high))
         return value
 
-    fetch(f"http://127.0.0.1:{free_port()}/", retry=Retry(deadline_s=30, timeout_s=1, max_tries=6),
+    fetch(f"http://127.0.0.1:{closed_port()}/", retry=Retry(deadline_s=30, timeout_s=1, max_tries=6),
           sleep=time.sleep, clock=time.clock, jitter=record)
     assert len(draws) == 5
     assert all(low == 0 and low <= value <= high for low, value, high in draws)

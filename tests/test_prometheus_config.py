@@ -19,7 +19,7 @@ from rollout.model import conventions as c
 from rollout.build.artifacts import build_artifacts
 from rollout.load.stack import load_file, load_stack
 from rollout.build.prometheus import prometheus_config, service_host
-from servers import LOOPBACK, free_port, http_json, start_prometheus
+from servers import LOOPBACK, closed_port, http_json, start_prometheus
 
 JOBS = {c.JOB_SERVICE, c.JOB_PROBE, c.JOB_PROMETHEUS, c.JOB_ALERTMANAGER, c.JOB_GRAFANA, c.JOB_PUSHGATEWAY, c.JOB_NODE}
 
@@ -95,7 +95,7 @@ def _loopback_only(document: dict) -> dict:
     ``__address__`` values change, so the targets a real Prometheus reports
     carry the labels the rendered file gives them, and nothing leaves the host.
     """
-    closed = f"{LOOPBACK}:{free_port()}"
+    closed = f"{LOOPBACK}:{closed_port()}"
     document["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [closed]}]}]
     for job in document["scrape_configs"]:
         if job["job_name"] != c.JOB_PROBE:

@@ -161,3 +161,23 @@ def test_aliases_within_the_limit_still_load(odd_project, capsys):
     )
     (odd_project / "stacks" / "Pulumi.odd.yaml").write_text(text)
     assert main(["--project", str(odd_project), "check", "--stack", "odd"]) == 0, capsys.readouterr().err
+
+
+def test_a_100_service_stack_written_with_anchors_loads_far_below_the_alias_limit(odd_project, capsys):
+    """A fleet sharing its resources, health checks, routes, rollout and flag strategies through aliases."""
+    from rollout.load.strict_yaml import MAX_ALIAS_NODES, check_structure
+    from stackfiles import anchored_fleet
+
+    text = anchored_fleet(services=100, flags=100)
+    (odd_project / "stacks" / "Pulumi.odd.yaml").write_text(text)
+    assert main(["--project", str(odd_project), "status", "--stack", "odd"]) == 0, capsys.readouterr().err
+    added = check_structure(text, SHOWN)
+    # About 20,000 nodes repeated: the limit is well above it.
+    assert 10_000 < added <= MAX_ALIAS_NODES / 20, added
+
+
+def test_the_alias_limit_says_what_to_do(odd_project, capsys):
+    (odd_project / "stacks" / "Pulumi.odd.yaml").write_text(bomb(40, 2))
+    assert main(["--project", str(odd_project), "status", "--stack", "odd"]) == 2
+    err = capsys.readouterr().err
+    assert "write the repeated blocks out, or use fewer aliases" in err, err

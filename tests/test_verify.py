@@ -23,7 +23,7 @@ from rollout.build.render import render
 from rollout.ops.verify import verify
 from figures import count
 from rollout.ops.http import Retry
-from servers import LOOPBACK, FlakyServer, WebhookSink, free_port, start_alertmanager, start_prometheus
+from servers import LOOPBACK, FlakyServer, WebhookSink, closed_port, start_alertmanager, start_prometheus
 
 
 def histogram(*bounds: str) -> bytes:
@@ -68,7 +68,7 @@ def _prometheus_yml(out: Path, target: str, alertmanager: str, down_job: str | N
     document = yaml.safe_load((out / "prometheus" / "prometheus.yml").read_text())
     document["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}]
     for job in document["scrape_configs"]:
-        address = f"{LOOPBACK}:{free_port()}" if job["job_name"] == down_job else target
+        address = f"{LOOPBACK}:{closed_port()}" if job["job_name"] == down_job else target
         for group in job["static_configs"]:
             group["targets"] = [address] if job["job_name"] != "rollout-blackbox" else group["targets"]
         for relabel in job.get("relabel_configs", []):
@@ -136,7 +136,7 @@ def test_each_component_down_in_turn_is_named_and_only_it(rendered, down):
     with FlakyServer([], grafana_health) as grafana, deployed(out) as (prom, am):
         urls = {"prometheus": prom.url, "alertmanager": am.url, "grafana": grafana.url}
         if down == "grafana":
-            urls["grafana"] = f"http://{LOOPBACK}:{free_port()}"  # nothing listens there
+            urls["grafana"] = f"http://{LOOPBACK}:{closed_port()}"  # nothing listens there
         else:
             {"prometheus": prom, "alertmanager": am}[down].stop()
         report = verify(config, "staging", urls["prometheus"], urls["alertmanager"], urls["grafana"], wait_s=5,
@@ -209,7 +209,7 @@ def test_grafana_health_is_checked_when_given(rendered):
     try:
         with deployed(out) as (prom, am):
             ok = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{grafana.server_address[1]}", wait_s=30)
-            down = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{free_port()}", wait_s=30)
+            down = verify(config, "staging", prom.url, am.url, f"http://{LOOPBACK}:{closed_port()}", wait_s=30)
     finally:
         grafana.shutdown()
         grafana.server_close()

@@ -195,7 +195,7 @@ def test_the_previews_evidence_and_check_refuse_a_skipped_stage_as_the_workflow_
     """The two steps' scripts, run as they are in the workflow, in a checkout whose
     HEAD holds the pull request's change (as actions/checkout leaves it): a skip
     from 10 % to 50 % must be refused, also with gate evidence gathered."""
-    from servers import free_port
+    from servers import closed_port
 
     stack_job = jobs(by_name()["preview.yml"])["stack"]
     scripts = [run_of(stack_job, "Gate evidence"), run_of(stack_job, "Check against")]
@@ -219,7 +219,7 @@ def test_the_previews_evidence_and_check_refuse_a_skipped_stage_as_the_workflow_
     env = {**os.environ, "STACK": "staging", "BASE": base, "GITHUB_OUTPUT": str(outputs), "JUDGE": str(ROOT),
            "PATH": f"{judge}:{os.environ['PATH']}",
            # Nothing listens there: the evidence records Prometheus as unreachable.
-           "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"}
+           "PROMETHEUS_URL": f"http://127.0.0.1:{closed_port()}"}
     for script in scripts:
         done = subprocess.run(["bash", "-e", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr

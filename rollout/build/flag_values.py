@@ -40,6 +40,7 @@ def resolve(
     config: StackConfig, stack: str, targeting_key: str, track: str, at: datetime | None = None
 ) -> dict[str, bool]:
     """Every flag for one evaluation context, now or (``at``) as flagd will resolve them then."""
+    # flagd's evaluator loads only for `rollout flags`, not for every build.
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType

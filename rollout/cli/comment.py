@@ -19,8 +19,12 @@ import re
 import sys
 from pathlib import Path
 
-from rollout.model.errors import printable_lines
 from rollout.cli.markdown import cell, code_block, code_span
+from rollout.cli.options import find_project, stack_name
+from rollout.gates.check import state_at_ref
+from rollout.load.stack import load_stack
+from rollout.model.errors import printable_lines
+from rollout.model.state import rollout_state
 
 MARKER = "<!-- rollout-preview:{stack} -->"
 _VIOLATION = re.compile(r"^\[(mandatory|advisory)\] (\S+) \(([^)]*)\): (.*)$")
@@ -117,13 +121,8 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rollout.gates.check import state_at_ref
-    from rollout.cli.app import _stack_name, find_project
-    from rollout.load.stack import load_stack
-    from rollout.model.state import rollout_state
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True, type=_stack_name)
+    parser.add_argument("--stack", required=True, type=stack_name)
     parser.add_argument("--base", required=True, help="the pull request's base commit")
     parser.add_argument("--check", type=Path, required=True, help="the output of rollout check")
     parser.add_argument("--check-exit", type=int, required=True, help="rollout check's exit code")

@@ -15,6 +15,7 @@ input (an unknown ref, a stack file that does not load, at REF or here).
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import io
 import os
@@ -24,7 +25,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from rollout.model.errors import ConfigError, UsageError, printable
+from rollout.build.render import render
+from rollout.cli.output import EXIT_OK, EXIT_REFUSED
+from rollout.load.stack import load_stack, stack_file
+from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
 
 
 def _git(project: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
@@ -51,9 +55,6 @@ def _archive(project: Path, ref: str, into: Path) -> None:
 
 
 def _render_here(stack: str, project: Path, out: Path) -> None:
-    from rollout.load.stack import load_stack
-    from rollout.build.render import render
-
     render(load_stack(stack, project), stack, out)
 
 
@@ -62,9 +63,10 @@ def _render_at(stack: str, tree: Path, out: Path) -> str | None:
 
     With the project's code in the tree, that code renders it (a change of the code
     shows in the diff); otherwise the installed code does."""
-    if not (tree / "stacks" / f"Pulumi.{stack}.yaml").is_file():
+    if not stack_file(stack, tree).is_file():
         return None
-    if (tree / "rollout" / "cli.py").is_file():
+    # The command line as a module (rollout/cli.py) or, since the layers, as a package.
+    if (tree / "rollout" / "cli.py").is_file() or (tree / "rollout" / "cli" / "__main__.py").is_file():
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         result = subprocess.run(
             [sys.executable, "-m", "rollout.cli", "--project", str(tree), "render", "--stack", stack, "--out", str(out)],
@@ -139,3 +141,9 @@ def diff_stack(stack: str, project: Path, base: str | None = None) -> tuple[str,
         )
         chunks.append("".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines))
     return "".join(chunks), bool(chunks)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    text, changed = diff_stack(args.stack, args.project, args.base)
+    sys.stdout.write(printable_lines(text))
+    return EXIT_REFUSED if changed else EXIT_OK

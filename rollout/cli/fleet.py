@@ -18,13 +18,9 @@ from rollout.load.fleet import read_fleet
 from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
 from rollout.model.time import format_time
 
-EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
+from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, say as _say  # noqa: E402
 #: Changes outside stacks/ that deploy every stack (deploy.yml's paths): the program, the gates, the policies.
 CODE_PATHS = ("rollout/", "components/", "alerts/", "dashboards/", "policies/", "Pulumi.yaml", "__main__.py")
-
-
-def _say(*parts: object, file=None) -> None:
-    print(*(printable(part) for part in parts), file=file)
 
 
 # --- rollout stacks ----------------------------------------------------------------------------
@@ -93,7 +89,7 @@ def cmd_stacks(args: argparse.Namespace) -> int:
 def _annotate(args: argparse.Namespace, kind: str) -> int:
     from rollout.cli.clock import now_of
     from rollout.gates.edits import Refused, apply
-    from rollout.gates.groupedits import override_edit, parse_until, resume_edit, rollback_services
+    from rollout.gates.groupedits import override_edit, resume_edit, rollback_services
     from rollout.load.stack import load_stack, stack_file
     from rollout.load.stackfile import locked
 
@@ -108,7 +104,7 @@ def _annotate(args: argparse.Namespace, kind: str) -> int:
         try:
             if kind == "override":
                 edit = override_edit(config, args.stack, services, args.by.strip(), args.reason.strip(),
-                                     parse_until(args.until), now)
+                                     args.until, now)
             else:
                 edit = resume_edit(config, args.stack, services, args.by.strip(), args.reason.strip(), now)
         except Refused as refused:
@@ -283,34 +279,5 @@ def plan_fleet(args: argparse.Namespace, now: datetime) -> int:
     return EXIT_OK
 
 
-# --- the parser ----------------------------------------------------------------------------
-
-
-def add_fleet_commands(commands, stack_arg, add_now_argument) -> None:
-    stacks = commands.add_parser("stacks", help="every stack found in stacks/, in promotion order, with its wave")
-    stacks.add_argument("--format", choices=("text", "json", "names", "lines", "github-output"), default="text",
-                        help="github-output: the workflows' generated matrices (matrix=..., wave<N>=...)")
-    stacks.add_argument("--tier", action="append", default=None, help="only stacks of this tier (repeatable)")
-    stacks.add_argument("--changed-since", default=None,
-                        help="only the stacks a change since this git ref deploys (every stack when code changed)")
-    stacks.add_argument("--max-waves", type=int, default=4, help="github-output: the wave jobs the workflow has")
-    stacks.set_defaults(handler=cmd_stacks)
-
-    for name, handler, help_ in (
-        ("override", cmd_override, "record an emergency override of the freeze windows (who, why, until when)"),
-        ("resume", cmd_resume, "record that the stacks downstream may advance a release this stack rolled back"),
-    ):
-        command = commands.add_parser(name, help=help_)
-        stack_arg(command)
-        command.add_argument("--service", default=None, help="one service and its release group (default: every one)")
-        command.add_argument("--by", required=True, help="who records it")
-        command.add_argument("--reason", required=True, help="why; recorded in the history")
-        if name == "override":
-            command.add_argument("--until", required=True, help="when the override ends (ISO 8601 with a zone)")
-        command.add_argument("--dry-run", action="store_true", help="print the entries; write nothing")
-        add_now_argument(command, f"the {name}'s entry")
-        command.set_defaults(handler=handler)
-
-
-__all__ = ["add_fleet_commands", "changed_stacks", "cmd_stacks", "fleet_json", "fleet_schedules", "group_edit",
+__all__ = ["changed_stacks", "cmd_stacks", "fleet_json", "fleet_schedules", "group_edit",
            "plan_fleet", "status_fleet"]

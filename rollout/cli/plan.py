@@ -15,12 +15,21 @@ renders it in a pull-request comment).
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
+from rollout.cli.clock import now_of
+from rollout.cli.output import EXIT_OK
+from rollout.cli.status import upstream_state
+from rollout.gates.edits import selected_services
+from rollout.load.stack import load_stack
 from rollout.model.durations import format_duration
-from rollout.model.errors import printable
+from rollout.model.errors import UsageError, printable, printable_lines
+from rollout.model.state import rollout_state
 from rollout.model.time import format_time, parse_time
 
 DONE, CURRENT, PLANNED = "done", "current", "planned"
@@ -242,3 +251,24 @@ def mermaid(schedules: list[Schedule]) -> str:
         lines.append(f"    section {printable(s.service)} on {printable(s.stack)}")
         lines += _mermaid_rows(s.stages, f"s{n}s")
     return "\n".join(lines) + "\n"
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    now = now_of(args)
+    if args.all:
+        from rollout.cli.fleet import plan_fleet
+
+        return plan_fleet(args, now)
+    if args.stack is None:
+        raise UsageError("plan: name a stack with --stack, or pass --all")
+    config = load_stack(args.stack, args.project)
+    state = rollout_state(config, args.stack, now)
+    upstream = upstream_state(config, args.project, now)
+    schedules = [schedule(state, name, now, upstream) for name in selected_services(config, args.service)]
+    if args.format == "json":
+        print(json.dumps({"stack": args.stack, "services": {s.service: s.as_json() for s in schedules}}, indent=2, sort_keys=True))
+    elif args.format == "mermaid":
+        sys.stdout.write(printable_lines(mermaid(schedules)))
+    else:
+        sys.stdout.write(printable_lines(text(schedules)))
+    return EXIT_OK

@@ -15,21 +15,32 @@ stack file as the deployed state, so ``status`` and ``advance`` never disagree:
   budget is judged on fresh evidence (``rollout evidence``), never by ``status``.
 
 ``rollout status --all`` prints every stack of the project in one table.
+
+The rows are computed here, by the gates' own judgement; the command
+(:func:`cmd_status`) prints them as text, JSON or Markdown.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rollout.cli.clock import now_of
+from rollout.cli.markdown import cell
+from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, say
+from rollout.gates.edits import selected_services, upstream_progress
 from rollout.gates.fleetread import FleetReader
 from rollout.gates.fleetview import WAIT_KINDS, waits as gate_waits  # noqa: F401 - WAIT_KINDS: re-exported
+from rollout.load.stack import load_stack, stack_names
 from rollout.model.durations import format_duration
+from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
 from rollout.model.state import rollout_state, status
 from rollout.model.time import format_time
-
 
 @dataclass(frozen=True)
 class Wait:
@@ -112,19 +123,12 @@ def releases(service_state: dict) -> dict[str, str]:
     }
 
 
-def stack_names(project: Path) -> list[str]:
-    """Every stack of the project (stacks/Pulumi.<stack>.yaml), sorted."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
-
-
 def upstream_state(config, project: Path, now: datetime, reader: FleetReader | None = None) -> dict | None:
     """The state of the (first) stack the stack promotes from, in the working tree."""
     if not config.upstreams:
         return None
     if reader is not None:
         return reader.working_state(config.upstreams[0])
-    from rollout.load.stack import load_stack
-
     return rollout_state(load_stack(config.upstreams[0], project), config.upstreams[0], now)
 
 
@@ -136,8 +140,6 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
     names = services if services is not None else [s.name for s in config.services]
     result = []
     for name in names:
-        from rollout.gates.edits import upstream_progress
-
         record = state["services"][name]
         st = status(record, now)
         waits = [Wait(kind, message) for kind, message in gate_waits(state, name, now, reader, upstream)]
@@ -214,8 +216,6 @@ def table_cells(row: Row, now: datetime) -> list[str]:
 
 def text_table(all_rows: list[Row], now: datetime) -> str:
     """A plain aligned table; the last column is left unpadded."""
-    from rollout.model.errors import printable
-
     # Each value on its one line, as it shows: escaped before the widths are taken.
     cells = [list(COLUMNS)] + [[printable(c) for c in table_cells(r, now)] for r in all_rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
@@ -227,9 +227,92 @@ def text_table(all_rows: list[Row], now: datetime) -> str:
 
 def markdown_table(all_rows: list[Row], now: datetime) -> str:
     """The same table in GitHub's Markdown (the Stage watch summary, the preview comment)."""
-
-    from rollout.cli.markdown import cell
-
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell(c) for c in table_cells(r, now)) + " |" for r in all_rows]
     return "\n".join(lines) + "\n"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    now = now_of(args)
+    if args.release is not None or args.by_release:
+        from rollout.cli.fleet import status_fleet
+
+        return status_fleet(args, now)
+    if args.all:
+        return _status_all(args, now)
+    if args.stack is None:
+        raise UsageError("status: name a stack with --stack, or pass --all")
+    return _status_stack(args, now)
+
+
+def _status_stack(args: argparse.Namespace, now: datetime) -> int:
+    reader = FleetReader(args.project, now, deployed_from_files=True)
+    config = reader.config(args.stack)
+    upstream = upstream_state(config, args.project, now, reader)
+    found = rows(config, args.stack, now, upstream, selected_services(config, args.service), reader)
+    safety = sorted(config.safety_flags_on())
+    if args.format == "json":
+        services = {row.service: row.as_json() for row in found}
+        print(json.dumps({"stack": args.stack, "now": format_time(now), "safetyFlagsOn": safety, "services": services},
+                         indent=2, sort_keys=True))
+        return EXIT_OK
+    for st in found:
+        soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
+        say(
+            f"{st.service}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
+            f"{format_time(st.stage_started_at)}, {format_duration(st.time_in_stage)} in stage{soak}"
+        )
+        say(f"  release: canary {st.canary_image} ({_pods(st.canary_replicas)}), "
+            f"stable {st.stable_image} ({_pods(st.stable_replicas)})")
+        if st.upstream is not None:
+            say(f"  upstream: {st.upstream}")
+        if st.next_weight is not None:
+            served = st.earliest_advance_at is not None and st.earliest_advance_at <= now
+            when = "now" if served else f"in {format_duration(st.earliest_advance_at - now)}"
+            say(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
+            for wait in st.waits:
+                if wait.kind == "upstream":
+                    say(f"  waits for {', '.join(config.upstreams)}: {wait.message}")
+                elif wait.kind in ("group", "limit", "freeze", "halt"):
+                    say(f"  waits for the {wait.kind}: {wait.message}")
+        elif st.complete:
+            say(f"  complete since {format_time(st.completes_at)}")
+        elif st.completes_at is not None:
+            say(f"  final stage: complete at {format_time(st.completes_at)} (in {format_duration(st.completes_at - now)})")
+    for flag in safety:
+        say(f"safety flag {flag} is on: no stage may be entered until it is off")
+    return EXIT_OK
+
+
+def _status_all(args: argparse.Namespace, now: datetime) -> int:
+    """``rollout status --all``: every stack and service in one table."""
+    if args.stack is not None or args.service is not None:
+        raise UsageError("status --all shows every stack and service; leave out --stack and --service")
+    # One reader for the command: each stack file is loaded once, whichever stack asks about it.
+    reader = FleetReader(args.project, now, deployed_from_files=True)
+    found, broken = [], []
+    for stack in stack_names(args.project):
+        try:
+            config = reader.config(stack)
+            found += rows(config, stack, now, upstream_state(config, args.project, now, reader), reader=reader)
+        except ConfigError as err:
+            broken.append((stack, err.problems))
+    if args.format == "json":
+        from rollout.cli.fleet import fleet_json
+
+        print(json.dumps({"now": format_time(now), "rows": [r.as_json() for r in found],
+                          "broken": {stack: problems for stack, problems in broken},
+                          "releases": fleet_json(reader, now)}, indent=2, sort_keys=True))
+    elif args.format == "markdown":
+        sys.stdout.write(printable_lines(markdown_table(found, now)))
+    else:
+        say(f"as at {format_time(now)}")
+        sys.stdout.write(printable_lines(text_table(found, now)))
+    for stack, problems in broken:
+        for line in problems:
+            say(line, file=sys.stderr)
+    return EXIT_BAD_INPUT if broken else EXIT_OK
+
+
+def _pods(count) -> str:
+    return f"{count} replica{'' if count == 1 else 's'}"

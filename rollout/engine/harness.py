@@ -20,6 +20,7 @@ from typing import Any, Callable
 from rollout.model import conventions
 from rollout.load.secrets import NS, SECRETS_KEY
 from rollout.load.stack import project_root, read_stack_file, stack_file
+from rollout.model.config import SecretRef
 
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -90,8 +91,6 @@ def config_for_mocks(
     placeholder, or the value given in ``secret_values`` (keyed by the secret's
     name under rollout:secrets) for tests that trace a known value.
     """
-    from rollout.model.config import SecretRef
-
     raw = read_stack_file(stack_file(stack, root), root)
     secret_values = secret_values or {}
 
@@ -117,8 +116,6 @@ def config_for_mocks(
 
 
 def _holds_secret(value: Any) -> bool:
-    from rollout.model.config import SecretRef
-
     if isinstance(value, SecretRef):
         return True
     if isinstance(value, dict):
@@ -147,6 +144,7 @@ def run_program(
     any resource is registered. ``record``, when given, receives every resource
     as it is registered, so a caller can see what was declared before a failure.
     """
+    # Pulumi's runtime loads only when a program runs, not for the commands that never run one.
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings
@@ -181,7 +179,7 @@ def run_program(
             response = super().RegisterResource(request)
             if request.type == "pulumi:pulumi:Stack":
                 return response
-            from google.protobuf import json_format
+            from google.protobuf import json_format  # loaded with the runtime above
 
             secrets: set[str] = set()
             raw = json_format.MessageToDict(request.object)

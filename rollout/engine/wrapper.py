@@ -69,6 +69,7 @@ def _project_dir(args: list[str]) -> Path:
 
 
 def _serve(project: Path):
+    # Loaded only for `up` and `preview`: the other commands exec the CLI unchanged.
     import grpc
     from pulumi.automation._server import LanguageServer
     from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS

@@ -22,9 +22,11 @@ last resort.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout.load.files import read_json_file
-from rollout.load.stack import display_path, load_stack, read_stack_file, shown_stack_file, stack_file, validate
+from rollout.load.stack import display_path, load_stack, project_root, read_stack_file, shown_stack_file, stack_file, validate
 from rollout.model import jsontext
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
@@ -280,11 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     the namespace its live routes are in (the deployed side's; the proposal's
     only for a stack never deployed). Exit 2 with one line on bad input.
     """
-    import argparse
-    import sys
-
-    from rollout.load.stack import project_root
-
     parser = argparse.ArgumentParser(description="What is deployed of a stack (the backend, else git, else nothing).")
     parser.add_argument("--stack", required=True)
     parser.add_argument("--base", default=None)

@@ -1,4 +1,8 @@
-"""``rollout release`` and ``rollout promote``: the two edits that change what a stack runs.
+"""The edits of a stack file's history: ``advance``, ``rollback``, ``release`` and ``promote``.
+
+``advance`` appends the next stage of the plan, judged by the gates first;
+``rollback`` appends weight 0 and is never refused. ``release`` and ``promote``
+are the two edits that change what a stack runs.
 
 ``release`` starts a new rollout: the canary's image becomes the new release and
 the history gets a 0 % entry recording it, in one edit of the stack file.
@@ -14,19 +18,22 @@ they write passes ``rollout check``. The clock is one ``now`` handed down.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from rollout.gates.check import format_violation, gate_report
+from rollout.gates.judge import CANARY_WITHIN_BUDGET, GateViolation, judge
+from rollout.load.stack import display_path, read_stack_file, validate
+from rollout.load.stackfile import NewEntry, TrackValue, append_history
 from rollout.model.config import StackConfig
 from rollout.model.durations import format_duration
 from rollout.model.errors import UsageError
-from rollout.gates.judge import GateViolation, judge
-from rollout.model.stored import transition_from_json
-from rollout.model.releases import same_release
+from rollout.model.releases import is_pinned, same_release
 from rollout.model.state import current_soak, rollout_state, with_entry
-from rollout.model.time import format_time, parse_time
+from rollout.model.stored import transition_from_json
+from rollout.model.time import format_time, not_before, parse_time
 
 
 class Refused(Exception):
@@ -46,6 +53,25 @@ class Edit:
     lines: list[str]
 
 
+def selected_services(config: StackConfig, name: str | None) -> list[str]:
+    """The services ``--service`` names: that one, or every service of the stack when None."""
+    names = [service.name for service in config.services]
+    if name is None:
+        return names
+    if name not in names:
+        raise UsageError(f"--service {name}: not a service of this stack; services: {', '.join(names)}")
+    return [name]
+
+
+def rollback_services(config: StackConfig, service: str | None) -> list[str]:
+    """The services a rollback appends to: every one, or the named one and every member of its release group."""
+    names = selected_services(config, service)
+    group = config.release_group_of(service) if service is not None else None
+    if group is None:
+        return names
+    return [s.name for s in config.services if s.name in config.release_groups[group]]
+
+
 def one_service(config: StackConfig, name: str | None, command: str) -> str:
     """The service a release or promote is for: ``--service``, or the stack's only one."""
     names = [service.name for service in config.services]
@@ -62,8 +88,6 @@ def one_service(config: StackConfig, name: str | None, command: str) -> str:
 def _refuse_on_gates(new_state: Mapping[str, Any], state: Mapping[str, Any], upstream, now: datetime) -> None:
     violations: list[GateViolation] = judge(transition_from_json(new_state, state, None, upstream, now))
     if violations:
-        from rollout.gates.check import format_violation
-
         raise Refused([format_violation(v) for v in violations])
 
 
@@ -71,9 +95,6 @@ def release_edit(
     config: StackConfig, stack: str, service: str, image: str, reason: str | None, now: datetime
 ) -> Edit:
     """Set ``service``'s canary image to ``image`` and append weight 0 recording the release."""
-    from rollout.model.releases import is_pinned
-    from rollout.load.stackfile import NewEntry, TrackValue
-
     if not is_pinned(image):
         raise UsageError(f"--image {image}: not pinned; use a tag other than latest, or a digest (name@sha256:...)")
     state = rollout_state(config, stack, now)
@@ -110,7 +131,6 @@ def completion(service: Mapping[str, Any], now: datetime) -> str | None:
 
 def promote_edit(config: StackConfig, stack: str, service: str, reason: str | None, now: datetime) -> Edit:
     """After the rollout completed: stable takes the release, the history appends 0."""
-    from rollout.load.stackfile import NewEntry, TrackValue
 
     state = rollout_state(config, stack, now)
     current = state["services"][service]
@@ -134,12 +154,93 @@ def promote_edit(config: StackConfig, stack: str, service: str, reason: str | No
 
 def apply(path: Path, root: Path, edit: Edit) -> list[str]:
     """Write the edit (one atomic edit of the stack file); returns the lines to print."""
-    from rollout.load.stackfile import append_history
-
     notes = []
     if append_history(path, edit.entries, root, edit.values):
         notes.append(f"note: {path.name} could not be edited line by line; it was rewritten as a whole (comments kept)")
     return notes
+
+
+@dataclass(frozen=True)
+class Advance:
+    """``rollout advance``: the next stage of each selected service, entered at ``now``."""
+
+    #: The rollout state before the advance (each entry's weight before), and after it.
+    state: dict[str, Any]
+    new_state: dict[str, Any]
+    entries: list[NewEntry]
+    #: One line per selected service already at its final stage.
+    skipped: list[str]
+
+
+def advance_edit(config: StackConfig, stack: str, service: str | None, reason: str | None, now: datetime) -> Advance:
+    """The next stage of the plan for each selected service (``--service``, or every one), entered at ``now``."""
+    state = rollout_state(config, stack, now)
+    new_state, entries, skipped = state, [], []
+    for name in selected_services(config, service):
+        current = state["services"][name]
+        if current["nextWeight"] is None:
+            skipped.append(f"{name}: at the final stage of plan {current['plan']} ({current['weight']}%); nothing to advance")
+            continue
+        # Never before the current entry: the history is in time order.
+        at = max(now, not_before(config.service(name).rollout.current.started_at))
+        entries.append(NewEntry(name, current["nextWeight"], at, reason, release=current["canary"]["image"],
+                                plan=current["plan"]))
+        new_state = with_entry(new_state, name, current["nextWeight"], at, reason, now)
+    return Advance(state, new_state, entries, skipped)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gates on an advance: one line per violation (empty: allowed), and remarks to print first."""
+
+    violations: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def judge_advance(
+    advance: Advance, config: StackConfig, stack: str, project: Path, now: datetime, evidence: dict[str, Any] | None
+) -> Verdict:
+    """Judge ``advance`` with the gates, against what is deployed (rollout.gates.deployed), never
+    the working tree itself. Without evidence only the canary's budget waits (``rollout check``
+    and the policy pack judge it)."""
+    report = gate_report(stack, project, evidence=evidence, now=now, config=config, new_state=advance.new_state)
+    refused = [v for v in report.violations if evidence is not None or v.policy != CANARY_WITHIN_BUDGET]
+    return Verdict([format_violation(v) for v in refused], report.notes)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """``rollout rollback``: weight 0 for each selected service, never refused."""
+
+    config: StackConfig
+    stack: str
+    now: datetime
+    entries: list[NewEntry]
+    #: A current stage that starts after ``now`` (a clock ahead of this one wrote it).
+    notes: list[str]
+
+    def state(self) -> dict[str, Any]:
+        """The rollout state before the rollback (for ``--dry-run``)."""
+        return rollout_state(self.config, self.stack, self.now)
+
+
+def rollback_edit(path: Path, project: Path, stack: str, service: str | None, reason: str, now: datetime) -> Rollback:
+    """Weight 0 with ``reason`` for each selected service of the stack file at ``path``.
+
+    Only the stack's own file is validated: a rollback never waits on another stack."""
+    config = validate(read_stack_file(path, project), display_path(path, project))
+    entries, notes = [], []
+    # A rollback of one member of a release group is a rollback of the group.
+    for name in rollback_services(config, service):
+        current_service = config.service(name)
+        current = current_service.rollout.current
+        if current.started_at > now:
+            notes.append(f"note: {name}: the current stage starts at {format_time(current.started_at)}, after "
+                         f"{format_time(now)} (a clock ahead of this one wrote it); the rollback is recorded at that "
+                         "time, so the history stays in order")
+        entries.append(NewEntry(name, 0, max(now, not_before(current.started_at)), reason,
+                                release=current_service.canary.image, plan=current_service.rollout.plan))
+    return Rollback(config, stack, now, entries, notes)
 
 
 def upstream_progress(upstream: Mapping[str, Any] | None, service: str, release: str | None, now: datetime) -> str:
@@ -164,4 +265,21 @@ def upstream_progress(upstream: Mapping[str, Any] | None, service: str, release:
     return f"{name} {done} with {release} (at {weight}%{', soak served' if served else ''})"
 
 
-__all__ = ["Edit", "Refused", "apply", "completion", "one_service", "promote_edit", "release_edit", "upstream_progress"]
+__all__ = [
+    "Advance",
+    "Edit",
+    "Refused",
+    "Rollback",
+    "Verdict",
+    "advance_edit",
+    "apply",
+    "completion",
+    "judge_advance",
+    "one_service",
+    "promote_edit",
+    "release_edit",
+    "rollback_edit",
+    "rollback_services",
+    "selected_services",
+    "upstream_progress",
+]

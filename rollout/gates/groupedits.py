@@ -4,7 +4,7 @@
   --group G --image SERVICE=IMAGE ...`` starts the new release of every member in
   one edit, ``rollout promote --group G`` promotes every member (each must have
   completed), and ``rollout rollback --service S`` of a member rolls back the
-  whole group (:func:`rollback_services`).
+  whole group (:func:`rollout.gates.edits.rollback_services`).
 - An **override** (``rollout override``) records who opens the freeze windows
   for a service, why, and until when: a history entry of kind ``override`` that
   keeps the stage. The gates refuse it on a stack that does not allow overrides.
@@ -20,14 +20,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
-from rollout.gates.edits import Edit, Refused, promote_edit, release_edit
+from rollout.gates.edits import Edit, Refused, promote_edit, release_edit, rollback_services  # noqa: F401
 from rollout.gates.fleet import halting_rollback
 from rollout.gates.judge import judge
 from rollout.model.config import StackConfig
 from rollout.model.errors import UsageError
 from rollout.model.state import rollout_state, with_entry
 from rollout.model.stored import parse_service, transition_from_json
-from rollout.model.time import format_time, not_before, parse_time
+from rollout.model.time import format_time, not_before
 
 
 def group_members(config: StackConfig, group: str) -> list[str]:
@@ -36,17 +36,6 @@ def group_members(config: StackConfig, group: str) -> list[str]:
         known = ", ".join(config.release_groups) or "none"
         raise UsageError(f"--group {group}: not a release group of this stack; release groups: {known}")
     return list(config.release_groups[group])
-
-
-def rollback_services(config: StackConfig, service: str | None) -> list[str]:
-    """The services a rollback appends to: every one, or the named one and every member of its release group."""
-    names = [s.name for s in config.services]
-    if service is None:
-        return names
-    if service not in names:
-        raise UsageError(f"--service {service}: not a service of this stack; services: {', '.join(names)}")
-    group = config.release_group_of(service)
-    return [n for n in names if n == service or (group is not None and n in config.release_groups[group])]
 
 
 def parse_images(values: list[str], members: list[str], group: str) -> dict[str, str]:
@@ -141,12 +130,5 @@ def resume_edit(config: StackConfig, stack: str, services: list[str], by: str, r
     return _annotation(config, stack, halted, now, "resume", by, reason, None)
 
 
-def parse_until(text: str) -> datetime:
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise UsageError(f"--until {text[:100]!r}: not a time; ISO 8601 with a zone, e.g. 2026-12-04T18:00:00Z") from None
-
-
-__all__ = ["group_members", "override_edit", "parse_images", "parse_until", "promote_group_edit",
+__all__ = ["group_members", "override_edit", "parse_images", "promote_group_edit",
            "release_group_edit", "resume_edit", "rollback_services"]

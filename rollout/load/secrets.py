@@ -9,6 +9,8 @@ of ``rollout:secrets`` as SecretRefs holding them.
 
 from __future__ import annotations
 
+import base64
+
 import json
 import re
 from typing import Any
@@ -33,8 +35,6 @@ def is_ciphertext(value: str, passphrase: bool) -> bool:
     (with its 16-byte tag), each base64; the other providers' is base64 of at
     least 16 bytes. Clear text rarely has either form; an empty value never.
     """
-    import base64
-
     if passphrase:
         match = _PASSPHRASE_CIPHERTEXT.fullmatch(value)
         return bool(match) and len(base64.b64decode(match["nonce"])) == 12 and len(base64.b64decode(match["sealed"])) >= 16
@@ -63,7 +63,7 @@ def read_pulumi_config() -> dict[str, Any]:
     ``rollout:secrets`` key, which the engine marks secret, become SecretRefs
     holding the decrypted value.
     """
-    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import config as runtime_config  # only the program reads Pulumi's config
 
     merged: dict[str, Any] = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())

@@ -55,6 +55,11 @@ def stack_file(stack: str, root: Path | None = None) -> Path:
     return (root or project_root()) / shown_stack_file(stack)
 
 
+def stack_names(project: Path) -> list[str]:
+    """Every stack of the project (``stacks/Pulumi.<stack>.yaml``), sorted."""
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
+
+
 def display_path(path: Path, root: Path | None = None) -> str:
     """The path as users see it in messages: relative to the project when inside it."""
     base = (root or project_root()).resolve()
@@ -236,8 +241,3 @@ def check_upstream(config: StackConfig, path: Path, root: Path | None = None) ->
                     )
     if problems:
         raise ConfigError(problems)
-
-
-def stack_names(project: Path) -> list[str]:
-    """Every stack of the project (stacks/Pulumi.<stack>.yaml), sorted."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))

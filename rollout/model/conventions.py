@@ -136,6 +136,8 @@ BLACKBOX_MODULE = "http_2xx"
 
 # Intermediate 5-minute rates the SLIs above are built from, recorded once so
 # no rule or panel recomputes them from raw series.
+#: Requests by status code: the one read of the raw request counters.
+CODE_RATE = "service_track_code:http_requests:rate5m"
 ERRORS_RATE = "service_track:http_request_errors:rate5m"
 BUCKET_RATE = "service_track_le:http_request_duration_seconds_bucket:rate5m"
 SERVICE_REQUEST_RATE = "service:http_requests:rate5m"

@@ -10,13 +10,16 @@ _PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+")
 #: The longest duration a stack file may hold (10 years): every sum of them stays a valid time.
 MAX_DURATION = timedelta(days=3650)
+_KINDS = {list: "a list", dict: "a mapping"}
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse "1h30m" into a timedelta; raise ValueError with the allowed form."""
     if not isinstance(text, str) or not _WHOLE.fullmatch(text):
+        # A list or mapping is named, not shown: through aliases it can be very large.
+        shown = repr(text[:40]) if isinstance(text, str) else _KINDS.get(type(text), repr(text)[:40])
         raise ValueError(
-            f"{text!r} is not a duration; use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m, 7d"
+            f"{shown} is not a duration; use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m, 7d"
         )
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
     if seconds > MAX_DURATION.total_seconds():

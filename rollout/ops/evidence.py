@@ -1,6 +1,6 @@
 """Gate evidence: the canary's SLIs over the deployed stage, read from Prometheus.
 
-``rollout evidence`` runs :func:`collect` and writes its JSON; ``rollout check
+``rollout evidence`` runs :func:`gather` (:func:`collect`, with the live routes) and writes its JSON; ``rollout check
 --evidence``, ``rollout advance --evidence`` and the policy pack hand that JSON to
 :func:`rollout.gates.judge.judge`.
 
@@ -415,6 +415,34 @@ def collect(
         "upstreamStateSource": upstream_source,
         "services": services,
     }
+
+
+def gather(
+    config: StackConfig,
+    stack: str,
+    prometheus: str,
+    retry: Retry,
+    now: datetime,
+    deployed_state: Mapping[str, Any] | None,
+    deployed_source: str,
+    upstream_state: Mapping[str, Any] | None = None,
+    upstream_source: str | None = None,
+    live_routes: str | None = None,
+) -> dict[str, Any]:
+    """``rollout evidence``: :func:`collect` from the Prometheus at ``prometheus``, with each
+    service's live route (``kubectl get httproutes -o json`` in the file ``live_routes``) when given."""
+    live = None
+    if live_routes:
+        # Only with --live-routes: the fast path's module loads httpx.
+        from rollout.ops.fastpath import read_live_routes
+
+        live = read_live_routes(live_routes, [s.name for s in config.services])
+    client = PrometheusClient(prometheus, retry=retry)
+    evidence = collect(config, stack, client, deployed_state, now, deployed_source, upstream_state, upstream_source)
+    if live is not None:
+        for name, record in evidence["services"].items():
+            record["liveRoute"] = live.get(name)
+    return evidence
 
 
 def dumps(evidence: Mapping[str, Any]) -> str:

@@ -31,7 +31,9 @@ from typing import Any, Iterable
 import httpx
 
 from rollout.model import conventions as c
+from rollout.load.files import read_json_file
 from rollout.model import jsontext
+from rollout.model.errors import UsageError
 from rollout.model.jsontext import MAX_API_ANSWER_BYTES
 
 FIELD_MANAGER = "rollout-relay"
@@ -205,3 +207,12 @@ def live_routes(document: Any, services: Iterable[str]) -> dict[str, dict | None
         weight = live_canary_weight(route, service) if route else None
         found[service] = None if weight is None else {"canaryWeight": weight, "setByRelay": set_by_relay(route)}
     return found
+
+
+def read_live_routes(path: str, services: Iterable[str]) -> dict[str, dict | None]:
+    """:func:`live_routes` of the file ``--live-routes`` names; an unreadable file or document is bad input."""
+    document = read_json_file(Path(path), "--live-routes")
+    try:
+        return live_routes(document, services)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"--live-routes {path}: {err}") from None

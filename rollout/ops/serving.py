@@ -38,7 +38,7 @@ import logging
 import re
 import time
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 log = logging.getLogger("rollout.ops.serving")
@@ -221,8 +221,6 @@ def raise_file_limit(wanted: int) -> int:
 def fitted(limits: Limits) -> Limits:
     """``limits`` with the connection limits under the file-descriptor limit (half of it: the forge,
     the Kubernetes API, the log and the listening socket need descriptors too)."""
-    from dataclasses import replace
-
     soft = raise_file_limit(4 * limits.max_connections)
     room = max(8, soft // 2)
     if limits.max_connections <= room:
