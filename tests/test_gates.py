@@ -241,7 +241,8 @@ PRODUCTION_AT_10 = state("production", (0, 4 * DAY), (5, 3 * DAY), (10, 2 * DAY)
         pytest.param(state("staging", (0, 5 * DAY), (5, 4 * DAY), (10, 3 * DAY), (25, 2 * DAY), (50, timedelta(hours=1))),
                      set(), id="production to 25 while staging is already at 50 is allowed"),
         pytest.param(state("staging", (0, 5 * DAY), (5, 4 * DAY), (10, 3 * DAY), (25, 2 * DAY), (0, DAY)),
-                     {STAGING_FIRST}, id="production to 25 after staging rolled back to 0 is denied"),
+                     # Staging rolled the release back: production is also halted for it (the fleet halt).
+                     {STAGING_FIRST, FLEET_HALT}, id="production to 25 after staging rolled back to 0 is denied"),
         pytest.param(None, {STAGING_FIRST}, id="production to 25 without staging's state is denied"),
         pytest.param(state("dev", (0, 5 * DAY), (5, 4 * DAY), (10, 3 * DAY), (25, 2 * DAY), (50, DAY)),
                      {STAGING_FIRST}, id="production to 25 with another stack's state as upstream is denied"),
