@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from alerts.burnrate import burn_rate_alerts
 from alerts.model import Alert, Scenario
-from alerts.series import Series
+from alerts.series import Series, scoped
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
+
+
+SERVICE_JOB = f'job="{c.JOB_SERVICE}"'
 
 
 def alerts(config: StackConfig) -> list[Alert]:
     s = Series(config)
     service = s.service
+    grafana_up = scoped(config, "up", instance="grafana:3000", job=c.JOB_GRAFANA)
     rules = [
         Alert(
             name="ServiceDown",
-            expr=f'max by ({c.SERVICE_LABEL}) (up{{job="{c.JOB_SERVICE}"}}) == 0',
+            expr=f'max by ({c.SERVICE_LABEL}) ({select(config, "up", SERVICE_JOB)}) == 0',
             # One minute: long enough to ride out a single failed scrape, short
             # enough that a total outage pages within two.
             for_="1m",
@@ -34,7 +39,7 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="ScrapeTargetDown",
-            expr="up == 0",
+            expr=f"{select(config, 'up')} == 0",
             for_="5m",
             severity="warning",
             priority="P3",
@@ -42,8 +47,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="Scrape target {{ $labels.instance }} of job {{ $labels.job }} is down",
             description="Prometheus has failed to scrape {{ $labels.instance }} (job {{ $labels.job }}) for 5 minutes.",
             scenario=Scenario(
-                incident={f'up{{instance="grafana:3000",job="{c.JOB_GRAFANA}"}}': "0x40"},
-                healthy={f'up{{instance="grafana:3000",job="{c.JOB_GRAFANA}"}}': "1x40"},
+                incident={grafana_up: "0x40"},
+                healthy={grafana_up: "1x40"},
                 quiet_at="4m",
                 firing_at="6m",
                 labels={"job": c.JOB_GRAFANA, "instance": "grafana:3000"},
@@ -65,7 +70,8 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="PrometheusNotificationsFailing",
-            expr="rate(prometheus_notifications_errors_total[5m]) > 0",
+            own_monitoring=True,
+            expr=f"rate({select(config, 'prometheus_notifications_errors_total')}[5m]) > 0",
             for_="10m",
             severity="warning",
             priority="P2",
@@ -73,8 +79,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="Prometheus fails to send alerts to {{ $labels.alertmanager }}",
             description="Prometheus {{ $labels.instance }} has failed to deliver alerts to {{ $labels.alertmanager }} for 10 minutes; alerts may not reach anyone.",
             scenario=Scenario(
-                incident={_am_errors(): "0+1x80"},
-                healthy={_am_errors(): "0x80"},
+                incident={_am_errors(config): "0+1x80"},
+                healthy={_am_errors(config): "0x80"},
                 quiet_at="9m",
                 firing_at="12m",
                 labels={"job": c.JOB_PROMETHEUS, "instance": "prometheus:9090", "alertmanager": "http://alertmanager:9093/api/v2/alerts"},
@@ -82,7 +88,8 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="PrometheusRuleEvaluationFailures",
-            expr="increase(prometheus_rule_evaluation_failures_total[5m]) > 0",
+            own_monitoring=True,
+            expr=f"increase({select(config, 'prometheus_rule_evaluation_failures_total')}[5m]) > 0",
             for_="5m",
             severity="warning",
             priority="P3",
@@ -90,8 +97,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="Rules of group {{ $labels.rule_group }} fail to evaluate",
             description="Prometheus {{ $labels.instance }} failed to evaluate rules of {{ $labels.rule_group }} over the last 5 minutes; alerts and SLIs of that group are blind.",
             scenario=Scenario(
-                incident={_rule_failures(): "0+1x60"},
-                healthy={_rule_failures(): "0x60"},
+                incident={_rule_failures(config): "0+1x60"},
+                healthy={_rule_failures(config): "0x60"},
                 quiet_at="4m",
                 firing_at="7m",
                 labels={"job": c.JOB_PROMETHEUS, "instance": "prometheus:9090", "rule_group": "rollout-errors"},
@@ -99,7 +106,8 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="PrometheusTSDBCompactionsFailing",
-            expr="increase(prometheus_tsdb_compactions_failed_total[3h]) > 0",
+            own_monitoring=True,
+            expr=f"increase({select(config, 'prometheus_tsdb_compactions_failed_total')}[3h]) > 0",
             for_="0s",
             severity="warning",
             priority="P3",
@@ -107,8 +115,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="Prometheus {{ $labels.instance }} fails to compact its storage",
             description="A TSDB compaction of Prometheus {{ $labels.instance }} failed in the last 3 hours; disk use will grow and queries slow down.",
             scenario=Scenario(
-                incident={_compactions(): "0x20 1x20"},
-                healthy={_compactions(): "0x40"},
+                incident={_compactions(config): "0x20 1x20"},
+                healthy={_compactions(config): "0x40"},
                 quiet_at="4m",
                 firing_at="6m",
                 labels={"job": c.JOB_PROMETHEUS, "instance": "prometheus:9090"},
@@ -130,19 +138,19 @@ def alerts(config: StackConfig) -> list[Alert]:
     return rules
 
 
-def _am_errors() -> str:
-    return (
-        'prometheus_notifications_errors_total{alertmanager="http://alertmanager:9093/api/v2/alerts",'
-        f'instance="prometheus:9090",job="{c.JOB_PROMETHEUS}"}}'
+def _am_errors(config: StackConfig) -> str:
+    return scoped(
+        config, "prometheus_notifications_errors_total",
+        alertmanager="http://alertmanager:9093/api/v2/alerts", instance="prometheus:9090", job=c.JOB_PROMETHEUS,
     )
 
 
-def _rule_failures() -> str:
-    return (
-        f'prometheus_rule_evaluation_failures_total{{instance="prometheus:9090",job="{c.JOB_PROMETHEUS}",'
-        'rule_group="rollout-errors"}'
+def _rule_failures(config: StackConfig) -> str:
+    return scoped(
+        config, "prometheus_rule_evaluation_failures_total",
+        instance="prometheus:9090", job=c.JOB_PROMETHEUS, rule_group="rollout-errors",
     )
 
 
-def _compactions() -> str:
-    return f'prometheus_tsdb_compactions_failed_total{{instance="prometheus:9090",job="{c.JOB_PROMETHEUS}"}}'
+def _compactions(config: StackConfig) -> str:
+    return scoped(config, "prometheus_tsdb_compactions_failed_total", instance="prometheus:9090", job=c.JOB_PROMETHEUS)

@@ -17,6 +17,7 @@ from datetime import timedelta
 from alerts.model import Alert, Scenario, ratio
 from rollout.model.config import StackConfig
 from rollout.model.durations import parse_duration
+from rollout.model.scope import select
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,13 @@ PAGE = ((BurnWindow("1h", "5m", 0.02), BurnWindow("6h", "30m", 0.05)), "critical
 TICKET = ((BurnWindow("1d", "2h", 0.10), BurnWindow("3d", "6h", 0.10)), "warning", "P3", "15m")
 
 
-def _expr(series: str, windows: tuple[BurnWindow, ...], budget: float, slo_window: timedelta) -> str:
+def _expr(config: StackConfig, series: str, windows: tuple[BurnWindow, ...], budget: float, slo_window: timedelta) -> str:
     clauses = []
     for window in windows:
         threshold = ratio(window.factor(slo_window) * budget)
         clauses.append(
-            f"(\n  {series.format(window=window.long)} > {threshold}\n"
-            f"and\n  {series.format(window=window.short)} > {threshold}\n)"
+            f"(\n  {select(config, series.format(window=window.long))} > {threshold}\n"
+            f"and\n  {select(config, series.format(window=window.short))} > {threshold}\n)"
         )
     return "\nor\n".join(clauses)
 
@@ -71,7 +72,7 @@ def burn_rate_alerts(
         out.append(
             Alert(
                 name=f"{slo_name}SLOBurnRate{kind}",
-                expr=_expr(series, windows, budget, window),
+                expr=_expr(config, series, windows, budget, window),
                 for_=for_,
                 severity=severity,
                 priority=priority,

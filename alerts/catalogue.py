@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from alerts import availability, cost, deployment, errors, performance, recording, security
-from alerts.model import Alert
-from rollout.model import conventions
+from alerts.model import Alert, Recording
+from rollout.model import conventions, scope
 from rollout.model.config import StackConfig
 
 CATEGORY_BUILDERS = {
@@ -26,17 +26,37 @@ CATEGORY_BUILDERS = {
 GROUP_PREFIX = "rollout-"
 
 
+def installs_monitoring(config: StackConfig) -> bool:
+    """Whether the stack runs its own Prometheus and Alertmanager (Docker, or ``monitoring.install``)."""
+    return config.target == "docker" or config.monitoring.install
+
+
 def alerts_of(config: StackConfig) -> dict[str, list[Alert]]:
     """Every alert of the stack, by category, in a stable order, with the
-    stack's priority overrides (``rollout:alerting.priorities``) applied."""
+    stack's priority overrides (``rollout:alerting.priorities``) applied and
+    its scope labels (rollout.model.scope) set. With an operator already in the
+    cluster, the alerts on the monitoring stack's own components are left out."""
     overrides = config.alerting.priorities
+    labels = scope.labels(config)
+    own = installs_monitoring(config)
     return {
         category: [
-            replace(alert, priority=overrides[alert.name], severity=conventions.SEVERITY_OF_PRIORITY[overrides[alert.name]]) if alert.name in overrides else alert
+            _scoped(replace(alert, priority=overrides[alert.name], severity=conventions.SEVERITY_OF_PRIORITY[overrides[alert.name]]) if alert.name in overrides else alert, labels)
             for alert in build(config)
+            if own or not alert.own_monitoring
         ]
         for category, build in CATEGORY_BUILDERS.items()
     }
+
+
+def _scoped(alert: Alert, labels: dict[str, str]) -> Alert:
+    return replace(alert, labels={**labels, **alert.labels}) if labels else alert
+
+
+def recordings(config: StackConfig, rules: list[Recording]) -> list[dict]:
+    """Recording rules as Prometheus takes them, each writing the stack's scope labels."""
+    labels = scope.labels(config)
+    return [replace(r, labels={**labels, **r.labels}).rule() for r in rules]
 
 
 def unknown_alert_names(config: StackConfig, names) -> list[str]:
@@ -55,14 +75,15 @@ def rule_files(config: StackConfig) -> dict[str, dict]:
     files = {
         "recording": {
             "groups": [
-                _group("sli", [r.rule() for r in recording.canary_slis(config) + recording.safety_flags(config) + recording.rollout_state(config)], interval),
-                _group("slo", [r.rule() for r in recording.slo_slis(config)], interval),
+                _group("sli", recordings(config, recording.canary_slis(config) + recording.safety_flags(config) + recording.rollout_state(config)), interval),
+                _group("slo", recordings(config, recording.slo_slis(config)), interval),
             ]
         }
     }
     base = config.alerting.runbook_base_url
     for category, alerts in alerts_of(config).items():
-        files[category] = {"groups": [_group(category, [a.rule(base) for a in alerts], interval)]}
+        if alerts:  # with an existing operator, the cost category watches only its Prometheus: none
+            files[category] = {"groups": [_group(category, [a.rule(base) for a in alerts], interval)]}
     return files
 
 

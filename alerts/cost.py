@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from alerts.model import Alert, Scenario
+from alerts.series import scoped
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
 
-PROMETHEUS = f'instance="prometheus:9090",job="{c.JOB_PROMETHEUS}"'
+PROMETHEUS = {"instance": "prometheus:9090", "job": c.JOB_PROMETHEUS}
+NODE_JOB = f'job="{c.JOB_NODE}"'
+REAL_FILESYSTEMS = 'fstype!~"tmpfs|overlay"'
 
 
 def alerts(config: StackConfig) -> list[Alert]:
     budgets = config.monitoring.budgets
     series_budget, ingestion_budget = budgets.active_series, budgets.ingestion_samples_per_second
     labels = {"job": c.JOB_PROMETHEUS, "instance": "prometheus:9090"}
-    head = f"prometheus_tsdb_head_series{{{PROMETHEUS}}}"
-    appended = f"prometheus_tsdb_head_samples_appended_total{{{PROMETHEUS}}}"
-    exceeded = f'prometheus_target_scrapes_exceeded_sample_limit_total{{{PROMETHEUS}}}'
-    node_labels = f'{{device="/dev/sda1",fstype="ext4",instance="node:9100",job="{c.JOB_NODE}",mountpoint="/"}}'
+    head = scoped(config, "prometheus_tsdb_head_series", **PROMETHEUS)
+    appended = scoped(config, "prometheus_tsdb_head_samples_appended_total", **PROMETHEUS)
+    exceeded = scoped(config, "prometheus_target_scrapes_exceeded_sample_limit_total", **PROMETHEUS)
+    node = {"device": "/dev/sda1", "fstype": "ext4", "instance": "node:9100", "job": c.JOB_NODE, "mountpoint": "/"}
+    avail, size = (scoped(config, f"node_filesystem_{what}_bytes", **node) for what in ("avail", "size"))
     return [
         Alert(
             name="PrometheusActiveSeriesOverBudget",
-            expr=f"prometheus_tsdb_head_series > {series_budget}",
+            own_monitoring=True,
+            expr=f"{select(config, 'prometheus_tsdb_head_series')} > {series_budget}",
             for_="15m",
             severity="warning",
             priority="P3",
@@ -37,7 +43,8 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="PrometheusIngestionRateSpike",
-            expr=f"rate(prometheus_tsdb_head_samples_appended_total[5m]) > {ingestion_budget}",
+            own_monitoring=True,
+            expr=f"rate({select(config, 'prometheus_tsdb_head_samples_appended_total')}[5m]) > {ingestion_budget}",
             for_="15m",
             severity="warning",
             priority="P3",
@@ -56,7 +63,8 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="ScrapeSampleLimitHit",
-            expr="increase(prometheus_target_scrapes_exceeded_sample_limit_total[10m]) > 0",
+            own_monitoring=True,
+            expr=f"increase({select(config, 'prometheus_target_scrapes_exceeded_sample_limit_total')}[10m]) > 0",
             for_="0s",
             severity="warning",
             priority="P3",
@@ -73,9 +81,10 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="NodeFilesystemAlmostFull",
+            own_monitoring=True,
             expr=(
-                f'node_filesystem_avail_bytes{{job="{c.JOB_NODE}",fstype!~"tmpfs|overlay"}}\n'
-                f'  /\nnode_filesystem_size_bytes{{job="{c.JOB_NODE}",fstype!~"tmpfs|overlay"}} < 0.1'
+                f"{select(config, 'node_filesystem_avail_bytes', NODE_JOB, REAL_FILESYSTEMS)}\n"
+                f"  /\n{select(config, 'node_filesystem_size_bytes', NODE_JOB, REAL_FILESYSTEMS)} < 0.1"
             ),
             for_="15m",
             severity="warning",
@@ -84,8 +93,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="{{ $labels.mountpoint }} on {{ $labels.instance }} is almost full",
             description="Less than 10 % of {{ $labels.mountpoint }} on {{ $labels.instance }} has been free for 15 minutes.",
             scenario=Scenario(
-                incident={"node_filesystem_avail_bytes" + node_labels: "5x80", "node_filesystem_size_bytes" + node_labels: "100x80"},
-                healthy={"node_filesystem_avail_bytes" + node_labels: "50x80", "node_filesystem_size_bytes" + node_labels: "100x80"},
+                incident={avail: "5x80", size: "100x80"},
+                healthy={avail: "50x80", size: "100x80"},
                 quiet_at="14m",
                 firing_at="16m",
                 labels={"job": c.JOB_NODE, "instance": "node:9100", "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"},

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from alerts.model import Alert, Scenario, ratio
-from alerts.series import Series, labels
+from alerts.series import Series, scoped
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
 from rollout.model.durations import format_duration
+
+
+CI_JOB = f'job="{c.CI_PUSH_JOB}"'
 
 
 def alerts(config: StackConfig) -> list[Alert]:
@@ -18,7 +22,7 @@ def alerts(config: StackConfig) -> list[Alert]:
     # N checks at one per scrape interval, minus a second so that the range
     # (inclusive at both ends) holds exactly N samples.
     window = format_duration(checks * interval - timedelta(seconds=1))
-    probe = f'{config.metrics.probe_success}{{job="{c.JOB_PROBE}",{c.TRACK_LABEL}="{c.CANARY}"}}'
+    probe = select(config, config.metrics.probe_success, f'job="{c.JOB_PROBE}"', f'{c.TRACK_LABEL}="{c.CANARY}"')
     healthy_probes = {s.probe("stable"): "1x40", s.probe("canary"): "1x40"}
     steps_ok = 9  # the canary answers the first 10 checks, then fails every one
     rules = [
@@ -48,29 +52,32 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="PrometheusConfigReloadFailed",
-            expr="prometheus_config_last_reload_successful == 0",
+            own_monitoring=True,
+            expr=f"{select(config, 'prometheus_config_last_reload_successful')} == 0",
             for_="5m",
             severity="warning",
             priority="P3",
             category="deployment",
             summary="Prometheus {{ $labels.instance }} runs an old config",
             description="The last config reload of Prometheus {{ $labels.instance }} failed; it keeps the previous config until a valid one is loaded.",
-            scenario=_gauge("prometheus_config_last_reload_successful", c.JOB_PROMETHEUS, "prometheus:9090", "0", "1"),
+            scenario=_gauge(config, "prometheus_config_last_reload_successful", c.JOB_PROMETHEUS, "prometheus:9090", "0", "1"),
         ),
         Alert(
             name="AlertmanagerConfigReloadFailed",
-            expr="alertmanager_config_last_reload_successful == 0",
+            own_monitoring=True,
+            expr=f"{select(config, 'alertmanager_config_last_reload_successful')} == 0",
             for_="5m",
             severity="warning",
             priority="P3",
             category="deployment",
             summary="Alertmanager {{ $labels.instance }} runs an old config",
             description="The last config reload of Alertmanager {{ $labels.instance }} failed; routing changes are not in effect.",
-            scenario=_gauge("alertmanager_config_last_reload_successful", c.JOB_ALERTMANAGER, "alertmanager:9093", "0", "1"),
+            scenario=_gauge(config, "alertmanager_config_last_reload_successful", c.JOB_ALERTMANAGER, "alertmanager:9093", "0", "1"),
         ),
         Alert(
             name="CITestPassRatioLow",
-            expr=f'{c.CI_PASS_RATIO}{{job="{c.CI_PUSH_JOB}"}} < {ratio(config.slo.ci_pass_ratio)}',
+            own_monitoring=True,
+            expr=f'{select(config, c.CI_PASS_RATIO, CI_JOB)} < {ratio(config.slo.ci_pass_ratio)}',
             for_="1m",
             severity="warning",
             priority="P3",
@@ -78,8 +85,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="CI suite {{ $labels.suite }} passes too few tests",
             description=f"The last CI run pushed a pass ratio below {format(config.slo.ci_pass_ratio, '.0%')} for suite {{{{ $labels.suite }}}}.",
             scenario=Scenario(
-                incident={_ci("suite", "unit"): "0.95x20"},
-                healthy={_ci("suite", "unit"): "1x20"},
+                incident={_ci(config, "suite", "unit"): "0.95x20"},
+                healthy={_ci(config, "suite", "unit"): "1x20"},
                 quiet_at="30s",
                 firing_at="2m",
                 labels={"job": c.CI_PUSH_JOB, "suite": "unit"},
@@ -87,7 +94,8 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="CIResultsStale",
-            expr=f'time() - max by (job) (push_time_seconds{{job="{c.CI_PUSH_JOB}"}}) > 86400',
+            own_monitoring=True,
+            expr=f"time() - max by (job) ({select(config, 'push_time_seconds', CI_JOB)}) > 86400",
             for_="1h",
             severity="info",
             priority="P4",
@@ -95,8 +103,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="No CI results for a day",
             description="CI has pushed no test results to the Pushgateway for over 24 hours; CITestPassRatioLow is blind.",
             scenario=Scenario(
-                incident={f'push_time_seconds{{job="{c.CI_PUSH_JOB}"}}': "0x320"},
-                healthy={f'push_time_seconds{{job="{c.CI_PUSH_JOB}"}}': "0+300x320"},
+                incident={scoped(config, "push_time_seconds", job=c.CI_PUSH_JOB): "0x320"},
+                healthy={scoped(config, "push_time_seconds", job=c.CI_PUSH_JOB): "0+300x320"},
                 # At most the 5 m lookback apart, so the series never goes missing
                 # between samples and resets the alert's for.
                 interval="5m",
@@ -115,7 +123,7 @@ def alerts(config: StackConfig) -> list[Alert]:
 
 def _no_traffic(config: StackConfig, service: str, weight: int) -> Alert:
     s = Series(config, service)
-    selector = f'{c.REQUEST_RATE}{{{c.SERVICE_LABEL}="{service}",{c.TRACK_LABEL}="{c.CANARY}"}}'
+    selector = select(config, c.REQUEST_RATE, f'{c.SERVICE_LABEL}="{service}"', f'{c.TRACK_LABEL}="{c.CANARY}"')
     idle_canary = {**s.traffic("stable", 100), s.requests("canary"): "100x100", s.requests("canary", "500"): "0x100"}
     return Alert(
         name="CanaryNoTraffic",
@@ -139,12 +147,12 @@ def _no_traffic(config: StackConfig, service: str, weight: int) -> Alert:
     )
 
 
-def _ci(key: str, value: str) -> str:
-    return c.CI_PASS_RATIO + labels(job=c.CI_PUSH_JOB, **{key: value})
+def _ci(config: StackConfig, key: str, value: str) -> str:
+    return scoped(config, c.CI_PASS_RATIO, job=c.CI_PUSH_JOB, **{key: value})
 
 
-def _gauge(metric: str, job: str, instance: str, bad: str, good: str) -> Scenario:
-    series = f'{metric}{{instance="{instance}",job="{job}"}}'
+def _gauge(config: StackConfig, metric: str, job: str, instance: str, bad: str, good: str) -> Scenario:
+    series = scoped(config, metric, instance=instance, job=job)
     return Scenario(
         incident={series: f"{bad}x40"},
         healthy={series: f"{good}x40"},

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 from alerts.burnrate import burn_rate_alerts
 from alerts.model import Alert, Scenario, ratio
 from alerts.performance import _after, _before
 from alerts.series import Series
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
 from rollout.model.durations import format_duration
+from datetime import timedelta
+
+
+CANARY, STABLE = (f'{c.TRACK_LABEL}="{track}"' for track in (c.CANARY, c.STABLE))
 
 
 def alerts(config: StackConfig) -> list[Alert]:
@@ -20,7 +27,7 @@ def alerts(config: StackConfig) -> list[Alert]:
     rules = [
         Alert(
             name="CanaryErrorRateHigh",
-            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {threshold}',
+            expr=f'{select(config, c.ERROR_RATIO, CANARY)} > {threshold}',
             for_=sustain,
             severity="critical",
             priority="P1",
@@ -37,9 +44,10 @@ def alerts(config: StackConfig) -> list[Alert]:
             ),
         ),
         _fast_trigger(config),
+        _worse_than_stable(config),
         Alert(
             name="ServiceErrorRateHigh",
-            expr=f'{c.ERROR_RATIO}{{{c.TRACK_LABEL}="{c.STABLE}"}} > {threshold}',
+            expr=f'{select(config, c.ERROR_RATIO, STABLE)} > {threshold}',
             for_="10m",
             severity="warning",
             priority="P2",
@@ -77,8 +85,8 @@ def _fast_trigger(config: StackConfig) -> Alert:
     window = format_duration(canary.fast_trigger_window)
     hold = format_duration(canary.fast_trigger_window / 2)
     threshold = min(1.0, canary.max_error_ratio * canary.fast_trigger_factor)
-    requests = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}"}}'
-    errors = f'{config.metrics.requests_total}{{{c.TRACK_LABEL}="{c.CANARY}",{c.CODE_LABEL}=~"5.."}}'
+    requests = select(config, config.metrics.requests_total, CANARY)
+    errors = select(config, config.metrics.requests_total, CANARY, f'{c.CODE_LABEL}=~"5.."')
     by = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
     expr = (
         f"(\n  sum by ({by}) (rate({errors}[{window}]))\n    /\n  sum by ({by}) (rate({requests}[{window}]))\n) >= {ratio(threshold)}\n"
@@ -111,5 +119,70 @@ def _fast_trigger(config: StackConfig) -> Alert:
             quiet_at="1m45s",
             firing_at="2m15s",
             labels={"service": s.service, "track": c.CANARY},
+        ),
+    )
+
+
+def _worse_than_stable(config: StackConfig) -> Alert:
+    """The rollback trigger for a canary significantly worse than stable, though maybe under its budget.
+
+    Over ``confidence.triggerWindow``, a one-sided z-test that the canary's error
+    ratio exceeds ``tolerance.errorRatio`` times stable's, at the gate's confidence
+    (the z of the gate's two-sided bounds), on at least ``triggerMinRequests``
+    canary requests and above the negligible share of the budget: the gate's
+    "worse than stable beyond tolerance" verdict, in PromQL (the normal
+    approximation stands in for the exact bounds there).
+    """
+    s = Series(config)
+    canary, settings = config.canary, config.canary.confidence
+    window = format_duration(settings.trigger_window)
+    sustain = format_duration(canary.sustain_for)
+    tolerance = settings.tolerance.error_ratio
+    z = NormalDist().inv_cdf(1 - (1 - settings.level) / 2)
+    floor = settings.negligible * canary.max_error_ratio
+
+    def count(track: str, errors: bool = False) -> str:
+        code = f'{c.CODE_LABEL}=~"5.."' if errors else ""
+        selector = select(config, config.metrics.requests_total, f'{c.TRACK_LABEL}="{track}"', code)
+        return f"sum by ({c.SERVICE_LABEL}) (increase({selector}[{window}]))"
+
+    canary_n, stable_n = count(c.CANARY), count(c.STABLE)
+    # No 5xx series until a first error: 0 while the track serves requests.
+    canary_e = f"({count(c.CANARY, True)} or {canary_n} * 0)"
+    stable_e = f"({count(c.STABLE, True)} or {stable_n} * 0)"
+    p_canary, p_stable = f"({canary_e} / {canary_n})", f"({stable_e} / {stable_n})"
+    expr = (
+        f"(\n  {p_canary} - {ratio(tolerance)} * {p_stable}\n)\n"
+        f"> {z:.4f} * sqrt(\n  {p_canary} * (1 - {p_canary}) / {canary_n}\n"
+        f"  + {ratio(tolerance * tolerance)} * {p_stable} * (1 - {p_stable}) / {stable_n}\n)\n"
+        f"and\n{p_canary} > {ratio(floor)}\n"
+        f"and\n{canary_n} >= {settings.trigger_min_requests}"
+    )
+    # A canary at 0.5 % errors, under the 1 % budget, against a stable track at 0.01 %.
+    incident = {**s.traffic("stable", 1000), s.requests("canary"): "0+199x100", s.requests("canary", "500"): "0+1x100"}
+    incident[s.requests("stable", "500")] = "0+0.1x100"
+    incident[s.requests("stable")] = "0+999.9x100"
+    return Alert(
+        name="CanaryWorseThanStable",
+        expr=expr,
+        for_=sustain,
+        severity="critical",
+        priority="P1",
+        category="errors",
+        summary="Canary of {{ $labels.service }} fails significantly more requests than stable",
+        description=(
+            f"Over {window}, the canary's error ratio is above {tolerance:g} times the stable track's with "
+            f"{format(settings.level, '.0%')} confidence (at least {settings.trigger_min_requests} canary requests, "
+            f"above {format(floor, '.2%')}), for {sustain}, even if under its budget: roll the canary back."
+        ),
+        labels={c.TRACK_LABEL: c.CANARY},
+        rollback=True,
+        scenario=Scenario(
+            incident=incident,
+            # Both tracks alike, with errors: the tolerance keeps a healthy canary quiet.
+            healthy={**s.traffic("stable", 1000, errors_per_step=1), **s.traffic("canary", 100, errors_per_step=0)},
+            quiet_at=_before(canary.sustain_for),
+            firing_at=_after(canary.sustain_for + timedelta(minutes=1)),
+            labels={"service": s.service},
         ),
     )

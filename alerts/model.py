@@ -49,6 +49,10 @@ class Alert:
     scenario: Scenario
     labels: dict[str, str] = field(default_factory=dict)
     rollback: bool = False
+    #: Watches a component of the monitoring stack itself (Prometheus, Alertmanager,
+    #: the Pushgateway's CI results, node-exporter), not the stack's services: left
+    #: out with an operator already in the cluster, whose owner watches those.
+    own_monitoring: bool = False
 
     def __post_init__(self) -> None:
         # The catalogue's own invariants; a broken builder fails at import of the stack.

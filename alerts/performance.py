@@ -6,13 +6,17 @@ from datetime import timedelta
 
 from alerts.burnrate import burn_rate_alerts
 from alerts.model import Alert, Scenario, ratio
-from alerts.series import Series
+from alerts.series import Series, scoped
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
 from rollout.model.durations import format_duration
 
 #: The P95 objective lets 5 % of requests be slower than it: that is the budget.
 P95_BUDGET = 0.05
+
+
+CANARY, STABLE = (f'{c.TRACK_LABEL}="{track}"' for track in (c.CANARY, c.STABLE))
 
 
 def alerts(config: StackConfig) -> list[Alert]:
@@ -23,7 +27,7 @@ def alerts(config: StackConfig) -> list[Alert]:
     rules = [
         Alert(
             name="CanaryLatencyP95High",
-            expr=f'{c.LATENCY_P95}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {ratio(canary.max_latency_p95_seconds)}',
+            expr=f'{select(config, c.LATENCY_P95, CANARY)} > {ratio(canary.max_latency_p95_seconds)}',
             for_=sustain,
             severity="critical",
             priority="P1",
@@ -44,7 +48,7 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="CanaryLatencyP99High",
-            expr=f'{c.LATENCY_P99}{{{c.TRACK_LABEL}="{c.CANARY}"}} > {ratio(canary.max_latency_p99_seconds)}',
+            expr=f'{select(config, c.LATENCY_P99, CANARY)} > {ratio(canary.max_latency_p99_seconds)}',
             for_=sustain,
             severity="critical",
             priority="P1",
@@ -65,7 +69,7 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="ServiceLatencyP99High",
-            expr=f'{c.LATENCY_P99}{{{c.TRACK_LABEL}="{c.STABLE}"}} > {ratio(canary.max_latency_p99_seconds)}',
+            expr=f'{select(config, c.LATENCY_P99, STABLE)} > {ratio(canary.max_latency_p99_seconds)}',
             for_="10m",
             severity="warning",
             priority="P3",
@@ -85,7 +89,11 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="PrometheusRuleEvaluationSlow",
-            expr="prometheus_rule_group_last_duration_seconds > 0.8 * prometheus_rule_group_interval_seconds",
+            own_monitoring=True,
+            expr=(
+                f"{select(config, 'prometheus_rule_group_last_duration_seconds')} > 0.8 * "
+                f"{select(config, 'prometheus_rule_group_interval_seconds')}"
+            ),
             for_="15m",
             severity="warning",
             priority="P3",
@@ -93,8 +101,8 @@ def alerts(config: StackConfig) -> list[Alert]:
             summary="Rule group {{ $labels.rule_group }} takes most of its interval",
             description="Evaluating {{ $labels.rule_group }} takes over 80 % of its interval; evaluations will be skipped and alerts delayed.",
             scenario=Scenario(
-                incident={_rule_group("last_duration"): "20x80", _rule_group("interval"): "15x80"},
-                healthy={_rule_group("last_duration"): "0.05x80", _rule_group("interval"): "15x80"},
+                incident={_rule_group(config, "last_duration"): "20x80", _rule_group(config, "interval"): "15x80"},
+                healthy={_rule_group(config, "last_duration"): "0.05x80", _rule_group(config, "interval"): "15x80"},
                 quiet_at="14m",
                 firing_at="16m",
                 labels={"job": c.JOB_PROMETHEUS, "instance": "prometheus:9090", "rule_group": "rollout-sli"},
@@ -116,10 +124,9 @@ def alerts(config: StackConfig) -> list[Alert]:
     return rules
 
 
-def _rule_group(what: str) -> str:
-    return (
-        f'prometheus_rule_group_{what}_seconds{{instance="prometheus:9090",job="{c.JOB_PROMETHEUS}",'
-        'rule_group="rollout-sli"}'
+def _rule_group(config: StackConfig, what: str) -> str:
+    return scoped(
+        config, f"prometheus_rule_group_{what}_seconds", instance="prometheus:9090", job=c.JOB_PROMETHEUS, rule_group="rollout-sli"
     )
 
 

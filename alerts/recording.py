@@ -15,8 +15,10 @@ from __future__ import annotations
 from alerts.model import Recording, le_matcher
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
 
 BY = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}"
+SERVER_ERRORS = f'{c.CODE_LABEL}=~"5.."'
 
 
 def canary_slis(config: StackConfig) -> list[Recording]:
@@ -24,16 +26,17 @@ def canary_slis(config: StackConfig) -> list[Recording]:
     m = config.metrics
     # The bucket rate is already one series per service, track and le: no sum needed.
     quantile = "histogram_quantile({q}, {rate})"
+    bucket_rate = select(config, c.BUCKET_RATE)
     return [
-        Recording(c.CODE_RATE, f"sum by ({BY}, {c.CODE_LABEL}) (rate({m.requests_total}[5m]))"),
-        Recording(c.REQUEST_RATE, f"sum by ({BY}) ({c.CODE_RATE})"),
-        Recording(c.ERRORS_RATE, f'sum by ({BY}) ({c.CODE_RATE}{{{c.CODE_LABEL}=~"5.."}})'),
-        Recording(c.ERROR_RATIO, f"{c.ERRORS_RATE}\n  /\n{c.REQUEST_RATE}"),
-        Recording(c.BUCKET_RATE, f"sum by ({BY}, le) (rate({m.request_duration_bucket}[5m]))"),
-        Recording(c.LATENCY_P50, quantile.format(q="0.5", rate=c.BUCKET_RATE)),
-        Recording(c.LATENCY_P95, quantile.format(q="0.95", rate=c.BUCKET_RATE)),
-        Recording(c.LATENCY_P99, quantile.format(q="0.99", rate=c.BUCKET_RATE)),
-        Recording(c.PROBE_SUCCESS_RATIO, f"avg by ({BY}) (avg_over_time({m.probe_success}[5m]))"),
+        Recording(c.CODE_RATE, f"sum by ({BY}, {c.CODE_LABEL}) (rate({select(config, m.requests_total)}[5m]))"),
+        Recording(c.REQUEST_RATE, f"sum by ({BY}) ({select(config, c.CODE_RATE)})"),
+        Recording(c.ERRORS_RATE, f"sum by ({BY}) ({select(config, c.CODE_RATE, SERVER_ERRORS)})"),
+        Recording(c.ERROR_RATIO, f"{select(config, c.ERRORS_RATE)}\n  /\n{select(config, c.REQUEST_RATE)}"),
+        Recording(c.BUCKET_RATE, f"sum by ({BY}, le) (rate({select(config, m.request_duration_bucket)}[5m]))"),
+        Recording(c.LATENCY_P50, quantile.format(q="0.5", rate=bucket_rate)),
+        Recording(c.LATENCY_P95, quantile.format(q="0.95", rate=bucket_rate)),
+        Recording(c.LATENCY_P99, quantile.format(q="0.99", rate=bucket_rate)),
+        Recording(c.PROBE_SUCCESS_RATIO, f"avg by ({BY}) (avg_over_time({select(config, m.probe_success)}[5m]))"),
     ]
 
 
@@ -50,25 +53,29 @@ def slo_slis(config: StackConfig) -> list[Recording]:
     """
     le = le_matcher(config.slo.latency_p95_seconds)
     s = c.SERVICE_LABEL
+    requests, errors_rate = select(config, c.SERVICE_REQUEST_RATE), select(config, c.SERVICE_ERRORS_RATE)
+    fast, count = select(config, c.SERVICE_FAST_RATE), select(config, c.SERVICE_DURATION_COUNT_RATE)
+    probe_success = select(config, c.SERVICE_PROBE_SUCCESS)
+    within_objective, every_request = f'le=~"{le}"', 'le="+Inf"'
     rules = [
-        Recording(c.SERVICE_REQUEST_RATE, f"sum by ({s}) ({c.REQUEST_RATE})"),
-        Recording(c.SERVICE_ERRORS_RATE, f"sum by ({s}) ({c.ERRORS_RATE})"),
-        Recording(c.SERVICE_FAST_RATE, f'sum by ({s}) ({c.BUCKET_RATE}{{le=~"{le}"}})'),
-        Recording(c.SERVICE_DURATION_COUNT_RATE, f'sum by ({s}) ({c.BUCKET_RATE}{{le="+Inf"}})'),
-        Recording(c.SERVICE_PROBE_SUCCESS, f"avg by ({s}) ({c.PROBE_SUCCESS_RATIO})"),
+        Recording(c.SERVICE_REQUEST_RATE, f"sum by ({s}) ({select(config, c.REQUEST_RATE)})"),
+        Recording(c.SERVICE_ERRORS_RATE, f"sum by ({s}) ({select(config, c.ERRORS_RATE)})"),
+        Recording(c.SERVICE_FAST_RATE, f"sum by ({s}) ({select(config, c.BUCKET_RATE, within_objective)})"),
+        Recording(c.SERVICE_DURATION_COUNT_RATE, f"sum by ({s}) ({select(config, c.BUCKET_RATE, every_request)})"),
+        Recording(c.SERVICE_PROBE_SUCCESS, f"avg by ({s}) ({select(config, c.PROBE_SUCCESS_RATIO)})"),
     ]
     for window in c.BURN_RATE_WINDOWS:
         if window == "5m":
-            errors = f"{c.SERVICE_ERRORS_RATE}\n  /\n{c.SERVICE_REQUEST_RATE}"
-            slow = f"1 - (\n  {c.SERVICE_FAST_RATE}\n    /\n  {c.SERVICE_DURATION_COUNT_RATE}\n)"
-            probes = f"1 - {c.SERVICE_PROBE_SUCCESS}"
+            errors = f"{errors_rate}\n  /\n{requests}"
+            slow = f"1 - (\n  {fast}\n    /\n  {count}\n)"
+            probes = f"1 - {probe_success}"
         else:
-            errors = f"sum_over_time({c.SERVICE_ERRORS_RATE}[{window}])\n  /\nsum_over_time({c.SERVICE_REQUEST_RATE}[{window}])"
+            errors = f"sum_over_time({errors_rate}[{window}])\n  /\nsum_over_time({requests}[{window}])"
             slow = (
-                f"1 - (\n  sum_over_time({c.SERVICE_FAST_RATE}[{window}])\n    /\n"
-                f"  sum_over_time({c.SERVICE_DURATION_COUNT_RATE}[{window}])\n)"
+                f"1 - (\n  sum_over_time({fast}[{window}])\n    /\n"
+                f"  sum_over_time({count}[{window}])\n)"
             )
-            probes = f"1 - avg_over_time({c.SERVICE_PROBE_SUCCESS}[{window}])"
+            probes = f"1 - avg_over_time({probe_success}[{window}])"
         rules += [
             Recording(c.ERROR_RATIO_OVER.format(window=window), errors),
             Recording(c.SLOW_RATIO_OVER.format(window=window), slow),

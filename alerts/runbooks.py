@@ -69,6 +69,7 @@ ACTIONS: dict[str, list[str]] = {
     "CanaryLatencyP99High": ROLLBACK,
     "CanaryErrorRateHigh": ROLLBACK,
     "CanaryErrorRateCritical": ROLLBACK,
+    "CanaryWorseThanStable": ROLLBACK,
     "CanaryHealthChecksFailing": ROLLBACK,
     "ServiceLatencyP99High": [
         "Find the slow endpoints on the Service overview dashboard; check saturation (CPU, memory) per track.",

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from alerts.model import Alert, Scenario
-from alerts.series import Series
+from alerts.series import Series, scoped
 from rollout.model import conventions as c
+from rollout.model import scope
 from rollout.model.config import StackConfig
+from rollout.model.scope import select
+
+
+PROBE_JOB = f'job="{c.JOB_PROBE}"'
+DENIED = f'{c.CODE_LABEL}=~"401|403"'
 
 
 def alerts(config: StackConfig) -> list[Alert]:
     s = Series(config)
-    failed = f'alertmanager_notifications_failed_total{{instance="alertmanager:9093",integration="slack",job="{c.JOB_ALERTMANAGER}"}}'
-    expiry = f'probe_ssl_earliest_cert_expiry{{instance="https://{s.service}.example:443",job="{c.JOB_PROBE}",service="{s.service}",track="stable"}}'
+    failed = scoped(config, "alertmanager_notifications_failed_total", instance="alertmanager:9093", integration="slack", job=c.JOB_ALERTMANAGER)
+    expiry = scoped(
+        config, "probe_ssl_earliest_cert_expiry",
+        instance=f"https://{s.service}.example:443", job=c.JOB_PROBE, service=s.service, track="stable",
+    )
     denied = {
         s.requests("stable"): "0+100x100",
         s.requests("stable", "401"): "0+30x100",
@@ -21,7 +30,7 @@ def alerts(config: StackConfig) -> list[Alert]:
     return [
         Alert(
             name="SafetyFlagEnabled",
-            expr=f"{c.SAFETY_FLAG_ENABLED} == 1",
+            expr=f"{select(config, c.SAFETY_FLAG_ENABLED)} == 1",
             for_="0s",
             severity="warning",
             priority="P2",
@@ -39,7 +48,8 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="AlertmanagerNotificationsFailing",
-            expr="rate(alertmanager_notifications_failed_total[5m]) > 0",
+            own_monitoring=True,
+            expr=f"rate({select(config, 'alertmanager_notifications_failed_total')}[5m]) > 0",
             for_="10m",
             severity="warning",
             priority="P2",
@@ -56,7 +66,7 @@ def alerts(config: StackConfig) -> list[Alert]:
         ),
         Alert(
             name="CertificateExpiringSoon",
-            expr=f'probe_ssl_earliest_cert_expiry{{job="{c.JOB_PROBE}"}} - time() < 14 * 86400',
+            expr=f"{select(config, 'probe_ssl_earliest_cert_expiry', PROBE_JOB)} - time() < 14 * 86400",
             for_="1h",
             severity="warning",
             priority="P3",
@@ -75,9 +85,10 @@ def alerts(config: StackConfig) -> list[Alert]:
         Alert(
             name="UnauthorizedRequestsHigh",
             expr=(
-                # The recorded rate by code: the raw request counters are read once, by the SLI group.
-                f'sum by ({c.SERVICE_LABEL}) ({c.CODE_RATE}{{{c.CODE_LABEL}=~"401|403"}})\n'
-                f"  /\n{c.SERVICE_REQUEST_RATE} > 0.1"
+                # The recorded rate by code: the raw request counters are read once, by the SLI
+                # group. By the scope labels too: the recorded rate it is divided by carries them.
+                f"sum by ({', '.join([*scope.labels(config), c.SERVICE_LABEL])}) ({select(config, c.CODE_RATE, DENIED)})\n"
+                f"  /\n{select(config, c.SERVICE_REQUEST_RATE)} > 0.1"
             ),
             for_="10m",
             severity="warning",

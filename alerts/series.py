@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rollout.model import conventions as c
+from rollout.model import scope
 from rollout.model.config import StackConfig
 
 
@@ -10,35 +11,44 @@ def labels(**pairs: str) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(pairs.items())) + "}"
 
 
+def scoped(config: StackConfig, metric: str, **pairs: str) -> str:
+    """A series of the stack: ``metric{labels}`` with the stack's scope labels (rollout.model.scope)."""
+    return metric + labels(**scope.labels(config), **pairs)
+
+
 class Series:
-    """Builds ``metric{labels}`` selectors for one service of a stack."""
+    """Builds ``metric{labels}`` series of one service of a stack, in the stack's scope."""
 
     def __init__(self, config: StackConfig, service: str | None = None) -> None:
         self.metrics = config.metrics
         self.service = service or config.services[0].name
+        self.config = config
+
+    def _of(self, metric: str, **pairs: str) -> str:
+        return scoped(self.config, metric, **pairs)
 
     def requests(self, track: str, code: str = "200") -> str:
-        return self.metrics.requests_total + labels(
+        return self._of(self.metrics.requests_total,
             job=c.JOB_SERVICE, service=self.service, track=track, code=code, instance=f"{self.service}-{track}:8080"
         )
 
     def bucket(self, track: str, le: str) -> str:
-        return self.metrics.request_duration_bucket + labels(
+        return self._of(self.metrics.request_duration_bucket,
             job=c.JOB_SERVICE, service=self.service, track=track, le=le, instance=f"{self.service}-{track}:8080"
         )
 
     def count(self, track: str) -> str:
-        return self.metrics.request_duration_bucket.removesuffix("_bucket") + "_count" + labels(
+        return self._of(self.metrics.request_duration_bucket.removesuffix("_bucket") + "_count",
             job=c.JOB_SERVICE, service=self.service, track=track, instance=f"{self.service}-{track}:8080"
         )
 
     def probe(self, track: str) -> str:
-        return self.metrics.probe_success + labels(
+        return self._of(self.metrics.probe_success,
             job=c.JOB_PROBE, service=self.service, track=track, instance=f"http://{self.service}-{track}:8080/healthz"
         )
 
     def up(self, track: str) -> str:
-        return "up" + labels(job=c.JOB_SERVICE, service=self.service, track=track, instance=f"{self.service}-{track}:8080")
+        return self._of("up", job=c.JOB_SERVICE, service=self.service, track=track, instance=f"{self.service}-{track}:8080")
 
     def traffic(self, track: str, per_step: int, errors_per_step: int = 0, steps: int = 100) -> dict[str, str]:
         """Request counters of one track: ``per_step`` requests each sample, some 5xx."""

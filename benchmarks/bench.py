@@ -1,4 +1,5 @@
-"""rollout's benchmarks: what a preview costs, how it grows, how fast alerts fire and a rollback is dispatched.
+"""rollout's benchmarks: what a preview costs, how it grows, how fast alerts fire and a rollback is dispatched,
+and how the canary's judge decides.
 
 Every figure is a ratio measured side by side in one run, or a count: the
 machines this runs on are shared and noisy, so absolute seconds mean little.
@@ -321,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     size = "tiny" if args.tiny else "full"
     import detection
     import fleet
+    import judging
     import loop
     import rulecost
 
@@ -334,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_preview": section_engine_preview(repeats),
         "rollback_loop": loop.run(tiny=args.tiny),
         "fleet": fleet.run(tiny=args.tiny),
+        "judging": judging.run(tiny=args.tiny),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from servers import LOOPBACK, http_json, start_prometheus  # noqa: E402
 
 from rollout.load.stack import load_stack  # noqa: E402
+from rollout.model import scope  # noqa: E402
 from rollout.build.render import render  # noqa: E402
 
 BUCKETS = ("0.1", "0.2", "0.5", "1", "2.5", "+Inf")
@@ -140,7 +141,9 @@ def run(stack: str = "production", services: int = 250, settle_s: float = 40, ti
             "scrape_configs": [
                 {
                     "job_name": "rollout-service",
-                    "static_configs": [{"targets": [exporter.address]}],
+                    # The stack's scope (its namespace), as the operator labels its targets:
+                    # the rules read only the stack's series.
+                    "static_configs": [{"targets": [exporter.address], "labels": scope.labels(config)}],
                     "honor_labels": True,
                 },
             ],

@@ -37,6 +37,7 @@ with warnings.catch_warnings():
 from alerts.burnrate import PAGE, TICKET
 from alerts.performance import P95_BUDGET as LATENCY_BUDGET
 from rollout.model import conventions as c
+from rollout.model import scope
 from rollout.model.config import StackConfig
 from rollout.model.time import format_time
 from rollout.model.durations import format_duration
@@ -47,9 +48,18 @@ SERVICE_VAR = "service"
 TRACK_VAR = "track"
 SELECT = f'{c.SERVICE_LABEL}="${SERVICE_VAR}"'
 SELECT_TRACK = f'{SELECT},{c.TRACK_LABEL}=~"${TRACK_VAR}"'
+
+
+def _selects(config: StackConfig) -> tuple[str, str]:
+    """The panels' matchers in the stack's scope (rollout.model.scope): the service, and the
+    service and track. A Prometheus other stacks share holds their series of the same
+    service name too."""
+    prefix = "".join(f"{m}," for m in scope.matchers(config))
+    return prefix + SELECT, prefix + SELECT_TRACK
 #: Digits kept of every float in the JSON (thresholds, factors): no float noise.
 FLOAT_DIGITS = 6
 TAG = "rollout"
+FIRING = '"firing"'
 
 UID_OVERVIEW = "rollout-service-overview"
 UID_ROLLOUT = "rollout-canary"
@@ -112,11 +122,12 @@ def slos_of(config: StackConfig) -> list[Slo]:
     windows count them (bad over all, each moment weighed by its traffic);
     availability is the share of failed health checks.
     """
+    select, select_track = _selects(config)
     slo = config.slo
     window = format_duration(slo.window)
 
     def over(rate: str) -> str:
-        return f"sum_over_time({rate}{{{SELECT}}}[{window}])"
+        return f"sum_over_time({rate}{{{select}}}[{window}])"
 
     return [
         Slo(
@@ -130,7 +141,7 @@ def slos_of(config: StackConfig) -> list[Slo]:
         ),
         Slo(
             "Availability", c.PROBE_FAILURE_RATIO_OVER, _r(1 - slo.availability), f"{slo.availability:.2%} of checks succeed",
-            f"1 - avg_over_time({c.SERVICE_PROBE_SUCCESS}{{{SELECT}}}[{window}])",
+            f"1 - avg_over_time({c.SERVICE_PROBE_SUCCESS}{{{select}}}[{window}])",
         ),
     ]
 
@@ -143,15 +154,16 @@ def _budget_left(slo: Slo) -> str:
 
 
 def service_overview(config: StackConfig) -> list[PanelSpec]:
+    select, select_track = _selects(config)
     slo, canary = config.slo, config.canary
     window = format_duration(slo.window)
     error_budget = slo.error_ratio
     page_factor = PAGE[0][0].factor(slo.window)
     return [
-        PanelSpec("Request rate", [Query(f"{c.REQUEST_RATE}{{{SELECT_TRACK}}}", "{{track}}")], "reqps"),
+        PanelSpec("Request rate", [Query(f"{c.REQUEST_RATE}{{{select_track}}}", "{{track}}")], "reqps"),
         PanelSpec(
             "Error ratio",
-            [Query(f"{c.ERROR_RATIO}{{{SELECT_TRACK}}}", "{{track}}")],
+            [Query(f"{c.ERROR_RATIO}{{{select_track}}}", "{{track}}")],
             "percentunit",
             thresholds=[(slo.error_ratio, "orange"), (canary.max_error_ratio, "red")],
             description="5xx share per track; lines at the SLO's error ratio and the canary's rollback trigger.",
@@ -159,9 +171,9 @@ def service_overview(config: StackConfig) -> list[PanelSpec]:
         PanelSpec(
             "Latency P50, P95, P99",
             [
-                Query(f"{c.LATENCY_P50}{{{SELECT_TRACK}}}", "P50 {{track}}"),
-                Query(f"{c.LATENCY_P95}{{{SELECT_TRACK}}}", "P95 {{track}}"),
-                Query(f"{c.LATENCY_P99}{{{SELECT_TRACK}}}", "P99 {{track}}"),
+                Query(f"{c.LATENCY_P50}{{{select_track}}}", "P50 {{track}}"),
+                Query(f"{c.LATENCY_P95}{{{select_track}}}", "P95 {{track}}"),
+                Query(f"{c.LATENCY_P99}{{{select_track}}}", "P99 {{track}}"),
             ],
             "s",
             thresholds=[
@@ -174,7 +186,7 @@ def service_overview(config: StackConfig) -> list[PanelSpec]:
         ),
         PanelSpec(
             f"Availability over {window}",
-            [Query(f"1 - avg_over_time({c.PROBE_FAILURE_RATIO_OVER.format(window='5m')}{{{SELECT}}}[{window}])", "{{service}}", instant=True)],
+            [Query(f"1 - avg_over_time({c.PROBE_FAILURE_RATIO_OVER.format(window='5m')}{{{select}}}[{window}])", "{{service}}", instant=True)],
             "percentunit",
             kind="stat",
             base="red",
@@ -193,7 +205,7 @@ def service_overview(config: StackConfig) -> list[PanelSpec]:
         ),
         PanelSpec(
             "Error burn rate (1h)",
-            [Query(f"{c.ERROR_RATIO_OVER.format(window='1h')}{{{SELECT}}} / {_r(error_budget)}", "{{service}}")],
+            [Query(f"{c.ERROR_RATIO_OVER.format(window='1h')}{{{select}}} / {_r(error_budget)}", "{{service}}")],
             "x",
             thresholds=[(page_factor, "red")],
             description="How fast the error budget burns; 1 spends it exactly over the SLO window. The line is the page threshold.",
@@ -201,7 +213,7 @@ def service_overview(config: StackConfig) -> list[PanelSpec]:
         ),
         PanelSpec(
             "CI test pass ratio",
-            [Query(f'{c.CI_PASS_RATIO}{{job="{c.CI_PUSH_JOB}"}}', "{{suite}}")],
+            [Query(scope.select(config, c.CI_PASS_RATIO, f'job="{c.CI_PUSH_JOB}"'), "{{suite}}")],
             "percentunit",
             kind="stat",
             base="red",
@@ -210,37 +222,37 @@ def service_overview(config: StackConfig) -> list[PanelSpec]:
         ),
         PanelSpec(
             "CPU per track",
-            [Query(f"sum by ({c.TRACK_LABEL}) (rate({c.PROCESS_CPU_SECONDS}{{job=\"{c.JOB_SERVICE}\",{SELECT_TRACK}}}[5m]))", "{{track}}")],
+            [Query(f"sum by ({c.TRACK_LABEL}) (rate({c.PROCESS_CPU_SECONDS}{{job=\"{c.JOB_SERVICE}\",{select_track}}}[5m]))", "{{track}}")],
             "short",
         ),
         PanelSpec(
             "Memory per track",
-            [Query(f"sum by ({c.TRACK_LABEL}) ({c.PROCESS_RESIDENT_MEMORY}{{job=\"{c.JOB_SERVICE}\",{SELECT_TRACK}}})", "{{track}}")],
+            [Query(f"sum by ({c.TRACK_LABEL}) ({c.PROCESS_RESIDENT_MEMORY}{{job=\"{c.JOB_SERVICE}\",{select_track}}})", "{{track}}")],
             "bytes",
         ),
         PanelSpec(
             "Alerts firing",
-            [Query(f'count by (severity) ({c.ALERTS}{{alertstate="firing"}})', "{{severity}}")],
+            [Query(f"count by (severity) ({scope.select(config, c.ALERTS, 'alertstate=' + FIRING)})", "{{severity}}")],
             "short",
             width=8,
         ),
         PanelSpec(
             "Rollout stage",
-            [Query(f"{c.ROLLOUT_STAGE}{{{SELECT}}}", "stage of the plan", instant=True)],
+            [Query(f"{c.ROLLOUT_STAGE}{{{select}}}", "stage of the plan", instant=True)],
             "none",
             kind="stat",
             width=4,
         ),
         PanelSpec(
             "Canary weight",
-            [Query(f"{c.ROLLOUT_WEIGHT}{{{SELECT}}}", "canary weight", instant=True)],
+            [Query(f"{c.ROLLOUT_WEIGHT}{{{select}}}", "canary weight", instant=True)],
             "percent",
             kind="stat",
             width=4,
         ),
         PanelSpec(
             "Time in stage",
-            [Query(f"time() - {c.ROLLOUT_STAGE_STARTED}{{{SELECT}}}", "{{service}}", instant=True)],
+            [Query(f"time() - {c.ROLLOUT_STAGE_STARTED}{{{select}}}", "{{service}}", instant=True)],
             "s",
             kind="stat",
             width=8,
@@ -249,8 +261,9 @@ def service_overview(config: StackConfig) -> list[PanelSpec]:
 
 
 def rollout(config: StackConfig) -> list[PanelSpec]:
+    select, select_track = _selects(config)
     canary = config.canary
-    failed_probe = f"{config.metrics.probe_success}{{{SELECT_TRACK}}}"
+    failed_probe = f"{config.metrics.probe_success}{{{select_track}}}"
     checks = canary.max_consecutive_failed_health_checks
     # The last N checks at one per scrape interval, as CanaryHealthChecksFailing
     # counts them: the range (inclusive at both ends) less a second holds N samples.
@@ -258,7 +271,7 @@ def rollout(config: StackConfig) -> list[PanelSpec]:
     return [
         PanelSpec(
             "Error ratio: canary against stable",
-            [Query(f"{c.ERROR_RATIO}{{{SELECT_TRACK}}}", "{{track}}")],
+            [Query(f"{c.ERROR_RATIO}{{{select_track}}}", "{{track}}")],
             "percentunit",
             thresholds=[(canary.max_error_ratio, "red")],
             description="The line is the gate and rollback threshold (rollout:canary.maxErrorRatio).",
@@ -266,21 +279,21 @@ def rollout(config: StackConfig) -> list[PanelSpec]:
         ),
         PanelSpec(
             "P95 latency: canary against stable",
-            [Query(f"{c.LATENCY_P95}{{{SELECT_TRACK}}}", "{{track}}")],
+            [Query(f"{c.LATENCY_P95}{{{select_track}}}", "{{track}}")],
             "s",
             thresholds=[(canary.max_latency_p95_seconds, "red")],
             width=8,
         ),
         PanelSpec(
             "P99 latency: canary against stable",
-            [Query(f"{c.LATENCY_P99}{{{SELECT_TRACK}}}", "{{track}}")],
+            [Query(f"{c.LATENCY_P99}{{{select_track}}}", "{{track}}")],
             "s",
             thresholds=[(canary.max_latency_p99_seconds, "red")],
             width=8,
         ),
         PanelSpec(
             "Canary traffic weight",
-            [Query(f"{c.ROLLOUT_WEIGHT}{{{SELECT}}}", "canary weight")],
+            [Query(f"{c.ROLLOUT_WEIGHT}{{{select}}}", "canary weight")],
             "percent",
             minimum=0,
             maximum=100,
@@ -296,7 +309,7 @@ def rollout(config: StackConfig) -> list[PanelSpec]:
             "Canary requests in range against the gate's minimum",
             [
                 Query(
-                    f'sum(increase({config.metrics.requests_total}{{{SELECT},{c.TRACK_LABEL}="{c.CANARY}"}}[$__range]))',
+                    f'sum(increase({config.metrics.requests_total}{{{select},{c.TRACK_LABEL}="{c.CANARY}"}}[$__range]))',
                     "canary requests",
                     instant=True,
                 )
@@ -312,12 +325,13 @@ def rollout(config: StackConfig) -> list[PanelSpec]:
 
 
 def slos(config: StackConfig) -> list[PanelSpec]:
+    select, select_track = _selects(config)
     slo = config.slo
     window = format_duration(slo.window)
     panels = []
     for entry in slos_of(config):
         name, series, budget, objective = entry.name, entry.series, entry.budget, entry.objective
-        five = f"{series.format(window='5m')}{{{SELECT}}}"
+        five = f"{series.format(window='5m')}{{{select}}}"
         panels += [
             PanelSpec(
                 f"{name} SLI",
@@ -340,7 +354,7 @@ def slos(config: StackConfig) -> list[PanelSpec]:
             PanelSpec(
                 f"{name} burn rates",
                 [
-                    Query(f"{series.format(window=w)}{{{SELECT}}} / {_r(budget)}", w)
+                    Query(f"{series.format(window=w)}{{{select}}} / {_r(budget)}", w)
                     for pair in _burn_windows()
                     for w in pair
                 ],
@@ -355,7 +369,7 @@ def slos(config: StackConfig) -> list[PanelSpec]:
     panels.append(
         PanelSpec(
             "CI pass ratio SLI",
-            [Query(f'{c.CI_PASS_RATIO}{{job="{c.CI_PUSH_JOB}"}}', "{{suite}}")],
+            [Query(scope.select(config, c.CI_PASS_RATIO, f'job="{c.CI_PUSH_JOB}"'), "{{suite}}")],
             "percentunit",
             base="red",
             thresholds=[(slo.ci_pass_ratio, "green")],
@@ -368,24 +382,24 @@ def slos(config: StackConfig) -> list[PanelSpec]:
 def monitoring_health(config: StackConfig) -> list[PanelSpec]:
     budgets = config.monitoring.budgets
     return [
-        PanelSpec("Scrape targets up", [Query(f"sum by (job) ({c.UP})", "{{job}} up"), Query(f"count by (job) ({c.UP})", "{{job}} targets")], "short"),
+        PanelSpec("Scrape targets up", [Query(f"sum by (job) ({scope.select(config, c.UP)})", "{{job}} up"), Query(f"count by (job) ({scope.select(config, c.UP)})", "{{job}} targets")], "short"),
         PanelSpec(
             "Rule evaluation failures",
-            [Query(f"sum by (rule_group) (increase({c.PROMETHEUS_RULE_EVALUATION_FAILURES}[5m]))", "{{rule_group}}")],
+            [Query(f"sum by (rule_group) (increase({scope.select(config, c.PROMETHEUS_RULE_EVALUATION_FAILURES)}[5m]))", "{{rule_group}}")],
             "short",
             thresholds=[(1, "red")],
         ),
         PanelSpec(
             "Alertmanager notifications",
             [
-                Query(f"sum by (integration) (rate({c.ALERTMANAGER_NOTIFICATIONS}[5m]))", "{{integration}} sent"),
-                Query(f"sum by (integration) (rate({c.ALERTMANAGER_NOTIFICATIONS_FAILED}[5m]))", "{{integration}} failed"),
+                Query(f"sum by (integration) (rate({scope.select(config, c.ALERTMANAGER_NOTIFICATIONS)}[5m]))", "{{integration}} sent"),
+                Query(f"sum by (integration) (rate({scope.select(config, c.ALERTMANAGER_NOTIFICATIONS_FAILED)}[5m]))", "{{integration}} failed"),
             ],
             "ops",
         ),
         PanelSpec(
             "Head series against the budget",
-            [Query(f"max({c.PROMETHEUS_HEAD_SERIES})", "head series")],
+            [Query(f"max({scope.select(config, c.PROMETHEUS_HEAD_SERIES)})", "head series")],
             "short",
             thresholds=[(budgets.active_series, "red")],
             description="The line is rollout:monitoring.budgets.activeSeries (PrometheusActiveSeriesOverBudget).",
@@ -410,8 +424,8 @@ def _variables(config: StackConfig) -> list:
         gd.QueryVariable(SERVICE_VAR)
         .label("Service")
         .datasource(DATASOURCE)
-        .query(f"label_values({c.REQUEST_RATE}, {c.SERVICE_LABEL})")
-        .definition(f"label_values({c.REQUEST_RATE}, {c.SERVICE_LABEL})")
+        .query(f"label_values({scope.select(config, c.REQUEST_RATE)}, {c.SERVICE_LABEL})")
+        .definition(f"label_values({scope.select(config, c.REQUEST_RATE)}, {c.SERVICE_LABEL})")
         .refresh(gm.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(gm.VariableSort.ALPHABETICAL_ASC)
         .current(gm.VariableOption(text=services[0], value=services[0]))
@@ -472,7 +486,7 @@ def build_dashboard(config: StackConfig, stack: str, uid: str) -> dict[str, Any]
         builder = builder.with_panel(_panel(spec, index))
     document = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
     if uid == UID_ROLLOUT:
-        document["annotations"] = {"list": _stage_annotation_queries(stack)}
+        document["annotations"] = {"list": _stage_annotation_queries(config, stack)}
     return _normalise(document)
 
 
@@ -511,7 +525,7 @@ def stage_annotations(config: StackConfig) -> list[StageAnnotation]:
     return found
 
 
-def _stage_annotation_queries(stack: str) -> list[dict]:
+def _stage_annotation_queries(config: StackConfig, stack: str) -> list[dict]:
     """The canary dashboard's annotations: the history's stage changes (annotations the
     program creates through Grafana's API, found by tag), and each change of the
     canary weight Prometheus recorded (where Grafana's API is not managed)."""
@@ -528,7 +542,7 @@ def _stage_annotation_queries(stack: str) -> list[dict]:
             datasource=DATASOURCE,
             enable=True,
             icon_color="purple",
-            expr=f"changes({c.ROLLOUT_WEIGHT}{{{SELECT}}}[2m]) > 0",
+            expr=f"changes({c.ROLLOUT_WEIGHT}{{{_selects(config)[0]}}}[2m]) > 0",
             step="1m",
             title_format="canary weight changed",
             text_format=f"{{{{{c.SERVICE_LABEL}}}}}",

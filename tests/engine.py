@@ -190,7 +190,9 @@ def healthy_evidence(project: "EngineProject", stack: str, workdir: Path, *extra
     document = yaml.safe_load(project.stack_file(stack).read_text())
     stage_start = epoch(service(document["config"])["rollout"]["history"][-1]["startedAt"])
     evidence = workdir / f"{stack}-evidence.json"
-    with healthy_canary_prometheus(workdir, stage_start, time.time()) as prometheus:
+    # The series carry the stack's namespace, as the operator labels its targets (rollout.model.scope).
+    namespace = (document["config"].get("rollout:kubernetes") or {}).get("namespace")
+    with healthy_canary_prometheus(workdir, stage_start, time.time(), namespace=namespace) as prometheus:
         collected = project.rollout("evidence", "--stack", stack, "--prometheus", prometheus.url,
                                     "--deployed-state", str(outputs), *extra, "--out", str(evidence))
     assert collected.returncode == 0, collected.stderr
@@ -198,15 +200,16 @@ def healthy_evidence(project: "EngineProject", stack: str, workdir: Path, *extra
 
 
 @contextmanager
-def healthy_canary_prometheus(workdir: Path, stage_start: float, now: float, services=("genesis",)) -> Iterator:
-    """A real Prometheus holding a healthy canary and stable since before ``stage_start``."""
+def healthy_canary_prometheus(workdir: Path, stage_start: float, now: float, services=("genesis",), namespace: str | None = None) -> Iterator:
+    """A real Prometheus holding a healthy canary and stable since before ``stage_start``,
+    its series labelled with ``namespace`` (none: a Docker stack's)."""
     from servers import start_backfilled_prometheus
     from test_e2e_gates import HEALTHY, STEP, openmetrics
 
     stage = int(stage_start) // STEP * STEP
     end = int(now) // STEP * STEP - STEP
     text = openmetrics({s: {"canary": (HEALTHY, HEALTHY), "stable": (HEALTHY, HEALTHY)} for s in services},
-                       start=stage - 2 * 3600, stage=stage, end=end)
+                       start=stage - 2 * 3600, stage=stage, end=end, namespace=namespace)
     config = yaml.safe_dump({"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}})
     with start_backfilled_prometheus(text, workdir, config) as prometheus:
         yield prometheus

@@ -174,6 +174,27 @@ def test_a_safety_flag_switched_on_fires_its_alert(project, tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
 
 
+def test_a_quiet_canarys_few_failures_do_not_fire_the_comparison_with_stable_a_busier_ones_do(tmp_path):
+    # 20 % errors either way, against a stable track failing nothing: under triggerMinRequests
+    # (1000 in 30m) the canary is too quiet to tell, above it the comparison fires.
+    config = load_stack("staging", FIXTURE)
+    render(config, "staging", tmp_path)
+    (alert,) = [a for a in all_alerts(config) if a.name == "CanaryWorseThanStable"]
+    s = Series(config)
+
+    def case(name: str, per_step: int, firing: bool) -> dict:
+        series = {**s.traffic("stable", 1000), **s.traffic("canary", per_step, errors_per_step=per_step // 5, steps=240)}
+        return {"name": name, "interval": "15s", "input_series": _series(series),
+                "alert_rule_test": [{"eval_time": "50m", "alertname": alert.name,
+                                     "exp_alerts": [_expected(alert, config)] if firing else []}]}
+
+    tests = [case("5 requests per scrape: 600 in 30m, quiet", 5, False),
+             case("10 requests per scrape: 1200 in 30m, firing", 10, True)]
+    path = _test_file(tmp_path, config, tests, name="quiet_canary_test")
+    result = promtool("test", "rules", str(path.relative_to(tmp_path)), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+
+
 def test_the_full_catalogue_has_at_least_30_alerts_and_development_at_least_18():
     for stack in STACKS:
         config = load_stack(stack, FIXTURE)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import FIXTURE, ROOT
+from evidence_counts import counts, with_bounds
 from test_cli_rollout import commit_all, git, rollout
 
 T0 = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)
@@ -361,3 +362,49 @@ def test_check_warns_of_a_relative_runbook_url_and_no_hostnames_outside_dev(ops)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: stacks/Pulumi.staging.yaml: rollout:alerting.runbookBaseUrl is 'docs/runbooks'" in result.stdout
     assert "route.hostnames is empty" in result.stdout
+
+
+def test_status_with_evidence_says_each_traffic_measures_verdict_with_its_numbers(ops, tmp_path):
+    # staging at 5 % since a day after T0; the evidence: a canary 90 times worse than stable in errors,
+    # under the budget; its latency alike stable's.
+    _set(ops, "staging", _history([(0, T0), (5, T0 + DAY)]))
+    now = T0 + 3 * DAY
+    state = status_state(ops, now)
+    service = state["services"]["genesis"]
+    queries = {m: with_bounds(m, {"status": "ok", "value": v}) for m, v in {
+        "requests": 14_200, "errorRatio": 0.009, "latencyP95Seconds": 0.2, "latencyP99Seconds": 0.4,
+        "consecutiveFailedHealthChecks": 0, **counts(14_200, errors=0.009, stable_times=270_000 / 14_200),
+        "stableErrors": 27}.items()}
+    evidence = {"kind": "rollout-gate-evidence", "version": 1, "stack": "staging", "collectedAt": iso(now),
+                "deployedState": state, "upstreamState": None,
+                "services": {"genesis": {"stageWeight": 5, "stageStartedAt": service["stageStartedAt"],
+                                         "release": service["release"], "trafficSince": service["stageStartedAt"],
+                                         "windowSeconds": 3600, "queries": queries}}}
+    file = tmp_path / "evidence.json"
+    file.write_text(json.dumps(evidence))
+    text = rollout(ops, "status", "--stack", "staging", "--evidence", str(file), "--now", iso(now))
+    assert text.returncode == 0, text.stderr
+    assert ("  fail: error ratio: canary 0.9 % [0.75 %, 1.1 %] over 14,200 requests vs stable 0.01 % over 270,000: "
+            "worse than stable beyond tolerance 2×") in text.stdout
+    assert "  pass: P95 latency (slower than 0.5 s): canary 0.099 % [" in text.stdout
+    assert "  pass: P99 latency (slower than 1 s): canary 0 % [" in text.stdout
+    as_json = rollout(ops, "status", "--stack", "staging", "--evidence", str(file), "--now", iso(now), "--format", "json")
+    verdicts = json.loads(as_json.stdout)["services"]["genesis"]["verdicts"]
+    assert [(v["measure"], v["verdict"]) for v in verdicts] == [
+        ("errorRatio", "fail"), ("latencyP95", "pass"), ("latencyP99", "pass")]
+    assert verdicts[0]["canaryInterval"]["low"] > 2 * verdicts[0]["stableInterval"]["high"]
+    refused = rollout(ops, "status", "--all", "--evidence", str(file))
+    assert refused.returncode == 2 and "leave out --stack, --service and --evidence" in refused.stderr
+
+
+def status_state(project: Path, now: datetime) -> dict:
+    """The staging stack's rollout state as the stack file says, at ``now``."""
+    from rollout.load.clock import rehearse
+    from rollout.load.stack import load_stack
+    from rollout.model.state import rollout_state
+
+    rehearse(now)  # as the command's --now does: the history is not in the future
+    try:
+        return rollout_state(load_stack("staging", project), "staging", now)
+    finally:
+        rehearse(None)

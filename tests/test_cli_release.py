@@ -13,6 +13,7 @@ from conftest import edit_stack
 from rollout.gates.check import state_at_ref
 from rollout.model.time import format_time, utc_now
 from test_cli_rollout import commit_all, history, rollout, stack_text
+from evidence_counts import counts, with_bounds
 
 OLD, R, NEW, UNTESTED = (f"ghcr.io/example/genesis:{v}" for v in ("1.4.2", "1.5.0", "1.6.0", "9.9.9"))
 DAY = timedelta(days=1)
@@ -126,9 +127,10 @@ def test_advance_with_healthy_evidence_then_promote_after_completion(project, tm
         "services": {"genesis": {
             "stageWeight": service["weight"], "stageStartedAt": service["stageStartedAt"], "release": R,
             "trafficSince": service["stageStartedAt"], "windowSeconds": 3600,
-            "queries": {m: {"status": "ok", "value": v} for m, v in {
+            "queries": {m: with_bounds(m, {"status": "ok", "value": v}) for m, v in {
                 "errorRatio": 0.001, "latencyP95Seconds": 0.2, "latencyP99Seconds": 0.4,
-                "consecutiveFailedHealthChecks": 0, "requests": 50_000}.items()}}},
+                "consecutiveFailedHealthChecks": 0, "requests": 50_000,
+                **counts(50_000, errors=0.001)}.items()}}},
     }
     file = tmp_path / "evidence.json"
     file.write_text(json.dumps(evidence))

@@ -93,3 +93,17 @@ def test_the_comment_embeds_the_schedule_as_mermaid_the_status_table_and_the_ren
     assert "Rendered files: unchanged" in build("staging", "", 0, [], diff="")
     long = build("staging", "", 0, [], diff="+x\n" * MAX_DIFF_CHARS)
     assert "(cut: run `rollout diff` for the rest)" in long and len(long) < 65536
+
+
+def test_a_stage_held_by_inconclusive_evidence_says_held_and_a_failing_one_refused():
+    held = ("[mandatory] rollout-canary-within-budget (service genesis): error ratio: canary 0 % [0 %, 2.4 %] over 155 "
+            "requests vs stable 0 % over 1,395: cannot yet show it within the budget of 1 % (its upper bound 2.4 % "
+            "is above it) (inconclusive: the stage holds and keeps soaking; no rollback)\n")
+    failed = ("[mandatory] rollout-canary-within-budget (service exodus): error ratio: canary 0.9 % [0.75 %, 1.1 %] "
+              "over 14,200 requests vs stable 0.01 % over 270,000: worse than stable beyond tolerance 2× (fail)\n")
+    weights = ["`genesis`: 10 % → 25 % (advance)"]
+    text = build("staging", held, 1, weights)
+    assert "⏸️ **held**: 1 measure(s) inconclusive; the stage keeps soaking" in text
+    assert "worse than stable" not in text and "cannot yet show it within the budget of 1 %" in text
+    both = build("staging", held + failed, 1, weights)
+    assert "❌ **refused**: 2 mandatory violation(s)" in both and "**held**" not in both

@@ -23,6 +23,7 @@ from alerts.catalogue import rule_groups
 from conftest import STACKS
 from dashboards.build import SERVICE_VAR, TRACK_VAR, dashboards
 from rollout.model import conventions as c
+from rollout.model import scope
 from rollout.load.stack import load_stack
 from servers import binary, http_json, start_prometheus
 
@@ -49,6 +50,8 @@ def synthetic_series(config, end: int) -> str:
         rows += [f"{name}{_labels(labels)} {value_at(i)} {t}" for i, t in enumerate(times)]
 
     m = config.metrics
+    # Every series in the stack's scope (its namespace), as its Prometheus labels them.
+    scoped = scope.labels(config)
     bounds = sorted(
         {*BUCKETS[:-1], f"{config.slo.latency_p95_seconds:g}", f"{config.canary.max_latency_p95_seconds:g}",
          f"{config.canary.max_latency_p99_seconds:g}"},
@@ -56,7 +59,7 @@ def synthetic_series(config, end: int) -> str:
     ) + ["+Inf"]
     for service in config.services:
         for track in c.TRACKS:
-            base = {"job": c.JOB_SERVICE, c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track,
+            base = {**scoped, "job": c.JOB_SERVICE, c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track,
                     "instance": f"{service.name}-{track}:{service.port}"}
             add("http_requests", "counter", m.requests_total, {**base, c.CODE_LABEL: "200"}, lambda i: 99 * i)
             add("http_requests", "counter", m.requests_total, {**base, c.CODE_LABEL: "500"}, lambda i: i)
@@ -67,19 +70,19 @@ def synthetic_series(config, end: int) -> str:
                 add(histogram, "histogram", m.request_duration_bucket, {**base, "le": bound}, lambda i, s=share: int(100 * s) * i)
             add(histogram, "histogram", f"{histogram}_count", base, lambda i: 100 * i)
             add(histogram, "histogram", f"{histogram}_sum", base, lambda i: 8 * i)
-            probe = {"job": c.JOB_PROBE, c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track,
+            probe = {**scoped, "job": c.JOB_PROBE, c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track,
                      "instance": f"http://{service.name}-{track}:{service.port}{service.health.path}"}
             add(m.probe_success, "gauge", m.probe_success, probe, lambda i: 0 if i % 40 == 7 else 1)
             add("process_cpu_seconds", "counter", c.PROCESS_CPU_SECONDS, base, lambda i: round(0.3 * i, 1))
             add(c.PROCESS_RESIDENT_MEMORY, "gauge", c.PROCESS_RESIDENT_MEMORY, base, lambda i: 180_000_000 + i)
             add(c.UP, "gauge", c.UP, base, lambda i: 1)
-    add(c.CI_PASS_RATIO, "gauge", c.CI_PASS_RATIO, {"job": c.CI_PUSH_JOB, "suite": "unit"}, lambda i: 0.99)
-    own = {"job": c.JOB_PROMETHEUS, "instance": "prometheus:9090"}
+    add(c.CI_PASS_RATIO, "gauge", c.CI_PASS_RATIO, {**scoped, "job": c.CI_PUSH_JOB, "suite": "unit"}, lambda i: 0.99)
+    own = {**scoped, "job": c.JOB_PROMETHEUS, "instance": "prometheus:9090"}
     add(c.UP, "gauge", c.UP, own, lambda i: 1)
     add(c.PROMETHEUS_HEAD_SERIES, "gauge", c.PROMETHEUS_HEAD_SERIES, own, lambda i: 40_000 + i)
     add("prometheus_rule_evaluation_failures", "counter", c.PROMETHEUS_RULE_EVALUATION_FAILURES,
         {**own, "rule_group": "rollout-sli"}, lambda i: 0)
-    manager = {"job": c.JOB_ALERTMANAGER, "instance": "alertmanager:9093"}
+    manager = {**scoped, "job": c.JOB_ALERTMANAGER, "instance": "alertmanager:9093"}
     add(c.UP, "gauge", c.UP, manager, lambda i: 1)
     for integration in ("pagerduty", "slack", "email", "webhook"):
         add("alertmanager_notifications", "counter", c.ALERTMANAGER_NOTIFICATIONS, {**manager, "integration": integration}, lambda i: i // 20)
@@ -172,8 +175,10 @@ def test_the_service_variable_lists_the_stacks_services(loaded):
     stack, config, prometheus = loaded
     overview = dashboards(config, stack)["rollout-service-overview"]
     (variable,) = [v for v in overview["templating"]["list"] if v["name"] == SERVICE_VAR]
-    assert variable["query"] == f"label_values({c.REQUEST_RATE}, {c.SERVICE_LABEL})"
-    match = urllib.parse.urlencode({"match[]": c.REQUEST_RATE})
+    # The stack's own services only: a shared Prometheus holds other stacks' too.
+    selector = scope.select(config, c.REQUEST_RATE)
+    assert variable["query"] == f"label_values({selector}, {c.SERVICE_LABEL})"
+    match = urllib.parse.urlencode({"match[]": selector})
     # The recording rules run on their own clock: wait (bounded) for their first evaluation.
     deadline = time.monotonic() + 90
     while True:

@@ -44,6 +44,8 @@ class Profile:
     buckets: tuple[int, ...]  # cumulative, one per BUCKETS entry
     #: Lengths of runs of failed probes, placed one after another from the profile's start.
     failed_runs: tuple[int, ...]
+    #: Requests arrive in one STEP of this many (a quiet service: a few requests an hour).
+    every: int = 1
 
 
 # P95 0.23 s, P99 0.44 s, 0.33 % errors, two failed probes in a row at most.
@@ -59,13 +61,26 @@ def series(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
-def openmetrics(services: dict[str, dict[str, tuple[Profile, Profile]]], start: int, stage: int, end: int) -> str:
-    """OpenMetrics text: per service and track, (profile before the stage, profile in it)."""
+#: The namespace of the reference project's staging stack: its series carry it (rollout.model.scope).
+STAGING_NAMESPACE = "rollout-staging"
+
+
+def openmetrics(
+    services: dict[str, dict[str, tuple[Profile, Profile]]], start: int, stage: int, end: int,
+    namespace: str | None = STAGING_NAMESPACE, others: dict[str, dict[str, dict[str, tuple[Profile, Profile]]]] | None = None,
+) -> str:
+    """OpenMetrics text: per service and track, (profile before the stage, profile in it),
+    labelled with the stack's namespace (None: no namespace label, a Docker stack's);
+    ``others`` adds the services of other namespaces."""
     times = list(range(start, end + 1, STEP))
     requests, buckets, probes = [], [], []
-    for service, tracks in sorted(services.items()):
+    every = [(namespace, service, tracks) for service, tracks in sorted(services.items())]
+    every += [(ns, service, tracks) for ns, more in sorted((others or {}).items()) for service, tracks in sorted(more.items())]
+    for space, service, tracks in every:
         for track, (before, during) in sorted(tracks.items()):
             base = {conventions.SERVICE_LABEL: service, conventions.TRACK_LABEL: track}
+            if space is not None:
+                base["namespace"] = space
             totals = {"200": 0, "500": 0}
             cumulative = [0] * len(BUCKETS)
             total_sum = 0.0
@@ -76,10 +91,11 @@ def openmetrics(services: dict[str, dict[str, tuple[Profile, Profile]]], start: 
             }
             for t in times:
                 phase, profile = ("before", before) if t < stage else ("during", during)
-                totals["200"] += profile.requests - profile.errors
-                totals["500"] += profile.errors
-                cumulative = [c + b for c, b in zip(cumulative, profile.buckets)]
-                total_sum += profile.requests * 0.2
+                if (t - start) // STEP % profile.every == 0:
+                    totals["200"] += profile.requests - profile.errors
+                    totals["500"] += profile.errors
+                    cumulative = [c + b for c, b in zip(cumulative, profile.buckets)]
+                    total_sum += profile.requests * 0.2
                 rows_ok.append(f"{series(conventions.HTTP_REQUESTS_TOTAL, {**base, 'code': '200'})} {totals['200']} {t}")
                 rows_err.append(f"{series(conventions.HTTP_REQUESTS_TOTAL, {**base, 'code': '500'})} {totals['500']} {t}")
                 for index, le in enumerate(BUCKETS):
@@ -177,9 +193,14 @@ def test_the_healthy_canary_advances_the_unhealthy_one_is_refused_and_both_roll_
     before = stack_text(project, "staging")
     refused = rollout(project, "advance", "--stack", "staging", "--service", "exodus", "--evidence", str(evidence_file))
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    for words in ("error ratio over the 10% stage is 0.03", "P95 latency (s) over the 10% stage",
-                  "P99 latency (s) over the 10% stage is 2.5", "longest run of failed health checks over the 10% stage is 8"):
-        assert f"[mandatory] rollout-canary-within-budget (service exodus): {words}" in refused.stderr
+    # The error ratio and the shares slower than the P95 (0.5 s) and P99 (1 s) limits, with their bounds.
+    # (Counts are increase()'s, extrapolated at the window's edges: about 468,000 requests each.)
+    for words, verdict in (("error ratio: canary 3 % [2.95 %, 3.05 %] over 46", "vs stable 0.33 % over 46"),
+                           ("P95 latency (slower than 0.5 s): canary 33.3 % [33.2 %, 33.5 %]", "above the budget of 5 % (fail)"),
+                           ("P99 latency (slower than 1 s): canary 20 % [19.9 %, 20.1 %]", "above the budget of 1 % (fail)"),
+                           ("longest run of failed health checks over the 10% stage is 8", "")):
+        line = line_of(refused.stderr, f"[mandatory] rollout-canary-within-budget (service exodus): {words}")
+        assert verdict in line, line
     assert stack_text(project, "staging") == before
 
     advanced = rollout(project, "advance", "--stack", "staging", "--service", "genesis", "--evidence", str(evidence_file))
@@ -204,6 +225,96 @@ def test_the_healthy_canary_advances_the_unhealthy_one_is_refused_and_both_roll_
     assert rollout(project, "check", "--stack", "staging", "--evidence", str(evidence_file)).returncode == 0
     assert rollout(project, "check", "--stack", "staging").returncode == 0
     assert [s.rollout.weight for s in load_stack("staging", project).services] == [0, 0]
+
+
+def line_of(output: str, prefix: str) -> str:
+    """The line of ``output`` that starts with ``prefix``."""
+    lines = [line for line in output.splitlines() if line.startswith(prefix)]
+    assert lines, f"no line starts with {prefix!r} in:\n{output}"
+    return lines[0]
+
+
+# Against the stable track over the same window (the baseline): 10 000 requests a minute at 0.01 %
+# errors; a canary of 1 000 a minute failing none, or 0.9 % (90 times stable, under the 1 % budget);
+# and a quiet service, its canary taking one request every 10 minutes and its stable track nine.
+FAST = (400, 900, 990, 999, 1000, 1000, 1000)  # 0.1 % slower than 0.5 s, none slower than 1 s
+BUSY_STABLE = Profile(10_000, 1, tuple(10 * b for b in FAST), (1,))
+BUSY_CANARY = Profile(1000, 0, FAST, (1,))
+WORSE_THAN_STABLE = Profile(1000, 9, FAST, (1,))
+QUIET_CANARY = Profile(1, 0, (1, 1, 1, 1, 1, 1, 1), (1,), every=10)
+QUIET_STABLE = Profile(9, 0, (9, 9, 9, 9, 9, 9, 9), (1,), every=10)
+
+
+@pytest.fixture
+def baselines(project: Path, tmp_path: Path):
+    """The project with genesis, exodus and numbers 26 h into their 10 % stage, and a Prometheus
+    holding both tracks of each: a busy healthy canary, one 90 times worse than stable, a quiet one."""
+    now = int(time.time()) // STEP * STEP
+    stage = now - 26 * 3600
+    at = lambda seconds: datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+
+    def history(config: dict) -> None:
+        config["rollout:services"][0]["rollout"]["history"] = [
+            {"weight": 0, "startedAt": at(stage - 4 * 86400)},
+            {"weight": 5, "startedAt": at(stage - 2 * 86400)},
+            {"weight": 10, "startedAt": at(stage)},
+        ]
+        genesis = config["rollout:services"][0]
+        for name in ("exodus", "numbers"):
+            config["rollout:services"].append({**json.loads(json.dumps(genesis)), "name": name})
+
+    edit_stack(project, "staging", history)
+    commit_all(project)
+    text = openmetrics(
+        {
+            "genesis": {"canary": (BUSY_CANARY, BUSY_CANARY), "stable": (BUSY_STABLE, BUSY_STABLE)},
+            "exodus": {"canary": (WORSE_THAN_STABLE, WORSE_THAN_STABLE), "stable": (BUSY_STABLE, BUSY_STABLE)},
+            "numbers": {"canary": (QUIET_CANARY, QUIET_CANARY), "stable": (QUIET_STABLE, QUIET_STABLE)},
+        },
+        start=stage - 2 * 3600,
+        stage=stage,
+        end=now - STEP,
+    )
+    prometheus_yml = yaml.safe_dump({"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}})
+    with start_backfilled_prometheus(text, tmp_path, prometheus_yml) as prometheus:
+        yield project, prometheus, tmp_path
+
+
+def test_judged_against_stable_a_90_times_worse_canary_is_refused_a_quiet_one_holds_a_busy_one_passes(baselines):
+    project, prometheus, tmp_path = baselines
+    evidence_file = tmp_path / "evidence.json"
+    collected = rollout(project, "evidence", "--stack", "staging", "--prometheus", prometheus.url, "--out", str(evidence_file))
+    assert collected.returncode == 0, collected.stderr
+    queries = json.loads(evidence_file.read_text())["services"]["exodus"]["queries"]
+    # Both tracks over the same window: the canary's 9 errors a minute, the stable track's 1.
+    assert queries["errors"]["value"] == pytest.approx(9 * 26 * 60, rel=0.01)
+    assert queries["stableErrors"]["value"] == pytest.approx(26 * 60, rel=0.01)
+    assert queries["stableRequests"]["value"] == pytest.approx(10_000 * 26 * 60, rel=0.01)
+    before = stack_text(project, "staging")
+
+    worse = rollout(project, "advance", "--stack", "staging", "--service", "exodus", "--evidence", str(evidence_file))
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    line = line_of(worse.stderr, "[mandatory] rollout-canary-within-budget (service exodus): error ratio: canary 0.9 % "
+                   "[0.89 %, 0.91 %] over 1,5")
+    assert " requests vs stable 0.01 % over 15," in line, line
+    assert line.endswith(": worse than stable beyond tolerance 2× (fail)"), line
+    assert "P95 latency" not in worse.stderr and "P99 latency" not in worse.stderr, "latency is as stable's"
+
+    quiet = rollout(project, "advance", "--stack", "staging", "--service", "numbers", "--evidence", str(evidence_file))
+    assert quiet.returncode == 1, quiet.stdout + quiet.stderr
+    line = line_of(quiet.stderr, "[mandatory] rollout-canary-within-budget (service numbers): error ratio: canary 0 % "
+                   "[0 %, 2.")
+    assert "vs stable 0 % over 1," in line, line
+    assert ": cannot yet show it within the budget of 1 % (its upper bound 2." in line, line
+    assert "(inconclusive: the stage holds and keeps soaking; no rollback)" in line
+    assert "(fail)" not in quiet.stderr and "rollout-soak-served" not in quiet.stderr, quiet.stderr
+    assert "rollout: advance held (inconclusive: the stage keeps soaking) by the gates" in quiet.stderr
+    assert "rollout: advance refused by the gates" in worse.stderr
+    assert stack_text(project, "staging") == before
+
+    busy = rollout(project, "advance", "--stack", "staging", "--service", "genesis", "--evidence", str(evidence_file))
+    assert busy.returncode == 0, busy.stdout + busy.stderr
+    assert busy.stdout.startswith("genesis: 10% -> 25% from ")
 
 
 def test_the_stacks_recording_rules_see_the_same_canaries(canaries):

@@ -6,7 +6,10 @@ Alertmanagers run the rendered config: one with the rendered bearer token
 (``secrets.relayToken``, revealed as the program does at deploy time), one with
 a wrong token. Both post to ``rollout relay`` running as a process, which
 dispatches to a local stand-in for the forge's REST API that records each
-request. Only addresses, the token's value and the notification intervals are
+request. The stack uses an operator already in the cluster: its routing is the
+rendered ``AlertmanagerConfig``, converted as the operator converts it (names
+prefixed, the namespace matcher added) into the chart's default Alertmanager
+config. Only addresses, the token's value and the notification intervals are
 changed (and ``send_resolved`` switched on, so the relay does get the resolved
 notification it must ignore).
 """
@@ -23,6 +26,8 @@ import yaml
 from conftest import edit_stack
 from rollout.load.stack import load_file
 from rollout.build.render import render
+from rollout.build.alertmanager_config import converted, merged
+from upstream import chart_defaults
 from servers import ForgeStandIn, MetricsTarget, WebhookSink, receivers_to_loopback, start_alertmanager, start_prometheus, start_relay
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +74,8 @@ def healthy(scrape: int) -> str:
 
 def _render(project, out):
     def change(c):
-        c["rollout:monitoring"].update(scrapeInterval="1s", evaluationInterval="1s")
+        # An operator already in the cluster: the routing is the stack's AlertmanagerConfig.
+        c["rollout:monitoring"].update(install=False, scrapeInterval="1s", evaluationInterval="1s")
         c["rollout:secrets"]["relayToken"] = dict(c["rollout:secrets"]["smtpPassword"])  # real ciphertext, never decrypted here
 
     edit_stack(project, "staging", change)
@@ -78,17 +84,24 @@ def _render(project, out):
 
 
 def _alertmanager(rendered, sink, relay_url: str, token: str) -> str:
-    document = receivers_to_loopback(yaml.safe_load((rendered / "alertmanager" / "alertmanager.yml").read_text()), sink.url)
-    document["route"]["group_wait"] = "1s"
-    (rollback,) = [r for r in document["receivers"] if r["name"] == "rollback-webhook"]
+    """The existing Alertmanager's config (kube-prometheus-stack's default) with the rendered
+    AlertmanagerConfig added as the operator converts it, its Secret holding ``token``."""
+    resource = yaml.safe_load((rendered / "kubernetes" / "rollout-alertmanagerconfig.yaml").read_text())
+    secret = yaml.safe_load((rendered / "kubernetes" / "rollout-alertmanager-secret.yaml").read_text())
+    # The rendered Secret holds the token's placeholder; the program fills it with the secret.
+    assert secret["stringData"]["relayToken"] == "<secret:rollout:secrets.relayToken>"
+    values = {**secret["stringData"], "relayToken": token}
+    base = chart_defaults("kube-prometheus-stack")["alertmanager"]["config"]
+    document = receivers_to_loopback(merged(base, converted(resource, values)), sink.url)
+    (ours,) = [r for r in document["route"]["routes"] if r["receiver"].startswith("rollout-staging/rollout/")]
+    ours["group_wait"] = "1s"
+    (rollback,) = [r for r in document["receivers"] if r["name"] == "rollout-staging/rollout/rollback-webhook"]
     (webhook,) = rollback["webhook_configs"]
-    # The rendered file holds the token's placeholder; the program reveals the secret there.
-    assert webhook["http_config"]["authorization"] == {"type": "Bearer", "credentials": "<secret:rollout:secrets.relayToken>"}
-    webhook["http_config"]["authorization"]["credentials"] = token
+    assert webhook["http_config"]["authorization"] == {"type": "Bearer", "credentials": token}
     webhook["url"] = f"{relay_url}/webhook"
     webhook["send_resolved"] = True
-    for route in document["route"]["routes"]:
-        if route["receiver"] == "rollback-webhook":
+    for route in ours["routes"]:
+        if route["receiver"].endswith("/rollback-webhook"):
             route.update(group_interval="1s", repeat_interval="2s")
     return yaml.safe_dump(document)
 

@@ -59,7 +59,13 @@ def test_evidence_of_a_prometheus_without_the_canarys_series_holds_no_zeros(empt
         "latencyP95Seconds": "empty",
         "latencyP99Seconds": "empty",
         "consecutiveFailedHealthChecks": "empty",
+        # The counts the gate judges with confidence, of both tracks: no requests is no data, never 0.
+        **dict.fromkeys(("errors", "latencyP95SlowRequests", "latencyP99SlowRequests", "stableRequests",
+                         "stableErrors", "stableLatencyP95SlowRequests", "stableLatencyP99SlowRequests",
+                         "stableErrorRatio", "stableLatencyP95Seconds", "stableLatencyP99Seconds"), "empty"),
     }
+    assert queries["latencyP95SlowRequests"]["seconds"] == 0.5 and queries["stableLatencyP99SlowRequests"]["seconds"] == 1
+    assert 'no histogram bucket le="0.5"' in queries["latencyP95SlowRequests"]["detail"]
     assert all(q["value"] is None for q in queries.values())
     assert '"stageWeight": 10' in dumps(evidence)
 
@@ -122,4 +128,5 @@ def test_the_queries_read_the_stacks_own_metric_names():
         assert name in text
     for default in ("http_requests_total", "http_request_duration_seconds_bucket", "probe_success"):
         assert default not in text
-    assert text.count('service="genesis",track="canary"') == 6 and "[600s]" in text
+    assert text.count('service="genesis",track="canary"') == 12 and "[600s]" in text
+    assert text.count('service="genesis",track="stable"') == 12

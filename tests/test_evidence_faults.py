@@ -28,6 +28,7 @@ from rollout.ops.evidence import PrometheusClient, collect, dumps, sample_value
 from rollout.ops.http import Retry
 from rollout.load.stack import load_file
 from rollout.model.state import rollout_state
+from evidence_counts import counts
 from servers import FlakyServer, closed_port
 
 SERVICE = "genesis"
@@ -40,18 +41,31 @@ HEALTHY = {
     "errorRatio": 0.0001,
     "latencyP95Seconds": 0.08,
     "latencyP99Seconds": 0.2,
+    **{m: float(v) for m, v in counts(50000, errors=0.0001, slow_p95=0.001).items()},
+    "stableErrorRatio": 0.0001,
+    "stableLatencyP95Seconds": 0.08,
+    "stableLatencyP99Seconds": 0.2,
 }
 
 
 def _measure(promql: str) -> str:
+    """Which measure of rollout.ops.evidence.queries a query is, by its shape."""
+    stable = 'track="stable"' in promql
+    prefix = (lambda name: "stable" + name[0].upper() + name[1:]) if stable else (lambda name: name)
     if promql.startswith("histogram_quantile(0.95"):
-        return "latencyP95Seconds"
+        return prefix("latencyP95Seconds")
     if promql.startswith("histogram_quantile(0.99"):
-        return "latencyP99Seconds"
+        return prefix("latencyP99Seconds")
+    if 'le="+Inf"' in promql:
+        return prefix("latencyP99SlowRequests" if 'le=~"1(' in promql else "latencyP95SlowRequests")
     if "or vector(0)" in promql:
         return "errorRatio"
+    if promql.startswith("(") and stable:
+        return "stableErrorRatio"
+    if " * 0" in promql:
+        return prefix("errors")
     if promql.startswith("sum(increase("):
-        return "requests"
+        return prefix("requests")
     return "consecutiveFailedHealthChecks"
 
 
@@ -101,7 +115,7 @@ FAULTS = [
                  id="Prometheus slower than the timeout is a timeout"),
     pytest.param("5xx", [503] * 200, "error", "Prometheus answered with an error",
                  id="Prometheus answering 503 past the deadline is an error"),
-    pytest.param("4xx", [400] * 10, "error", "Prometheus answered with an error",
+    pytest.param("4xx", [400] * 40, "error", "Prometheus answered with an error",
                  id="a query Prometheus refuses is an error at the first try"),
     pytest.param("nan", "NaN", "nan", "no data (the query returned NaN)", id="NaN is recorded as NaN, not 0"),
     pytest.param("empty", None, "empty", "no data (the query returned no series)", id="no series is empty, not 0"),

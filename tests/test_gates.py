@@ -37,6 +37,7 @@ from rollout.model.state import rollout_state, service_state
 from rollout.model.time import format_time
 from rollout.model.stored import transition_from_json
 from conftest import FIXTURE
+from evidence_counts import counts, with_bounds
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -78,6 +79,13 @@ HEALTHY = {
     "latencyP99Seconds": 0.48,
     "consecutiveFailedHealthChecks": 1,
     "requests": 12_000,
+    # The counts judged with confidence: 0.2 % errors, 0.1 % slower than 0.5 s, none slower than 1 s, and
+    # the stable track over the same window, the baseline: alike (but 0.01 % slower than 1 s), 19 times the traffic.
+    **counts(12_000),
+    "stableLatencyP99SlowRequests": 23,
+    "stableErrorRatio": 0.002,
+    "stableLatencyP95Seconds": 0.2,
+    "stableLatencyP99Seconds": 0.45,
 }
 
 
@@ -94,6 +102,7 @@ def evidence(deployed: dict, collected_ago: timedelta = timedelta(minutes=2), st
             queries[measure] = {"status": value, "value": None, "query": "...", "detail": None}
         else:
             queries[measure] = {"status": "ok", "value": value, "query": "...", "detail": None}
+        queries[measure] = with_bounds(measure, queries[measure])
     return {
         "kind": "rollout-gate-evidence",
         "version": 1,
@@ -141,14 +150,19 @@ ADVANCES = [
     pytest.param(AT_5_SOAKED, 25, evidence(AT_5_SOAKED), {NEXT_STAGE_ONLY}, id="5 -> 25 skips a stage and is denied"),
     pytest.param(AT_5_FRESH, 10, evidence(AT_5_FRESH), {SOAK_SERVED}, id="5 -> 10 before the 5% stage soaked a day is denied"),
     pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED), set(), id="5 -> 10 after its soak with healthy evidence is allowed"),
-    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, errorRatio=0.02), {CANARY_WITHIN_BUDGET},
+    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, errorRatio=0.02, errors=240), {CANARY_WITHIN_BUDGET},
                  id="5 -> 10 with 2 percent errors is denied"),
-    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, errorRatio=0.01), set(),
-                 id="5 -> 10 with errors exactly at the 1 percent maximum is allowed"),
-    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, latencyP99Seconds=1.2), {CANARY_WITHIN_BUDGET},
-                 id="5 -> 10 with a P99 of 1.2 s is denied"),
-    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, latencyP95Seconds=0.6), {CANARY_WITHIN_BUDGET},
-                 id="5 -> 10 with a P95 of 600 ms is denied"),
+    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, errorRatio=0.0025, errors=30), set(),
+                 id="5 -> 10 with 0.25 percent errors, under the budget and within 2x of stable (0.2 percent), is allowed"),
+    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, errorRatio=0.01, errors=120, stableErrorRatio=0.01,
+                                           stableErrors=2280), {CANARY_WITHIN_BUDGET},
+                 id="5 -> 10 with errors at the 1 percent maximum cannot be shown within it and holds"),
+    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, errorRatio=0.01, errors=120), {CANARY_WITHIN_BUDGET},
+                 id="5 -> 10 with errors at the maximum, five times stable's, is denied"),
+    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, latencyP99Seconds=1.2, latencyP99SlowRequests=240),
+                 {CANARY_WITHIN_BUDGET}, id="5 -> 10 with a P99 of 1.2 s is denied"),
+    pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, latencyP95Seconds=0.6, latencyP95SlowRequests=960),
+                 {CANARY_WITHIN_BUDGET}, id="5 -> 10 with a P95 of 600 ms is denied"),
     pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, consecutiveFailedHealthChecks=5), {CANARY_WITHIN_BUDGET},
                  id="5 -> 10 after 5 consecutive failed health checks is denied"),
     pytest.param(AT_5_SOAKED, 10, evidence(AT_5_SOAKED, consecutiveFailedHealthChecks=4), set(),
@@ -189,12 +203,15 @@ def test_an_advance_passes_exactly_the_gates_it_should(deployed, weight, evidenc
 
 def test_each_failing_measure_is_named_with_its_value_and_limit():
     violations = judge(
-        advance(AT_5_SOAKED, 10), AT_5_SOAKED, evidence(AT_5_SOAKED, errorRatio=0.02, latencyP99Seconds=1.2), None, NOW
+        advance(AT_5_SOAKED, 10), AT_5_SOAKED,
+        evidence(AT_5_SOAKED, errorRatio=0.02, errors=240, latencyP99Seconds=1.2, latencyP99SlowRequests=240), None, NOW
     )
     messages = sorted(v.message for v in violations)
     assert messages == [
-        "P99 latency (s) over the 5% stage is 1.2, above the maximum of 1",
-        "error ratio over the 5% stage is 0.02, above the maximum of 0.01",
+        "P99 latency (slower than 1 s): canary 2 % [1.8 %, 2.3 %] over 12,000 requests vs stable 0.01 % over "
+        "228,000: above the budget of 1 % (fail)",
+        "error ratio: canary 2 % [1.8 %, 2.3 %] over 12,000 requests vs stable 0.2 % over 228,000: above the "
+        "budget of 1 % (fail)",
     ]
 
 
@@ -294,7 +311,7 @@ def test_a_stack_never_deployed_is_judged_by_its_history_alone():
 
 def test_loosening_the_thresholds_in_the_same_change_does_not_loosen_the_gate():
     new = advance(AT_5_SOAKED, 10, canary={**AT_5_SOAKED["canary"], "maxErrorRatio": 0.5})
-    violations = judge(new, AT_5_SOAKED, evidence(AT_5_SOAKED, errorRatio=0.02), None, NOW)
+    violations = judge(new, AT_5_SOAKED, evidence(AT_5_SOAKED, errorRatio=0.02, errors=240), None, NOW)
     assert policies(violations) == {CANARY_WITHIN_BUDGET, NO_LOOSENING_ON_ADVANCE}
     # Healthy evidence: the loosening alone refuses the advance, and says what it loosens.
     (loosened,) = judge(new, AT_5_SOAKED, evidence(AT_5_SOAKED), None, NOW)
@@ -382,3 +399,31 @@ def test_the_recorded_rollback_deploys_and_after_it_a_new_rollout_may_start():
 @pytest.mark.parametrize("live", [5, None])
 def test_a_live_route_that_agrees_or_was_not_read_refuses_nothing(live):
     assert judge_with_evidence(AT_5_SOAKED, _live(AT_5_SOAKED, live), NOW) == []
+
+
+def test_loosening_the_confidence_settings_in_the_same_change_does_not_loosen_the_gate():
+    # 0.5 % errors against stable's 0.2 %: 2.5 times stable, held under the tolerance of 2.
+    worse = evidence(AT_5_SOAKED, errorRatio=0.005, errors=60)
+    assert policies(judge(advance(AT_5_SOAKED, 10), AT_5_SOAKED, worse, None, NOW)) == {CANARY_WITHIN_BUDGET}
+    loose = {"toleranceErrorRatio": 5.0, "confidence": 0.6, "negligible": 0.9}
+    new = advance(AT_5_SOAKED, 10, canary={**AT_5_SOAKED["canary"], **loose})
+    violations = judge(new, AT_5_SOAKED, worse, None, NOW)
+    assert policies(violations) == {CANARY_WITHIN_BUDGET, NO_LOOSENING_ON_ADVANCE}
+    (budget,) = [v for v in violations if v.policy == CANARY_WITHIN_BUDGET]
+    assert "cannot yet show it within tolerance 2× of stable" in budget.message
+    loosened = "\n".join(v.message for v in violations if v.policy == NO_LOOSENING_ON_ADVANCE)
+    for words in ("canary.confidence.level 0.95 → 0.6", "canary.confidence.negligible 0.1 → 0.9",
+                  "canary.confidence.tolerance.errorRatio 2 → 5"):
+        assert words in loosened
+    # Deployed with the looser settings, they apply.
+    deployed = {**AT_5_SOAKED, "canary": new["canary"]}
+    assert judge(advance(deployed, 10), deployed, evidence(deployed, errorRatio=0.005, errors=60), None, NOW) == []
+
+
+def test_a_state_without_confidence_settings_cannot_judge_the_traffic():
+    bare = {k: v for k, v in AT_5_SOAKED["canary"].items() if k in (
+        "maxErrorRatio", "maxLatencyP95Seconds", "maxLatencyP99Seconds", "maxConsecutiveFailedHealthChecks",
+        "minRequests", "evidenceMaxAgeSeconds")}
+    deployed = {**AT_5_SOAKED, "canary": bare}
+    (violation,) = judge(advance(deployed, 10), deployed, evidence(deployed), None, NOW)
+    assert violation.message.startswith("the state has no confidence, negligible, tolerance.errorRatio")

@@ -101,6 +101,39 @@ def test_staging_and_production_are_admitted_as_declared(cluster, deployed):
         figures.count("test cluster", f"monitoring objects admitted ({stack})", seen)
 
 
+def test_the_monitoring_path_an_existing_operator_needs_is_admitted(cluster, deployed):
+    """Everything but the operator itself: the routing as an AlertmanagerConfig with the
+    Secret it references, the blackbox exporter its Probes point at, all read back."""
+    from kubernetes import client
+
+    custom, core, apps = cluster.custom(), client.CoreV1Api(cluster.api()), client.AppsV1Api(cluster.api())
+    for stack, namespace in NAMESPACES.items():
+        routing = custom.get_namespaced_custom_object("monitoring.coreos.com", "v1alpha1", namespace, "alertmanagerconfigs", "rollout")
+        assert routing["metadata"]["labels"] == {"release": f"rollout-{stack}"}
+        receivers = {r["name"]: r for r in routing["spec"]["receivers"]}
+        assert {"watchdog", "slack-warnings", "slack-deployments", "email", "rollback-webhook"} <= set(receivers)
+        secret = core.read_namespaced_secret("rollout-alertmanager", namespace)
+        referenced = {
+            value["key"] for receiver in receivers.values() for integration in receiver.values() if isinstance(integration, list)
+            for item in integration for value in [*item.values(), *item.get("httpConfig", {}).get("authorization", {}).values()]
+            if isinstance(value, dict) and value.get("name") == "rollout-alertmanager"
+        }
+        assert referenced and referenced <= set(secret.data), (stack, referenced, sorted(secret.data))
+        if stack == "production":
+            # The relay's bearer token travels in the Secret, referenced by the webhook.
+            webhook = receivers["rollback-webhook"]["webhookConfigs"][0]
+            assert webhook["httpConfig"]["authorization"]["credentials"] == {"name": "rollout-alertmanager", "key": "relayToken"}
+            assert webhook["url"] == f"http://rollout-relay.{namespace}.svc:8080/webhook"
+        exporter = core.read_namespaced_service("prometheus-blackbox-exporter", namespace)
+        apps.read_namespaced_deployment("prometheus-blackbox-exporter", namespace)
+        port = exporter.spec.ports[0].port
+        probes = custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "probes")["items"]
+        assert probes and {p["spec"]["prober"]["url"] for p in probes} == {f"prometheus-blackbox-exporter.{namespace}.svc:{port}"}
+        rules = custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "prometheusrules")["items"]
+        # Every rule the stack loads carries its namespace: a shared Prometheus keeps the stacks apart.
+        assert all(rule["labels"]["namespace"] == namespace for r in rules for g in r["spec"]["groups"] for rule in g["rules"])
+
+
 def test_a_second_preview_shows_no_diff(deployed):
     """Nothing the API server defaulted or changed on admission shows up as a change."""
     for stack in ("staging", "production"):

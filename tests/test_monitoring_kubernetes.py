@@ -147,15 +147,77 @@ def test_only_a_protected_stack_transforms_its_prometheus_into_a_kept_resource(c
     assert chart_transforms["prometheus-pushgateway"] == [] and chart_transforms["prometheus-blackbox-exporter"] == []
 
 
+MONITORING_CRS = ("kubernetes:monitoring.coreos.com/v1:", "kubernetes:monitoring.coreos.com/v1alpha1:")
+
+
 def test_an_existing_operator_gets_custom_resources_labelled_with_its_release(project):
     edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(install=False, releaseName="kube-prom"))
     run = run_program("staging", project)
-    custom = [r for r in run.resources if r.type.startswith(MONITORING_CR)]
-    assert {r.inputs["kind"] for r in custom} == {"PrometheusRule", "ServiceMonitor", "Probe"}
+    custom = [r for r in run.resources if r.type.startswith(MONITORING_CRS)]
+    assert {r.inputs["kind"] for r in custom} == {"PrometheusRule", "ServiceMonitor", "Probe", "AlertmanagerConfig"}
     assert all(r.inputs["metadata"]["labels"] == {"release": "kube-prom"} for r in custom)
     # That install's Grafana is its own: no monitor of ours selects it.
     assert not [r for r in custom if r.inputs["metadata"]["name"].endswith("-grafana")]
     assert run.of_type(CHART) == []
+
+
+def test_an_existing_operator_selects_by_the_labels_the_stack_names(project):
+    labels = {"prometheus.example.com/tenant": "payments", "team": "platform"}
+    edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(install=False, existing={"labels": labels}))
+    run = run_program("staging", project)
+    custom = [r for r in run.resources if r.type.startswith(MONITORING_CRS)]
+    assert len(custom) >= 5
+    assert all(r.inputs["metadata"]["labels"] == labels for r in custom)
+
+
+def test_existing_operator_settings_are_refused_when_the_stack_installs_its_own(project):
+    edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(existing={"namespace": "observability"}))
+    with pytest.raises(pulumi.RunError, match="rollout:monitoring.existing: is only for monitoring.install: false"):
+        run_program("staging", project)
+
+
+def _probers(run) -> set[str]:
+    return {r.inputs["spec"]["prober"]["url"] for r in run.of_type(MONITORING_CR + "Probe")}
+
+
+def test_an_existing_operator_gets_a_blackbox_exporter_its_probes_point_at(project):
+    edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(install=False))
+    run = run_program("staging", project)
+    (service,) = [r for r in run.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "prometheus-blackbox-exporter"]
+    (deployment,) = [r for r in run.of_type("kubernetes:apps/v1:Deployment") if r.inputs["metadata"]["name"] == "prometheus-blackbox-exporter"]
+    (config_map,) = [r for r in run.of_type("kubernetes:core/v1:ConfigMap") if r.inputs["metadata"]["name"] == "prometheus-blackbox-exporter"]
+    port = int(service.inputs["spec"]["ports"][0]["port"])  # the mocks hand numbers back as floats
+    assert _probers(run) == {f"prometheus-blackbox-exporter.rollout-staging.svc:{port}"}
+    assert deployment.inputs["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == config_map.inputs["metadata"]["name"]
+    assert "http_2xx" in yaml.safe_load(config_map.inputs["data"]["blackbox.yml"])["modules"]
+    # Every Probe names the stack's namespace in its target labels (the stack's scope).
+    for probe in run.of_type(MONITORING_CR + "Probe"):
+        assert probe.inputs["spec"]["targets"]["staticConfig"]["labels"]["namespace"] == "rollout-staging"
+
+
+def test_an_existing_blackbox_exporter_is_used_and_none_deployed(project):
+    edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(
+        install=False, existing={"blackboxExporter": "blackbox.monitoring.svc:9115"}))
+    run = run_program("staging", project)
+    assert _probers(run) == {"blackbox.monitoring.svc:9115"}
+    assert not [r for r in run.resources if r.inputs.get("metadata", {}).get("name") == "prometheus-blackbox-exporter"]
+
+
+def test_the_routing_credentials_are_a_secret_of_the_stack_the_resource_references(project):
+    edit_stack(project, "production", lambda c: c["rollout:monitoring"].update(install=False))
+    run = run_program("production", project)
+    (resource,) = run.of_type("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig")
+    (secret,) = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.inputs["metadata"]["name"] == "rollout-alertmanager"]
+    referenced = {
+        value["key"]
+        for receiver in resource.inputs["spec"]["receivers"]
+        for integration in receiver.values() if isinstance(integration, list)
+        for item in integration
+        for value in [*item.values(), *item.get("httpConfig", {}).get("authorization", {}).values()]
+        if isinstance(value, dict) and value.get("name") == "rollout-alertmanager"
+    }
+    assert referenced == set(secret.inputs["stringData"]) and "pagerdutyRoutingKey" in referenced
+    assert "stringData" in secret.secret_paths
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)

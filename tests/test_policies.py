@@ -12,6 +12,8 @@ from conftest import FIXTURE, ROOT, STACKS, edit_stack
 from policies import rules
 from policies.rules import Context, Resource
 from rollout.engine.harness import run_program
+from rollout.load.stack import load_stack
+from rollout.model.state import rollout_state
 from rollout.engine.policy_runner import resource_violations, resources_of
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
@@ -23,11 +25,14 @@ def _violations(name: str, resources: list[Resource], context: Context | None = 
 
 
 def _state(tier: str = "production", weight: int = 10) -> Resource:
-    return Resource(
-        rules.STASH,
-        rules.STATE_STASH,
-        {"input": {"stack": "production", "tier": tier, "services": {"genesis": {"weight": weight}}}},
-    )
+    """The rollout-state stash as the program declares it for the reference stack of that tier
+    (the pack parses the whole state, and judges the tier against the deployed one), with
+    genesis' weight as the case needs."""
+    stack = "production" if tier == "production" else "staging"
+    state = rollout_state(load_stack(stack, FIXTURE), stack, NOW)
+    state["tier"] = tier
+    state["services"]["genesis"]["weight"] = weight
+    return Resource(rules.STASH, rules.STATE_STASH, {"input": state})
 
 
 def _deployment(image: str = "ghcr.io/example/genesis:1.4.2", replicas: int = 3, resources=None, track="stable") -> Resource:

@@ -76,8 +76,19 @@ def test_only_alertmanager_and_prometheus_may_reach_the_relay(project, tmp_path)
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     sources = [rule["from"] for rule in policy["spec"]["ingress"]]
     assert sources == [
-        [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager", "alertmanager": "rollout-monitoring-alertmanager"}}}],
-        [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "prometheus": "rollout-monitoring-prometheus"}}}],
+        [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager", "alertmanager": "rollout-production-alertmanager"}}}],
+        [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "prometheus": "rollout-production-prometheus"}}}],
+    ]
+
+
+def test_with_an_existing_operator_only_its_namespaces_alertmanager_and_prometheus_may_reach_the_relay(project, tmp_path):
+    with_relay(project)
+    edit_stack(project, "production", lambda c: c["rollout:monitoring"].update(install=False, existing={"namespace": "observability"}))
+    policy = _rendered(project, tmp_path)["rollout-relay-networkpolicy.yaml"]
+    namespace = {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}
+    assert [rule["from"] for rule in policy["spec"]["ingress"]] == [
+        [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}}, "namespaceSelector": namespace}],
+        [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}, "namespaceSelector": namespace}],
     ]
 
 
@@ -95,7 +106,7 @@ def test_alertmanager_posts_to_the_relays_service_with_the_bearer_token(project)
     (receiver,) = [r for r in alertmanager_config(_config(project))["receivers"] if r["name"] == "rollback-webhook"]
     assert receiver["webhook_configs"] == [
         {
-            "url": "http://rollout-relay.rollout.svc:8080/webhook",
+            "url": "http://rollout-relay.rollout-production.svc:8080/webhook",
             "send_resolved": False,
             "http_config": {"authorization": {"type": "Bearer", "credentials": "<secret:rollout:secrets.relayToken>"}},
         }

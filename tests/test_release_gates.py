@@ -43,6 +43,7 @@ from rollout.model.releases import canary_replicas, release_of
 from rollout.model.state import rollout_state, service_state
 from rollout.model.time import format_time, utc_now
 from conftest import FIXTURE
+from evidence_counts import counts, with_bounds
 from test_policy_pack import GATES, RESOURCE_POLICIES, pack  # noqa: F401 - the served pack fixture
 
 NOW = utc_now()
@@ -90,14 +91,14 @@ def then(deployed: dict, weight: int | None = None, ago=timedelta(0), *, canary=
 
 
 HEALTHY = {"errorRatio": 0.002, "latencyP95Seconds": 0.21, "latencyP99Seconds": 0.48,
-           "consecutiveFailedHealthChecks": 1, "requests": 12_000}
+           "consecutiveFailedHealthChecks": 1, "requests": 12_000, **counts(12_000)}
 
 
 def evidence(deployed: dict, upstream: dict | None = None, traffic_since="stage", collected_ago=2 * 60, **measures):
     """Gate evidence over the deployed stage: healthy unless told otherwise."""
     service = deployed["services"][SERVICE]
     since = service["stageStartedAt"] if traffic_since == "stage" else traffic_since
-    queries = {m: ({"status": v, "value": None} if isinstance(v, str) else {"status": "ok", "value": v})
+    queries = {m: with_bounds(m, {"status": v, "value": None} if isinstance(v, str) else {"status": "ok", "value": v})
                for m, v in {**HEALTHY, **measures}.items()}
     return {
         "kind": "rollout-gate-evidence", "version": 1, "stack": deployed["stack"],
@@ -210,7 +211,7 @@ TABLE = {
     "evidence covering the whole soak passes": (
         then(AT_5, 10), AT_5, evidence(AT_5, traffic_since=format_time(NOW - DAY - HOUR)), None, set()),
     # rollout-canary-within-budget, both ways
-    "a canary over budget is refused": (then(AT_5, 10), AT_5, evidence(AT_5, errorRatio=0.05), None,
+    "a canary over budget is refused": (then(AT_5, 10), AT_5, evidence(AT_5, errorRatio=0.05, errors=600), None,
                                         {CANARY_WITHIN_BUDGET}),
     "an advance without evidence is refused": (then(AT_5, 10), AT_5, None, None, {CANARY_WITHIN_BUDGET}),
     # rollout-staging-first keyed on the release, both ways
@@ -250,7 +251,7 @@ ROLLBACK_FROM = {
 }
 ROLLBACK_EVIDENCE = {
     "no evidence": lambda d: None,
-    "failing evidence": lambda d: evidence(d, errorRatio=0.5, latencyP99Seconds=9.0, consecutiveFailedHealthChecks=40),
+    "failing evidence": lambda d: evidence(d, errorRatio=0.5, errors=6000, latencyP99Seconds=9.0, consecutiveFailedHealthChecks=40),
     "stale evidence": lambda d: evidence(d, collected_ago=3 * 86400),
     "evidence that never saw traffic": lambda d: evidence(d, traffic_since=None, requests="empty"),
 }

@@ -230,3 +230,148 @@ def test_a_real_alertmanager_sends_the_watchdog_as_heartbeats(project):
     assert all(b["body"]["receiver"] == "watchdog" and b["body"]["status"] == "firing" for b in beats)
     # Nothing else was notified: the Watchdog pages no one.
     assert {r["path"] for r in sink.received} == {"/heartbeat"}
+
+
+# --- an existing operator: the routing as its AlertmanagerConfig ------------------------------------
+
+
+def _existing_operator(project, stack: str = "staging", **existing):
+    from conftest import edit_stack
+    from rollout.load.stack import load_file
+
+    def change(c):
+        c["rollout:monitoring"]["install"] = False
+        if existing:
+            c["rollout:monitoring"]["existing"] = existing
+
+    edit_stack(project, stack, change)
+    return load_file(project / "stacks" / f"Pulumi.{stack}.yaml", project)
+
+
+def _operator_config(config, strategy: str = "OnNamespace") -> dict:
+    """The existing Alertmanager's config (kube-prometheus-stack's default) with the stack's
+    AlertmanagerConfig converted and added as the operator does it."""
+    from rollout.build.alertmanager_config import alertmanager_config_resource, converted, merged, secret_values
+    from upstream import chart_defaults
+
+    base = chart_defaults("kube-prometheus-stack")["alertmanager"]["config"]
+    return merged(base, converted(alertmanager_config_resource(config), secret_values(config), strategy))
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_the_alertmanager_config_resource_validates_against_the_operators_crd(project, stack):
+    import jsonschema
+
+    from rollout.build.alertmanager_config import alertmanager_config_resource
+    from upstream import crd_schema
+
+    resource = alertmanager_config_resource(_existing_operator(project, stack))
+    jsonschema.Draft7Validator(crd_schema("monitoring.coreos.com", "alertmanagerconfigs", "v1alpha1")).validate(resource)
+    assert resource["metadata"]["namespace"] == f"rollout-{stack}"
+
+
+def test_the_crd_check_catches_a_matcher_the_operator_refuses(project):
+    import jsonschema
+
+    from rollout.build.alertmanager_config import alertmanager_config_resource
+    from upstream import crd_schema
+
+    resource = alertmanager_config_resource(_existing_operator(project))
+    resource["spec"]["route"]["routes"][0]["matchers"][0]["matchType"] = "=="
+    resource["spec"]["inhibitRules"][0]["sourceMatch"][0]["matchType"] = "=="
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(crd_schema("monitoring.coreos.com", "alertmanagerconfigs", "v1alpha1")).validate(resource)
+
+
+def test_every_credential_is_a_reference_to_the_secret_which_is_rendered_with_placeholders(project, tmp_path):
+    config = _existing_operator(project, "production")
+    render(config, "production", tmp_path)
+    resource = (tmp_path / "kubernetes" / "rollout-alertmanagerconfig.yaml").read_text()
+    secret = yaml.safe_load((tmp_path / "kubernetes" / "rollout-alertmanager-secret.yaml").read_text())
+    assert "secret.invalid" not in resource and "<secret:" not in resource
+    document = yaml.safe_load(resource)
+    (pagerduty,) = [r for r in document["spec"]["receivers"] if r["name"] == "pagerduty"]
+    assert pagerduty["pagerdutyConfigs"][0]["routingKey"] == {"name": "rollout-alertmanager", "key": "pagerdutyRoutingKey"}
+    assert secret["stringData"]["pagerdutyRoutingKey"] == "<secret:rollout:secrets.pagerdutyRoutingKey>"
+    assert all(v.startswith(("<secret:", "https://secret.invalid/")) for v in secret["stringData"].values())
+    # Nothing the chart's Alertmanager would get is rendered: it is not installed.
+    assert not (tmp_path / "kubernetes" / "helm").exists()
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_the_converted_config_loads_in_amtool_and_routes_each_alert_of_the_stack_to_its_receivers(project, tmp_path, stack):
+    config = _existing_operator(project, stack)
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(_operator_config(config)))
+    checked = amtool("check-config", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    prefix = f"rollout-{stack}/rollout/"
+    for alert in all_alerts(config):
+        labels = {"alertname": alert.name, **alert.rule(config.alerting.runbook_base_url)["labels"], "service": "genesis"}
+        assert labels["namespace"] == f"rollout-{stack}"
+        if alert.name == "Watchdog":
+            # The resource's route continues: the chart's own Watchdog route (to "null") sees it too.
+            expected = [prefix + "watchdog", "null"]
+        else:
+            expected = [prefix + r for r in _expected_receivers(config, labels["priority"], labels["category"], alert.rollback)]
+        result = routes_to(path, labels, expected)
+        assert result.returncode == 0, (stack, alert.name, result.stdout + result.stderr)
+
+
+def test_another_namespaces_alert_never_reaches_the_stacks_receivers(project, tmp_path):
+    config = _existing_operator(project, "production")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(_operator_config(config)))
+    labels = {"alertname": "CanaryErrorRateHigh", "service": "genesis", "priority": "P1", "category": "errors", "rollback": "true"}
+    assert routes_to(path, {**labels, "namespace": "rollout-staging"}, ["null"]).returncode == 0
+    mine = routes_to(path, {**labels, "namespace": "rollout-production"}, ["rollout-production/rollout/rollback-webhook", "rollout-production/rollout/pagerduty"])
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+
+
+def test_the_resource_routes_like_the_charts_config(project):
+    """One routing, two forms: the converted resource, without its prefixes and namespace
+    matcher, is the document the chart's Alertmanager would get."""
+    from rollout.build.alertmanager_config import alertmanager_config_resource, converted, secret_values
+
+    config = _existing_operator(project, "production")
+    part = converted(alertmanager_config_resource(config), secret_values(config))
+    chart = alertmanager_config(config)
+    text = json.dumps(part).replace("rollout-production/rollout/", "").replace(', "namespace=\\"rollout-production\\""', "").replace('"namespace=\\"rollout-production\\""', "")
+    unprefixed = json.loads(text)
+    route = unprefixed["route"]
+    assert route.pop("continue") is True and route.pop("matchers") == []
+    assert route == chart["route"]
+    assert unprefixed["receivers"] == chart["receivers"]
+    assert unprefixed["inhibit_rules"] == chart["inhibit_rules"]
+
+
+@pytest.mark.e2e
+def test_a_real_alertmanager_routes_and_inhibits_only_the_stacks_own_alerts(project):
+    config = _existing_operator(project, "production")
+    document = _operator_config(config)
+    alerts = [
+        {"alertname": "CanaryErrorRateHigh", "service": "genesis", "severity": "critical", "priority": "P1", "category": "errors", "namespace": "rollout-production"},
+        {"alertname": "CanaryErrorRateHigh", "service": "genesis", "severity": "warning", "priority": "P3", "category": "errors", "namespace": "rollout-production"},
+        # The same alert of another stack in the same Alertmanager: not inhibited by this one's.
+        {"alertname": "CanaryErrorRateHigh", "service": "genesis", "severity": "warning", "priority": "P3", "category": "errors", "namespace": "rollout-staging"},
+    ]
+    expected = {
+        ("rollout-production", "critical"): "active",
+        ("rollout-production", "warning"): "suppressed",
+        ("rollout-staging", "warning"): "active",
+    }
+    import time
+
+    with WebhookSink() as sink, start_alertmanager(yaml.safe_dump(receivers_to_loopback(document, sink.url))) as am:
+        _post_alerts(am.url, [{"labels": labels} for labels in alerts])
+        # Inhibition is computed as the alerts arrive; on a loaded machine, give it a moment.
+        deadline = time.monotonic() + 15
+        while True:
+            answer = http_json(f"{am.url}/api/v2/alerts")
+            states = {(a["labels"]["namespace"], a["labels"]["severity"]): a["status"]["state"] for a in answer}
+            if states == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        status = http_json(f"{am.url}/api/v2/status")
+    assert states == expected
+    assert "rollout-production/rollout/pagerduty" in status["config"]["original"]

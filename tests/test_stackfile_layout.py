@@ -23,6 +23,9 @@ from rollout.model.errors import Busy
 from rollout.load.stackfile import locked
 from stackfiles import FIXTURE, SERVICE
 
+#: The note an edit prints when it could not splice its lines and rewrote the whole file.
+REWRITTEN = "could not be edited line by line"
+
 BASE = (FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text()
 LAST_ENTRY = '          - weight: 10\n            startedAt: "2026-11-18T09:00:00Z"\n'
 assert LAST_ENTRY in BASE
@@ -95,7 +98,7 @@ def test_an_edit_inserts_its_entry_and_keeps_every_other_byte(project, capsys, l
     assert run(project, command[0], "--stack", "staging", *command[1:]) == 0, capsys.readouterr().err
     after = path.read_bytes().decode("utf-8")
     inserted = only_inserted(before, after)
-    assert "note:" not in capsys.readouterr().err.replace("note: without --evidence", "")
+    assert REWRITTEN not in capsys.readouterr().err
     if "\r\n" in before:
         assert inserted.count("\n") == inserted.count("\r\n")
     entries = history(after)
@@ -115,7 +118,7 @@ def test_a_release_and_a_promote_change_only_their_values_and_entries(project, c
     removed = set(before.splitlines()) - set(after.splitlines())
     assert {line.strip() for line in removed} == {"image: ghcr.io/example/genesis:1.5.0"}, removed
     assert after.startswith(before[:200]) and after.endswith(before[-40:])
-    assert "note:" not in capsys.readouterr().err
+    assert REWRITTEN not in capsys.readouterr().err
 
 
 def test_an_edit_through_a_symlink_changes_the_real_file_and_keeps_the_link(project, tmp_path, capsys):
@@ -193,7 +196,7 @@ def test_any_layout_keeps_every_byte_outside_the_new_entry(project, capsys, choi
     assert "internal error" not in err
     if code == 0:
         only_inserted(before, path.read_bytes().decode("utf-8"))
-        assert "note:" not in err
+        assert REWRITTEN not in err
         count("stack file edits", "generated layouts: edited, every other byte kept", 1)
     else:
         assert path.read_bytes().decode("utf-8") == before
@@ -209,3 +212,13 @@ def test_the_lock_file_of_a_link_lies_beside_its_target(project, tmp_path):
     os.symlink(real, link)
     with locked(link, project):
         assert (real.parent / ".Pulumi.staging.yaml.lock").exists()
+
+
+def test_the_rewrite_note_the_layout_tests_look_for_is_the_one_an_edit_prints(project, monkeypatch):
+    """The layout tests assert REWRITTEN is absent: it must be what an edit says when it rewrites."""
+    from rollout.gates import edits
+
+    monkeypatch.setattr(edits, "append_history", lambda *args, **kwargs: True)
+    path = project / "stacks" / "Pulumi.staging.yaml"
+    (note,) = edits.apply(path, project, edits.Edit([], [], []))
+    assert REWRITTEN in note and "rewritten as a whole" in note

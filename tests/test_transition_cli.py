@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import edit_stack
+from evidence_counts import counts, with_bounds
 from rollout.gates.deployed import state_at_ref
 from rollout.model.time import format_time, parse_time
 from test_cli_rollout import commit_all, git, rollout
@@ -22,7 +23,7 @@ from test_cli_rollout import commit_all, git, rollout
 NOW = "2026-11-21T12:00:00Z"
 UNTESTED = "ghcr.io/example/genesis:9.9.9"
 HEALTHY = {"errorRatio": 0.002, "latencyP95Seconds": 0.21, "latencyP99Seconds": 0.48,
-           "consecutiveFailedHealthChecks": 1, "requests": 12_000}
+           "consecutiveFailedHealthChecks": 1, "requests": 12_000, **counts(12_000)}
 
 
 def service(config: dict) -> dict:
@@ -42,7 +43,7 @@ def healthy_evidence(project: Path, stack: str, now: str = NOW) -> Path:
         "services": {"genesis": {"stageWeight": record["weight"], "stageStartedAt": record["stageStartedAt"],
                                  "release": record["release"], "trafficSince": record["stageStartedAt"],
                                  "windowSeconds": 3600,
-                                 "queries": {m: {"status": "ok", "value": v} for m, v in HEALTHY.items()}}},
+                                 "queries": {m: with_bounds(m, {"status": "ok", "value": v}) for m, v in HEALTHY.items()}}},
     }
     path = project / f"evidence-{stack}.json"
     path.write_text(json.dumps(document))

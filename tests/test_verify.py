@@ -23,7 +23,7 @@ from rollout.build.render import render
 from rollout.ops.verify import verify
 from figures import count
 from rollout.ops.http import Retry
-from servers import LOOPBACK, FlakyServer, WebhookSink, closed_port, start_alertmanager, start_prometheus
+from servers import LOOPBACK, FlakyServer, WebhookSink, closed_port, receivers_to_loopback, start_alertmanager, start_prometheus
 
 
 def histogram(*bounds: str) -> bytes:
@@ -293,3 +293,88 @@ def test_a_service_without_the_slo_bucket_fails_verify(rendered, bounds, missing
     else:
         assert result.returncode == 0, result.stdout + result.stderr
         assert 'ok      prometheus: service genesis: http_request_duration_seconds_bucket has the bucket le="0.2"' in result.stdout
+
+
+# --- a Prometheus and an Alertmanager shared with other stacks (monitoring.install: false) -------
+
+
+SHARED = ("staging", "production")
+
+
+@contextmanager
+def shared_operator(project: Path, tmp_path: Path, leave_out: str | None = None):
+    """One Prometheus and one Alertmanager holding staging's and production's rules, targets and
+    AlertmanagerConfigs (``leave_out``: that stack's AlertmanagerConfig is not loaded), beside the
+    operator's own down target and a rule group of its own."""
+    from rollout.build.alertmanager_config import alertmanager_config_resource, converted, merged, secret_values
+    from upstream import chart_defaults
+
+    configs, rules, jobs = {}, {}, []
+    for stack in SHARED:
+        edit_stack(project, stack, lambda c: c["rollout:monitoring"].update(install=False, scrapeInterval="1s", evaluationInterval="1s"))
+        configs[stack] = load_file(project / "stacks" / f"Pulumi.{stack}.yaml", project)
+        out = tmp_path / stack
+        render(configs[stack], stack, out)
+        rules.update({f"rules/{stack}-{name}": text for name, text in _rules(out).items()})
+        for job in yaml.safe_load((out / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]:
+            if job["job_name"] in ("rollout-service", "rollout-blackbox"):
+                # One scrape pool per stack, each naming its targets' job as the operator does.
+                job["relabel_configs"] = job.get("relabel_configs", []) + [{"target_label": "job", "replacement": job["job_name"]}]
+                job["job_name"] = f"{stack}-{job['job_name']}"
+                jobs.append(job)
+    rules["rules/operator.yaml"] = yaml.safe_dump({"groups": [{"name": "kubernetes-system", "rules": [{"alert": "KubeletDown", "expr": "vector(1)"}]}]})
+    base = chart_defaults("kube-prometheus-stack")["alertmanager"]["config"]
+    parts = [
+        converted(alertmanager_config_resource(configs[s]), secret_values(configs[s]))
+        for s in SHARED if s != leave_out
+    ]
+    with metrics_target() as target, WebhookSink() as sink:
+        document = receivers_to_loopback(merged(base, *parts), sink.url)
+        document["route"]["group_wait"] = "1s"
+        with start_alertmanager(yaml.safe_dump(document)) as am:
+            for job in jobs:
+                for group in job["static_configs"]:
+                    group["targets"] = group["targets"] if job["job_name"].endswith("blackbox") else [target]
+                for relabel in job.get("relabel_configs", []):
+                    if relabel.get("target_label") == "__address__":
+                        relabel["replacement"] = target
+            jobs.append({"job_name": "kubelet", "static_configs": [{"targets": [f"{LOOPBACK}:{closed_port()}"], "labels": {"namespace": "kube-system"}}]})
+            prometheus_yml = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": sorted(rules),
+                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.url.removeprefix("http://")]}]}]},
+                "scrape_configs": jobs,
+            }
+            with start_prometheus(yaml.safe_dump(prometheus_yml), rules=rules, extra_args=("--rules.alert.resend-delay=1s",)) as prom:
+                yield configs, prom, am
+
+
+def test_on_a_shared_prometheus_each_stack_checks_only_what_it_contributes(project, tmp_path):
+    with shared_operator(project, tmp_path) as (configs, prom, am):
+        for stack in SHARED:
+            report = verify(configs[stack], stack, prom.url, am.url, wait_s=30)
+            assert report.failed == [], (stack, report.failed)
+            passed = "\n".join(report.passed)
+            assert "scrape job rollout-service: 2 target(s) up" in passed, passed
+            assert "kubelet" not in passed and "grafana" not in passed
+            assert "the loaded config routes and inhibits like the rendered one" in passed and "the Watchdog is firing" in passed
+
+
+def test_on_a_shared_alertmanager_a_stack_whose_alertmanager_config_is_not_loaded_fails(project, tmp_path):
+    with shared_operator(project, tmp_path, leave_out="staging") as (configs, prom, am):
+        failed = verify(configs["staging"], "staging", prom.url, am.url, wait_s=30).failed
+        assert any(line.startswith("alertmanager: the loaded config is not the rendered one (routes, receivers, inhibit rules differ)") for line in failed), failed
+        # Only the routing is missing: the Watchdog still reaches the Alertmanager, and routes nowhere of the stack's.
+        assert len(failed) == 1, failed
+        assert verify(configs["production"], "production", prom.url, am.url, wait_s=30).failed == []
+
+
+def test_verify_checks_the_relay_when_given(rendered):
+    _, config, _ = rendered
+    with FlakyServer([], lambda method, path, body: (200, b"ok")) as relay:
+        report = verify(config, "staging", f"http://{LOOPBACK}:{closed_port()}", f"http://{LOOPBACK}:{closed_port()}",
+                        wait_s=1, retry=Retry(max_tries=1, deadline_s=2), relay=relay.url)
+    assert "relay: /healthz answers 200" in report.passed
+    dead = verify(config, "staging", f"http://{LOOPBACK}:{closed_port()}", f"http://{LOOPBACK}:{closed_port()}",
+                  wait_s=1, retry=Retry(max_tries=1, deadline_s=2), relay=f"http://{LOOPBACK}:{closed_port()}")
+    assert any(line.startswith("relay: not reachable at") for line in dead.failed)

@@ -79,6 +79,11 @@ class KubernetesMonitoringArgs:
     namespace: pulumi.Input[str]
     #: The project folder local chart paths are relative to.
     root: Path = Path(".")
+    #: With an existing operator: the routing's credentials (rollout.build.alertmanager_config.secret_values)
+    #: as a secret Output, for the Secret its AlertmanagerConfig references.
+    routing_secret_values: pulumi.Input[dict] | None = None
+    #: The stack's name (the rendered blackbox.yml's header says which stack file it comes from).
+    stack: str = ""
 
 
 class KubernetesMonitoring(pulumi.ComponentResource):
@@ -145,6 +150,8 @@ class KubernetesMonitoring(pulumi.ComponentResource):
 
         # Our rules and monitors need the operator's CRDs: after the chart when we install it.
         custom = Deployable("MonitoringResources", f"{name}-resources", child)
+        if not monitoring.install:
+            chart_deps += self._existing_operator(name, args, custom)
         cr_opts = pulumi.ResourceOptions(parent=custom, depends_on=chart_deps)
         for document in objects.monitoring_documents(config, args.rule_files):
             metadata = document["metadata"]
@@ -159,3 +166,37 @@ class KubernetesMonitoring(pulumi.ComponentResource):
                 opts=cr_opts,
             )
         self.register_outputs({"grafanaAdminPassword": self.grafana_admin_password})
+
+    def _existing_operator(self, name: str, args: KubernetesMonitoringArgs, custom: pulumi.Resource) -> list[pulumi.Resource]:
+        """What an existing operator does not give the stack: the Secret its AlertmanagerConfig
+        references, and (without an address of one) a blackbox exporter for its Probes."""
+        import pulumi_kubernetes as k8s
+
+        from rollout.build import alertmanager_config as routing, blackbox_objects
+
+        config = args.config
+        child = pulumi.ResourceOptions(parent=custom)
+        document = routing.credentials_secret(config, args.routing_secret_values)
+        secret = k8s.core.v1.Secret(
+            f"{name}-alertmanager-credentials",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=document["metadata"]["name"], namespace=args.namespace, labels=document["metadata"]["labels"]
+            ),
+            type=document["type"],
+            string_data=pulumi.Output.secret(document["stringData"]),
+            opts=child,
+        )
+        documents = blackbox_objects.objects(config, args.stack)
+        exporter = Deployable("BlackboxExporter", f"{name}-blackbox-exporter", pulumi.ResourceOptions(parent=self)) if documents else None
+        for document in documents:
+            meta = k8s.meta.v1.ObjectMetaArgs(**{**document["metadata"], "namespace": args.namespace})
+            resource, opts = f"{name}-blackbox-{document['kind'].lower()}", pulumi.ResourceOptions(parent=exporter)
+            if document["kind"] == "ConfigMap":
+                k8s.core.v1.ConfigMap(resource, metadata=meta, data=document["data"], opts=opts)
+            elif document["kind"] == "Deployment":
+                k8s.apps.v1.Deployment(resource, metadata=meta, spec=document["spec"], opts=opts)
+            elif document["kind"] == "PodDisruptionBudget":
+                k8s.policy.v1.PodDisruptionBudget(resource, metadata=meta, spec=document["spec"], opts=opts)
+            else:
+                k8s.core.v1.Service(resource, metadata=meta, spec=document["spec"], opts=opts)
+        return [secret]

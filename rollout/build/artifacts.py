@@ -90,6 +90,12 @@ def kubernetes_files(config: StackConfig, stack: str, rules: dict, flags_json: s
     documents.append(objects.flags_config_map(namespace, flags_json))
     documents += [objects.dashboard_config_map(namespace, config.monitoring.grafana.folder, uid, text) for uid, text in boards.items()]
     documents += objects.monitoring_documents(config, rules)
+    if not config.monitoring.install:
+        from rollout.build import alertmanager_config as routing, blackbox_objects
+
+        # Placeholders only: the program fills the Secret from the stack's Pulumi secrets.
+        documents.append(routing.credentials_secret(config, routing.secret_values(config)))
+        documents += blackbox_objects.objects(config, stack)
     if config.rollback.relay is not None:
         documents += relay_objects.objects(
             stack, config, config.secrets.relay_token.placeholder, config.secrets.relay_forge_token.placeholder

@@ -19,7 +19,11 @@ Choices, and why:
   docs/operations.md lists the chart's groups this leaves off and why.
 - Monitors, rules and probes carry ``release: <releaseName>``: the chart's
   Prometheus selects only those (``*SelectorNilUsesHelmValues: true``), and
-  anything without the label is silently ignored.
+  anything without the label is silently ignored. With an existing operator
+  (``install: false``) they carry ``monitoring.existing.labels`` instead, and the
+  routing goes in an ``AlertmanagerConfig`` (rollout/build/alertmanager_config.py),
+  whose namespace matcher the stack's alerts satisfy: every rule carries the
+  stack's namespace label (rollout/model/scope.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from rollout.model import conventions as c
+from rollout.model import scope
 from rollout.model.config import StackConfig
 from rollout.model.durations import format_duration
 
@@ -39,9 +44,16 @@ BLACKBOX_RELEASE = "prometheus-blackbox-exporter"
 GRAFANA_PORT_NAME = "http-web"
 
 
+BLACKBOX_PORT = 9115
+
+
 def blackbox_address(config: StackConfig) -> str:
+    """The blackbox exporter the Probes use: an existing one's (``monitoring.existing.blackboxExporter``),
+    else the one the stack runs (the chart's, or rollout.build.blackbox_objects' under the same name)."""
+    if not config.monitoring.install and config.monitoring.existing.blackbox_exporter:
+        return config.monitoring.existing.blackbox_exporter
     namespace = config.kubernetes.namespace if config.kubernetes else "default"
-    return f"{BLACKBOX_RELEASE}.{namespace}.svc:9115"
+    return f"{BLACKBOX_RELEASE}.{namespace}.svc:{BLACKBOX_PORT}"
 
 
 def pushgateway_name(config: StackConfig) -> str:
@@ -91,8 +103,9 @@ def grafana_service_monitor(config: StackConfig) -> dict:
 
 
 def release_labels(config: StackConfig) -> dict[str, str]:
-    """The label the operator's selectors require on monitors, probes and rules."""
-    return {"release": config.monitoring.release_name}
+    """The labels the operator's selectors require on monitors, probes and rules
+    (``release: <releaseName>``, or ``monitoring.existing.labels`` with an existing operator)."""
+    return config.selector_labels
 
 
 def kube_prometheus_stack_values(config: StackConfig, alertmanager_config: Any) -> dict:
@@ -262,7 +275,9 @@ def probe(config: StackConfig, service: str, track: str, url: str) -> dict:
             "targets": {
                 "staticConfig": {
                     "static": [url],
-                    "labels": {c.SERVICE_LABEL: service, c.TRACK_LABEL: track},
+                    # The operator adds the Probe's namespace too; said here so that the
+                    # stack's scope (rollout.model.scope) does not rest on that default.
+                    "labels": {**scope.labels(config), c.SERVICE_LABEL: service, c.TRACK_LABEL: track},
                 }
             },
         },

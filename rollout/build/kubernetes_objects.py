@@ -4,7 +4,10 @@ read, so what a reviewer sees in the rendered folder is what ``pulumi up`` appli
 
 - :func:`charts`: the Helm charts (kube-prometheus-stack, the blackbox exporter,
   the Pushgateway) with their release names and values;
-- :func:`monitoring_documents`: PrometheusRules, ServiceMonitors, Probes;
+- :func:`monitoring_documents`: PrometheusRules, ServiceMonitors, Probes, and with an
+  existing operator the routing's AlertmanagerConfig (rollout.build.alertmanager_config,
+  whose Secret it references is built there too) and a blackbox exporter
+  (rollout.build.blackbox_objects);
 - :func:`grafana_admin_secret`, :func:`flags_config_map`,
   :func:`dashboard_config_map`, :func:`namespace`: the plain objects;
 - rollout.build.traffic: each service's Deployments, Services, PodDisruptionBudgets, HTTPRoute.
@@ -22,6 +25,7 @@ from typing import Any
 from rollout.model import conventions as c
 from rollout.model import versions
 from rollout.model.config import StackConfig
+from rollout.build.alertmanager_config import alertmanager_config_resource
 from rollout.build.helm_values import (
     BLACKBOX_RELEASE,
     GRAFANA_ADMIN_SECRET,
@@ -70,8 +74,11 @@ def charts(config: StackConfig, alertmanager_config: Any) -> list[ChartSpec]:
 
 
 def monitoring_documents(config: StackConfig, rule_files: dict[str, dict]) -> list[dict]:
-    """Our rules, monitors and probes (custom resources of the Prometheus operator)."""
+    """Our rules, monitors and probes (custom resources of the Prometheus operator) and, with
+    an existing operator, the routing as its ``AlertmanagerConfig``."""
     documents = prometheus_rules(config, rule_files)
+    if not config.monitoring.install:
+        documents.append(alertmanager_config_resource(config))
     if config.monitoring.install:
         # An existing install's Grafana is scraped (or not) by that install.
         documents.append(grafana_service_monitor(config))

@@ -11,6 +11,7 @@ against a real config and the end-to-end tests can run it.
 from __future__ import annotations
 
 from rollout.model import conventions as c
+from rollout.model import scope
 from rollout.model.config import StackConfig
 from rollout.model.durations import format_duration
 from rollout.build.helm_values import blackbox_address, pushgateway_name
@@ -44,10 +45,12 @@ def service_host(config: StackConfig, service: str, track: str, port: int) -> st
 
 def prometheus_config(config: StackConfig, stack: str) -> dict:
     hosts = _hosts(config)
+    # Every target in the stack's scope, as the operator labels its targets (rollout.model.scope).
+    scoped = scope.labels(config)
     services = [
         {
             "targets": [service_host(config, service.name, track, service.port)],
-            "labels": {c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track},
+            "labels": {**scoped, c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track},
         }
         for service in config.services
         for track in c.TRACKS
@@ -55,14 +58,17 @@ def prometheus_config(config: StackConfig, stack: str) -> dict:
     probes = [
         {
             "targets": [f"http://{service_host(config, service.name, track, service.port)}{service.health.path}"],
-            "labels": {c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track},
+            "labels": {**scoped, c.SERVICE_LABEL: service.name, c.TRACK_LABEL: track},
         }
         for service in config.services
         for track in c.TRACKS
     ]
 
     def static(job: str, host: str, **extra) -> dict:
-        return {"job_name": job, "static_configs": [{"targets": [host]}], **extra}
+        group: dict = {"targets": [host]}
+        if scoped:
+            group["labels"] = dict(scoped)
+        return {"job_name": job, "static_configs": [group], **extra}
 
     return {
         "global": {

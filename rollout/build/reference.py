@@ -102,6 +102,30 @@ def _table(model: type[BaseModel], prefix: str) -> list[str]:
     return lines
 
 
+EXISTING_OPERATOR = """\
+### With an operator already in the cluster (`monitoring.install: false`)
+
+The stack then deploys only what is its own, all in `kubernetes.namespace`: its
+PrometheusRules, ServiceMonitors and Probes, its routing as an `AlertmanagerConfig`
+named `rollout` (receivers, routes P0–P4, inhibitions, the rollback webhook with its
+bearer token, the heartbeat) with the credentials in the Secret `rollout-alertmanager`
+it references, and, unless `monitoring.existing.blackboxExporter` names one, a
+blackbox exporter for the Probes. Every series the rules, alerts, gates and
+dashboards read is scoped to the stack's namespace, so stacks sharing the
+Prometheus never mix: give each stack its own namespace.
+
+Prerequisites, each checked as [operations](operations.md#an-operator-already-in-the-cluster) shows:
+the Prometheus Operator's CRDs (`monitoring.coreos.com`, AlertmanagerConfig
+`v1alpha1` included); a Prometheus whose `ruleSelector`, `serviceMonitorSelector`
+and `probeSelector` match `monitoring.existing.labels` and whose namespace selectors
+include the stack's namespace; an Alertmanager whose `alertmanagerConfigSelector`
+and `alertmanagerConfigNamespaceSelector` select the stack's AlertmanagerConfig,
+with the matcher strategy `monitoring.existing.matcherStrategy`
+(kube-prometheus-stack's defaults select all of them); and a Prometheus that
+sends its alerts to that Alertmanager.
+"""
+
+
 def render() -> str:
     parts = [INTRO]
     for name, field in cfg.StackConfig.model_fields.items():
@@ -113,6 +137,8 @@ def render() -> str:
         parts.append(f"{_markdown(field.description)} {note}".rstrip() + "\n")
         if isinstance(core, type) and issubclass(core, BaseModel):
             parts.append("\n".join(_table(core, key)) + "\n")
+            if key == "monitoring":
+                parts.append(EXISTING_OPERATOR)
         elif key == "flags":
             parts.append(
                 "Each flag is `rollout:flags.<key>` with a `strategy`; the keys allowed depend on it. "

@@ -11,7 +11,8 @@ them, from these same functions:
 - a Service on :data:`rollout.model.conventions.RELAY_PORT`, which Alertmanager's
   rollback receiver posts to;
 - a NetworkPolicy letting in only Alertmanager's pods (the webhook) and
-  Prometheus' pods (``/metrics``);
+  Prometheus' pods (``/metrics``), from the existing operator's namespace
+  (``monitoring.existing.namespace``) when the stack does not install its own;
 - in production, a PodDisruptionBudget keeping one pod up;
 - with the fast path: a ServiceAccount with a Role that may only get and patch
   the stack's HTTPRoutes, by name (:func:`rbac_objects`).
@@ -134,11 +135,19 @@ def network_policy(config: StackConfig) -> dict:
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
             "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": [{"podSelector": {"matchLabels": alertmanager_pods(config)}}], "ports": port},
-                {"from": [{"podSelector": {"matchLabels": prometheus_pods(config)}}], "ports": port},
+                {"from": [_peer(config, alertmanager_pods(config))], "ports": port},
+                {"from": [_peer(config, prometheus_pods(config))], "ports": port},
             ],
         },
     }
+
+
+def _peer(config: StackConfig, pods: dict[str, str]) -> dict:
+    """Pods of the stack's namespace, or of the existing operator's (``monitoring.existing.namespace``)."""
+    peer: dict = {"podSelector": {"matchLabels": pods}}
+    if not config.monitoring.install:
+        peer["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": config.monitoring.existing.namespace}}
+    return peer
 
 
 def disruption_budget(config: StackConfig) -> dict:

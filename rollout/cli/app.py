@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--prometheus", required=True, type=options.base_url, help="Prometheus base URL")
     verify.add_argument("--alertmanager", required=True, type=options.base_url, help="Alertmanager base URL")
     verify.add_argument("--grafana", type=options.base_url, help="Grafana base URL (checks /api/health)")
+    verify.add_argument("--relay", type=options.base_url, help="the rollback relay's base URL (checks /healthz)")
     verify.add_argument(
         "--wait", type=options.wait_seconds, default=90,
         help="seconds to wait for first scrapes and the Watchdog (Prometheus resends alerts once a minute)",
@@ -112,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one release across the fleet: every stack running it, its wave, what it waits for")
     status.add_argument("--by-release", action="store_true",
                         help="with --all: every stack grouped by release, in promotion order")
+    status.add_argument(
+        "--evidence", default=None, type=options.given,
+        help="gate evidence from `rollout evidence`: also each traffic measure's verdict (pass, fail, inconclusive)",
+    )
     status.add_argument(
         "--format", choices=("text", "json", "markdown"), default="text",
         help="json: for the Stage watch workflow; markdown (with --all): a table for a summary or a comment",

@@ -22,11 +22,15 @@ from pathlib import Path
 from rollout.cli.markdown import cell, code_block, code_span
 from rollout.cli.options import find_project, stack_name
 from rollout.gates.check import state_at_ref
+from rollout.gates.confidence import INCONCLUSIVE, VERDICT_WORDS
+from rollout.gates.judge import CANARY_WITHIN_BUDGET
 from rollout.load.stack import load_stack
 from rollout.model.errors import printable_lines
 from rollout.model.state import rollout_state
 
 MARKER = "<!-- rollout-preview:{stack} -->"
+#: How the gate marks a measure the data cannot judge yet.
+INCONCLUSIVE_MARK = VERDICT_WORDS[INCONCLUSIVE]
 _VIOLATION = re.compile(r"^\[(mandatory|advisory)\] (\S+) \(([^)]*)\): (.*)$")
 #: ``rollout check`` prints each safety setting the change loosens on a line of its own.
 _LOOSENS = re.compile(r"^loosens: (.*)$")
@@ -70,6 +74,11 @@ def build(
     mandatory = [v for v in violations if v[0] == "mandatory"]
     if exit_code == 2:
         verdict = "❌ **bad input**: the stack file does not load"
+    elif mandatory and all(policy == CANARY_WITHIN_BUDGET and INCONCLUSIVE_MARK in message
+                           for _, policy, _, message in mandatory):
+        # Nothing failed: the evidence cannot tell yet (rollout.gates.confidence).
+        verdict = (f"⏸️ **held**: {len(mandatory)} measure(s) inconclusive; the stage keeps soaking "
+                   "(collect the evidence again later)")
     elif mandatory:
         verdict = f"❌ **refused**: {len(mandatory)} mandatory violation(s)"
     else:

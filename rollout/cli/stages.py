@@ -14,6 +14,8 @@ from pathlib import Path
 from rollout.cli.clock import now_of
 from rollout.cli.output import EXIT_OK, EXIT_REFUSED, say
 from rollout.gates.check import load_evidence
+from rollout.gates.confidence import INCONCLUSIVE, VERDICT_WORDS
+from rollout.gates.judge import CANARY_WITHIN_BUDGET
 from rollout.gates.edits import (
     Edit, Refused, advance_edit, apply, judge_advance, one_service, promote_edit, release_edit, rollback_edit,
 )
@@ -52,7 +54,8 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
         if args.dry_run:
             _print_dry_run(path, advance.entries, advance.state, f"refused: {len(verdict.violations)} gate violation(s)")
             return EXIT_REFUSED
-        say(f"rollout: advance refused by the gates; {path.name} is unchanged", file=sys.stderr)
+        say(f"rollout: advance {_refused_or_held(verdict.violations)} by the gates; {path.name} is unchanged",
+            file=sys.stderr)
         return EXIT_REFUSED
     if evidence is not None:
         shown = "gates pass"
@@ -69,6 +72,12 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
         before = advance.state["services"][entry.service]["weight"]
         say(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
     return EXIT_OK
+
+
+def _refused_or_held(violations: list[str]) -> str:
+    """``held`` when every refusal is a traffic measure the evidence cannot judge yet, else ``refused``."""
+    held = all(f"] {CANARY_WITHIN_BUDGET} (" in line and VERDICT_WORDS[INCONCLUSIVE] in line for line in violations)
+    return "held (inconclusive: the stage keeps soaking)" if violations and held else "refused"
 
 
 def cmd_release(args: argparse.Namespace) -> int:

@@ -14,6 +14,10 @@ stack file as the deployed state, so ``status`` and ``advance`` never disagree:
 - ``evidence``: always, for an advance above the current weight: the canary's
   budget is judged on fresh evidence (``rollout evidence``), never by ``status``.
 
+With ``--evidence FILE`` it also shows the verdict on each of the canary's
+traffic measures (pass, fail or inconclusive, rollout.gates.confidence) with the
+numbers that decided it; the advance itself is judged by ``advance``/``check``.
+
 ``rollout status --all`` prints every stack of the project in one table.
 
 The rows are computed here, by the gates' own judgement; the command
@@ -33,6 +37,8 @@ from typing import Any
 from rollout.cli.clock import now_of
 from rollout.cli.markdown import cell
 from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, say
+from rollout.gates.check import load_evidence
+from rollout.gates.confidence import evidence_verdicts
 from rollout.gates.edits import selected_services, upstream_progress
 from rollout.gates.fleetread import FleetReader
 from rollout.gates.fleetview import WAIT_KINDS, waits as gate_waits  # noqa: F401 - WAIT_KINDS: re-exported
@@ -250,9 +256,15 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
     config = reader.config(args.stack)
     upstream = upstream_state(config, args.project, now, reader)
     found = rows(config, args.stack, now, upstream, selected_services(config, args.service), reader)
+    verdicts = _traffic_verdicts(args, config, now)
     safety = sorted(config.safety_flags_on())
     if args.format == "json":
         services = {row.service: row.as_json() for row in found}
+        for name, found_verdicts in verdicts.items():
+            if name in services:
+                services[name]["verdicts"] = found_verdicts if isinstance(found_verdicts, str) else [
+                    {"verdict": "inconclusive", "sentence": v} if isinstance(v, str) else v.as_json()
+                    for v in found_verdicts]
         print(json.dumps({"stack": args.stack, "now": format_time(now), "safetyFlagsOn": safety, "services": services},
                          indent=2, sort_keys=True))
         return EXIT_OK
@@ -266,6 +278,8 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
             f"stable {st.stable_image} ({_pods(st.stable_replicas)})")
         if st.upstream is not None:
             say(f"  upstream: {st.upstream}")
+        for line in _verdict_lines(verdicts[st.service]) if st.service in verdicts else ():
+            say(line)
         if st.next_weight is not None:
             served = st.earliest_advance_at is not None and st.earliest_advance_at <= now
             when = "now" if served else f"in {format_duration(st.earliest_advance_at - now)}"
@@ -284,10 +298,26 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
     return EXIT_OK
 
 
+def _traffic_verdicts(args: argparse.Namespace, config, now: datetime) -> dict:
+    """With --evidence: per service, the verdict on each of the canary's traffic measures (passes
+    included), or a sentence saying why there is none; without, nothing."""
+    if not args.evidence:
+        return {}
+    t = transition_from_json(rollout_state(config, args.stack, now), None, load_evidence(Path(args.evidence)), None, now)
+    return {service.name: evidence_verdicts(t, service.name) for service in config.services}
+
+
+def _verdict_lines(found) -> list[str]:
+    if isinstance(found, str):
+        return [f"  traffic: {found}"]
+    # A sentence instead of a verdict holds the stage like an inconclusive one.
+    return [f"  inconclusive: {v}" if isinstance(v, str) else f"  {v.verdict}: {v.sentence}" for v in found]
+
+
 def _status_all(args: argparse.Namespace, now: datetime) -> int:
     """``rollout status --all``: every stack and service in one table."""
-    if args.stack is not None or args.service is not None:
-        raise UsageError("status --all shows every stack and service; leave out --stack and --service")
+    if args.stack is not None or args.service is not None or args.evidence:
+        raise UsageError("status --all shows every stack and service; leave out --stack, --service and --evidence")
     # One reader for the command: each stack file is loaded once, whichever stack asks about it.
     reader = FleetReader(args.project, now, deployed_from_files=True)
     found, broken = [], []

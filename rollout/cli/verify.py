@@ -12,7 +12,7 @@ from rollout.ops.verify import verify
 
 def cmd_verify(args: argparse.Namespace) -> int:
     config = load_stack(args.stack, args.project)
-    report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait, retry(args))
+    report = verify(config, args.stack, args.prometheus, args.alertmanager, args.grafana, args.wait, retry(args), relay=args.relay)
     for line in report.passed:
         say(f"ok      {line}")
     for line in report.failed:

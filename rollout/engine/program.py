@@ -77,6 +77,13 @@ def _deployed_alertmanager_config(config: StackConfig) -> pulumi.Output:
     return pulumi.Output.secret(alertmanager_config(config, reveal=plaintext))
 
 
+def _deployed_routing_secrets(config: StackConfig) -> pulumi.Output:
+    """The credentials the AlertmanagerConfig references (an existing operator), secret from the start."""
+    from rollout.build.alertmanager_config import secret_values
+
+    return pulumi.Output.secret(secret_values(config, reveal=plaintext))
+
+
 def _grafana(config: StackConfig, password: pulumi.Output, prometheus_url: str, depends_on: list):
     from components.grafana import GrafanaProvisioning, GrafanaProvisioningArgs
 
@@ -182,6 +189,8 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
             rule_files=rule_files(config),
             namespace=namespace.metadata.name,
             root=root,
+            routing_secret_values=None if config.monitoring.install else _deployed_routing_secrets(config),
+            stack=stack,
         ),
         opts=opts,
     )

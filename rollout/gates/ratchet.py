@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from rollout.model.durations import format_duration
 from rollout.model.transition import (
+    CONFIG_KEYS,
     THRESHOLDS,
     TIERS,
     Freeze,
@@ -228,8 +229,8 @@ def loosenings(t: Transition) -> list[str]:
         if before is None:
             continue
         if after is None or (after > before if lower_is_stricter else after < before):
-            found.append(f"canary.{key.removesuffix('Seconds') if field == 'evidence_max_age' else key} "
-                         f"{_shown(before)} → {_shown(after)}")
+            shown = key.removesuffix('Seconds') if field == 'evidence_max_age' else CONFIG_KEYS.get(key, key)
+            found.append(f"canary.{shown} {_shown(before)} → {_shown(after)}")
     if old.namespace is not None and old.namespace != new.namespace:
         found.append(f"namespace {old.namespace} → {_shown(new.namespace)}")
     for name in removed(t):

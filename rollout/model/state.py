@@ -16,7 +16,12 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
       "namespace": "rollout",                     # Kubernetes namespace; null on Docker
       "canary": {"maxErrorRatio": 0.01, "maxLatencyP95Seconds": 0.5,
                  "maxLatencyP99Seconds": 1.0, "maxConsecutiveFailedHealthChecks": 5,
-                 "minRequests": 100, "evidenceMaxAgeSeconds": 1800},
+                 "minRequests": 100, "evidenceMaxAgeSeconds": 1800,
+                 "confidence": 0.95,                # how sure each measure's verdict must be
+                 "negligible": 0.1,                 # a share under this fraction of its budget is never
+                                                    # "worse than stable"
+                 "toleranceErrorRatio": 2.0, "toleranceLatencyP95": 2.0,  # times stable's share
+                 "toleranceLatencyP99": 2.0},
       "safetyFlagsOn": [],                        # safety flags switched on, sorted
       "fleet": {"group": "regions", "maxInProgress": 2},   # the fleet-wide limit; null: none
       "releaseGroups": {"checkout": ["api", "worker"]},   # services that move together
@@ -223,6 +228,11 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
             "maxConsecutiveFailedHealthChecks": canary.max_consecutive_failed_health_checks,
             "minRequests": canary.min_requests,
             "evidenceMaxAgeSeconds": int(canary.evidence_max_age.total_seconds()),
+            "confidence": canary.confidence.level,
+            "negligible": canary.confidence.negligible,
+            "toleranceErrorRatio": canary.confidence.tolerance.error_ratio,
+            "toleranceLatencyP95": canary.confidence.tolerance.latency_p95,
+            "toleranceLatencyP99": canary.confidence.tolerance.latency_p99,
         },
         "safetyFlagsOn": sorted(config.safety_flags_on()),
         # The fleet: the limit's group, the services that move together, the freeze windows.

@@ -222,7 +222,8 @@ def _measure(raw: Any) -> Measure:
     status = status if isinstance(status, str) else repr(status)
     value = _number(raw.get("value")) if status == "ok" else None
     detail = raw.get("detail")
-    return Measure(status=status, value=value, detail=str(detail) if detail else None)
+    return Measure(status=status, value=value, detail=str(detail) if detail else None,
+                   seconds=_number(raw.get("seconds")))
 
 
 def _service_evidence(raw: Mapping[str, Any]) -> ServiceEvidence:

@@ -144,6 +144,12 @@ class Thresholds(Frozen):
     max_consecutive_failed_health_checks: float | None = None
     min_requests: float | None = None
     evidence_max_age: timedelta | None = None
+    #: How the traffic measures are judged (rollout.gates.confidence; rollout.model.config.confidence).
+    confidence: float | None = None
+    negligible: float | None = None
+    tolerance_error_ratio: float | None = None
+    tolerance_latency_p95: float | None = None
+    tolerance_latency_p99: float | None = None
 
 
 #: Each threshold: its stored key, and whether a lower value is the stricter one.
@@ -154,6 +160,20 @@ THRESHOLDS: dict[str, tuple[str, bool]] = {
     "max_consecutive_failed_health_checks": ("maxConsecutiveFailedHealthChecks", True),
     "min_requests": ("minRequests", False),
     "evidence_max_age": ("evidenceMaxAgeSeconds", True),
+    # A higher confidence, a lower tolerance or negligible share each make a pass harder.
+    "confidence": ("confidence", False),
+    "negligible": ("negligible", True),
+    "tolerance_error_ratio": ("toleranceErrorRatio", True),
+    "tolerance_latency_p95": ("toleranceLatencyP95", True),
+    "tolerance_latency_p99": ("toleranceLatencyP99", True),
+}
+#: The config key of each confidence setting, for messages (``canary.<key>``).
+CONFIG_KEYS = {
+    "confidence": "confidence.level",
+    "negligible": "confidence.negligible",
+    "toleranceErrorRatio": "confidence.tolerance.errorRatio",
+    "toleranceLatencyP95": "confidence.tolerance.latencyP95",
+    "toleranceLatencyP99": "confidence.tolerance.latencyP99",
 }
 
 
@@ -212,6 +232,8 @@ class Measure(Frozen):
     status: str | None = None
     value: float | None = None
     detail: str | None = None
+    #: For a count of slow requests: the latency bound it counted above.
+    seconds: float | None = None
 
 
 class LiveRoute(Frozen):
@@ -323,6 +345,7 @@ __all__ = [
     "ServiceEvidence",
     "Stage",
     "StackState",
+    "CONFIG_KEYS",
     "THRESHOLDS",
     "Thresholds",
     "Transition",

@@ -5,14 +5,18 @@
 :func:`rollout.gates.judge.judge`.
 
 For each service the window is the deployed stage: from its ``stageStartedAt`` to
-the time of collection. Five instant queries at the collection time cover it:
+the time of collection. Instant queries at the collection time cover it:
 
 - ``requests``: canary requests over the stage (``increase`` of the request counter);
 - ``errorRatio``: 5xx requests / all requests over the stage;
 - ``latencyP95Seconds`` / ``latencyP99Seconds``: ``histogram_quantile`` over the
   stage's summed bucket increases;
 - ``consecutiveFailedHealthChecks``: the longest run of failed probes
-  (``probe_success == 0``) in the raw samples of the stage, per probe series.
+  (``probe_success == 0``) in the raw samples of the stage, per probe series;
+- the counts the gate judges with confidence (:func:`proportion_queries`), of the
+  canary and of the stable track over the same window, the baseline: requests,
+  5xx requests, requests slower than each latency limit (each with the bound
+  it counted above, ``seconds``), and stable's error ratio and quantiles for display.
 
 The soak counts from when the stage took traffic, not from when the stack file
 was edited (review, merge and deploy time are no soak): ``trafficSince`` is the
@@ -47,7 +51,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from rollout.model import conventions
+from alerts.model import le_matcher
+from rollout.model import conventions, scope
 from rollout.model.config import StackConfig
 from rollout.model.durations import format_duration
 from rollout.model.evidence import MEASURES
@@ -59,6 +64,7 @@ EVIDENCE_KIND = "rollout-gate-evidence"
 EVIDENCE_VERSION = 1
 #: HTTP status codes that count as errors in the error ratio.
 SERVER_ERROR_CODES = "5.."
+SERVER_ERROR_CODES_MATCHER = f'{conventions.CODE_LABEL}=~"{SERVER_ERROR_CODES}"'
 
 
 @dataclass(frozen=True)
@@ -212,9 +218,13 @@ def result_problem(result_type: Any, result: Any) -> str | None:
 # --- the queries ------------------------------------------------------------------
 
 
-def _selector(config: StackConfig, service: str, extra: str = "") -> str:
-    labels = f'{conventions.SERVICE_LABEL}="{service}",{conventions.TRACK_LABEL}="{conventions.CANARY}"'
-    return "{" + labels + (f",{extra}" if extra else "") + "}"
+def _selector(config: StackConfig, service: str, extra: str = "", track: str | None = conventions.CANARY) -> str:
+    """The matchers of one service's series in the stack's scope (rollout.model.scope): a
+    Prometheus other stacks share holds their series of the same service name too."""
+    labels = [*scope.matchers(config), f'{conventions.SERVICE_LABEL}="{service}"']
+    if track:
+        labels.append(f'{conventions.TRACK_LABEL}="{track}"')
+    return "{" + ",".join(labels + ([extra] if extra else [])) + "}"
 
 
 def queries(config: StackConfig, service: str, window_seconds: int) -> dict[str, str]:
@@ -234,7 +244,45 @@ def queries(config: StackConfig, service: str, window_seconds: int) -> dict[str,
         "latencyP95Seconds": f"histogram_quantile(0.95, {buckets})",
         "latencyP99Seconds": f"histogram_quantile(0.99, {buckets})",
         "consecutiveFailedHealthChecks": f"{metrics.probe_success}{_selector(config, service)}{window}",
+        **proportion_queries(config, service, window_seconds),
     }
+
+
+def proportion_queries(config: StackConfig, service: str, window_seconds: int) -> dict[str, str]:
+    """The counts the gate judges with confidence, of both tracks over the same window.
+
+    Per track: requests, 5xx requests, and requests slower than each latency
+    limit (the histogram's ``+Inf`` bucket less its bucket at the limit, which
+    docs/metrics.md requires); for the stable track also the error ratio and
+    quantiles, shown beside the canary's.
+    """
+    metrics, window = config.metrics, f"[{window_seconds}s]"
+    found = {}
+    for track, prefix in ((conventions.CANARY, ""), (conventions.STABLE, "stable")):
+        def key(name: str) -> str:
+            return prefix + name[0].upper() + name[1:] if prefix else name
+
+        requests = f"sum(increase({metrics.requests_total}{_selector(config, service, track=track)}{window}))"
+        errors = f'{metrics.requests_total}{_selector(config, service, SERVER_ERROR_CODES_MATCHER, track)}{window}'
+        # No 5xx series until a first error: 0 while the track has requests, no data without.
+        found[key("errors")] = f"sum(increase({errors})) or {requests} * 0"
+        if prefix:
+            found[key("requests")] = requests
+        for measure, seconds in (("latencyP95", config.canary.max_latency_p95_seconds),
+                                 ("latencyP99", config.canary.max_latency_p99_seconds)):
+            def bucket(le: str) -> str:
+                return f"sum(increase({metrics.request_duration_bucket}{_selector(config, service, le, track)}{window}))"
+
+            found[key(f"{measure}SlowRequests")] = f'{bucket(_INF)} - {bucket(f"le=~{chr(34)}{le_matcher(seconds)}{chr(34)}")}'
+        if prefix:
+            buckets = f"sum by (le) (increase({metrics.request_duration_bucket}{_selector(config, service, track=track)}{window}))"
+            found["stableErrorRatio"] = f"({found['stableErrors']}) / {requests}"
+            found["stableLatencyP95Seconds"] = f"histogram_quantile(0.95, {buckets})"
+            found["stableLatencyP99Seconds"] = f"histogram_quantile(0.99, {buckets})"
+    return found
+
+
+_INF = 'le="+Inf"'
 
 
 #: The canary has taken a stage's traffic once its observed share reaches this
@@ -249,7 +297,7 @@ def share_query(config: StackConfig, service: str, window_seconds: int) -> str:
     """The canary's share of the service's requests over the window, as a range (a subquery)."""
     metrics = config.metrics
     canary = f"{metrics.requests_total}{_selector(config, service)}[{SHARE_RATE_WINDOW}]"
-    every = f"{metrics.requests_total}{{{conventions.SERVICE_LABEL}=\"{service}\"}}[{SHARE_RATE_WINDOW}]"
+    every = f"{metrics.requests_total}{_selector(config, service, track=None)}[{SHARE_RATE_WINDOW}]"
     step = max(60, math.ceil(window_seconds / SHARE_MAX_POINTS))
     return f"(sum(rate({canary})) / sum(rate({every})))[{window_seconds}s:{step}s]"
 
@@ -309,6 +357,12 @@ def _number(text: Any) -> tuple[str, float | None, str | None]:
     return "ok", value, None
 
 
+def _slow_bound(config: StackConfig, measure: str) -> float:
+    """The latency limit a slow-request count counted above."""
+    canary = config.canary
+    return canary.max_latency_p95_seconds if "P95" in measure else canary.max_latency_p99_seconds
+
+
 def longest_failure_run(series: list[Mapping[str, Any]]) -> int:
     """The longest run of consecutive failed probes (value 0) in any one series' samples."""
     longest = 0
@@ -364,6 +418,13 @@ def collect_service(
         record["queries"][measure] = {
             "status": status, "value": value, "query": promql, "detail": detail, "tries": result.tries,
         }
+        if measure.endswith("SlowRequests"):
+            bound = _slow_bound(config, measure)
+            record["queries"][measure]["seconds"] = bound
+            if status == "empty":
+                record["queries"][measure]["detail"] = (
+                    f'no requests, or no histogram bucket le="{bound:g}" (docs/metrics.md: the gate reads '
+                    "the bucket at each latency limit)")
     since, detail = traffic_since(client, config, service, deployed["weight"], started, seconds, now, probes)
     record["trafficSince"] = since
     if detail:

@@ -9,6 +9,14 @@ the Watchdog is firing, and each service's request-duration histogram has the
 bucket the latency SLO reads (docs/metrics.md). Each problem is one line naming
 the component.
 
+With an operator already in the cluster (``monitoring.install: false``) the
+Prometheus and Alertmanager are shared: verify then checks only what this stack
+contributes and ignores everything else: its own targets (the service and probe
+jobs, in its namespace) up, its own rules loaded (those labelled with its
+namespace), its AlertmanagerConfig loaded as the operator converts it (routes,
+receivers and inhibit rules named after its namespace), its Watchdog firing, and,
+given ``--relay``, the rollback relay answering.
+
 Every call retries transient failures (no connection, a timeout, a 5xx) within
 its deadline (:mod:`rollout.ops.http`); a component still not answering after
 that is reported as not reachable, with the number of tries, and the checks
@@ -28,6 +36,7 @@ from urllib.parse import urlencode
 import yaml
 
 from rollout.build.alertmanager import alertmanager_config
+from rollout.model import conventions, scope
 from rollout.model.config import StackConfig
 from rollout.model.conventions import SERVICE_LABEL
 from rollout.ops.evidence import sample_value
@@ -123,13 +132,17 @@ def verify(
     grafana: str | None = None,
     wait_s: float = 60,
     retry: Retry | None = None,
+    relay: str | None = None,
 ) -> Report:
     """Run every check; ``wait_s`` bounds the waits for first scrapes and the Watchdog.
 
-    ``retry`` sets each HTTP call's tries and deadline (default :class:`Retry`).
+    ``retry`` sets each HTTP call's tries and deadline (default :class:`Retry`);
+    ``relay`` is the rollback relay's base URL, whose ``/healthz`` must answer.
     """
     retry = retry or Retry()
     report = Report()
+    if relay:
+        _health(report, "relay", relay, ("/healthz",), retry)
     prom_ok = _health(report, "prometheus", prometheus, ("/-/healthy", "/-/ready"), retry)
     am_ok = _health(report, "alertmanager", alertmanager, ("/-/healthy", "/-/ready"), retry)
     if grafana:
@@ -161,12 +174,21 @@ def verify(
 
 
 def _prometheus_checks(report: Report, config: StackConfig, stack: str, base: str, deadline: float, retry: Retry) -> None:
-    """Every scrape job has targets, all up; the loaded rules are the rendered ones."""
+    """Every scrape job has targets, all up; the loaded rules are the rendered ones.
+
+    On a shared Prometheus: only the stack's own jobs and targets (in its scope) and
+    the rules labelled with its scope."""
+    shared = is_shared(config)
+    own = scope.labels(config)
     expected_jobs = [job["job_name"] for job in prometheus_config(config, stack)["scrape_configs"]]
+    if shared:
+        expected_jobs = [job for job in expected_jobs if job in SHARED_JOBS]
     # Right after a deploy, discovery and the first scrapes take a few
     # seconds: wait (up to the deadline) until every job has scraped.
     while True:
         targets = _json(f"{base}/api/v1/targets?state=active", retry)["data"]["activeTargets"]
+        if shared:
+            targets = [t for t in targets if _in_scope(t.get("labels") or {}, own)]
         by_job: dict[str, list[dict]] = {}
         for target in targets:
             by_job.setdefault(target["labels"].get("job", target.get("scrapePool")), []).append(target)
@@ -191,7 +213,10 @@ def _prometheus_checks(report: Report, config: StackConfig, stack: str, base: st
 
     rendered = Counter((g["name"], r.get("alert") or r.get("record")) for g in rule_groups(config) for r in g["rules"])
     loaded_groups = _json(f"{base}/api/v1/rules", retry)["data"]["groups"]
-    loaded = Counter((g["name"], r["name"]) for g in loaded_groups for r in g["rules"])
+    loaded = Counter(
+        (g["name"], r["name"]) for g in loaded_groups for r in g["rules"]
+        if not shared or _in_scope(r.get("labels") or {}, own)
+    )
     missing, extra = sorted((rendered - loaded).elements()), sorted((loaded - rendered).elements())
     report.check(
         not missing and not extra,
@@ -206,6 +231,20 @@ def _prometheus_checks(report: Report, config: StackConfig, stack: str, base: st
     )
 
 
+#: The scrape jobs a stack brings to a shared Prometheus (the others are the operator's).
+SHARED_JOBS = (conventions.JOB_SERVICE, conventions.JOB_PROBE)
+
+
+def is_shared(config: StackConfig) -> bool:
+    """Whether the stack uses an operator already in the cluster, whose Prometheus and
+    Alertmanager other stacks may share."""
+    return config.target == "kubernetes" and not config.monitoring.install
+
+
+def _in_scope(labels: dict, own: dict[str, str]) -> bool:
+    return all(labels.get(name) == value for name, value in own.items())
+
+
 def _bucket_checks(report: Report, config: StackConfig, base: str, retry: Retry) -> None:
     """Each service Prometheus sees has the histogram bucket the latency SLO reads.
 
@@ -218,7 +257,7 @@ def _bucket_checks(report: Report, config: StackConfig, base: str, retry: Retry)
     metric = config.metrics.request_duration_bucket
     wanted = config.slo.latency_p95_seconds
     for service in config.services:
-        selector = f'{metric}{{{SERVICE_LABEL}="{service.name}"}}'
+        selector = scope.select(config, metric, f'{SERVICE_LABEL}="{service.name}"')
         url = f"{base}/api/v1/label/le/values?" + urlencode({"match[]": selector})
         values = _json(url, retry)["data"]
         bounds = sorted({sample_value(v) for v in values if _is_number(v)})
@@ -253,13 +292,45 @@ class _NoAliases(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _own_part(config: StackConfig, loaded: dict) -> tuple[dict, dict]:
+    """(what the shared Alertmanager loaded of this stack, what the operator makes of its
+    AlertmanagerConfig), each as ``{route: {routes: [...]}, receivers, inhibit_rules}``."""
+    from rollout.build.alertmanager_config import alertmanager_config_resource, converted
+
+    resource = alertmanager_config_resource(config)
+    metadata = resource["metadata"]
+    prefix = f"{metadata['namespace']}/{metadata['name']}/"
+    own = converted(resource, _Anything(), config.monitoring.existing.matcher_strategy)
+    ours = [r for r in (loaded.get("route") or {}).get("routes") or [] if str(r.get("receiver", "")).startswith(prefix)]
+    receivers = [r for r in loaded.get("receivers") or [] if str(r.get("name", "")).startswith(prefix)]
+    marker = [m for m in scope.matchers(config)]
+    inhibit = [
+        rule for rule in loaded.get("inhibit_rules") or []
+        if marker and all(m.replace('"', "") in [str(x).replace('"', "").replace(" ", "") for x in rule.get("source_matchers") or []] for m in marker)
+    ] if config.monitoring.existing.matcher_strategy == "OnNamespace" else own["inhibit_rules"]
+    return (
+        {"route": {"routes": ours}, "receivers": receivers, "inhibit_rules": inhibit},
+        {"route": {"routes": [own["route"]]}, "receivers": own["receivers"], "inhibit_rules": own["inhibit_rules"]},
+    )
+
+
+class _Anything(dict):
+    """Secret values for a conversion that only its shape is compared of."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def _alertmanager_checks(report: Report, config: StackConfig, base: str, deadline: float, retry: Retry) -> None:
     """The loaded config routes and inhibits like the rendered one; the Watchdog is firing."""
     status = _json(f"{base}/api/v2/status", retry)
     loaded = yaml.load(status["config"]["original"], Loader=_NoAliases)  # noqa: S506 - a SafeLoader
     if not isinstance(loaded, dict):
         raise TypeError("the loaded config is not a mapping")
-    rendered = alertmanager_config(config)
+    if is_shared(config):
+        loaded, rendered = _own_part(config, loaded)
+    else:
+        rendered = alertmanager_config(config)
     same_routes = _normal_matchers(_route_tree(loaded.get("route") or {})) == _normal_matchers(_route_tree(rendered["route"]))
     same_receivers = sorted(r["name"] for r in loaded.get("receivers") or []) == sorted(r["name"] for r in rendered["receivers"])
     same_inhibit = _inhibitions(loaded) == _inhibitions(rendered)
@@ -273,7 +344,8 @@ def _alertmanager_checks(report: Report, config: StackConfig, base: str, deadlin
     )
     firing = False
     while True:
-        alerts = _json(f"{base}/api/v2/alerts?filter=alertname%3D%22Watchdog%22&active=true", retry)
+        query = urlencode([("filter", 'alertname="Watchdog"'), *(("filter", m) for m in scope.matchers(config)), ("active", "true")])
+        alerts = _json(f"{base}/api/v2/alerts?{query}", retry)
         firing = any(a.get("status", {}).get("state") == "active" for a in alerts)
         if firing or time.monotonic() >= deadline:
             break

@@ -6,9 +6,10 @@ convention) and snake_case in Python. Each knob's docstring says what it does
 and when to change it; docs/configuration.md is the reference for users.
 
 A module per area: :mod:`.fields` (the field types and their validators, the
-base :class:`Model`), :mod:`.targets`, :mod:`.monitoring`, :mod:`.alerting`,
-:mod:`.services`, :mod:`.flags`, :mod:`.fleet`, and :mod:`.stack` (:class:`StackConfig`, which
-holds them all). Every public name is importable from here.
+base :class:`Model`), :mod:`.targets`, :mod:`.monitoring` (with :mod:`.confidence`,
+the canary's confidence settings, and :mod:`.existing`, an operator already in the
+cluster), :mod:`.alerting`, :mod:`.services`, :mod:`.flags`, :mod:`.fleet`, and :mod:`.stack`
+(:class:`StackConfig`, which holds them all). Every public name is importable from here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rollout.model.config.alerting import (
     SecretsSettings,
     SlackSettings,
 )
+from rollout.model.config.existing import ExistingMonitoringSettings
 from rollout.model.config.fields import (
     DNS_LABEL_MAX,
     RELEASE_NAME_MAX,
@@ -31,6 +33,9 @@ from rollout.model.config.fields import (
     Count,
     DnsLabel,
     Duration,
+    HostPort,
+    LabelKey,
+    LabelValue,
     MetricName,
     Model,
     NonNegativeCount,
@@ -65,6 +70,7 @@ from rollout.model.config.flags import (
     ProgressiveFlag,
     ProgressiveStep,
 )
+from rollout.model.config.confidence import ConfidenceSettings, ToleranceSettings
 from rollout.model.config.monitoring import (
     CanaryThresholds,
     CostBudgets,
@@ -100,6 +106,7 @@ __all__ = [
     "CanaryFlag",
     "CanaryThresholds",
     "ChartName",
+    "ConfidenceSettings",
     "CostBudgets",
     "Count",
     "CustomStage",
@@ -109,6 +116,10 @@ __all__ = [
     "DockerSettings",
     "Duration",
     "EmailSettings",
+    "ExistingMonitoringSettings",
+    "HostPort",
+    "LabelKey",
+    "LabelValue",
     "FLAG_KEY",
     "FLAG_MODELS",
     "FLAG_STRATEGIES",
@@ -162,6 +173,7 @@ __all__ = [
     "StackName",
     "StorageSettings",
     "Timestamp",
+    "ToleranceSettings",
     "TrackSettings",
     "upstream_names",
 ]

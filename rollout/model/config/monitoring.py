@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, model_validator
 
 from rollout.model import conventions
+from rollout.model.config.confidence import ConfidenceSettings
+from rollout.model.config.existing import ExistingMonitoringSettings
 from rollout.model.config.fields import (
     ChartName,
     Count,
@@ -86,8 +88,14 @@ class MonitoringSettings(Model):
     cluster (false). Ignored by the Docker target.
     """
     release_name: ReleaseName = "rollout-monitoring"
-    """The Helm release name of an existing operator install; its Prometheus only selects monitors
-    and rules labelled ``release: <this>``.
+    """The Helm release name of kube-prometheus-stack: the one the stack installs (object names
+    start with it; give each stack of one cluster its own), or, with ``install: false``, the
+    existing install's, whose Prometheus selects only monitors, probes and rules labelled
+    ``release: <this>`` (see ``existing.labels``).
+    """
+    existing: ExistingMonitoringSettings = ExistingMonitoringSettings()
+    """With ``install: false``: the labels the existing operator selects, its Alertmanager's
+    matcher strategy, and the blackbox exporter the Probes use. Refused with ``install: true``.
     """
     scrape_interval: PositiveDuration = timedelta(seconds=15)
     """How often Prometheus scrapes every target."""
@@ -172,6 +180,8 @@ class CanaryThresholds(Model):
     """
     evidence_max_age: PositiveDuration = timedelta(minutes=30)
     """Evidence older than this blocks an advance."""
+    confidence: ConfidenceSettings = ConfidenceSettings()
+    """How sure the gate and the comparison with stable must be (docs/operations.md, "Three verdicts")."""
 
     @model_validator(mode="after")
     def _p99_not_below_p95(self) -> "CanaryThresholds":

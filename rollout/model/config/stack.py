@@ -119,6 +119,10 @@ class StackConfig(Model):
             if not self.alerting.pagerduty:
                 raise KeyedError(("alerting", "pagerduty"), "false is not allowed in production, which must page")
         monitoring = self.monitoring
+        if monitoring.install and "existing" in monitoring.model_fields_set and self.target == "kubernetes":
+            raise KeyedError(
+                ("monitoring", "existing"), "is only for monitoring.install: false (an operator already in the cluster)"
+            )
         if self.target == "kubernetes" and not monitoring.install and monitoring.grafana.url and self.secrets.grafana_auth is None:
             # The generated admin password only opens a Grafana this stack installs.
             raise KeyedError(
@@ -155,6 +159,13 @@ class StackConfig(Model):
     def release_group_of(self, service: str) -> str | None:
         """The release group ``service`` belongs to; None when it moves alone."""
         return next((group for group, members in self.release_groups.items() if service in members), None)
+
+    def selector_labels(self) -> dict[str, str]:
+        """The labels the operator's selectors need on the stack's monitoring custom resources."""
+        monitoring = self.monitoring
+        if not monitoring.install and monitoring.existing.labels is not None:
+            return dict(monitoring.existing.labels)
+        return {"release": monitoring.release_name}
 
     def service(self, name: str) -> ServiceSettings:
         for service in self.services:
