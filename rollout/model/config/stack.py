@@ -160,6 +160,7 @@ class StackConfig(Model):
         """The release group ``service`` belongs to; None when it moves alone."""
         return next((group for group, members in self.release_groups.items() if service in members), None)
 
+    @property
     def selector_labels(self) -> dict[str, str]:
         """The labels the operator's selectors need on the stack's monitoring custom resources."""
         monitoring = self.monitoring
