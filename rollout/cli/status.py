@@ -46,6 +46,7 @@ from rollout.load.stack import load_stack, stack_names
 from rollout.model.durations import format_duration
 from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
 from rollout.model.state import rollout_state, status
+from rollout.model.stored import transition_from_json
 from rollout.model.time import format_time
 
 @dataclass(frozen=True)
