@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if args.tiny else 5
     size = "tiny" if args.tiny else "full"
     import detection
+    import fleet
     import judging
     import loop
     import rulecost
@@ -334,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "edit_cost": section_edit_cost(EDIT_SIZES_KB[size], repeats),
         "engine_preview": section_engine_preview(repeats),
         "rollback_loop": loop.run(tiny=args.tiny),
+        "fleet": fleet.run(tiny=args.tiny),
         "judging": judging.run(tiny=args.tiny),
     }
     if args.json:

@@ -35,30 +35,24 @@ with warnings.catch_warnings():
     from grafana_foundation_sdk.models import dashboard as gm
 
 from alerts.burnrate import PAGE, TICKET
-from alerts.performance import P95_BUDGET as LATENCY_BUDGET
 from rollout.model import conventions as c
 from rollout.model import scope
 from rollout.model.config import StackConfig
-from rollout.model.releases import same_release
-from rollout.model.time import format_time
 from rollout.model.durations import format_duration
 
+from dashboards.annotations import STAGE_TAG, stage_annotations  # noqa: F401 - stage_annotations: the program and render read it here
+from dashboards.queries import (  # noqa: F401 - SERVICE_VAR and TRACK_VAR: the tests read them here
+    FLOAT_DIGITS,
+    SERVICE_VAR,
+    TRACK_VAR,
+    _budget_left,
+    _burn_windows,
+    _r,
+    _selects,
+    slos_of,
+)
+
 DATASOURCE = gc.DataSourceRef(type_val="prometheus", uid=c.GRAFANA_DATASOURCE_UID)
-#: Dashboard variables: one service, any of its tracks.
-SERVICE_VAR = "service"
-TRACK_VAR = "track"
-SELECT = f'{c.SERVICE_LABEL}="${SERVICE_VAR}"'
-SELECT_TRACK = f'{SELECT},{c.TRACK_LABEL}=~"${TRACK_VAR}"'
-
-
-def _selects(config: StackConfig) -> tuple[str, str]:
-    """The panels' matchers in the stack's scope (rollout.model.scope): the service, and the
-    service and track. A Prometheus other stacks share holds their series of the same
-    service name too."""
-    prefix = "".join(f"{m}," for m in scope.matchers(config))
-    return prefix + SELECT, prefix + SELECT_TRACK
-#: Digits kept of every float in the JSON (thresholds, factors): no float noise.
-FLOAT_DIGITS = 6
 TAG = "rollout"
 FIRING = '"firing"'
 
@@ -91,64 +85,6 @@ class PanelSpec:
     height: int = 8
     minimum: float | None = None
     maximum: float | None = None
-
-
-def _r(value: float) -> float:
-    return round(float(value), FLOAT_DIGITS)
-
-
-def _burn_windows() -> list[tuple[str, str]]:
-    """(long, short) window pairs of the multi-window alerts, page first."""
-    return [(w.long, w.short) for windows in (PAGE[0], TICKET[0]) for w in windows]
-
-
-@dataclass(frozen=True)
-class Slo:
-    """One SLO as the dashboards show it: its budget of bad events and how to count them."""
-
-    name: str
-    #: The recorded bad-event ratio per window (a conventions name with ``{window}``).
-    series: str
-    #: Share of events that may be bad over the SLO window.
-    budget: float
-    objective: str
-    #: Bad events over the whole SLO window, from the recorded 5-minute series.
-    bad_over_window: str
-
-
-def slos_of(config: StackConfig) -> list[Slo]:
-    """The SLOs of alerts/burnrate.py's multi-window alerts, with the stack's objectives.
-
-    Over the SLO window, errors and slow requests are counted like the recorded
-    windows count them (bad over all, each moment weighed by its traffic);
-    availability is the share of failed health checks.
-    """
-    select, select_track = _selects(config)
-    slo = config.slo
-    window = format_duration(slo.window)
-
-    def over(rate: str) -> str:
-        return f"sum_over_time({rate}{{{select}}}[{window}])"
-
-    return [
-        Slo(
-            "Error rate", c.ERROR_RATIO_OVER, slo.error_ratio, f"errors below {slo.error_ratio:.2%}",
-            f"{over(c.SERVICE_ERRORS_RATE)} / {over(c.SERVICE_REQUEST_RATE)}",
-        ),
-        Slo(
-            # The latency SLO: at most 5 % of requests slower than the P95 objective.
-            "Latency", c.SLOW_RATIO_OVER, LATENCY_BUDGET, f"95 % of requests within {slo.latency_p95_seconds:g} s",
-            f"1 - {over(c.SERVICE_FAST_RATE)} / {over(c.SERVICE_DURATION_COUNT_RATE)}",
-        ),
-        Slo(
-            "Availability", c.PROBE_FAILURE_RATIO_OVER, _r(1 - slo.availability), f"{slo.availability:.2%} of checks succeed",
-            f"1 - avg_over_time({c.SERVICE_PROBE_SUCCESS}{{{select}}}[{window}])",
-        ),
-    ]
-
-
-def _budget_left(slo: Slo) -> str:
-    return f"1 - ({slo.bad_over_window}) / {_r(slo.budget)}"
 
 
 # --- the four dashboards ---------------------------------------------------------------
@@ -489,85 +425,6 @@ def build_dashboard(config: StackConfig, stack: str, uid: str) -> dict[str, Any]
     if uid == UID_ROLLOUT:
         document["annotations"] = {"list": _stage_annotation_queries(config, stack)}
     return _normalise(document)
-
-
-#: Tag of the stage-change annotations (with the stack's name as a second tag).
-STAGE_TAG = "rollout-stage"
-
-
-@dataclass(frozen=True)
-class StageAnnotation:
-    """One stage change of the history, as an annotation on the canary dashboard.
-
-    Its text says what the entry was: a ``release`` (0 % with a release the entry
-    before did not run), a ``promote`` (0 % once the stable track took the release:
-    ``promoted``), an ``advance`` (a higher weight) or a ``rollback`` (a lower weight
-    of the same release); the first entry of a history ``starts`` the rollout.
-    """
-
-    service: str
-    time: str
-    weight: int
-    before: int | None
-    reason: str | None
-    #: The release the entry records, and the one the entry before it recorded.
-    release: str | None = None
-    before_release: str | None = None
-    #: The entry is the promote of its release (the stable track took it).
-    promoted: bool = False
-
-    @property
-    def kind(self) -> str:
-        if self.before is None:
-            return "start"
-        if self.promoted:
-            return "promote"
-        if self.release is not None and self.before_release is not None and not same_release(
-            self.release, self.before_release
-        ):
-            return "release"
-        if self.weight > self.before:
-            return "advance"
-        if self.weight < self.before:
-            return "rollback"
-        return "entry"
-
-    @property
-    def text(self) -> str:
-        kind = self.kind
-        if kind == "start":
-            change = f"starts at {self.weight}%"
-        elif kind == "release":
-            change = f"release {self.release} starts at {self.weight}% (was {self.before_release} at {self.before}%)"
-        elif kind == "promote":
-            change = f"{self.release} promoted to stable; canary {self.before}% -> {self.weight}%"
-        elif kind == "entry":
-            change = f"{self.weight}% again"
-        else:
-            change = f"{self.before}% -> {self.weight}% ({kind})"
-        return f"{self.service}: {change}" + (f": {self.reason}" if self.reason else "")
-
-    def tags(self, stack: str) -> list[str]:
-        return [STAGE_TAG, stack, f"service:{self.service}"]
-
-
-def stage_annotations(config: StackConfig) -> list[StageAnnotation]:
-    """Every entry of every service's history, in time order per service.
-
-    A promote is the 0 % entry that follows 100 % of the release the stable
-    track runs now (or ran before a later promote: ``stable.previousImage``)."""
-    found = []
-    for service in config.services:
-        stable_releases = [image for image in (service.stable.image, service.stable.previous_image) if image]
-        before, before_release = None, None
-        for entry in service.rollout.history:
-            promoted = (before == 100 and entry.weight == 0 and entry.release is not None
-                        and same_release(entry.release, before_release)
-                        and any(same_release(entry.release, image) for image in stable_releases))
-            found.append(StageAnnotation(service.name, format_time(entry.started_at), entry.weight, before,
-                                         entry.reason, entry.release, before_release, promoted))
-            before, before_release = entry.weight, entry.release
-    return found
 
 
 def _stage_annotation_queries(config: StackConfig, stack: str) -> list[dict]:

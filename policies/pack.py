@@ -5,17 +5,19 @@ gRPC server, so tests build the policy list from here and never the pack.
 
 What the gates judge against arrives as policy config, the same object under
 every gate: ``{"deployedState": {...}, "deployedStateSource": "...",
-"upstreamState": {...}, "upstreamStateSource": "...", "evidence": {...},
-"changedFiles": [...]}``, written by ``python -m policies.pack --stack S
-[--evidence FILE] [--base REF] [--deployed-state FILE] [--rollback]`` (and by
-``rollout stage``, to ``build/policy-config-<stack>.json``), which decides what
-is deployed exactly as ``rollout check`` does (rollout.gates.deployed: the
-backend's last applied state, else the stack file at the git base, else never
-deployed). Resource policies default to mandatory; the written config lowers
-them to advisory (``"<policy>": "advisory"``) for a stack whose deployed and
-proposed tiers are both below production, as ``rollout check`` does, and in
-every stack with ``--rollback``. policies/config/advisory.json holds those
-entries alone, for a hand-run ``pulumi preview --policy-pack-config``.
+"upstreamState": {...}, "upstreamStateSource": "...", "upstreamStates": {...},
+"fleet": {...}, "evidence": {...}, "changedFiles": [...]}`` (``upstreamStates``:
+each upstream's state when ``promotesFrom`` names several; ``fleet``: the other
+stacks the fleet gates read, rollout.gates.fleetread), written by ``python -m
+policies.pack --stack S [--evidence FILE] [--base REF] [--deployed-state FILE]
+[--rollback]`` (and by ``rollout stage``, to ``build/policy-config-<stack>.json``),
+which decides what is deployed exactly as ``rollout check`` does
+(rollout.gates.deployed: the backend's last applied state, else the stack file
+at the git base, else never deployed). Resource policies default to mandatory;
+the written config lowers them to advisory (``"<policy>": "advisory"``) for a
+stack whose deployed and proposed tiers are both below production, as ``rollout
+check`` does, and in every stack with ``--rollback``. policies/config/advisory.json
+holds those entries alone, for a hand-run ``pulumi preview --policy-pack-config``.
 
 A preview run without any config (a plain ``pulumi preview --policy-pack
 policies``) reads ``build/policy-config-<stack>.json`` when ``rollout stage``
@@ -33,6 +35,8 @@ CONFIG_SCHEMA_PROPERTIES = {
     "deployedStateSource": {"type": "string"},
     "upstreamState": {"type": "object"},
     "upstreamStateSource": {"type": "string"},
+    "upstreamStates": {"type": "object"},
+    "fleet": {"type": "object"},
     "changedFiles": {"type": "array", "items": {"type": "string"}},
 }
 
@@ -118,6 +122,9 @@ def stack_config(stack: str, project, evidence: dict | None = None, base: str | 
         "deployedStateSource": judged.deployed_source if evidence is None else None,
         "upstreamState": judged.upstream_raw,
         "upstreamStateSource": judged.upstream_source,
+        # promotesFrom naming several stacks: each one's state; the fleet gates' view of the other stacks.
+        "upstreamStates": judged.upstreams_raw or None,
+        "fleet": judged.fleet_raw,
         "changedFiles": list(t.changed_files) if t.changed_files is not None else None,
     }
     # Beside an advance, the resource policies are mandatory while either tier is production.

@@ -1,8 +1,9 @@
 """The resource policies of a production-tier stack: readiness, pace and hardened pods.
 
-Plain functions over plain data, wrapped as policies in policies/rules.py (they
-are mandatory in production and advisory elsewhere, like every resource policy,
-and each one reports only in a production-tier stack):
+Plain functions over the resources (anything with ``type``, ``name`` and ``props``)
+and the rollout state, listed in :data:`PRODUCTION_POLICIES`; policies/rules.py
+makes each one a policy that reports only in a production-tier stack (mandatory
+there, like every resource policy):
 
 ``rollout-production-pace``
     No service rolls out under the ``instant`` plan (0 → 100 % after a minute):
@@ -78,4 +79,47 @@ def pod_problems(spec: Mapping[str, Any] | None) -> list[str]:
     return problems
 
 
-__all__ = ["SKIP_AWAIT", "instant_plans", "pod_problems", "skips_await"]
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def pace(resources: list[Any], state: Mapping[str, Any] | None) -> Iterable[tuple[str, str]]:
+    return instant_plans(state)
+
+
+def readiness(resources: list[Any], state: Mapping[str, Any] | None) -> Iterable[tuple[str, str]]:
+    for resource in resources:
+        if resource.type.startswith("kubernetes:") and skips_await(resource.props.get("metadata")):
+            yield resource.name, ("skips the provider's readiness await (kubernetes.skipAwait): production waits for "
+                                  "ready pods before traffic moves")
+
+
+def pods(resources: list[Any], state: Mapping[str, Any] | None) -> Iterable[tuple[str, str]]:
+    for resource in resources:
+        if resource.type == DEPLOYMENT:
+            for problem in pod_problems(resource.props.get("spec")):
+                yield resource.name, problem
+
+
+def idle_canary(resource: Any, state: Mapping[str, Any] | None) -> bool:
+    """A canary Deployment whose service's state gives the canary no pods (its release was promoted):
+    ``rollout-production-replicas`` lets it run none."""
+    labels = ((resource.props.get("metadata") or {}).get("labels")) or {}
+    if labels.get("rollout.dev/track") != "canary":
+        return False
+    service = ((state or {}).get("services") or {}).get(labels.get("app.kubernetes.io/name")) or {}
+    return (service.get("canary") or {}).get("replicas") == 0 and service.get("weight") == 0
+
+
+#: (name, description, remediation, check) of each production policy.
+PRODUCTION_POLICIES = (
+    ("rollout-production-pace", "In production, no service rolls out under the instant plan.",
+     "Set rollout:services[].rollout.plan to safe or fast (a plan change lands in a change of its own).", pace),
+    ("rollout-await-readiness",
+     "In production, the provider awaits every object's readiness (no kubernetes.skipAwait).",
+     "Remove rollout:kubernetes.skipAwait; it is for test clusters that run no pods.", readiness),
+    ("rollout-pod-security",
+     "In production, every pod is hardened (Pod Security restricted, read-only root, spread when replicated).",
+     "Declare Deployments through rollout/build (traffic.py, relay_objects.py), which harden every pod.", pods),
+)
+
+__all__ = ["PRODUCTION_POLICIES", "SKIP_AWAIT", "idle_canary", "instant_plans", "pod_problems", "skips_await"]

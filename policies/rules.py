@@ -16,39 +16,118 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
-from policies.production import instant_plans, pod_problems, skips_await
-from policies.resources import (  # noqa: F401 - the policies' types and readers, from here too
-    CONFIGMAP, DEPLOYMENT, FLAGS_STASH, REMOTE_IMAGE, STASH, STATE_STASH, Context, Policy, Resource, Violation,
-    GATE_KEYS, _containers, _images, _is_list, flag_document, rollout_state, staged_config, whole_numbers,
-)
+from rollout.model import conventions as c
+from rollout.model.releases import is_pinned
+from policies.production import PRODUCTION_POLICIES, idle_canary
+from policies.staged import GATE_KEYS
+from policies.transition import _is_list, gate_transition, whole_numbers  # noqa: F401 - the pack's names
+from rollout.gates.judge import GATE_POLICIES, judge
+from rollout.gates.ratchet import raises_weight
+from rollout.model.transition import TIERS
 
+STATE_STASH = c.STATE_STASH
+FLAGS_STASH = "rollout-flags-document"
+STASH = "pulumi:index:Stash"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+CHART = "kubernetes:helm.sh/v4:Chart"
+CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+GRAFANA_PROVIDER = "pulumi:providers:grafana"
+ALERTMANAGER_FILE = c.DOCKER_ALERTMANAGER_FILE
 #: Said after "no gate evidence" when the pack ran without its config (a plain `pulumi preview`).
 NO_CONFIG_HINT = ("; this preview ran without the pack's config: `rollout stage --stack S --service N` gathers the "
                   "evidence, advances and writes build/policy-config-S.json, and `make preview STACK=S` passes it")
 
-from rollout.model import conventions as c
-from rollout.model.releases import is_pinned
-from rollout.gates.deployed import resolve_deployed, resolve_upstream
-from rollout.gates.judge import GATE_POLICIES, judge
-from rollout.gates.ratchet import raises_weight
-from rollout.load.stack import project_root
-from rollout.model.stored import transition_from_json
-from rollout.model.transition import TIERS, Transition
 
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
-RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
-CHART = "kubernetes:helm.sh/v4:Chart"
-CONTAINER = "docker:index/container:Container"
-GRAFANA_PROVIDER = "pulumi:providers:grafana"
-ALERTMANAGER_FILE = c.DOCKER_ALERTMANAGER_FILE
+@dataclass(frozen=True)
+class Resource:
+    """A resource as a policy sees it."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+    urn: str = ""
+
+
+@dataclass
+class Context:
+    """What a run of the policies knows besides the resources."""
+
+    now: datetime
+    #: Policy config, as CrossGuard passes it: evidence, deployedState, upstreamState.
+    config: Mapping[str, Any] = field(default_factory=dict)
+    #: Decrypted secret values, when the runner knows them (under mocks).
+    secret_values: tuple[str, ...] = ()
+    #: Input paths the program marked secret, by resource URN (under mocks).
+    secret_paths: Mapping[str, set[str]] = field(default_factory=dict)
+    #: The deployed state's tier when the runner knows it apart from the config (``rollout check``).
+    deployed_tier: str | None = None
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    resource: str
+    message: str
+    mandatory: bool
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    description: str
+    remediation: str
+    #: True: mandatory everywhere (the gates). False: mandatory in production only.
+    always_mandatory: bool
+    check: Callable[[list[Resource], Context], Iterable[tuple[str, str]]]
+
+    def mandatory(self, tier: str | None) -> bool:
+        return self.always_mandatory or tier == "production"
 
 
 # --- reading the resources -------------------------------------------------------
+
+
+def rollout_state(resources: list[Resource]) -> dict | None:
+    for resource in resources:
+        if resource.type == STASH and resource.name == STATE_STASH:
+            value = resource.props.get("input")
+            return whole_numbers(json.loads(value) if isinstance(value, str) else value)
+    return None
+
+
+def flag_document(resources: list[Resource]) -> dict | None:
+    for resource in resources:
+        if resource.type == CONFIGMAP and c.FLAGS_FILE_NAME in (resource.props.get("data") or {}):
+            return json.loads(resource.props["data"][c.FLAGS_FILE_NAME])
+        if resource.type == STASH and resource.name == FLAGS_STASH:
+            value = resource.props.get("input")
+            return json.loads(value) if isinstance(value, str) else value
+    return None
+
+
+def _containers(resource: Resource) -> list[dict]:
+    if resource.type == DEPLOYMENT:
+        return list(((resource.props.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [])
+    return []
+
+
+def _images(resources: list[Resource]) -> Iterable[tuple[str, str]]:
+    for resource in resources:
+        for container in _containers(resource):
+            yield resource.name, str(container.get("image", ""))
+        if resource.type == REMOTE_IMAGE:
+            yield resource.name, str(resource.props.get("name", ""))
 
 
 # --- gates -----------------------------------------------------------------------
@@ -65,50 +144,6 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
                                                        else "")) for v in violations if v.policy == name]
 
     return check
-
-
-def _config(context: Context) -> dict:
-    """The gates' policy config with every state's numbers whole again (see :func:`whole_numbers`)."""
-    config = dict(context.config or {})
-    for key in ("deployedState", "upstreamState"):
-        config[key] = whole_numbers(config.get(key))
-    evidence = config.get("evidence")
-    if isinstance(evidence, Mapping):
-        # The states inside the evidence came through the same Struct.
-        config["evidence"] = {k: whole_numbers(v) if k in ("deployedState", "upstreamState") else v
-                              for k, v in evidence.items()}
-    return config
-
-
-def gate_transition(state: Mapping[str, Any], context: Context) -> Transition:
-    """The transition the gates judge in the pack, from the stash and the policy config.
-
-    The config is written by ``python -m policies.pack`` (rollout.gates.deployed
-    decides what is deployed, as for ``rollout check``): ``deployedState`` and
-    its ``deployedStateSource`` (a source without a state: never deployed),
-    ``upstreamState``, ``evidence``, ``changedFiles``. Without any of it the pack
-    asks the same function, without the backend: the stack file at HEAD, else never deployed.
-    """
-    config = _config(context)
-    if not any(key in config for key in GATE_KEYS):
-        # A plain `pulumi preview --policy-pack policies`: what `rollout stage` staged, when it is current.
-        staged = staged_config(project_root(), str(state.get("stack")))
-        if staged is not None:
-            config = _config(Context(now=context.now, config=staged))
-    evidence = config.get("evidence")
-    deployed, upstream = config.get("deployedState"), config.get("upstreamState")
-    if evidence is None and deployed is None and "deployedStateSource" not in config:
-        deployed = resolve_deployed(str(state.get("stack")), project_root(), now=context.now, backend=False).raw
-    if isinstance(evidence, Mapping):
-        deployed = evidence.get("deployedState")
-        upstream = evidence.get("upstreamState") or upstream
-    name = (deployed.get("promotesFrom") if isinstance(deployed, Mapping) else None) or state.get("promotesFrom")
-    if name and upstream is None and "upstreamStateSource" not in config:
-        upstream = resolve_upstream(str(name), project_root(), now=context.now, backend=False).raw
-    changed = config.get("changedFiles")
-    changed = [str(path) for path in changed] if _is_list(changed) else None
-    return transition_from_json(state, deployed, evidence, upstream, context.now, changed,
-                                deployed_from_evidence=False)
 
 
 def tier_of(resources: list[Resource], context: Context) -> str | None:
@@ -151,7 +186,7 @@ def production_replicas(resources: list[Resource], context: Context) -> Iterable
         if resource.type != DEPLOYMENT:
             continue
         spec = resource.props.get("spec") or {}
-        if int(spec.get("replicas") or 0) == 0 and _idle_canary(resource, rollout_state(resources)):
+        if int(spec.get("replicas") or 0) == 0 and idle_canary(resource, rollout_state(resources)):
             continue  # promoted: the canary runs no pods until the next release (rollout.build.traffic)
         if int(spec.get("replicas") or 0) < 2:
             yield resource.name, f"runs {spec.get('replicas')} replica(s); production needs at least 2"
@@ -164,36 +199,12 @@ def production_replicas(resources: list[Resource], context: Context) -> Iterable
             yield resource.name, "no PodDisruptionBudget selects its pods"
 
 
-def production_pace(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
-    if tier_of(resources, context) == "production":
-        yield from instant_plans(rollout_state(resources))
+def _in_production(check: Callable[[list[Resource], Mapping[str, Any] | None], Iterable[tuple[str, str]]]):
+    """A policy of policies/production.py: it reports only in a production-tier stack."""
+    def policy(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+        return check(resources, rollout_state(resources)) if tier_of(resources, context) == "production" else []
 
-
-def await_readiness(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
-    if tier_of(resources, context) != "production":
-        return
-    for resource in resources:
-        if resource.type.startswith("kubernetes:") and skips_await(resource.props.get("metadata")):
-            yield resource.name, ("skips the provider's readiness await (kubernetes.skipAwait): production waits for "
-                                  "ready pods before traffic moves")
-
-
-def pod_security(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
-    if tier_of(resources, context) != "production":
-        return
-    for resource in resources:
-        if resource.type == DEPLOYMENT:
-            for problem in pod_problems(resource.props.get("spec")):
-                yield resource.name, problem
-
-
-def _idle_canary(resource: Resource, state: Mapping[str, Any] | None) -> bool:
-    """A canary Deployment whose service's state gives the canary no pods (its release was promoted)."""
-    labels = ((resource.props.get("metadata") or {}).get("labels")) or {}
-    if labels.get("rollout.dev/track") != c.CANARY:
-        return False
-    service = ((state or {}).get("services") or {}).get(labels.get("app.kubernetes.io/name")) or {}
-    return (service.get("canary") or {}).get("replicas") == 0 and service.get("weight") == 0
+    return policy
 
 
 def route_weights(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
@@ -459,34 +470,13 @@ POLICIES: tuple[Policy, ...] = tuple(
         no_clear_secrets,
     ),
     Policy(
-        "rollout-production-pace",
-        "In production, no service rolls out under the instant plan.",
-        "Set rollout:services[].rollout.plan to safe or fast (a plan change lands in a change of its own).",
-        False,
-        production_pace,
-    ),
-    Policy(
-        "rollout-await-readiness",
-        "In production, the provider awaits every object's readiness (no kubernetes.skipAwait).",
-        "Remove rollout:kubernetes.skipAwait; it is for test clusters that run no pods.",
-        False,
-        await_readiness,
-    ),
-    Policy(
-        "rollout-pod-security",
-        "In production, every pod is hardened (Pod Security restricted, read-only root, spread when replicated).",
-        "Declare Deployments through rollout/build (traffic.py, relay_objects.py), which harden every pod.",
-        False,
-        pod_security,
-    ),
-    Policy(
         "rollout-prometheus-storage-protected",
         "In production, Prometheus keeps its data on a persistent volume that outlives its StatefulSet.",
         "Set rollout:monitoring.storage.persistent and protect to true.",
         False,
         prometheus_storage,
     ),
-)
+) + tuple(Policy(name, about, remedy, False, _in_production(check)) for name, about, remedy, check in PRODUCTION_POLICIES)
 
 
 def run_policies(resources: list[Resource], context: Context, policies: Iterable[Policy] = POLICIES) -> list[Violation]:

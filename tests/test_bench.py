@@ -61,5 +61,5 @@ def test_the_tiny_benchmark_runs_and_prints_every_section():
     print(result.stdout)
     assert result.returncode == 0, result.stderr
     for heading in ("1. Preview cost", "2. Growth", "3. Detection", "4. Rule cost", "5. Render", "6. Edit cost", "7. Engine preview", "8. Rollback loop",
-                    "9. Judging the canary"):
+                    "9. Judging the canary", "10. Fleet"):
         assert heading in result.stdout

@@ -91,7 +91,7 @@ def test_each_stacks_evidence_and_rollback_triggers_see_only_its_own_traffic(sha
     assert rollout(project, "check", "--stack", "staging", "--evidence", str(tmp_path / "staging.json")).returncode == 0
     refused = rollout(project, "advance", "--stack", "production", "--dry-run", "--evidence", str(tmp_path / "production.json"))
     assert refused.returncode == 1
-    assert "rollout-canary-within-budget (service genesis): error ratio over the 10% stage is 0.03" in refused.stdout + refused.stderr
+    assert "rollout-canary-within-budget (service genesis): longest run of failed health checks over the 10% stage is 8" in refused.stderr
 
     # The rollback triggers: each stack's SLI series, and the sustained trigger
     # pending for production's canary only (its for has not passed yet).

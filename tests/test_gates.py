@@ -14,7 +14,11 @@ import pytest
 
 from rollout.gates.judge import (
     CANARY_WITHIN_BUDGET,
+    FLEET_HALT,
+    FLEET_LIMIT,
+    FREEZE_WINDOW,
     GATE_POLICIES,
+    RELEASE_GROUP_IN_STEP,
     LIVE_ROUTE_RESPECTED,
     HISTORY_APPEND_ONLY,
     NEW_RELEASE_NEW_ROLLOUT,
@@ -254,7 +258,8 @@ PRODUCTION_AT_10 = state("production", (0, 4 * DAY), (5, 3 * DAY), (10, 2 * DAY)
         pytest.param(state("staging", (0, 5 * DAY), (5, 4 * DAY), (10, 3 * DAY), (25, 2 * DAY), (50, timedelta(hours=1))),
                      set(), id="production to 25 while staging is already at 50 is allowed"),
         pytest.param(state("staging", (0, 5 * DAY), (5, 4 * DAY), (10, 3 * DAY), (25, 2 * DAY), (0, DAY)),
-                     {STAGING_FIRST}, id="production to 25 after staging rolled back to 0 is denied"),
+                     # Staging rolled the release back: production is also halted for it (the fleet halt).
+                     {STAGING_FIRST, FLEET_HALT}, id="production to 25 after staging rolled back to 0 is denied"),
         pytest.param(None, {STAGING_FIRST}, id="production to 25 without staging's state is denied"),
         pytest.param(state("dev", (0, 5 * DAY), (5, 4 * DAY), (10, 3 * DAY), (25, 2 * DAY), (50, DAY)),
                      {STAGING_FIRST}, id="production to 25 with another stack's state as upstream is denied"),
@@ -335,6 +340,7 @@ def test_every_gate_has_a_kebab_case_name_description_and_remediation():
     assert list(GATE_POLICIES) == [
         HISTORY_APPEND_ONLY, NEW_RELEASE_NEW_ROLLOUT, STABLE_COMPLETED_ONLY, NEXT_STAGE_ONLY, SOAK_SERVED, CANARY_WITHIN_BUDGET, STAGING_FIRST, NO_SAFETY_FLAG_ON_ADVANCE,
         LIVE_ROUTE_RESPECTED, NO_LOOSENING_ON_ADVANCE, STACK_FILES_ONLY,
+        FLEET_HALT, FLEET_LIMIT, RELEASE_GROUP_IN_STEP, FREEZE_WINDOW,
     ]
     for name, policy in GATE_POLICIES.items():
         assert policy.name == name and name.startswith("rollout-") and name == name.lower()

@@ -19,6 +19,10 @@ from pulumi.runtime.proto import analyzer_pb2
 from policies import rules
 from rollout.gates.judge import (
     CANARY_WITHIN_BUDGET,
+    FLEET_HALT,
+    FLEET_LIMIT,
+    FREEZE_WINDOW,
+    RELEASE_GROUP_IN_STEP,
     HISTORY_APPEND_ONLY,
     LIVE_ROUTE_RESPECTED,
     NEW_RELEASE_NEW_ROLLOUT,
@@ -405,9 +409,116 @@ TABLE["a code change that raises no weight passes"] = (
     AT_5, AT_5, None, None, set(), ["policies/rules.py"])
 
 
+# 6. the fleet: several upstreams, a halt upstream, the fleet-wide limit, release groups, freeze windows.
+# A row's seventh item holds what the fleet gates read: each upstream's state and the fleet's view.
+
+
+def _stack(state_: dict, name: str, **top) -> dict:
+    return changed(state_, stack=name, **top)
+
+
+def _with_entry(state_: dict, **entry) -> dict:
+    """``state_`` with one more history entry of genesis (an override or a resume), its stage kept."""
+    new = copy.deepcopy(state_)
+    service = new["services"][SERVICE]
+    history = [*service["history"], {"release": service["canary"]["image"], "plan": service["plan"], "reason": None,
+                                     **entry}]
+    tracks = {"canary": {"image": service["canary"]["image"], "minReplicas": 1},
+              "stable": {"image": service["stable"]["image"], "replicas": 2,
+                         "previousImage": service["stable"]["previousImage"]}}
+    new["services"][SERVICE] = service_state(SERVICE, service["plan"], service["stages"], history, NOW, tracks)
+    return new
+
+
+EU_5 = _stack(state("production", history=((0, 3 * DAY), (5, 2 * DAY))), "prod-eu",
+              promotesFrom=["staging", "prod-canary"])
+ONE_UP_5 = _stack(state("production", history=((0, 3 * DAY), (5, 2 * DAY))), "prod-eu", promotesFrom="prod-canary")
+CANARY_REGION_25 = _stack(state(history=((0, 6 * DAY), (5, 5 * DAY), (10, 4 * DAY), (25, 2 * DAY))), "prod-canary",
+                          promotesFrom="staging")
+STAGING_ROLLED_BACK = then(AT_10, 0, 2 * HOUR, reason="CanaryErrorRateCritical")
+STAGING_RESUMED = _with_entry(STAGING_ROLLED_BACK, weight=0, startedAt=format_time(NOW - HOUR), kind="resume",
+                              by="alice", reason="the errors were staging's database, not the release")
+REGIONS = {"group": "regions", "maxInProgress": 1}
+EU_0 = _stack(state("production", history=((0, 2 * DAY),)), "prod-eu", promotesFrom=None, fleet=REGIONS)
+US_5 = _stack(AT_5, "prod-us", fleet=REGIONS)
+US_PROMOTED = _stack(PROMOTED, "prod-us", fleet=REGIONS)
+GROUPED = copy.deepcopy(AT_5)
+GROUPED["releaseGroups"] = {"checkout": ["exodus", SERVICE]}
+GROUPED["services"]["exodus"] = {**copy.deepcopy(AT_5_FRESH["services"][SERVICE]), "name": "exodus",
+                                 "route": {"hostnames": ["exodus.example.com"], "matches": []}}
+GROUPED_SOAKED = copy.deepcopy(GROUPED)
+GROUPED_SOAKED["services"]["exodus"] = {**copy.deepcopy(AT_5["services"][SERVICE]), "name": "exodus",
+                                        "route": {"hostnames": ["exodus.example.com"], "matches": []}}
+
+
+def _grouped_then(deployed: dict, weight: int) -> dict:
+    new = then(deployed, weight)
+    new["services"]["exodus"] = copy.deepcopy(deployed["services"]["exodus"])
+    return new
+
+
+def _freeze(allow_override: bool) -> dict:
+    window = {"name": "incident-review", "start": (NOW - HOUR).strftime("%Y-%m-%d %H:%M"),
+              "end": (NOW + 2 * HOUR).strftime("%Y-%m-%d %H:%M")}
+    return {"timeZone": "UTC", "allowOverride": allow_override, "windows": [window]}
+
+
+FROZEN_5 = changed(AT_5, freeze=_freeze(False))
+OVERRIDABLE_5 = changed(AT_5, freeze=_freeze(True))
+
+
+def _overridden_then(deployed: dict, weight: int) -> dict:
+    overridden = _with_entry(deployed, weight=deployed["services"][SERVICE]["weight"],
+                             startedAt=format_time(NOW - MINUTE), kind="override", by="alice",
+                             reason="the fix for incident 42", until=format_time(NOW + HOUR))
+    return then(overridden, weight)
+
+
+TABLE.update({
+    "prod-eu to 10% while one of its two upstreams has not completed 10% is refused": (
+        then(EU_5, 10), EU_5, evidence(EU_5), None, {STAGING_FIRST}, None,
+        {"upstreams": {"staging": AT_10, "prod-canary": _stack(AT_5_FRESH, "prod-canary")}}),
+    "prod-eu to 10% once both its upstreams completed 10% passes": (
+        then(EU_5, 10), EU_5, evidence(EU_5), None, set(), None,
+        {"upstreams": {"staging": AT_10, "prod-canary": _stack(AT_10, "prod-canary")}}),
+    "an advance of a release rolled back two stacks upstream is refused": (
+        then(ONE_UP_5, 10), ONE_UP_5, evidence(ONE_UP_5, CANARY_REGION_25), CANARY_REGION_25, {FLEET_HALT}, None,
+        {"fleet": {"ancestors": ["prod-canary", "staging"],
+                   "states": {"prod-canary": CANARY_REGION_25, "staging": STAGING_ROLLED_BACK}}}),
+    "an advance after the rollback upstream was resumed in its history passes": (
+        then(ONE_UP_5, 10), ONE_UP_5, evidence(ONE_UP_5, CANARY_REGION_25), CANARY_REGION_25, set(), None,
+        {"fleet": {"ancestors": ["prod-canary", "staging"],
+                   "states": {"prod-canary": CANARY_REGION_25, "staging": STAGING_RESUMED}}}),
+    "a second region entering 5% while the limit of one is held is refused": (
+        then(EU_0, 5), EU_0, evidence(EU_0), None, {FLEET_LIMIT}, None,
+        {"fleet": {"groups": {"regions": ["prod-us"]}, "states": {"prod-us": US_5}}}),
+    "a second region entering 5% once a region completed the release passes": (
+        then(EU_0, 5), EU_0, evidence(EU_0), None, set(), None,
+        {"fleet": {"groups": {"regions": ["prod-us"]}, "states": {"prod-us": US_PROMOTED}}}),
+    "a second region entering 5% within a limit of two passes": (
+        then(changed(EU_0, fleet={"group": "regions", "maxInProgress": 2}), 5),
+        changed(EU_0, fleet={"group": "regions", "maxInProgress": 2}),
+        evidence(changed(EU_0, fleet={"group": "regions", "maxInProgress": 2})), None, set(), None,
+        {"fleet": {"groups": {"regions": ["prod-us"]}, "states": {"prod-us": US_5}}}),
+    "a member entering 10% before the other member completed 5% is refused": (
+        _grouped_then(GROUPED, 10), GROUPED, evidence(GROUPED), None, {RELEASE_GROUP_IN_STEP}),
+    "a member entering 10% after every member completed 5% passes": (
+        _grouped_then(GROUPED_SOAKED, 10), GROUPED_SOAKED, evidence(GROUPED_SOAKED), None, set()),
+    "an advance inside a freeze window is refused": (then(FROZEN_5, 10), FROZEN_5, evidence(FROZEN_5), None,
+                                                      {FREEZE_WINDOW}),
+    "a release inside a freeze window is refused": (then(FROZEN_5, 0, canary=NEW), FROZEN_5, None, None,
+                                                    {FREEZE_WINDOW}),
+    "a rollback inside a freeze window passes": (then(FROZEN_5, 0, reason="errors"), FROZEN_5, None, None, set()),
+    "an advance inside a window with a recorded override passes": (
+        _overridden_then(OVERRIDABLE_5, 10), OVERRIDABLE_5, evidence(OVERRIDABLE_5), None, set()),
+    "an override on a stack that does not allow overrides is refused": (
+        _overridden_then(FROZEN_5, 10), FROZEN_5, evidence(FROZEN_5), None, {FREEZE_WINDOW}),
+})
+
+
 def _row(name: str):
-    new, deployed, evidence_, upstream, expected, *files = TABLE[name]
-    return new, deployed, evidence_, upstream, expected, (files[0] if files else None)
+    new, deployed, evidence_, upstream, expected, *rest = TABLE[name]
+    return new, deployed, evidence_, upstream, expected, (rest[0] if rest else None), (rest[1] if len(rest) > 1 else {})
 
 
 def judge_with_evidence(new, evidence_, now, deployed_state=None, upstream_state=None):
@@ -415,14 +526,16 @@ def judge_with_evidence(new, evidence_, now, deployed_state=None, upstream_state
     return judge(transition_from_json(new, deployed_state, evidence_, upstream_state, now))
 
 
-def verdict(new, deployed, evidence_, upstream, files=None) -> set[str]:
-    return {v.policy for v in judge(transition_from_json(new, deployed, evidence_, upstream, NOW, files))}
+def verdict(new, deployed, evidence_, upstream, files=None, extra=None) -> set[str]:
+    extra = extra or {}
+    return {v.policy for v in judge(transition_from_json(new, deployed, evidence_, upstream, NOW, files,
+                                                         upstreams=extra.get("upstreams"), fleet=extra.get("fleet")))}
 
 
 @pytest.mark.parametrize("name", list(TABLE))
 def test_the_gates_judge_each_transition(name):
-    new, deployed, evidence_, upstream, expected, files = _row(name)
-    assert verdict(new, deployed, evidence_, upstream, files) == expected
+    new, deployed, evidence_, upstream, expected, files, extra = _row(name)
+    assert verdict(new, deployed, evidence_, upstream, files, extra) == expected
 
 
 def test_the_table_covers_every_gate_both_ways():
@@ -452,13 +565,17 @@ def test_the_messages_name_what_is_wrong():
     assert covered.startswith("the evidence covers 5m of the 5% stage's 1d soak"), covered
 
 
-def _serve(pack, new, deployed, evidence_, upstream, files=None) -> set[str]:
+def _serve(pack, new, deployed, evidence_, upstream, files=None, extra=None) -> set[str]:
     levels = {}
+    extra = extra or {}
     for name in GATES:
         properties = struct_pb2.Struct()
         # As `python -m policies.pack` writes it: a source without a state is a stack never deployed.
         config = {"deployedState": deployed, "deployedStateSource": "none: never deployed" if deployed is None else "a test",
-                  "evidence": evidence_, "upstreamState": upstream, "changedFiles": files}
+                  "evidence": evidence_, "upstreamState": upstream, "changedFiles": files,
+                  "upstreamStates": extra.get("upstreams"), "fleet": extra.get("fleet")}
+        if extra.get("upstreams"):
+            config["upstreamStateSource"] = "a test"
         properties.update({k: v for k, v in config.items() if v is not None})
         levels[name] = analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.MANDATORY, properties=properties)
     for name in RESOURCE_POLICIES:
@@ -477,8 +594,8 @@ def _serve(pack, new, deployed, evidence_, upstream, files=None) -> set[str]:
 def test_the_served_pack_gives_the_same_verdicts_as_the_gates_on_the_whole_table(pack):  # noqa: F811
     differ = {}
     for name in TABLE:
-        new, deployed, evidence_, upstream, expected, files = _row(name)
-        served = _serve(pack, new, deployed, evidence_, upstream, files)
+        new, deployed, evidence_, upstream, expected, files, extra = _row(name)
+        served = _serve(pack, new, deployed, evidence_, upstream, files, extra)
         if served != expected:
             differ[name] = (served, expected)
     assert differ == {}

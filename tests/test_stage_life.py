@@ -20,7 +20,8 @@ from conftest import ROOT, edit_stack
 from dashboards.build import stage_annotations
 from policies import production as hardening
 from policies import rules
-from policies.resources import Context, Resource, staged_config
+from policies.rules import Context, Resource
+from policies.staged import staged_config
 from rollout.build import traffic
 from rollout.build.kubernetes_objects import monitoring_documents
 from rollout.load.stack import load_stack

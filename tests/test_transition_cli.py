@@ -92,7 +92,7 @@ def test_an_advance_with_healthy_evidence_passes(repo):
         (lambda c: c.pop("rollout:promotesFrom"), "promotesFrom staging → none"),
         (lambda c: c.update({"rollout:tier": "staging"}), "tier production → staging"),
         (lambda c: c["rollout:canary"].update(maxErrorRatio=0.5), "canary.maxErrorRatio"),
-        (lambda c: c["rollout:kubernetes"].update(namespace="elsewhere"), "namespace rollout → elsewhere"),
+        (lambda c: c["rollout:kubernetes"].update(namespace="elsewhere"), "namespace rollout-production → elsewhere"),
     ],
     ids=["promotesFrom deleted", "tier lowered", "a threshold loosened", "the namespace changed"],
 )

@@ -362,9 +362,10 @@ def test_on_a_shared_prometheus_each_stack_checks_only_what_it_contributes(proje
 
 def test_on_a_shared_alertmanager_a_stack_whose_alertmanager_config_is_not_loaded_fails(project, tmp_path):
     with shared_operator(project, tmp_path, leave_out="staging") as (configs, prom, am):
-        failed = verify(configs["staging"], "staging", prom.url, am.url, wait_s=5).failed
+        failed = verify(configs["staging"], "staging", prom.url, am.url, wait_s=30).failed
         assert any(line.startswith("alertmanager: the loaded config is not the rendered one (routes, receivers, inhibit rules differ)") for line in failed), failed
-        assert any("the Watchdog is not firing" in line for line in failed), failed
+        # Only the routing is missing: the Watchdog still reaches the Alertmanager, and routes nowhere of the stack's.
+        assert len(failed) == 1, failed
         assert verify(configs["production"], "production", prom.url, am.url, wait_s=30).failed == []
 
 

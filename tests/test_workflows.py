@@ -169,7 +169,9 @@ def test_preview_checks_every_stack_and_comments_with_the_marker_rollout_comment
     from rollout.cli.comment import MARKER
 
     stack_job = jobs(by_name()["preview.yml"])["stack"]
-    assert sorted(stack_job["strategy"]["matrix"]["stack"]) == sorted(STACKS)
+    # The matrix is generated from stacks/ (rollout stacks): every shipped stack is in it.
+    assert stack_job["strategy"]["matrix"] == "${{ fromJSON(needs.stacks.outputs.matrix) }}"
+    assert sorted(e["stack"] for e in generated(ROOT, "matrix")["include"]) == sorted(STACKS)
     check = run_of(stack_job, "Check against")
     assert 'rollout check --stack "$STACK" --base "$BASE"' in check
     # The judge comes from the base: `rollout` is the base checkout's CLI, the pack the base's pack.
@@ -228,11 +230,24 @@ def test_the_previews_evidence_and_check_refuse_a_skipped_stage_as_the_workflow_
     assert config["rollout-next-stage-only"]["evidence"]["deployedState"]["services"]["genesis"]["weight"] == 10
 
 
+def generated(project: Path, output: str, *args: str) -> dict:
+    """One output of `rollout stacks --format github-output` (a workflow's generated matrix) for ``project``."""
+    done = subprocess.run([sys.executable, "-m", "rollout.cli", "--project", str(project), "stacks", "--format",
+                           "github-output", *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    return json.loads(lines[output]) if lines[output] else {}
+
+
 def test_deploy_runs_staging_before_production_one_run_per_stack_then_verifies():
     deploy = jobs(by_name()["deploy.yml"])
-    assert deploy["production"]["needs"] == ["changes", "staging"]
-    assert deploy["staging"]["uses"] == deploy["production"]["uses"] == "./.github/workflows/deploy-stack.yml"
-    assert deploy["production"]["with"]["stack"] == "production"
+    # Wave by wave, each wave's matrix generated from stacks/: staging is in wave 0, production (which
+    # promotes from it) in wave 1, and wave 1 starts after wave 0.
+    assert deploy["wave-1"]["needs"] == ["changes", "wave-0"]
+    assert deploy["wave-0"]["uses"] == deploy["wave-1"]["uses"] == "./.github/workflows/deploy-stack.yml"
+    assert deploy["wave-1"]["with"]["stack"] == "${{ matrix.stack }}"
+    assert "staging" in [e["stack"] for e in generated(ROOT, "wave0")["include"]]
+    assert [e["stack"] for e in generated(ROOT, "wave1")["include"]] == ["production"]
     up = jobs(by_name()["deploy-stack.yml"])["up"]
     assert up["concurrency"] == {"group": "deploy-${{ inputs.stack }}", "cancel-in-progress": False}
     assert up["environment"] == "${{ inputs.stack }}"
@@ -299,3 +314,95 @@ def test_the_gate_evidence_carries_the_live_routes_where_the_stacks_kubeconfig_i
     assert "KUBECONFIG_" in step["env"]["KUBECONFIG_CONTENT"]
     assert "kubectl get httproutes" in step["run"] and "--live-routes" in step["run"]
     assert "rm -f build/kubeconfig" in step["run"]
+
+
+# --- the fleet: the stacks are found from the files --------------------------------------------
+
+
+def _shimmed_git(tmp_path: Path) -> Path:
+    """A `git` whose `worktree add --detach base REF` links base/ to this checkout (the base's code);
+    every other call is the real git."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    real = shutil.which("git")
+    (shim / "git").write_text(f'#!/bin/sh\nif [ "$1" = worktree ]; then exec ln -s "{ROOT}" base; fi\n'
+                              f'exec "{real}" "$@"\n')
+    (shim / "git").chmod(0o755)
+    return shim
+
+
+def _run_step(script: str, project: Path, tmp_path: Path, **env: str) -> dict[str, str]:
+    (project / ".venv").symlink_to(sys.prefix)
+    outputs = tmp_path / "github_output"
+    outputs.write_text("")
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=project, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GITHUB_OUTPUT": str(outputs),
+                               "PATH": f"{_shimmed_git(tmp_path)}:{os.environ['PATH']}", **env})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+
+
+def _new_region(project: Path, name: str = "prod-eu") -> None:
+    """A stack file more: a region promoting from production, nothing else edited."""
+    text = (project / "stacks" / "Pulumi.production.yaml").read_text()
+    (project / "stacks" / f"Pulumi.{name}.yaml").write_text(text.replace("rollout:promotesFrom: staging",
+                                                                         "rollout:promotesFrom: production"))
+
+
+def test_a_new_stack_file_is_in_the_previews_generated_matrix(project, tmp_path):
+    _new_region(project)
+    document = by_name()["preview.yml"]
+    listing = run_of(jobs(document)["stacks"], "List the stacks")
+    found = _run_step(listing, project, tmp_path, BASE="HEAD")
+    matrix = json.loads(found["matrix"])["include"]
+    entry = next(e for e in matrix if e["stack"] == "prod-eu")
+    # In promotion order, after the stack it promotes from; its variables' suffix is PROD_EU.
+    assert entry == {"stack": "prod-eu", "wave": 2, "key": "PROD_EU", "tier": "production", "target": "kubernetes"}
+    order = [e["stack"] for e in matrix]
+    assert order.index("staging") < order.index("production") < order.index("prod-eu")
+    assert "matrix.key" in str(jobs(document)["stack"]) and "PROMETHEUS_URL_{0}', matrix.key" in \
+        (ROOT / ".github" / "workflows" / "preview.yml").read_text()
+
+
+def test_a_new_stack_file_is_deployed_in_its_wave_after_the_stacks_it_promotes_from(project, tmp_path):
+    from engine import commit_all, git
+
+    git(project, "init", "--quiet")
+    commit_all(project, "before")
+    before = git(project, "rev-parse", "HEAD").strip()
+    _new_region(project)
+    commit_all(project, "a new region")
+    listing = run_of(jobs(by_name()["deploy.yml"])["changes"], "List the stacks")
+    found = _run_step(listing, project, tmp_path, BEFORE=before)
+    # Only the new stack's file changed: only it deploys, in wave 2 (staging → production → prod-eu).
+    assert found["wave0"] == found["wave1"] == "" and found["wave3"] == ""
+    assert [e["stack"] for e in json.loads(found["wave2"])["include"]] == ["prod-eu"]
+    deploy = jobs(by_name()["deploy.yml"])
+    assert deploy["wave-2"]["needs"] == ["changes", "wave-1"]
+    assert deploy["wave-2"]["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.wave2) }}"
+
+
+def test_a_fleet_deeper_than_the_deploys_wave_jobs_is_refused_naming_it(project):
+    for number, upstream in enumerate(("production", "r1", "r2", "r3"), start=1):
+        text = (project / "stacks" / "Pulumi.production.yaml").read_text()
+        (project / "stacks" / f"Pulumi.r{number}.yaml").write_text(
+            text.replace("rollout:promotesFrom: staging", f"rollout:promotesFrom: {upstream}"))
+    done = subprocess.run([sys.executable, "-m", "rollout.cli", "--project", str(project), "stacks", "--format",
+                           "github-output", "--max-waves", "4"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "the fleet has 6 waves" in done.stderr and "add a wave job" in done.stderr
+
+
+def test_the_rollback_workflow_takes_any_stack_found_from_the_files_and_names_the_group():
+    document = by_name()["rollback.yml"]
+    stack = document["on"]["workflow_dispatch"]["inputs"]["stack"]
+    assert stack["type"] == "string" and "options" not in stack
+    job = jobs(document)["rollback"]
+    assert job["env"]["GROUP"] == "${{ github.event.client_payload.group }}"
+    assert "rollout stacks --format names" in run_of(job, "Append weight 0")
+
+
+def test_the_stage_watch_walks_the_stacks_found_from_the_files_in_promotion_order():
+    script = "\n".join(step.get("run", "") for step in steps(jobs(by_name()["stage-watch.yml"])["watch"]))
+    assert "rollout stacks --format lines --tier staging --tier production" in script
+    assert "rollout plan --all --format mermaid" in script and "status --all --by-release" in script
+    assert "for stack in staging production" not in script

@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     options.stack_arg(status, required=False)
     status.add_argument("--all", action="store_true", help="every stack and service of the project in one table")
     status.add_argument("--service", default=None, help="one service (default: every service)")
+    status.add_argument("--release", default=None, type=options.image,
+                        help="one release across the fleet: every stack running it, its wave, what it waits for")
+    status.add_argument("--by-release", action="store_true",
+                        help="with --all: every stack grouped by release, in promotion order")
     status.add_argument(
         "--evidence", default=None, type=options.given,
         help="gate evidence from `rollout evidence`: also each traffic measure's verdict (pass, fail, inconclusive)",
@@ -121,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_command("status:cmd_status"))
 
     plan = commands.add_parser("plan", help="the schedule of the current rollout: each stage's start, soak and the completion date")
-    options.stack_arg(plan)
+    options.stack_arg(plan, required=False)
+    plan.add_argument("--all", action="store_true", help="every stack of the fleet, wave by wave, to completion")
     plan.add_argument("--service", default=None, help="one service (default: every service)")
     plan.add_argument(
         "--format", choices=("text", "json", "mermaid"), default="text", help="mermaid: a Gantt chart (GitHub renders it)"
@@ -169,8 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.stack_arg(release)
     release.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    release.add_argument("--all-services", action="store_true", help="every service of the stack takes the image")
-    release.add_argument("--image", required=True, type=options.image, help="the new release: an image with a pinned tag or digest")
+    release.add_argument("--all-services", action="store_true",
+                         help="every service of the stack not in a release group takes the image")
+    release.add_argument("--group", default=None, help="a release group (releaseGroups): every member, one --image SERVICE=IMAGE each")
+    release.add_argument("--image", required=True, type=options.release_image, action="append",
+                         help="the new release: an image with a pinned tag or digest (with --group: SERVICE=IMAGE, once per member)")
     release.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     release.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
     add_now_argument(release, "the release (its entry's startedAt)")
@@ -181,9 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.stack_arg(promote)
     promote.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    promote.add_argument("--all-services", action="store_true", help="every service of the stack whose rollout completed")
+    promote.add_argument("--all-services", action="store_true",
+                         help="every service of the stack not in a release group whose rollout completed")
     promote.add_argument("--evidence", default=None, type=options.given,
                          help="gate evidence over the final stage (`rollout evidence`): refuse what the gates refuse")
+    promote.add_argument("--group", default=None, help="a release group (releaseGroups): every member, once each completed")
     promote.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     promote.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
     add_now_argument(promote, "the promotion (its entry's startedAt and the gates' verdict)")
@@ -197,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--dry-run", action="store_true", help="print the entry that would be appended; write nothing")
     add_now_argument(rollback, "the rollback's entry")
     rollback.set_defaults(handler=_command("stages:cmd_rollback"))
+
+    _fleet_commands(commands)
 
     evidence = commands.add_parser("evidence", help="gather the gate evidence (the canary's SLIs over the deployed stage) as JSON")
     options.stack_arg(evidence)
@@ -238,6 +250,33 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--timeout", type=options.seconds, default=10.0, help="seconds one try waits for the forge (default 10)")
     relay.set_defaults(handler=_command("relay:cmd_relay"))
     return parser
+
+
+def _fleet_commands(commands) -> None:
+    """``rollout stacks``, ``override`` and ``resume`` (rollout.cli.fleet)."""
+    stacks = commands.add_parser("stacks", help="every stack found in stacks/, in promotion order, with its wave")
+    stacks.add_argument("--format", choices=("text", "json", "names", "lines", "github-output"), default="text",
+                        help="github-output: the workflows' generated matrices (matrix=..., wave<N>=...)")
+    stacks.add_argument("--tier", action="append", default=None, help="only stacks of this tier (repeatable)")
+    stacks.add_argument("--changed-since", default=None, type=options.given,
+                        help="only the stacks a change since this git ref deploys (every stack when code changed)")
+    stacks.add_argument("--max-waves", type=int, default=4, help="github-output: the wave jobs the workflow has")
+    stacks.set_defaults(handler=_command("fleet:cmd_stacks"))
+    for name, help_ in (
+        ("override", "record an emergency override of the freeze windows (who, why, until when)"),
+        ("resume", "record that the stacks downstream may advance a release this stack rolled back"),
+    ):
+        command = commands.add_parser(name, help=help_)
+        options.stack_arg(command)
+        command.add_argument("--service", default=None, help="one service and its release group (default: every one)")
+        command.add_argument("--by", required=True, type=options.utf8, help="who records it")
+        command.add_argument("--reason", required=True, type=options.utf8, help="why; recorded in the history")
+        if name == "override":
+            command.add_argument("--until", required=True, type=instant_arg, metavar="TIME",
+                                 help=f"when the override ends; {FORMAT_HINT}")
+        command.add_argument("--dry-run", action="store_true", help="print the entries; write nothing")
+        add_now_argument(command, f"the {name}'s entry")
+        command.set_defaults(handler=_command(f"fleet:cmd_{name}"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,8 @@ def check_gates(args: argparse.Namespace, report: GateReport | None = None) -> i
         say(f"note: {note}")
     for loosening in report.loosens:
         say(f"loosens: {loosening}")
+    for override in report.overrides:
+        say(f"override: {override}")
     for violation in report.violations:
         say(format_violation(violation))
     advancing = ", ".join(report.advancing) or "none"

@@ -9,7 +9,7 @@ its comment instead of adding another. Every value is placed escaped
 each shows on one line.
 
 ``python -m rollout.cli.comment --stack S --base REF --check FILE --check-exit N [--preview FILE]
-[--diff FILE] [--plan FILE] [--status FILE]``
+[--diff FILE] [--plan FILE] [--fleet-plan FILE] [--status FILE]``
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ INCONCLUSIVE_MARK = VERDICT_WORDS[INCONCLUSIVE]
 _VIOLATION = re.compile(r"^\[(mandatory|advisory)\] (\S+) \(([^)]*)\): (.*)$")
 #: ``rollout check`` prints each safety setting the change loosens on a line of its own.
 _LOOSENS = re.compile(r"^loosens: (.*)$")
+#: ... and each emergency override of the freeze windows in effect (who, why, until when).
+_OVERRIDE = re.compile(r"^override: (.*)$")
 
 
 def weight_changes(old: dict | None, new: dict) -> list[str]:
@@ -66,6 +68,7 @@ def build(
     diff: str | None = None,
     plan: str | None = None,
     status: str | None = None,
+    fleet_plan: str | None = None,
 ) -> str:
     violations = [m.groups() for line in check_output.splitlines() if (m := _VIOLATION.match(line))]
     mandatory = [v for v in violations if v[0] == "mandatory"]
@@ -88,6 +91,11 @@ def build(
         # A reviewer sees every safety setting the change loosens (allowed only when no weight goes up).
         lines += ["**Loosens** (allowed only in a change that raises no weight)", ""]
         lines += [f"- loosens: {cell(what)}" for what in loosens] + [""]
+    overrides = [m.group(1) for line in check_output.splitlines() if (m := _OVERRIDE.match(line))]
+    if overrides:
+        # An emergency override opens the freeze windows: who, why and until when, for every reviewer to see.
+        lines += ["**Freeze overrides** (recorded in the history)", ""]
+        lines += [f"- override: {cell(what)}" for what in overrides] + [""]
     if violations:
         lines += ["| level | policy | where | why |", "|---|---|---|---|"]
         lines += [f"| {level} | {code_span(policy, in_table=True)} | {cell(where)} | {cell(message)} |"
@@ -98,6 +106,9 @@ def build(
     if plan and plan.strip():
         # GitHub renders a mermaid block as a picture: where the rollout stands.
         lines += ["**Schedule** (`rollout plan`)", "", *code_block(plan.strip(), "mermaid"), ""]
+    if fleet_plan and fleet_plan.strip():
+        lines += ["<details><summary>The fleet, wave by wave (rollout plan --all)</summary>", "",
+                  *code_block(fleet_plan.strip(), "mermaid"), "", "</details>", ""]
     if status and status.strip():
         # A Markdown table (rollout status --all --format markdown): its cells are
         # escaped there; here each line is kept to one printable line.
@@ -128,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diff", type=Path, help="the output of rollout diff")
     parser.add_argument("--plan", type=Path, help="the output of rollout plan --format mermaid")
     parser.add_argument("--status", type=Path, help="the output of rollout status --all --format markdown")
+    parser.add_argument("--fleet-plan", type=Path, help="the output of rollout plan --all --format mermaid")
     args = parser.parse_args(argv)
     project = find_project()
     new = rollout_state(load_stack(args.stack, project), args.stack)
@@ -139,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         build(
             args.stack, args.check.read_text(), args.check_exit, weight_changes(old, new), optional(args.preview),
             diff=optional(args.diff), plan=optional(args.plan), status=optional(args.status),
+            fleet_plan=optional(args.fleet_plan),
         )
     )
     return 0

@@ -130,6 +130,14 @@ def image(text: str) -> str:
     return text
 
 
+def release_image(text: str) -> str:
+    """``release --image``: an image reference, or with ``--group`` SERVICE=IMAGE (the service a DNS label)."""
+    service, sep, reference = text.partition("=")
+    if sep and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", service):
+        return f"{service}={image(reference)}"
+    return image(text)
+
+
 def listen(text: str) -> tuple[str, int]:
     """--listen HOST:PORT (an IPv6 host in brackets)."""
     host, sep, port = text.rpartition(":")

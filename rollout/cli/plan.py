@@ -20,7 +20,7 @@ import json
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from rollout.cli.clock import now_of
 from rollout.cli.output import EXIT_OK
@@ -28,7 +28,7 @@ from rollout.cli.status import upstream_state
 from rollout.gates.edits import selected_services
 from rollout.load.stack import load_stack
 from rollout.model.durations import format_duration
-from rollout.model.errors import printable, printable_lines
+from rollout.model.errors import UsageError, printable, printable_lines
 from rollout.model.state import rollout_state
 from rollout.model.time import format_time, parse_time
 
@@ -111,16 +111,19 @@ def current_rollout(history: list[Mapping[str, Any]], first_weight: int) -> list
 
 
 def stage_rows(
-    service: Mapping[str, Any], now: datetime, upstream_done: Mapping[int, datetime | None] | None = None
+    service: Mapping[str, Any], now: datetime, upstream_done: Mapping[int, datetime | None] | None = None,
+    opens: Callable[[datetime], datetime] | None = None,
 ) -> tuple[list[StageRow], int | None]:
     """The stages of one service's state (an entry of ``rollout_state()["services"]``).
 
     ``upstream_done`` maps a weight to when the upstream completes that stage
-    (None: no constraint): a planned stage starts no earlier.
+    (None: no constraint): a planned stage starts no earlier. ``opens`` moves a
+    planned start out of the stack's freeze windows (rollout.model.freeze).
     """
     stages = [(s["weight"], timedelta(seconds=s["soakSeconds"])) for s in service["stages"]]
     weights = [w for w, _ in stages]
-    entries = current_rollout(service["history"], weights[0])
+    # An override or a resume enters no stage: the walk is the stage entries.
+    entries = current_rollout([e for e in service["history"] if e.get("kind", "stage") == "stage"], weights[0])
     current_weight, current_start = entries[-1]
     if current_weight not in weights:
         # Off the plan: nothing is scheduled; the history's stages are still shown.
@@ -151,14 +154,20 @@ def stage_rows(
             start = previous_end
             if upstream_at is not None and upstream_at > start:
                 start = upstream_at
+            if opens is not None:
+                start = opens(start)  # no stage begins inside a freeze window
             rows.append(StageRow(weight, soak, None, start, start + soak, PLANNED, upstream_at))
             previous_end = start + soak
     return rows, None
 
 
 def schedule(state: Mapping[str, Any], service: str, now: datetime, upstream_state: Mapping[str, Any] | None = None) -> Schedule:
-    """The schedule of ``service`` in a stack's rollout state at ``now``."""
+    """The schedule of ``service`` in a stack's rollout state at ``now`` (planned stages out of its freeze windows)."""
+    from rollout.gates.fleetview import calendar_of
+
+    calendar = calendar_of(state)
     upstream_name = state.get("promotesFrom")
+    upstream_name = upstream_name[0] if isinstance(upstream_name, list) and upstream_name else upstream_name
     upstream_rows = None
     done: dict[int, datetime | None] = {}
     if upstream_name and upstream_state and service in (upstream_state.get("services") or {}):
@@ -166,7 +175,8 @@ def schedule(state: Mapping[str, Any], service: str, now: datetime, upstream_sta
         upstream_rows, upstream_off = stage_rows(upstream_service, now)
         if upstream_off is None:
             done = {row.weight: row.soak_ends_at for row in upstream_rows}
-    rows, off = stage_rows(state["services"][service], now, done if upstream_name else None)
+    rows, off = stage_rows(state["services"][service], now, done if upstream_name else None,
+                           calendar.next_open if calendar is not None else None)
     return Schedule(
         stack=state["stack"],
         service=service,
@@ -245,6 +255,12 @@ def mermaid(schedules: list[Schedule]) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     now = now_of(args)
+    if args.all:
+        from rollout.cli.fleet import plan_fleet
+
+        return plan_fleet(args, now)
+    if args.stack is None:
+        raise UsageError("plan: name a stack with --stack, or pass --all")
     config = load_stack(args.stack, args.project)
     state = rollout_state(config, args.stack, now)
     upstream = upstream_state(config, args.project, now)

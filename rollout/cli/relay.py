@@ -31,7 +31,10 @@ def cmd_relay(args: argparse.Namespace) -> int:
         tokens[name] = value.strip()
     limits = serving.Limits()
     serving.configure_logging(tuple(tokens.values()), limits, sys.stderr)
-    services = [service.name for service in load_stack(args.stack, args.project).services]
+    config = load_stack(args.stack, args.project)
+    services = [service.name for service in config.services]
+    # A member of a release group: its dispatch names the group (the Rollback workflow rolls back every member).
+    groups = {member: group for group, members in config.release_groups.items() for member in members}
     metrics = Metrics()
     route_update = None
     if args.fast_path:
@@ -51,7 +54,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         forge = Forge(args.forge_url, args.repository, tokens["GITHUB_TOKEN"], retry(args), metrics)
-        relay = Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update, services)
+        relay = Relay(args.stack, tokens["ROLLOUT_RELAY_TOKEN"], forge, metrics, route_update, services, groups)
         await serve(relay, host, port, limits, started)
 
     try:

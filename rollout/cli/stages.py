@@ -35,16 +35,29 @@ def cmd_advance(args: argparse.Namespace) -> int:
         return _advance(args, evidence)
 
 
+def units(config, names: list[str]) -> list[list[str]]:
+    """The services acted on, in the units that move together: a release group's members, else one each."""
+    found: list[list[str]] = []
+    for name in names:
+        group = config.release_group_of(name)
+        members = [s.name for s in config.services if group is not None and s.name in config.release_groups[group]]
+        unit = members or [name]
+        if unit not in found:
+            found.append(unit)
+    return found
+
+
 def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
-    """Each service acted on is judged on its own: with ``--all-services`` the ones the gates allow
-    advance (in one edit) and the others are reported, so a service without data holds no other up."""
+    """Each service acted on (with its release group) is judged on its own: with ``--all-services`` the
+    ones the gates allow advance (in one edit) and the others are reported, so a service without data
+    holds no other up."""
     config = load_stack(args.stack, args.project)
     now = now_of(args)
     path = stack_file(args.stack, args.project)
     names = acted_on(config, args.service, args.all_services, "advance")
     allowed, refused, notes, state = [], [], [], None
-    for name in names:
-        advance = advance_edit(config, args.stack, name, args.reason, now)
+    for unit in units(config, names):
+        advance = advance_edit(config, args.stack, unit, args.reason, now)
         state = advance.state
         for line in advance.skipped:
             say(line, file=sys.stderr)
@@ -58,19 +71,20 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
     if not allowed and not refused:
         say("rollout: nothing to advance", file=sys.stderr)
         return EXIT_REFUSED
+    several = len(units(config, names)) > 1
     for advance, verdict in refused:
-        if len(names) > 1:
-            say(f"{advance.entries[0].service}: not advanced:", file=sys.stderr)
+        if several:
+            say(f"{', '.join(e.service for e in advance.entries)}: not advanced:", file=sys.stderr)
         for violation in verdict.violations:
             say(violation, file=sys.stderr)
     entries = [entry for advance, _ in allowed for entry in advance.entries]
     if not allowed:
+        violations = [line for _, verdict in refused for line in verdict.violations]
         if args.dry_run:
             _print_dry_run(path, [e for a, _ in refused for e in a.entries], state,
-                           f"refused: {sum(len(v.violations) for _, v in refused)} gate violation(s)")
+                           f"refused: {len(violations)} gate violation(s)")
             return EXIT_REFUSED
-        say(f"rollout: advance {_refused_or_held(verdict.violations)} by the gates; {path.name} is unchanged",
-            file=sys.stderr)
+        say(f"rollout: advance {_refused_or_held(violations)} by the gates; {path.name} is unchanged", file=sys.stderr)
         return EXIT_REFUSED
     if evidence is not None:
         shown = "gates pass"
@@ -80,7 +94,7 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
         shown = "gates pass, but for the canary's budget (no evidence)"
     if refused:
         shown += f" for {', '.join(e.service for e in entries)}; not advanced: " + \
-            ", ".join(a.entries[0].service for a, _ in refused)
+            ", ".join(e.service for a, _ in refused for e in a.entries)
     if args.dry_run:
         _print_dry_run(path, entries, state, shown)
         return EXIT_OK
@@ -109,23 +123,41 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace, command: str) -> int:
-    """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.gates.edits),
-    for the service named, or each one with ``--all-services`` (those refused are reported)."""
+    """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.gates.edits): the
+    service named, a release group's members together (``--group``), or with ``--all-services`` each
+    service of no group (those refused are reported)."""
+    from rollout.cli.fleet import group_edit
+
     config = load_stack(args.stack, args.project)
-    names = acted_on(config, args.service, args.all_services, command)
     now = now_of(args)
     path = stack_file(args.stack, args.project)
     reason = args.reason.strip() if args.reason and args.reason.strip() else None
     evidence = load_evidence(Path(args.evidence)) if getattr(args, "evidence", None) else None
     edits, refusals = [], []
-    for service in names:
-        try:
-            if command == "release":
-                edits.append(release_edit(config, args.stack, service, args.image, reason, now))
-            else:
-                edits.append(promote_edit(config, args.stack, service, reason, now, args.project, evidence))
-        except Refused as refused:
-            refusals.append(refused)
+    if args.all_services and args.group is not None:
+        raise UsageError("--group and --all-services: give one of them")
+    try:
+        # A release group's members together (--group); a member alone is refused (rollout.gates.groupedits).
+        group = None if args.all_services else group_edit(args, config, command, reason, now)
+    except Refused as refused:
+        group, refusals = None, [refused]
+    if group is not None:
+        edits.append(group)
+    elif not refusals:
+        names = acted_on(config, args.service, args.all_services, command)
+        if args.all_services:
+            for name in [n for n in names if config.release_group_of(n) is not None]:
+                say(f"{name}: in release group {config.release_group_of(name)}: `rollout {command} --group` takes it",
+                    file=sys.stderr)
+            names = [n for n in names if config.release_group_of(n) is None]
+        for service in names:
+            try:
+                if command == "release":
+                    edits.append(release_edit(config, args.stack, service, args.image[0], reason, now))
+                else:
+                    edits.append(promote_edit(config, args.stack, service, reason, now, args.project, evidence))
+            except Refused as refused:
+                refusals.append(refused)
     for refused in refusals:
         for line in refused.lines:
             say(f"rollout: {line}" if not line.startswith("[") else line, file=sys.stderr)

@@ -8,6 +8,8 @@ stack file as the deployed state, so ``status`` and ``advance`` never disagree:
 
 - ``soak``: the current stage has not served its minimum soak;
 - ``upstream``: the stack it promotes from has not completed that stage;
+- ``group``, ``limit``, ``freeze``, ``halt``: a member of its release group, the
+  fleet-wide limit, a freeze window, a rollback upstream (rollout.gates.fleetview);
 - ``safety flag``: a safety flag is on;
 - ``evidence``: always, for an advance above the current weight: the canary's
   budget is judged on fresh evidence (``rollout evidence``), never by ``status``.
@@ -38,23 +40,14 @@ from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, say
 from rollout.gates.check import load_evidence
 from rollout.gates.confidence import evidence_verdicts
 from rollout.gates.edits import promoted, selected_services, upstream_progress
-from rollout.gates.judge import CANARY_WITHIN_BUDGET, NEXT_STAGE_ONLY, NO_SAFETY_FLAG_ON_ADVANCE, SOAK_SERVED, STAGING_FIRST, judge
+from rollout.gates.fleetread import FleetReader
+from rollout.gates.fleetview import WAIT_KINDS, waits as gate_waits  # noqa: F401 - WAIT_KINDS: re-exported
 from rollout.load.stack import load_stack, stack_names
 from rollout.model.durations import format_duration
 from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
-from rollout.model.state import as_at, rollout_state, status, with_entry
+from rollout.model.state import as_at, rollout_state, status
 from rollout.model.stored import transition_from_json
 from rollout.model.time import format_time
-
-#: What an advance can wait for, in the order a reader clears them.
-WAIT_KINDS = {
-    SOAK_SERVED: "soak",
-    STAGING_FIRST: "upstream",
-    NO_SAFETY_FLAG_ON_ADVANCE: "safety flag",
-    NEXT_STAGE_ONLY: "plan",
-    CANARY_WITHIN_BUDGET: "evidence",
-}
-
 
 @dataclass(frozen=True)
 class Wait:
@@ -140,16 +133,21 @@ def releases(service_state: dict) -> dict[str, str]:
     }
 
 
-def upstream_state(config, project: Path, now: datetime) -> dict | None:
-    if not config.promotes_from:
+def upstream_state(config, project: Path, now: datetime, reader: FleetReader | None = None) -> dict | None:
+    """The state of the (first) stack the stack promotes from, in the working tree."""
+    if not config.upstreams:
         return None
     # As the upstream stood at ``now``: a rehearsal (--now) never sees its later entries.
-    return as_at(rollout_state(load_stack(config.promotes_from, project), config.promotes_from, now), now)
+    if reader is not None:
+        return as_at(reader.working_state(config.upstreams[0]), now)
+    return as_at(rollout_state(load_stack(config.upstreams[0], project), config.upstreams[0], now), now)
 
 
-def rows(config, stack: str, now: datetime, upstream: dict | None, services: list[str] | None = None) -> list[Row]:
-    """The status rows of one stack at ``now``; ``upstream`` is the promotesFrom stack's state."""
-    state = rollout_state(config, stack, now)
+def rows(config, stack: str, now: datetime, upstream: dict | None, services: list[str] | None = None,
+         reader: FleetReader | None = None) -> list[Row]:
+    """The status rows of one stack at ``now``; ``upstream`` is the promotesFrom stack's state, ``reader``
+    (one per command) reads every other stack the fleet gates ask about, once."""
+    state = reader.working_state(stack) if reader is not None else rollout_state(config, stack, now)
     names = services if services is not None else [s.name for s in config.services]
     result = []
     for name in names:
@@ -159,13 +157,7 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
         if done:
             # A completed release is done: nothing proposes it again (rollout.gates.edits.promoted).
             st = replace(st, next_weight=None, earliest_advance_at=None)
-        waits: list[Wait] = []
-        if st.next_weight is not None:
-            ahead = with_entry(state, name, st.next_weight, now, None, now)
-            for violation in judge(transition_from_json(ahead, state, None, upstream, now)):
-                if violation.service == name:
-                    waits.append(Wait(WAIT_KINDS.get(violation.policy, violation.policy), violation.message))
-            waits.sort(key=lambda w: list(WAIT_KINDS.values()).index(w.kind) if w.kind in WAIT_KINDS.values() else 99)
+        waits = [] if done else [Wait(kind, message) for kind, message in gate_waits(state, name, now, reader, upstream)]
         result.append(
             Row(
                 stack=stack,
@@ -260,6 +252,10 @@ def markdown_table(all_rows: list[Row], now: datetime) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     now = now_of(args)
+    if args.release is not None or args.by_release:
+        from rollout.cli.fleet import status_fleet
+
+        return status_fleet(args, now)
     if args.all:
         return _status_all(args, now)
     if args.stack is None:
@@ -268,9 +264,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_stack(args: argparse.Namespace, now: datetime) -> int:
-    config = load_stack(args.stack, args.project)
-    upstream = upstream_state(config, args.project, now)
-    found = rows(config, args.stack, now, upstream, selected_services(config, args.service))
+    reader = FleetReader(args.project, now, deployed_from_files=True)
+    config = reader.config(args.stack)
+    upstream = upstream_state(config, args.project, now, reader)
+    found = rows(config, args.stack, now, upstream, selected_services(config, args.service), reader)
     verdicts = _traffic_verdicts(args, config, now)
     safety = sorted(config.safety_flags_on())
     if args.format == "json":
@@ -303,7 +300,9 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
             say(f"  next stage: {st.next_weight}%, earliest advance {format_time(st.earliest_advance_at)} ({when})")
             for wait in st.waits:
                 if wait.kind == "upstream":
-                    say(f"  waits for {config.promotes_from}: {wait.message}")
+                    say(f"  waits for {', '.join(config.upstreams)}: {wait.message}")
+                elif wait.kind in ("group", "limit", "freeze", "halt"):
+                    say(f"  waits for the {wait.kind}: {wait.message}")
         elif st.promoted:
             say(f"  release {st.canary_image} is promoted (the stable track runs it): nothing to advance; "
                 "`rollout release --image IMAGE` starts the next rollout")
@@ -336,16 +335,21 @@ def _status_all(args: argparse.Namespace, now: datetime) -> int:
     """``rollout status --all``: every stack and service in one table."""
     if args.stack is not None or args.service is not None or args.evidence:
         raise UsageError("status --all shows every stack and service; leave out --stack, --service and --evidence")
+    # One reader for the command: each stack file is loaded once, whichever stack asks about it.
+    reader = FleetReader(args.project, now, deployed_from_files=True)
     found, broken = [], []
     for stack in stack_names(args.project):
         try:
-            config = load_stack(stack, args.project)
-            found += rows(config, stack, now, upstream_state(config, args.project, now))
+            config = reader.config(stack)
+            found += rows(config, stack, now, upstream_state(config, args.project, now, reader), reader=reader)
         except ConfigError as err:
             broken.append((stack, err.problems))
     if args.format == "json":
+        from rollout.cli.fleet import fleet_json
+
         print(json.dumps({"now": format_time(now), "rows": [r.as_json() for r in found],
-                          "broken": {stack: problems for stack, problems in broken}}, indent=2, sort_keys=True))
+                          "broken": {stack: problems for stack, problems in broken},
+                          "releases": fleet_json(reader, now)}, indent=2, sort_keys=True))
     elif args.format == "markdown":
         sys.stdout.write(printable_lines(markdown_table(found, now)))
     else:

@@ -28,13 +28,15 @@ from rollout.gates.deployed import (  # noqa: F401 - re-exported: the CLI and th
     resolve_upstream,
     state_at_ref,
 )
+from rollout.gates.fleet import overrides_in_effect
+from rollout.gates.fleetread import FleetReader
 from rollout.gates.judge import GateViolation, advancing_services, judge, loosenings
 from rollout.load.files import read_json_file
 from rollout.load.stack import load_stack
 from rollout.model.config import StackConfig
 from rollout.model.errors import UsageError
 from rollout.model.state import as_at, rollout_state
-from rollout.model.stored import transition_from_json
+from rollout.model.stored import transition_from_json, upstream_names
 from rollout.model.time import utc_now
 from rollout.model.transition import Transition
 
@@ -56,6 +58,8 @@ class GateReport:
     loosens: list[str] = field(default_factory=list)
     #: The deployed state's tier (the resource policies take the stricter of it and the proposal's).
     deployed_tier: str | None = None
+    #: Each emergency override of the freeze windows in effect ("genesis: by alice ... until ...: why").
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def refused(self) -> bool:
@@ -90,6 +94,9 @@ class Judged:
     #: The JSON forms, as the policy pack's config carries them.
     deployed_raw: dict[str, Any] | None
     upstream_raw: dict[str, Any] | None
+    #: Every upstream's state by name (``promotesFrom`` naming several) and the fleet's view.
+    upstreams_raw: dict[str, Any] = field(default_factory=dict)
+    fleet_raw: dict[str, Any] | None = None
 
 
 def stack_transition(
@@ -104,9 +111,15 @@ def stack_transition(
     deployed_file: Path | None = None,
     upstream_file: Path | None = None,
     backend: bool | None = None,
+    reader: FleetReader | None = None,
 ) -> Judged:
-    """The one transition ``rollout check``, ``advance`` and ``python -m policies.pack`` judge."""
+    """The one transition ``rollout check``, ``advance`` and ``python -m policies.pack`` judge.
+
+    ``reader`` (one per command run) reads the other stacks once: the upstreams, every
+    stack upstream of them, the stacks of the fleet-limit group.
+    """
     now = now or utc_now()
+    reader = reader or FleetReader(project, now, base=base, backend=backend)
     if new_state is None:
         config = config or load_stack(stack, project)
         new_state = rollout_state(config, stack, now)
@@ -122,24 +135,42 @@ def stack_transition(
         resolved = resolve_deployed(stack, project, state_file=deployed_file, base=base, now=now, backend=backend)
         deployed_raw, deployed_source = resolved.raw, resolved.source
         notes += resolved.notes
-    # The upstream the deployed state names while it names one: deleting promotesFrom loosens nothing yet.
-    upstream_name = (deployed_raw.get("promotesFrom") if isinstance(deployed_raw, dict) else None) \
-        or new_state.get("promotesFrom")
-    if upstream_name and upstream_raw is None:
-        upstream = resolve_upstream(upstream_name, project, state_file=upstream_file, base=base, now=now,
-                                    backend=backend)
-        upstream_raw, upstream_source = upstream.raw, upstream.source
-        notes += upstream.notes
-    # At --now (a rehearsal), the upstream as it had progressed by then, never its later entries.
+    # The upstreams the deployed state names and any the proposal adds: deleting one loosens nothing yet.
+    names = list(dict.fromkeys((*upstream_names(deployed_raw.get("promotesFrom") if isinstance(deployed_raw, dict)
+                                                else None), *upstream_names(new_state.get("promotesFrom")))))
+    upstreams_raw: dict[str, Any] = {}
+    if len(names) > 1 and isinstance(evidence, dict) and isinstance(evidence.get("upstreamStates"), dict):
+        upstreams_raw = dict(evidence["upstreamStates"])
+    for index, name in enumerate(names):
+        if index == 0 and upstream_raw is not None:
+            upstreams_raw.setdefault(name, upstream_raw)
+            continue
+        if name in upstreams_raw:
+            continue
+        if index == 0 and upstream_file is not None:
+            found = resolve_upstream(name, project, state_file=upstream_file, base=base, now=now, backend=backend)
+        else:
+            found = reader.upstream(name)
+        upstreams_raw[name] = found.raw
+        notes += found.notes
+        if index == 0:
+            upstream_raw, upstream_source = found.raw, found.source
+        else:
+            upstream_source = f"{upstream_source}; {name}: {found.source}"
+    fleet_raw = reader.view(stack, deployed_raw if isinstance(deployed_raw, dict) else None, new_state)
+    # At --now (a rehearsal), each upstream as it had progressed by then, never its later entries.
     upstream_raw = as_at(upstream_raw, now)
+    upstreams_raw = {name: as_at(raw, now) for name, raw in upstreams_raw.items()}
     changed = None
     try:
         changed = changed_files(project, base or DEFAULT_BASE)
     except NoGitBase:
         pass
     transition = transition_from_json(new_state, deployed_raw, evidence, upstream_raw, now, changed,
-                                      deployed_from_evidence=False)
-    return Judged(transition, deployed_source, upstream_source, notes, deployed_raw, upstream_raw)
+                                      deployed_from_evidence=False,
+                                      upstreams=upstreams_raw if len(names) > 1 else None, fleet=fleet_raw)
+    return Judged(transition, deployed_source, upstream_source, notes, deployed_raw, upstream_raw,
+                  upstreams_raw if len(names) > 1 else {}, fleet_raw)
 
 
 def gate_report(stack: str, project: Path, **options: Any) -> GateReport:
@@ -159,6 +190,7 @@ def gate_report(stack: str, project: Path, **options: Any) -> GateReport:
         notes=judged.notes,
         loosens=loosenings(t),
         deployed_tier=t.deployed.tier if t.deployed is not None else None,
+        overrides=overrides_in_effect(t),
     )
 
 

@@ -75,8 +75,9 @@ def acted_on(config: StackConfig, name: str | None, all_services: bool, command:
         if len(names) > 1:
             raise UsageError(f"this stack has {len(names)} services ({', '.join(names)}): name one with --service, "
                              f"or pass --all-services to {command} every one")
-        return names
-    return selected_services(config, name)
+        name = names[0]
+    # A member of a release group moves with its group (rollout.gates.fleet).
+    return rollback_services(config, selected_services(config, name)[0])
 
 
 def promoted(service: Mapping[str, Any]) -> bool:
@@ -88,6 +89,15 @@ def promoted_line(name: str, service: Mapping[str, Any]) -> str:
     release = (service.get("canary") or {}).get("image")
     return (f"{name}: release {release} is promoted (the stable track runs it): nothing to advance; "
             "`rollout release --image IMAGE` starts the next rollout")
+
+
+def rollback_services(config: StackConfig, service: str | None) -> list[str]:
+    """The services a rollback appends to: every one, or the named one and every member of its release group."""
+    names = selected_services(config, service)
+    group = config.release_group_of(service) if service is not None else None
+    if group is None:
+        return names
+    return [s.name for s in config.services if s.name in config.release_groups[group]]
 
 
 def one_service(config: StackConfig, name: str | None, command: str) -> str:
@@ -206,11 +216,14 @@ class Advance:
     skipped: list[str]
 
 
-def advance_edit(config: StackConfig, stack: str, service: str | None, reason: str | None, now: datetime) -> Advance:
-    """The next stage of the plan for each selected service (``--service``, or every one), entered at ``now``."""
+def advance_edit(
+    config: StackConfig, stack: str, service: str | list[str] | None, reason: str | None, now: datetime
+) -> Advance:
+    """The next stage of the plan for each selected service (``--service``, these names, or every one),
+    entered at ``now``."""
     state = rollout_state(config, stack, now)
     new_state, entries, skipped = state, [], []
-    for name in selected_services(config, service):
+    for name in (service if isinstance(service, list) else selected_services(config, service)):
         current = state["services"][name]
         if promoted(current):
             skipped.append(promoted_line(name, current))
@@ -270,6 +283,7 @@ def rollback_edit(
     Only the stack's own file is validated: a rollback never waits on another stack."""
     config = validate(read_stack_file(path, project), display_path(path, project))
     entries, notes = [], []
+    # One service, its release group with it, or every one with --all-services.
     for name in acted_on(config, service, all_services, "roll back"):
         current_service = config.service(name)
         current = current_service.rollout.current
@@ -321,6 +335,7 @@ __all__ = [
     "promoted_line",
     "release_edit",
     "rollback_edit",
+    "rollback_services",
     "selected_services",
     "upstream_progress",
 ]

@@ -45,7 +45,8 @@ def history_append_only(pair: Pair) -> Found:
                      f"append-only; deployed entries are never removed{removing}")]
         entry = new.history[index]
         # Keys an older deployed state does not record are not compared.
-        changed = [k for k in before.recorded if entry.value(k) != before.value(k)]
+        # The kind always: a deployed stage never turns into an override or a resume.
+        changed = [k for k in dict.fromkeys((*before.recorded, "kind")) if entry.value(k) != before.value(k)]
         if changed:
             what = "; ".join(f"{k} {text(entry.value(k))}, deployed {text(before.value(k))}" for k in changed)
             lowered = (" (a lower weight is a new entry: `rollout rollback` appends one)"

@@ -19,7 +19,10 @@ deployed self under its key, or the deployed service whose route it takes over
   (:mod:`rollout.gates.traffic`), the canary within budget
   (:mod:`rollout.gates.budget`), staging first, no safety flag on, no loosening
   and stack files only (:mod:`rollout.gates.upstream`), every setting judged by
-  the stricter of deployed and proposed (:mod:`rollout.gates.ratchet`).
+  the stricter of deployed and proposed (:mod:`rollout.gates.ratchet`), the fleet: no
+  halt upstream, the fleet-wide limit, the release group in step
+  (:mod:`rollout.gates.fleet`);
+- on an advance, a release or a promote: no freeze window (:mod:`rollout.gates.fleet`).
 
 A **promote** (stable takes the release the deployed canary ran at 100 %) is
 judged like an advance out of the final stage: evidence must show the canary
@@ -35,9 +38,13 @@ and needs no evidence.
 from __future__ import annotations
 
 from rollout.gates.budget import canary_within_budget
+from rollout.gates.fleet import fleet_halt, fleet_limit, freeze_window, release_group_in_step
 from rollout.gates.history import history_append_only, new_release_new_rollout, stable_completed_only
 from rollout.gates.names import (  # noqa: F401 - the gates' names, imported from here by their users
     CANARY_WITHIN_BUDGET,
+    FLEET_HALT,
+    FLEET_LIMIT,
+    FREEZE_WINDOW,
     GATE_POLICIES,
     HISTORY_APPEND_ONLY,
     LIVE_ROUTE_RESPECTED,
@@ -45,6 +52,7 @@ from rollout.gates.names import (  # noqa: F401 - the gates' names, imported fro
     NEXT_STAGE_ONLY,
     NO_LOOSENING_ON_ADVANCE,
     NO_SAFETY_FLAG_ON_ADVANCE,
+    RELEASE_GROUP_IN_STEP,
     SOAK_SERVED,
     STABLE_COMPLETED_ONLY,
     STACK_FILES_ONLY,
@@ -80,6 +88,7 @@ def judge(t: Transition) -> list[GateViolation]:
         found += stable_completed_only(pair, t.now)
         found += history_append_only(pair)
         found += new_service_stable(pair, t)
+        found += freeze_window(pair, t)
         if pair.raises:
             if pair.deployed is None:
                 found += walk(pair, t)
@@ -88,6 +97,9 @@ def judge(t: Transition) -> list[GateViolation]:
                 found += soak_served(pair, t)
                 found += canary_within_budget(pair, t)
             found += staging_first(pair, t)
+            found += fleet_halt(pair, t)
+            found += fleet_limit(pair, t)
+            found += release_group_in_step(pair, t)
             found += whole_change
         elif promotes(pair):
             found += canary_within_budget(pair, t)

@@ -28,6 +28,10 @@ NO_SAFETY_FLAG_ON_ADVANCE = "rollout-no-safety-flag-on-advance"
 LIVE_ROUTE_RESPECTED = "rollout-live-route-respected"
 NO_LOOSENING_ON_ADVANCE = "rollout-no-loosening-on-advance"
 STACK_FILES_ONLY = "rollout-stack-files-only"
+FLEET_HALT = "rollout-fleet-halt"
+FLEET_LIMIT = "rollout-fleet-limit"
+RELEASE_GROUP_IN_STEP = "rollout-release-group-in-step"
+FREEZE_WINDOW = "rollout-freeze-window"
 
 #: Every gate by name, in the order they are judged. All are mandatory.
 GATE_POLICIES: dict[str, GatePolicy] = {
@@ -101,6 +105,33 @@ GATE_POLICIES: dict[str, GatePolicy] = {
             "A change that raises a weight changes nothing but stack files: code, policies, plans and "
             "workflows land in changes of their own, judged by the gates as they are at the base.",
             "Move the other files into a change of their own; advance in a change that edits only stacks/.",
+        ),
+        GatePolicy(
+            FLEET_HALT,
+            "A rollback of a release in any stack upstream of this one (promotesFrom, followed to the roots) halts "
+            "every advance of that release here, until a new release or a resume recorded in that stack's history.",
+            "Release a fixed image (`rollout release`), or, when the rollback was not the release's fault, record "
+            "`rollout resume --stack <the stack that rolled back> --by WHO --reason WHY`.",
+        ),
+        GatePolicy(
+            FLEET_LIMIT,
+            "At most fleet.maxInProgress stacks of a fleet group hold a release above 0% before one of them "
+            "completed it (read from the deployed states of the group's stacks).",
+            "Wait until a stack of the group completes the release (100% for its final soak, or promoted), or "
+            "until a stack ahead of this one rolls back.",
+        ),
+        GatePolicy(
+            RELEASE_GROUP_IN_STEP,
+            "No member of a release group enters a stage before every member completed the stage below.",
+            "Advance the group's members together (`rollout advance` without --service advances each), after "
+            "each completed its stage; a rollback of one member is a rollback of the group.",
+        ),
+        GatePolicy(
+            FREEZE_WINDOW,
+            "No advance, release or promote begins inside a freeze window, unless an emergency override "
+            "recorded in the service's history (who, why, until when) covers it on a stack that allows overrides.",
+            "Wait until the window ends (`rollout plan` dates the next stages after it), or record an override "
+            "with `rollout override --by WHO --reason WHY --until TIME` where freeze.allowOverride is true.",
         ),
     )
 }

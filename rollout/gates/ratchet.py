@@ -23,6 +23,7 @@ from rollout.model.transition import (
     CONFIG_KEYS,
     THRESHOLDS,
     TIERS,
+    Freeze,
     Service,
     StackState,
     Thresholds,
@@ -84,10 +85,42 @@ def raises_weight(t: Transition) -> bool:
 # --- the stricter value of each setting -----------------------------------------------------
 
 
-def promotes_from(t: Transition) -> str | None:
-    """The upstream the change is judged against: the deployed one while it has one."""
-    deployed = t.deployed.promotes_from if t.deployed is not None else None
-    return deployed or t.proposed.promotes_from
+def promotes_from(t: Transition) -> tuple[str, ...]:
+    """The upstreams the change is judged against: the deployed ones and any the proposal adds
+    (removing one is a loosening, judged by the deployed value until it is deployed)."""
+    deployed = t.deployed.promotes_from if t.deployed is not None else ()
+    return tuple(dict.fromkeys((*deployed, *t.proposed.promotes_from)))
+
+
+def fleet_groups(t: Transition) -> dict[str, int | None]:
+    """Each fleet-limit group the stack counts against (deployed or proposed) and its smallest limit."""
+    found: dict[str, int | None] = {}
+    for state in (t.deployed, t.proposed):
+        if state is None or state.fleet_group is None:
+            continue
+        limits = [v for v in (found.get(state.fleet_group), state.fleet_limit) if v is not None]
+        found[state.fleet_group] = min(limits) if limits else None
+    return found
+
+
+def release_group_members(t: Transition, service: str) -> dict[str, tuple[str, ...]]:
+    """The release groups ``service`` is in, deployed or proposed, with every member of each."""
+    found: dict[str, set[str]] = {}
+    for state in (t.deployed, t.proposed):
+        for group, members in (state.release_groups.items() if state is not None else ()):
+            if service in members:
+                found.setdefault(group, set()).update(members)
+    return {group: tuple(sorted(members)) for group, members in sorted(found.items())}
+
+
+def freezes(t: Transition) -> list[Freeze]:
+    """The freeze windows of the deployed and the proposed state: an instant either freezes is frozen."""
+    return [state.freeze for state in (t.deployed, t.proposed) if state is not None and state.freeze.windows]
+
+
+def overrides_allowed(t: Transition) -> bool:
+    """Whether an override may open a window: both the deployed and the proposed state allow it."""
+    return all(state.freeze.allow_override for state in (t.deployed, t.proposed) if state is not None)
 
 
 def tier(proposed: StackState | None, deployed: StackState | None) -> str | None:
@@ -156,14 +189,37 @@ def _plan_loosenings(name: str, old: Service, new: Service) -> list[str]:
     return found
 
 
+def _fleet_loosenings(old: StackState, new: StackState) -> list[str]:
+    """The fleet's settings: the limit's group and its limit, the release groups, the freeze windows."""
+    found = []
+    if old.fleet_group is not None and old.fleet_group != new.fleet_group:
+        found.append(f"fleet.group {old.fleet_group} → {_shown(new.fleet_group)}")
+    elif old.fleet_limit is not None and (new.fleet_limit is None or new.fleet_limit > old.fleet_limit):
+        found.append(f"fleet.maxInProgress {old.fleet_limit} → {_shown(new.fleet_limit)}")
+    for group, members in sorted(old.release_groups.items()):
+        kept = new.release_groups.get(group, ())
+        if set(members) - set(kept):
+            found.append(f"release group {group} {', '.join(members)} → {', '.join(kept) or 'none'}")
+    before, after = old.freeze, new.freeze
+    if before.windows and after.time_zone != before.time_zone:
+        found.append(f"freeze.timeZone {before.time_zone} → {after.time_zone}")
+    for window in before.windows:
+        if window not in after.windows:
+            found.append(f"freeze window {window.name} ({window.start} to {window.end}) removed or changed")
+    if after.allow_override and not before.allow_override:
+        found.append("freeze.allowOverride false → true")
+    return found
+
+
 def loosenings(t: Transition) -> list[str]:
     """Each safety setting the change loosens against the deployed state, as one line each."""
     if t.deployed is None:
         return []
     old, new = t.deployed, t.proposed
     found = []
-    if old.promotes_from and old.promotes_from != new.promotes_from:
-        found.append(f"promotesFrom {old.promotes_from} → {_shown(new.promotes_from)}")
+    if set(old.promotes_from) - set(new.promotes_from):
+        found.append(f"promotesFrom {', '.join(old.promotes_from)} → {', '.join(new.promotes_from) or 'none'}")
+    found += _fleet_loosenings(old, new)
     if old.tier in TIERS and new.tier in TIERS and TIERS.index(new.tier) < TIERS.index(old.tier):
         found.append(f"tier {old.tier} → {new.tier}")
     for flag in sorted(set(old.safety_flags_on) - set(new.safety_flags_on)):
@@ -191,5 +247,6 @@ def loosenings(t: Transition) -> list[str]:
     return found
 
 
-__all__ = ["Pair", "loosenings", "next_stage", "pairs", "promotes_from", "raises_weight", "removed",
-           "safety_flags_on", "soak_left", "thresholds", "tier"]
+__all__ = ["Pair", "fleet_groups", "freezes", "loosenings", "next_stage", "overrides_allowed", "pairs",
+           "promotes_from", "raises_weight", "release_group_members", "removed", "safety_flags_on", "soak_left",
+           "thresholds", "tier"]

@@ -71,7 +71,7 @@ def walk(pair: Pair, t: Transition) -> Found:
     enters a stage before the one before it soaked (``rollout-soak-served``).
     """
     new = pair.proposed
-    history = new.history
+    history = new.stage_history  # an override or a resume enters no stage
     first = new.first_weight
     if history[0].weight != first:
         return [(NEXT_STAGE_ONLY, f"never deployed: the history starts at {history[0].weight}%, not at the "

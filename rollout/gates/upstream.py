@@ -1,7 +1,8 @@
 """The gates that look beyond the service: the upstream stack, the safety flags, the change itself.
 
 ``rollout-staging-first``
-    A stack with ``promotesFrom`` (the deployed one while it has one) enters
+    A stack with ``promotesFrom`` (the deployed upstreams and any the proposal adds;
+    a list names several, and every one must have completed the stage) enters
     stage w of release R only after the upstream stack completed stage w with R:
     the upstream's canary runs R and is past w, or at w with its soak served; or
     the upstream promoted R to its stable track (which it may only after
@@ -32,27 +33,32 @@ from rollout.model.transition import Service, Transition
 Found = list[tuple[str, str]]
 
 
-def _upstream_service(pair: Pair, t: Transition) -> tuple[str, Service | None, Found]:
-    """The upstream's record of this service, or why there is none."""
-    name = promotes_from(t)
+def _upstream_service(pair: Pair, t: Transition, name: str) -> tuple[Service | None, Found]:
+    """The upstream ``name``'s record of this service, or why there is none."""
     what = f"the {pair.proposed.weight}% stage"
-    if t.upstream_problem:
-        return name, None, [(STAGING_FIRST, f"{name}: {t.upstream_problem}")]
-    upstream = t.upstream
+    upstream, problem = t.upstream_of(name)
+    if problem:
+        return None, [(STAGING_FIRST, f"{name}: {problem}")]
     if upstream is None:
-        return name, None, [(STAGING_FIRST, f"no state of {name} to show it completed {what}")]
+        return None, [(STAGING_FIRST, f"no state of {name} to show it completed {what}")]
     if upstream.stack != name:
-        return name, None, [(STAGING_FIRST, f"the upstream state is for stack {upstream.stack!r}, not {name!r}")]
+        return None, [(STAGING_FIRST, f"the upstream state is for stack {upstream.stack!r}, not {name!r}")]
     record = upstream.services.get(pair.name) or (upstream.services.get(pair.took_over) if pair.took_over else None)
     if record is None:
-        return name, None, [(STAGING_FIRST, f"{name} has no service {pair.name}")]
-    return name, record, []
+        return None, [(STAGING_FIRST, f"{name} has no service {pair.name}")]
+    return record, []
 
 
 def staging_first(pair: Pair, t: Transition) -> Found:
-    if not promotes_from(t):
-        return []
-    name, upstream, found = _upstream_service(pair, t)
+    """Every upstream (``promotesFrom`` may name several) completed the stage with the release."""
+    found: Found = []
+    for name in promotes_from(t):
+        found += _completed_upstream(pair, t, name)
+    return found
+
+
+def _completed_upstream(pair: Pair, t: Transition, name: str) -> Found:
+    upstream, found = _upstream_service(pair, t, name)
     if upstream is None:
         return found
     target, release = pair.proposed.weight, pair.proposed.canary_image
@@ -82,18 +88,22 @@ def staging_first(pair: Pair, t: Transition) -> Found:
 
 
 def new_service_stable(pair: Pair, t: Transition) -> Found:
-    """A service new to a stack with ``promotesFrom`` starts on a stable release the upstream runs."""
-    if pair.deployed is not None or not promotes_from(t):
+    """A service new to a stack with ``promotesFrom`` starts on a stable release every upstream runs."""
+    if pair.deployed is not None:
         return []
-    name, upstream, found = _upstream_service(pair, t)
-    if upstream is None:
-        return [(policy, f"a new service's stable track must run what {name}'s stable track runs: {why}")
-                for policy, why in found]
-    stable = pair.proposed.stable_image
-    if same_release(upstream.stable_image, stable):
-        return []
-    return [(STAGING_FIRST, f"the new service's stable.image {text(stable)} is not what {name}'s stable track runs "
-             f"({text(upstream.stable_image)}): a new service takes traffic only on a release {name} runs as stable")]
+    found: Found = []
+    for name in promotes_from(t):
+        upstream, why = _upstream_service(pair, t, name)
+        if upstream is None:
+            found += [(policy, f"a new service's stable track must run what {name}'s stable track runs: {reason}")
+                      for policy, reason in why]
+            continue
+        stable = pair.proposed.stable_image
+        if not same_release(upstream.stable_image, stable):
+            found.append((STAGING_FIRST, f"the new service's stable.image {text(stable)} is not what {name}'s stable "
+                          f"track runs ({text(upstream.stable_image)}): a new service takes traffic only on a release "
+                          f"{name} runs as stable"))
+    return found
 
 
 def no_safety_flag(t: Transition) -> Found:

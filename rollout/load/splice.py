@@ -35,6 +35,10 @@ class NewEntry:
     #: The canary's image in the new stage, and the plan it is entered under.
     release: str | None = None
     plan: str | None = None
+    #: ``override`` or ``resume`` (None: a stage), who recorded it, and an override's end.
+    kind: str | None = None
+    by: str | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,12 @@ def _entry_lines(entry: NewEntry) -> list[tuple[str, str]]:
         fields.append(("plan", _scalar_text(entry.plan)))
     if entry.reason:
         fields.append(("reason", _scalar_text(entry.reason, quoted=True)))
+    if entry.kind:
+        fields.append(("kind", _scalar_text(entry.kind)))
+    if entry.by:
+        fields.append(("by", _scalar_text(entry.by, quoted=True)))
+    if entry.until:
+        fields.append(("until", _scalar_text(format_time(entry.until), quoted=True)))
     return fields
 
 
@@ -208,6 +218,12 @@ def _expected(document: Any, entries: list[NewEntry], values: list[TrackValue]) 
             item["plan"] = entry.plan
         if entry.reason:
             item["reason"] = entry.reason
+        if entry.kind:
+            item["kind"] = entry.kind
+        if entry.by:
+            item["by"] = entry.by
+        if entry.until:
+            item["until"] = format_time(entry.until)
         service["rollout"]["history"].append(item)
     return expected
 

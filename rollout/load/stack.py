@@ -12,6 +12,8 @@ words the model's errors. This module finds the stack files and puts them togeth
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -70,15 +72,35 @@ def display_path(path: Path, root: Path | None = None) -> str:
     return str(path)
 
 
+#: Stack files parsed in this process, by path, project and content: a command reading a fleet
+#: parses each file once, however many stacks ask about it (the bytes are read every time, so an
+#: edit is never missed).
+_PARSED: dict[tuple, dict[str, Any]] = {}
+_PARSED_MAX = 512
+
+
 def read_stack_file(path: Path, root: Path | None = None) -> dict[str, Any]:
     """Parse a stack file into its raw ``rollout:`` mapping (namespace stripped).
 
     Secret leaves (``{secure: ...}``) become SecretRefs without a value.
     Messages name the file relative to ``root`` (the project).
     """
-    shown = display_path(path, root)
     try:
         data = path.read_bytes()
+    except OSError:
+        return _read_stack_file(path, root, None)  # says what is wrong with the file
+    key = (str(path), str(root), hashlib.sha256(data).digest())
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = _read_stack_file(path, root, data)
+    return copy.deepcopy(_PARSED[key])
+
+
+def _read_stack_file(path: Path, root: Path | None, data: bytes | None) -> dict[str, Any]:
+    shown = display_path(path, root)
+    try:
+        data = path.read_bytes() if data is None else data
     except FileNotFoundError:
         raise ConfigError([f"{shown}: no such stack file"]) from None
     except OSError as err:
@@ -157,27 +179,65 @@ def load_stack(stack: str, root: Path | None = None) -> StackConfig:
     return load_file(stack_file(stack, root), root)
 
 
+def _raw_upstreams(path: Path, root: Path | None) -> tuple[str, ...]:
+    """The stacks a stack file's ``promotesFrom`` names, read without validating the rest (a walk of the graph)."""
+    value = read_stack_file(path, root).get("promotesFrom")
+    if isinstance(value, str):
+        return (value,)
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
 def check_upstream(config: StackConfig, path: Path, root: Path | None = None) -> None:
-    """A stack never leads the one it promotes from: percentage flags included."""
-    if not config.promotes_from:
+    """Every stack this one promotes from has a file, the graph has no cycle through this stack,
+    and the stack never leads one it promotes from: percentage flags included."""
+    if not config.upstreams:
         return
     shown = display_path(path, root)
+    key = f"{NS}:promotesFrom"
     # Beside this stack's file, wherever that is (a test's copy of stacks/ too).
-    upstream_path = path.parent / Path(shown_stack_file(config.promotes_from)).name
-    if not upstream_path.exists():
-        raise ConfigError(
-            [f"{shown}: rollout:promotesFrom: {config.promotes_from!r} has no stack file {display_path(upstream_path, root)}"]
-        )
-    upstream = validate(read_stack_file(upstream_path, root), display_path(upstream_path, root))
+    beside = lambda name: path.parent / Path(shown_stack_file(name)).name  # noqa: E731
+    for name in config.upstreams:
+        upstream_path = beside(name)
+        if not upstream_path.exists():
+            known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
+            raise ConfigError(
+                [f"{shown}: {key}: {name!r} has no stack file {display_path(upstream_path, root)}; "
+                 f"stacks: {', '.join(known)}"]
+            )
+    # A cycle through this stack: follow promotesFrom from file to file, each read once.
+    this = path.name[len("Pulumi."):-len(".yaml")]
+    parent = {name: this for name in config.upstreams}
+    queue = list(config.upstreams)
+    while queue:
+        name = queue.pop(0)
+        further = (this,) if name == this else ()
+        if name != this and beside(name).exists():
+            try:
+                further = _raw_upstreams(beside(name), root)
+            except ConfigError:
+                further = ()  # that stack's own file says what is wrong with it
+        for upper in further:
+            if upper == this:
+                chain = [name]
+                while chain[-1] != this:
+                    chain.append(parent[chain[-1]])
+                trail = " → ".join([this, *reversed(chain[:-1]), this])
+                raise ConfigError([f"{shown}: {key}: makes a cycle ({trail}, each promoting from the next); "
+                                   "the fleet's graph must have none"])
+            if upper not in parent:
+                parent[upper] = name
+                queue.append(upper)
     problems = []
-    for key, flag in config.flags.items():
-        theirs = upstream.flags.get(key)
-        if isinstance(flag, PercentageFlag) and isinstance(theirs, PercentageFlag):
-            if flag.percentage > theirs.percentage:
-                problems.append(
-                    f"{shown}: {NS}:flags.{key}.percentage: {flag.percentage} is above "
-                    f"{config.promotes_from}'s {theirs.percentage}; a stack never leads the one it promotes from"
-                )
+    for name in config.upstreams:
+        upstream_path = beside(name)
+        upstream = validate(read_stack_file(upstream_path, root), display_path(upstream_path, root))
+        for flag_key, flag in config.flags.items():
+            theirs = upstream.flags.get(flag_key)
+            if isinstance(flag, PercentageFlag) and isinstance(theirs, PercentageFlag):
+                if flag.percentage > theirs.percentage:
+                    problems.append(
+                        f"{shown}: {NS}:flags.{flag_key}.percentage: {flag.percentage} is above "
+                        f"{name}'s {theirs.percentage}; a stack never leads the one it promotes from"
+                    )
     if problems:
         raise ConfigError(problems)
-

@@ -130,6 +130,12 @@ def _append(history: CommentedSeq, entry: NewEntry) -> None:
         item["plan"] = entry.plan
     if entry.reason:
         item["reason"] = DoubleQuotedScalarString(entry.reason)
+    if entry.kind:
+        item["kind"] = entry.kind
+    if entry.by:
+        item["by"] = DoubleQuotedScalarString(entry.by)
+    if entry.until:
+        item["until"] = DoubleQuotedScalarString(format_time(entry.until))
     # Whatever follows the list (blank lines, the next key's comment) is attached
     # by ruamel to the last item's last value; move it to the new last item so it
     # stays after the list instead of landing between two entries.

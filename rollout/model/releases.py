@@ -10,6 +10,7 @@ tag) is the release.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 from rollout.model.images import ImageRefError, digest_of
@@ -26,6 +27,12 @@ def release_of(image: Any) -> str | None:
     """
     if not isinstance(image, str) or not image:
         return None
+    return _release_of(image)
+
+
+@lru_cache(maxsize=8192)
+def _release_of(image: str) -> str:
+    # Parsed once per reference: a fleet's gates compare the same few releases many times.
     return digest_of(image) or image
 
 

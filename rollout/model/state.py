@@ -12,7 +12,7 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
       "version": 1,
       "stack": "staging",
       "tier": "staging",
-      "promotesFrom": null,                       # or the upstream stack's name
+      "promotesFrom": null,                       # or the upstream stack's name, or a list of them
       "namespace": "rollout",                     # Kubernetes namespace; null on Docker
       "canary": {"maxErrorRatio": 0.01, "maxLatencyP95Seconds": 0.5,
                  "maxLatencyP99Seconds": 1.0, "maxConsecutiveFailedHealthChecks": 5,
@@ -23,6 +23,10 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
                  "toleranceErrorRatio": 2.0, "toleranceLatencyP95": 2.0,  # times stable's share
                  "toleranceLatencyP99": 2.0},
       "safetyFlagsOn": [],                        # safety flags switched on, sorted
+      "fleet": {"group": "regions", "maxInProgress": 2},   # the fleet-wide limit; null: none
+      "releaseGroups": {"checkout": ["api", "worker"]},   # services that move together
+      "freeze": {"timeZone": "Europe/Berlin", "allowOverride": true,
+                 "windows": [{"name": "weekend", "start": "Friday 16:00", "end": "Monday 08:00"}]},
       "services": {
         "genesis": {
           "name": "genesis",
@@ -31,7 +35,8 @@ Shape (keys camelCase like the stack file; times ISO 8601 UTC, ``...Z``)::
           "history": [{"weight": 0, "startedAt": "2026-11-16T09:00:00Z",
                        "release": "ghcr.io/example/genesis:1.5.0",   # null: not recorded
                        "plan": "safe",                               # null: the current plan
-                       "reason": null}, ...],
+                       "reason": null}, ...],         # an override or a resume adds "kind",
+                                                          # "by" and "until" (an override's end)
           "weight": 10,                           # the last history entry's weight
           "release": "ghcr.io/example/genesis:1.5.0",  # the canary's release (its digest when given)
           "canary": {"image": "...:1.5.0", "release": "...:1.5.0", "minReplicas": 1, "replicas": 1},
@@ -131,18 +136,22 @@ def service_state(
     for entry in history:
         started = entry["startedAt"]
         started = started if isinstance(started, datetime) else parse_time(started)
-        entries.append(
-            {
-                "weight": int(entry["weight"]),
-                "startedAt": format_time(started),
-                "release": entry.get("release"),
-                "plan": entry.get("plan"),
-                "reason": entry.get("reason"),
-            }
-        )
+        stored = {
+            "weight": int(entry["weight"]),
+            "startedAt": format_time(started),
+            "release": entry.get("release"),
+            "plan": entry.get("plan"),
+            "reason": entry.get("reason"),
+        }
+        if entry.get("kind", "stage") != "stage":
+            # An override or a resume: recorded, but no stage of its own.
+            until = entry.get("until")
+            stored.update(kind=entry["kind"], by=entry.get("by"),
+                          until=format_time(until) if isinstance(until, datetime) else until)
+        entries.append(stored)
     if not entries:
         raise ValueError(f"service {name}: the rollout history is empty")
-    current = entries[-1]
+    current = next((e for e in reversed(entries) if e.get("kind", "stage") == "stage"), entries[-1])
     weight = current["weight"]
     started_at = parse_time(current["startedAt"])
     weights = [s["weight"] for s in stages]
@@ -187,7 +196,8 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
             settings.plan,
             _stage_list(settings.plan_model),
             [
-                {"weight": e.weight, "startedAt": e.started_at, "release": e.release, "plan": e.plan, "reason": e.reason}
+                {"weight": e.weight, "startedAt": e.started_at, "release": e.release, "plan": e.plan, "reason": e.reason,
+                 "kind": e.kind, "by": e.by, "until": e.until}
                 for e in settings.history
             ],
             now,
@@ -226,6 +236,15 @@ def rollout_state(config: StackConfig, stack: str, now: datetime | None = None) 
             "toleranceLatencyP99": canary.confidence.tolerance.latency_p99,
         },
         "safetyFlagsOn": sorted(config.safety_flags_on()),
+        # The fleet: the limit's group, the services that move together, the freeze windows.
+        "fleet": {"group": config.fleet.group, "maxInProgress": config.fleet.max_in_progress}
+        if config.fleet is not None else None,
+        "releaseGroups": {group: list(members) for group, members in sorted(config.release_groups.items())},
+        "freeze": {
+            "timeZone": config.freeze.time_zone,
+            "allowOverride": config.freeze.allow_override,
+            "windows": [{"name": w.name, "start": w.start, "end": w.end} for w in config.freeze.windows],
+        },
         "services": services,
     }
 
@@ -250,6 +269,9 @@ def with_entry(
     canary_image: str | None = None,
     stable_image: str | None = None,
     previous_stable_image: str | None = None,
+    kind: str = "stage",
+    by: str | None = None,
+    until: datetime | None = None,
 ) -> dict[str, Any]:
     """A copy of ``state`` with one history entry appended to ``service``.
 
@@ -267,7 +289,7 @@ def with_entry(
         tracks["stable"]["image"] = stable_image
         tracks["stable"]["previousImage"] = previous_stable_image
     entry = {"weight": weight, "startedAt": started_at, "release": tracks["canary"]["image"],
-             "plan": current["plan"], "reason": reason}
+             "plan": current["plan"], "reason": reason, "kind": kind, "by": by, "until": until}
     history = [*current["history"], entry]
     services = dict(state["services"])
     services[service] = service_state(service, current["plan"], current["stages"], history, now, tracks)

@@ -26,6 +26,9 @@ from rollout.model.transition import (
     DeployedState,
     Entry,
     Evidence,
+    FleetView,
+    Freeze,
+    FreezeWindow,
     LiveRoute,
     Measure,
     ProposedState,
@@ -40,7 +43,7 @@ from rollout.model.transition import (
 )
 
 State = TypeVar("State", bound=StackState)
-ENTRY_KEYS = ("weight", "startedAt", "release", "plan", "reason")
+ENTRY_KEYS = ("weight", "startedAt", "release", "plan", "reason", "kind", "by", "until")
 
 
 class Unreadable(ValueError):
@@ -82,9 +85,16 @@ def _entry(raw: Any, where: str) -> Entry:
     started = _time(raw.get("startedAt"))
     if started is None:
         raise Unreadable(f"{where} has no readable startedAt")
+    kind = raw.get("kind") or "stage"
+    if kind not in ("stage", "override", "resume"):
+        raise Unreadable(f"{where} has kind {str(kind)[:40]!r}, not stage, override or resume")
+    until = _time(raw.get("until")) if raw.get("until") is not None else None
+    if kind == "override" and until is None:
+        raise Unreadable(f"{where} is an override without a readable until")
     return Entry(
         weight=raw["weight"], started_at=started, release=_text(raw.get("release")), plan=_text(raw.get("plan")),
-        reason=_text(raw.get("reason")), recorded=tuple(k for k in ENTRY_KEYS if k in raw),
+        reason=_text(raw.get("reason")), kind=kind, by=_text(raw.get("by")), until=until,
+        recorded=tuple(k for k in ENTRY_KEYS if k in raw),
     )
 
 
@@ -145,6 +155,40 @@ def _thresholds(raw: Any) -> Thresholds:
     return Thresholds(**values)
 
 
+def upstream_names(value: Any) -> tuple[str, ...]:
+    """``promotesFrom`` as stored: a stack name, a list of them, or null."""
+    if isinstance(value, str):
+        return (value,)
+    listed = _list(value)
+    return tuple(str(v) for v in listed) if listed else ()
+
+
+def _fleet_settings(raw: Any) -> tuple[str | None, int | None]:
+    if not isinstance(raw, Mapping):
+        return None, None
+    limit = raw.get("maxInProgress")
+    if isinstance(limit, float) and limit.is_integer():
+        limit = int(limit)
+    return _text(raw.get("group")), limit if _int(limit) else None
+
+
+def _release_groups(raw: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(group): tuple(str(m) for m in (_list(members) or [])) for group, members in raw.items()}
+
+
+def _freeze(raw: Any) -> Freeze:
+    if not isinstance(raw, Mapping):
+        return Freeze()
+    windows = []
+    for window in _list(raw.get("windows")) or []:
+        if isinstance(window, Mapping) and all(isinstance(window.get(k), str) for k in ("name", "start", "end")):
+            windows.append(FreezeWindow(name=window["name"], start=window["start"], end=window["end"]))
+    return Freeze(time_zone=_text(raw.get("timeZone")) or "UTC", allow_override=raw.get("allowOverride") is True,
+                  windows=tuple(windows))
+
+
 def parse_state(raw: Any, kind: type[State]) -> State:
     """A stored rollout state as ``kind``; :class:`Unreadable` when it cannot be judged."""
     if not isinstance(raw, Mapping) or not isinstance(raw.get("services"), Mapping):
@@ -159,7 +203,11 @@ def parse_state(raw: Any, kind: type[State]) -> State:
     return kind(
         stack=_text(raw.get("stack")),
         tier=_text(raw.get("tier")),
-        promotes_from=_text(raw.get("promotesFrom")),
+        promotes_from=upstream_names(raw.get("promotesFrom")),
+        fleet_group=_fleet_settings(raw.get("fleet"))[0],
+        fleet_limit=_fleet_settings(raw.get("fleet"))[1],
+        release_groups=_release_groups(raw.get("releaseGroups")),
+        freeze=_freeze(raw.get("freeze")),
         namespace=_text(raw.get("namespace")),
         thresholds=_thresholds(raw.get("canary")),
         safety_flags_on=tuple(sorted(str(f) for f in flags)),
@@ -226,10 +274,43 @@ def parse_evidence(raw: Any) -> Evidence:
 def _stored(raw: Any, kind: type[State]) -> tuple[State | None, str | None]:
     if raw is None:
         return None, None
+    if isinstance(raw, kind):
+        return raw, None  # parsed once already (a command reading many stacks keeps them parsed)
     try:
         return parse_state(raw, kind), None
     except Unreadable as err:
         return None, f"the stored state {err}"
+
+
+def parse_fleet(raw: Any) -> FleetView | None:
+    """The fleet's JSON form (``{"ancestors", "groups", "states", "proposed", "problems"}``); None when absent."""
+    if isinstance(raw, FleetView):
+        return raw
+    if not isinstance(raw, Mapping):
+        return None
+    states, problems = {}, {str(k): str(v) for k, v in (raw.get("problems") or {}).items()} \
+        if isinstance(raw.get("problems"), Mapping) else {}
+    for name, state in (raw.get("states") or {}).items() if isinstance(raw.get("states"), Mapping) else ():
+        if state is None:
+            continue
+        try:
+            states[str(name)] = parse_state(state, UpstreamState)
+        except Unreadable as err:
+            problems[str(name)] = f"the stored state {err}"
+    proposed = {}
+    for name, state in (raw.get("proposed") or {}).items() if isinstance(raw.get("proposed"), Mapping) else ():
+        try:
+            proposed[str(name)] = parse_state(state, UpstreamState)
+        except Unreadable:
+            pass  # the deployed state judges; a proposal that cannot be read adds nothing
+    groups = raw.get("groups") if isinstance(raw.get("groups"), Mapping) else {}
+    return FleetView(
+        proposed=proposed,
+        ancestors=tuple(str(a) for a in _list(raw.get("ancestors")) or []),
+        groups={str(g): tuple(str(m) for m in _list(members) or []) for g, members in groups.items()},
+        states=states,
+        problems=problems,
+    )
 
 
 def transition_from_json(
@@ -241,6 +322,8 @@ def transition_from_json(
     changed_files: Sequence[str] | None = None,
     *,
     deployed_from_evidence: bool = True,
+    upstreams: Mapping[str, Any] | None = None,
+    fleet: Mapping[str, Any] | None = None,
 ) -> Transition:
     """The transition from JSON forms, as ``rollout check`` and the policy pack receive them.
 
@@ -252,12 +335,27 @@ def transition_from_json(
     if evidence is not None and deployed_from_evidence:
         deployed = evidence.get("deployedState") if isinstance(evidence, Mapping) else None
         upstream = (evidence.get("upstreamState") if isinstance(evidence, Mapping) else None) or upstream
+        if isinstance(evidence, Mapping) and isinstance(evidence.get("upstreamStates"), Mapping):
+            upstreams = evidence["upstreamStates"]
     deployed_state, deployed_problem = _stored(deployed, DeployedState)
     upstream_state, upstream_problem = _stored(upstream, UpstreamState)
+    # Several upstreams (promotesFrom a list): each by name; a missing one is a problem of its own.
+    by_name, problems = {}, {}
+    for name, raw in (upstreams or {}).items():
+        state, problem = _stored(raw, UpstreamState)
+        if state is not None:
+            by_name[str(name)] = state
+        elif problem is not None:
+            problems[str(name)] = problem
+    if upstream_state is not None and upstream_state.stack and upstream_state.stack not in by_name and upstreams:
+        by_name[upstream_state.stack] = upstream_state
     return Transition(
         deployed=deployed_state,
         proposed=parse_state(proposed, ProposedState),
         upstream=upstream_state,
+        upstreams=by_name,
+        upstream_problems=problems,
+        fleet=parse_fleet(fleet),
         evidence=None if evidence is None else parse_evidence(evidence),
         now=now,
         deployed_problem=deployed_problem,
@@ -266,4 +364,5 @@ def transition_from_json(
     )
 
 
-__all__ = ["Unreadable", "parse_evidence", "parse_service", "parse_state", "transition_from_json"]
+__all__ = ["Unreadable", "parse_evidence", "parse_fleet", "parse_service", "parse_state", "transition_from_json",
+           "upstream_names"]

@@ -10,7 +10,9 @@ a git base: :mod:`rollout.model.stored`), and is immutable afterwards. The gates
   backend, the stack file at a git base; None when neither exists (never deployed).
 - :class:`ProposedState`: the stack file as changed (the working tree, or the
   program's ``rollout-state`` stash in a preview).
-- :class:`UpstreamState`: the state of the stack named by ``promotesFrom``.
+- :class:`UpstreamState`: the state of a stack named by ``promotesFrom`` (one or several).
+- :class:`FleetView`: the deployed states of the other stacks the fleet gates read
+  (every stack upstream, the fleet-wide limit's group).
 - :class:`Evidence`: the canary's SLIs over the deployed stage (``rollout evidence``).
 
 A service is identified by its route (:class:`Route`: hostnames and matches),
@@ -50,12 +52,27 @@ class Entry(Frozen):
     release: str | None = None
     plan: str | None = None
     reason: str | None = None
+    #: ``stage``, or ``override`` (of the freeze windows, until ``until``) or ``resume`` (of a fleet halt):
+    #: those two keep the stage of the entry before them.
+    kind: str = "stage"
+    #: Who recorded an override or a resume.
+    by: str | None = None
+    #: When an override ends.
+    until: datetime | None = None
     #: The keys the entry was stored with (an older state records fewer; only those are compared).
     recorded: tuple[str, ...] = ("weight", "startedAt", "release", "plan", "reason")
 
     def value(self, key: str):
-        """The entry's value under its stored key (``startedAt`` as stored text)."""
-        return format_time(self.started_at) if key == "startedAt" else getattr(self, key)
+        """The entry's value under its stored key (``startedAt`` and ``until`` as stored text)."""
+        if key == "startedAt":
+            return format_time(self.started_at)
+        if key == "until":
+            return format_time(self.until) if self.until is not None else None
+        return getattr(self, key)
+
+    @property
+    def is_stage(self) -> bool:
+        return self.kind == "stage"
 
 
 class Route(Frozen):
@@ -112,6 +129,11 @@ class Service(Frozen):
     def first_weight(self) -> int:
         return self.stages[0].weight if self.stages else 0
 
+    @property
+    def stage_history(self) -> tuple[Entry, ...]:
+        """The stage entries alone (no override or resume): the walk of the plan."""
+        return tuple(entry for entry in self.history if entry.is_stage)
+
 
 class Thresholds(Frozen):
     """The canary's budget and how fresh its evidence must be."""
@@ -155,12 +177,35 @@ CONFIG_KEYS = {
 }
 
 
+class FreezeWindow(Frozen):
+    """A freeze window as written (``rollout.model.freeze`` reads it)."""
+
+    name: str
+    start: str
+    end: str
+
+
+class Freeze(Frozen):
+    """A stack's freeze windows, their time zone and whether an override may open them."""
+
+    time_zone: str = "UTC"
+    allow_override: bool = False
+    windows: tuple[FreezeWindow, ...] = ()
+
+
 class StackState(Frozen):
     """A stack's rollout state: every setting a gate reads."""
 
     stack: str | None
     tier: str | None = None
-    promotes_from: str | None = None
+    #: The stacks ``promotesFrom`` names (none: the stack promotes from no other).
+    promotes_from: tuple[str, ...] = ()
+    #: The fleet-wide limit's group and its limit (None: the stack counts against no limit).
+    fleet_group: str | None = None
+    fleet_limit: int | None = None
+    #: Services that move together, by group name.
+    release_groups: dict[str, tuple[str, ...]] = {}
+    freeze: Freeze = Freeze()
     #: Where the stack's objects live (Kubernetes namespace); None: not recorded or not Kubernetes.
     namespace: str | None = None
     thresholds: Thresholds = Thresholds()
@@ -229,12 +274,37 @@ class Evidence(Frozen):
     services: dict[str, ServiceEvidence] = {}
 
 
+class FleetView(Frozen):
+    """What the fleet gates read beyond the upstreams: the deployed states of other stacks.
+
+    ``ancestors``: every stack upstream of this one (``promotesFrom``, followed to the
+    roots), whose rollbacks halt it; ``groups``: the stacks of each fleet-limit group
+    this stack names (deployed or proposed), itself left out; ``states``: each of
+    those stacks' deployed state, read once; ``proposed``: the group's stacks as their
+    files propose them; ``problems``: why a state could not be read.
+    """
+
+    ancestors: tuple[str, ...] = ()
+    groups: dict[str, tuple[str, ...]] = {}
+    states: dict[str, UpstreamState] = {}
+    #: The state each group stack's file proposes (a change that starts two of them at once counts both).
+    proposed: dict[str, UpstreamState] = {}
+    problems: dict[str, str] = {}
+
+
 class Transition(Frozen):
     """One proposed change of a stack, with everything it is judged against."""
 
     deployed: DeployedState | None
     proposed: ProposedState
+    #: The upstream state when the stack promotes from one stack (the first of several).
     upstream: UpstreamState | None = None
+    #: Every upstream's state by stack name (``promotesFrom`` naming several), ``upstream`` included.
+    upstreams: dict[str, UpstreamState] = {}
+    #: Why an upstream's state could not be read, by stack name.
+    upstream_problems: dict[str, str] = {}
+    #: The other stacks the fleet gates read (None: not known, e.g. a transition built without them).
+    fleet: FleetView | None = None
     evidence: Evidence | None = None
     now: datetime
     #: Why the deployed state could not be read (then nothing above 0 % can be judged).
@@ -248,12 +318,27 @@ class Transition(Frozen):
     def never_deployed(self) -> bool:
         return self.deployed is None and self.deployed_problem is None
 
+    def upstream_of(self, name: str) -> tuple[UpstreamState | None, str | None]:
+        """The state of the upstream stack ``name``, or why there is none."""
+        if name in self.upstreams:
+            return self.upstreams[name], None
+        if name in self.upstream_problems:
+            return None, self.upstream_problems[name]
+        if self.upstream is not None and (self.upstream.stack == name or not self.upstreams):
+            return self.upstream, None
+        if self.upstream_problem and not self.upstreams:
+            return None, self.upstream_problem
+        return None, None
+
 
 __all__ = [
     "TIERS",
     "DeployedState",
     "Entry",
     "Evidence",
+    "FleetView",
+    "Freeze",
+    "FreezeWindow",
     "LiveRoute",
     "Measure",
     "ProposedState",

@@ -7,7 +7,8 @@ One relay runs beside each stack's Alertmanager. It serves:
   ``http_config.authorization``); anything else is answered 401 and sends
   nothing. Each *firing* alert labelled ``rollback="true"`` (a rollback trigger)
   becomes one ``repository_dispatch`` (``event_type: rollback``,
-  ``client_payload: {stack, service, reason}``) to
+  ``client_payload: {stack, service, reason}``, and ``group`` for a member of a
+  release group) to
   ``{forge-url}/repos/OWNER/NAME/dispatches`` with ``GITHUB_TOKEN``. An alert
   already dispatched (same fingerprint and start time: Alertmanager repeats a
   group at its repeat and group intervals), a resolved alert and any other
@@ -303,8 +304,11 @@ class Relay:
         metrics: Metrics,
         route_update: RouteUpdate | None = None,
         services: Iterable[str] | None = None,
+        groups: dict[str, str] | None = None,
     ) -> None:
         self.stack = stack
+        #: Each grouped service's release group: the dispatch names it, and the Rollback workflow rolls back every member.
+        self.groups = dict(groups or {})
         self._expected = f"Bearer {relay_token}".encode()
         self.forge = forge
         self.metrics = metrics
@@ -356,9 +360,10 @@ class Relay:
         try:
             if self.route_update is not None:
                 await self._take_out_of_traffic(trigger.service, deadline)
-            ok, what = await self.forge.dispatch(
-                {"event_type": EVENT_TYPE, "client_payload": trigger.client_payload(self.stack)}, deadline
-            )
+            payload = trigger.client_payload(self.stack)
+            if trigger.service in self.groups:
+                payload["group"] = self.groups[trigger.service]
+            ok, what = await self.forge.dispatch({"event_type": EVENT_TYPE, "client_payload": payload}, deadline)
         finally:
             self._settle(trigger.key, ok)
         if ok:

@@ -8,7 +8,7 @@ and when to change it; docs/configuration.md is the reference for users.
 A module per area: :mod:`.fields` (the field types and their validators, the
 base :class:`Model`), :mod:`.targets`, :mod:`.monitoring` (with :mod:`.confidence`,
 the canary's confidence settings, and :mod:`.existing`, an operator already in the
-cluster), :mod:`.alerting`, :mod:`.services`, :mod:`.flags`, and :mod:`.stack`
+cluster), :mod:`.alerting`, :mod:`.services`, :mod:`.flags`, :mod:`.fleet`, and :mod:`.stack`
 (:class:`StackConfig`, which holds them all). Every public name is importable from here.
 """
 
@@ -50,6 +50,13 @@ from rollout.model.config.fields import (
     ServiceName,
     StackName,
     Timestamp,
+)
+from rollout.model.config.fleet import (
+    FleetSettings,
+    FreezeSettings,
+    FreezeWindowSettings,
+    PromotesFrom,
+    upstream_names,
 )
 from rollout.model.config.flags import (
     FLAG_KEY,
@@ -118,6 +125,10 @@ __all__ = [
     "FLAG_STRATEGIES",
     "Flag",
     "FlagBase",
+    "FleetSettings",
+    "FreezeSettings",
+    "FreezeWindowSettings",
+    "PromotesFrom",
     "GatewayRef",
     "GrafanaSettings",
     "HistoryEntry",
@@ -164,4 +175,5 @@ __all__ = [
     "Timestamp",
     "ToleranceSettings",
     "TrackSettings",
+    "upstream_names",
 ]

@@ -87,7 +87,17 @@ class HistoryEntry(Model):
     change mid-rollout: entries keep the plan they were written with.
     """
     reason: str | None = None
-    """Why (required by ``rollout rollback``, optional otherwise)."""
+    """Why (required by ``rollout rollback``, ``override`` and ``resume``, optional otherwise)."""
+    kind: Literal["stage", "override", "resume"] = "stage"
+    """``stage`` (a stage entered: every entry written by ``advance``, ``release``, ``promote`` and
+    ``rollback``), ``override`` (an emergency override of the freeze windows for this service, until
+    ``until``: ``rollout override``) or ``resume`` (a fleet halt lifted: this stack's rollback of
+    ``release`` no longer stops the stacks downstream, ``rollout resume``). An override or a resume
+    keeps the weight of the entry before it and changes no stage."""
+    by: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    """Who recorded an ``override`` or a ``resume`` (required for those, refused on a stage)."""
+    until: Timestamp | None = None
+    """When an ``override`` ends (UTC; required for an override, after its ``startedAt``)."""
 
 
 class RolloutSettings(Model):
@@ -114,6 +124,25 @@ class RolloutSettings(Model):
                 raise KeyedError(("stages",), f"{weights} must end at 100")
         elif self.stages is not None:
             raise KeyedError(("stages",), f"is only for plan: custom; plan {self.plan} has its own")
+        for index, entry in enumerate(self.history):
+            if entry.kind == "stage":
+                for key in ("by", "until"):
+                    if getattr(entry, key) is not None:
+                        raise KeyedError(("history", index, key), "is only for an override or a resume entry")
+                continue
+            if index == 0:
+                raise KeyedError(("history", 0, "kind"), f"{entry.kind}: the first entry is a stage")
+            if entry.weight != self.history[index - 1].weight:
+                raise KeyedError(("history", index, "weight"), f"{entry.weight}: an {entry.kind} keeps the weight "
+                                 f"of the entry before it ({self.history[index - 1].weight})")
+            for key in ("by", "reason"):
+                if not (getattr(entry, key) or "").strip():
+                    raise KeyedError(("history", index, key), f"is required for an {entry.kind}: who and why")
+            if entry.kind == "override" and (entry.until is None or entry.until <= entry.started_at):
+                raise KeyedError(("history", index, "until"),
+                                 "is required for an override and must be after its startedAt")
+            if entry.kind == "resume" and entry.until is not None:
+                raise KeyedError(("history", index, "until"), "is only for an override")
         for index, entry in enumerate(self.history):
             allowed = self.entry_weights(entry)
             if entry.weight not in allowed:
@@ -166,7 +195,13 @@ class RolloutSettings(Model):
 
     @property
     def current(self) -> HistoryEntry:
+        """The last entry (an override or a resume keeps the stage of the one before)."""
         return self.history[-1]
+
+    @property
+    def stages_entered(self) -> list[HistoryEntry]:
+        """The stage entries alone: what the plan's walk is made of."""
+        return [entry for entry in self.history if entry.kind == "stage"]
 
     @property
     def weight(self) -> int:

@@ -8,7 +8,14 @@ from pydantic import Field, field_validator, model_validator
 
 from rollout.model import conventions
 from rollout.model.config.alerting import AlertingSettings, RollbackSettings, SecretsSettings
-from rollout.model.config.fields import Model, StackName
+from rollout.model.config.fields import DnsLabel, Model
+from rollout.model.config.fleet import (
+    FleetSettings,
+    FreezeSettings,
+    PromotesFrom,
+    ReleaseGroupMembers,
+    upstream_names,
+)
 from rollout.model.config.flags import FLAG_KEY, AllAtOnceFlag, CanaryFlag, Flag
 from rollout.model.config.monitoring import CanaryThresholds, MetricNames, MonitoringSettings, SloSettings
 from rollout.model.config.services import ServiceSettings
@@ -23,8 +30,19 @@ class StackConfig(Model):
     """``docker`` (the local stack) or ``kubernetes``."""
     tier: Literal["development", "staging", "production"]
     """Drives the conservative defaults and which policies are mandatory."""
-    promotes_from: StackName | None = None
-    """The stack that must complete a stage before this one may enter it (a stack name)."""
+    promotes_from: PromotesFrom | None = None
+    """The stack that must complete a stage before this one may enter it (a stack name), or a list
+    of stacks that must all have completed it (a wave after several stacks). The stacks and their
+    ``promotesFrom`` form the fleet's graph; a cycle or an unknown stack is refused."""
+    fleet: FleetSettings | None = None
+    """The fleet-wide limit this stack counts against (a named group of stacks); unset: none."""
+    release_groups: dict[DnsLabel, ReleaseGroupMembers] = {}
+    """Services that move together, by group name (``checkout: [checkout-api, checkout-worker]``):
+    no member enters a stage before every member completed the stage below
+    (``rollout-release-group-in-step``), a rollback of one member rolls back every member, and
+    ``rollout release``/``promote`` take the group (``--group``)."""
+    freeze: FreezeSettings = FreezeSettings()
+    """Freeze windows: when no advance, release or promote may begin."""
     kubernetes: KubernetesSettings | None = None
     """Required with target kubernetes."""
     docker: DockerSettings | None = None
@@ -68,6 +86,16 @@ class StackConfig(Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise KeyedError(("services",), f"duplicate service name {', '.join(duplicates)}")
+        grouped: dict[str, str] = {}
+        for group, members in self.release_groups.items():
+            for member in members:
+                if member not in names:
+                    raise KeyedError(("releaseGroups", group),
+                                     f"{member!r} is not a service of this stack; allowed: {', '.join(names)}")
+                if member in grouped:
+                    raise KeyedError(("releaseGroups", group),
+                                     f"{member} is already in release group {grouped[member]}; a service is in one group")
+                grouped[member] = group
         for key in conventions.SAFETY_FLAGS:
             flag = self.flags.get(key)
             if flag is None:
@@ -122,6 +150,15 @@ class StackConfig(Model):
         if self.rollback.relay is None:
             return False
         return self.tier == "production" if self.rollback.fast_path is None else self.rollback.fast_path
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        """The stacks ``promotesFrom`` names, in its order."""
+        return upstream_names(self.promotes_from)
+
+    def release_group_of(self, service: str) -> str | None:
+        """The release group ``service`` belongs to; None when it moves alone."""
+        return next((group for group, members in self.release_groups.items() if service in members), None)
 
     @property
     def selector_labels(self) -> dict[str, str]:
