@@ -56,7 +56,9 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
     path = stack_file(args.stack, args.project)
     names = acted_on(config, args.service, args.all_services, "advance")
     allowed, refused, notes, state = [], [], [], None
-    for unit in units(config, names):
+    # With --all-services a release group's members are judged together; one service alone otherwise.
+    found_units = units(config, names) if args.all_services else [[name] for name in names]
+    for unit in found_units:
         advance = advance_edit(config, args.stack, unit, args.reason, now)
         state = advance.state
         for line in advance.skipped:
@@ -71,7 +73,7 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
     if not allowed and not refused:
         say("rollout: nothing to advance", file=sys.stderr)
         return EXIT_REFUSED
-    several = len(units(config, names)) > 1
+    several = len(found_units) > 1
     for advance, verdict in refused:
         if several:
             say(f"{', '.join(e.service for e in advance.entries)}: not advanced:", file=sys.stderr)

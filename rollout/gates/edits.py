@@ -75,9 +75,10 @@ def acted_on(config: StackConfig, name: str | None, all_services: bool, command:
         if len(names) > 1:
             raise UsageError(f"this stack has {len(names)} services ({', '.join(names)}): name one with --service, "
                              f"or pass --all-services to {command} every one")
-        name = names[0]
-    # A member of a release group moves with its group (rollout.gates.fleet).
-    return rollback_services(config, selected_services(config, name)[0])
+        return names
+    # One service: a member of a release group keeps in step with the others by the gate
+    # (rollout.gates.fleet); a rollback takes its group with it (rollback_services).
+    return selected_services(config, name)
 
 
 def promoted(service: Mapping[str, Any]) -> bool:
@@ -284,7 +285,8 @@ def rollback_edit(
     config = validate(read_stack_file(path, project), display_path(path, project))
     entries, notes = [], []
     # One service, its release group with it, or every one with --all-services.
-    for name in acted_on(config, service, all_services, "roll back"):
+    names = acted_on(config, service, all_services, "roll back")
+    for name in names if all_services else rollback_services(config, names[0]):
         current_service = config.service(name)
         current = current_service.rollout.current
         if current.started_at > now:
