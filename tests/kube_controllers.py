@@ -77,8 +77,10 @@ class Readiness:
                 self.seen[key] = now
                 self._replica_set(namespace, deployment)
             elif now - self.seen[key] >= self.delay:
-                self._make_ready(namespace, deployment)
+                # Stamped as the status is sent: a watcher (the provider's await) may see the
+                # pods ready as soon as the API server stores it, before this client hears back.
                 self.ready[key] = time.monotonic()
+                self._make_ready(namespace, deployment)
 
     def _template(self, deployment) -> tuple[str, dict]:
         template = self.api.sanitize_for_serialization(deployment.spec.template)
