@@ -1,4 +1,6 @@
-# The two commands of the README: `make up` (the dev stack) and `make test`.
+# The two commands of the README: `make up` (the dev stack) and `make test`;
+# `make preview STACK=S` and `make up STACK=S` run the engine with the policy
+# config `rollout stage` wrote for the stack (scripts/up).
 # Each installs whatever is missing first: the virtualenv and Python packages,
 # and Debian's prometheus and prometheus-alertmanager for the tests.
 SHELL := /bin/bash
@@ -11,7 +13,7 @@ STACK ?= dev
 # first, so `make` targets and the tests run the pinned engine.
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: up test deps tools check render bench clean
+.PHONY: up preview test deps tools check render bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,9 @@ tools:
 
 up: deps
 	@scripts/up $(STACK)
+
+preview: deps
+	@scripts/up --preview $(STACK)
 
 # The whole suite, in parallel (pytest-xdist): PYTEST_WORKERS processes, each
 # test module kept on one of them (--dist loadfile), so a module's shared

@@ -96,10 +96,18 @@ def safety_flags(config: StackConfig) -> list[Recording]:
     ]
 
 
+def stage_index(weights: tuple[int, ...], weight: int) -> int:
+    """The 1-based position of ``weight`` among a plan's stage weights; 0 when it is none of them."""
+    return weights.index(weight) + 1 if weight in weights else 0
+
+
 def rollout_state(config: StackConfig) -> list[Recording]:
     """Each service's rollout stage from the stack config, as series a dashboard can draw.
 
     Rewritten on every deploy, so the recorded history is the weight over time.
+    The stage index is the weight's 1-based position in the service's plan, and 0
+    when the weight is not a stage of the plan (a plan changed mid-rollout, from a
+    weight the new plan skips: the next advance goes to the new plan's next stage).
     """
     rules = []
     for service in config.services:
@@ -108,7 +116,7 @@ def rollout_state(config: StackConfig) -> list[Recording]:
         weights = settings.plan_model.weights
         rules += [
             Recording(c.ROLLOUT_WEIGHT, f"vector({settings.weight})", labels),
-            Recording(c.ROLLOUT_STAGE, f"vector({weights.index(settings.weight) + 1})", labels),
+            Recording(c.ROLLOUT_STAGE, f"vector({stage_index(weights, settings.weight)})", labels),
             Recording(c.ROLLOUT_STAGE_STARTED, f"vector({int(settings.current.started_at.timestamp())})", labels),
         ]
     return rules

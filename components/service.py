@@ -4,6 +4,17 @@ Kubernetes: a Deployment and a Service per track, a PodDisruptionBudget per
 track in production, and a Gateway API HTTPRoute with backend weights
 stable 100 - w and canary w (rollout/build/traffic.py builds every object).
 
+Traffic follows readiness: the route depends on the Services and on the
+Deployments whose pods take its traffic (:func:`rollout.build.traffic.traffic_takers`),
+and the Kubernetes provider awaits a Deployment's rollout (its new ReplicaSet's
+pods ready) before the engine applies anything that depends on it. So a weight
+goes up only once the canary's scale-up is ready, and a promote moves traffic
+to stable only once stable runs the release on ready pods. When the canary's
+weight goes down (a rollback, a promote), its Deployment depends on the route
+instead: traffic leaves it before it scales down (to zero once promoted).
+``kubernetes.skipAwait`` would turn the waiting off; production refuses it
+(policies/production.py).
+
 Docker: one container per track on the stack's network. Plain Docker has no
 weighted routing: both tracks are published on their own 127.0.0.1 ports, the
 weight is recorded as a label, and sending traffic to each track is left to
@@ -45,11 +56,19 @@ class KubernetesCanaryService(pulumi.ComponentResource):
         def meta(document: dict) -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, **document["metadata"])
 
-        for track in c.TRACKS:
+        takers = traffic.traffic_takers(service)
+
+        def deployment(track: str, opts: pulumi.ResourceOptions):
             spec = traffic.deployment(config, service, track)
-            k8s.apps.v1.Deployment(f"{name}-{track}", metadata=meta(spec), spec=spec["spec"], opts=child)
+            return k8s.apps.v1.Deployment(f"{name}-{track}", metadata=meta(spec), spec=spec["spec"], opts=opts)
+
+        waited_for = []
+        for track in c.TRACKS:
+            if track in takers:
+                waited_for.append(deployment(track, child))
             svc = traffic.service_object(service, track)
-            k8s.core.v1.Service(f"{name}-{track}-service", metadata=meta(svc), spec=svc["spec"], opts=child)
+            waited_for.append(k8s.core.v1.Service(f"{name}-{track}-service", metadata=meta(svc), spec=svc["spec"],
+                                                  opts=child))
             if config.tier == "production":
                 pdb = traffic.disruption_budget(service, track)
                 k8s.policy.v1.PodDisruptionBudget(f"{name}-{track}-pdb", metadata=meta(pdb), spec=pdb["spec"], opts=child)
@@ -60,8 +79,12 @@ class KubernetesCanaryService(pulumi.ComponentResource):
             kind=route["kind"],
             metadata=meta(route),
             spec=route["spec"],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waited_for),
         )
+        for track in c.TRACKS:
+            if track not in takers:
+                # Its pods take no traffic once the route is applied: they change (scale down) after it.
+                deployment(track, pulumi.ResourceOptions(parent=self, depends_on=[self.route]))
         self.register_outputs({"weight": service.rollout.weight})
 
 

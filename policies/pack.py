@@ -8,12 +8,21 @@ every gate: ``{"deployedState": {...}, "deployedStateSource": "...",
 "upstreamState": {...}, "upstreamStateSource": "...", "upstreamStates": {...},
 "fleet": {...}, "evidence": {...}, "changedFiles": [...]}`` (``upstreamStates``:
 each upstream's state when ``promotesFrom`` names several; ``fleet``: the other
-stacks the fleet gates read, rollout.gates.fleetread), written by ``python -m policies.pack --stack S``,
+stacks the fleet gates read, rollout.gates.fleetread), written by ``python -m
+policies.pack --stack S [--evidence FILE] [--base REF] [--deployed-state FILE]
+[--rollback]`` (and by ``rollout stage``, to ``build/policy-config-<stack>.json``),
 which decides what is deployed exactly as ``rollout check`` does
 (rollout.gates.deployed: the backend's last applied state, else the stack file
 at the git base, else never deployed). Resource policies default to mandatory;
-policies/config/advisory.json lowers them to advisory for stacks whose
-deployed and proposed tiers are both below production, as ``rollout check`` does.
+the written config lowers them to advisory (``"<policy>": "advisory"``) for a
+stack whose deployed and proposed tiers are both below production, as ``rollout
+check`` does, and in every stack with ``--rollback``. policies/config/advisory.json
+holds those entries alone, for a hand-run ``pulumi preview --policy-pack-config``.
+
+A preview run without any config (a plain ``pulumi preview --policy-pack
+policies``) reads ``build/policy-config-<stack>.json`` when ``rollout stage``
+wrote it after the stack file's last change (policies/resources.py); otherwise
+its gates judge against the stack file at HEAD without evidence, and say so.
 """
 
 from __future__ import annotations
@@ -98,6 +107,31 @@ def _project():
     return next((folder for folder in (start, *start.parents) if (folder / "Pulumi.yaml").is_file()), project_root())
 
 
+def stack_config(stack: str, project, evidence: dict | None = None, base: str | None = None,
+                 deployed_file=None, rollback: bool = False, config=None) -> dict:
+    """The pack's config for ``stack`` of ``project``: what ``python -m policies.pack`` prints and
+    ``rollout stage`` writes. What is deployed is decided as ``rollout check`` decides it; ConfigError
+    and UsageError go to the caller."""
+    from rollout.gates.check import stack_transition
+    from rollout.gates.ratchet import raises_weight, tier
+
+    judged = stack_transition(stack, project, evidence=evidence, base=base, config=config, deployed_file=deployed_file)
+    t = judged.transition
+    gates = {
+        "deployedState": judged.deployed_raw if evidence is None else None,
+        "deployedStateSource": judged.deployed_source if evidence is None else None,
+        "upstreamState": judged.upstream_raw,
+        "upstreamStateSource": judged.upstream_source,
+        # promotesFrom naming several stacks: each one's state; the fleet gates' view of the other stacks.
+        "upstreamStates": judged.upstreams_raw or None,
+        "fleet": judged.fleet_raw,
+        "changedFiles": list(t.changed_files) if t.changed_files is not None else None,
+    }
+    # Beside an advance, the resource policies are mandatory while either tier is production.
+    advisory = rollback or tier(t.proposed, t.deployed if raises_weight(t) else None) != "production"
+    return policy_config(evidence, advisory, gates)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m policies.pack --stack S [--evidence FILE] [--base REF] [--deployed-state FILE] [--rollback]``:
     print the policy config.
@@ -110,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pathlib import Path
 
-    from rollout.gates.check import load_evidence, stack_transition
-    from rollout.gates.ratchet import raises_weight, tier
+    from rollout.gates.check import load_evidence
     from rollout.load.stack import load_stack
     from rollout.model.errors import ConfigError, UsageError
 
@@ -132,28 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         evidence = load_evidence(args.evidence) if args.evidence else None
         project = _project()
         config = load_stack(args.stack, project)
-        judged = stack_transition(args.stack, project, evidence=evidence, base=args.base, config=config,
-                                  deployed_file=Path(args.deployed_state) if args.deployed_state else None)
+        written = stack_config(args.stack, project, evidence, args.base,
+                               Path(args.deployed_state) if args.deployed_state else None, args.rollback, config)
     except ConfigError as err:
         print("\n".join(err.problems), file=sys.stderr)
         return 2
     except UsageError as err:
         print(f"policies.pack: {err}", file=sys.stderr)
         return 2
-    t = judged.transition
-    gates = {
-        "deployedState": judged.deployed_raw if evidence is None else None,
-        "deployedStateSource": judged.deployed_source if evidence is None else None,
-        "upstreamState": judged.upstream_raw,
-        "upstreamStateSource": judged.upstream_source,
-        # promotesFrom naming several stacks: each one's state; the fleet gates' view of the other stacks.
-        "upstreamStates": judged.upstreams_raw or None,
-        "fleet": judged.fleet_raw,
-        "changedFiles": list(t.changed_files) if t.changed_files is not None else None,
-    }
-    # Beside an advance, the resource policies are mandatory while either tier is production.
-    advisory = args.rollback or tier(t.proposed, t.deployed if raises_weight(t) else None) != "production"
-    sys.stdout.write(json.dumps(policy_config(evidence, advisory, gates), indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(written, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -24,6 +24,8 @@ import yaml
 
 from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
+from policies.production import PRODUCTION_POLICIES, idle_canary
+from policies.staged import GATE_KEYS
 from policies.transition import _is_list, gate_transition, whole_numbers  # noqa: F401 - the pack's names
 from rollout.gates.judge import GATE_POLICIES, judge
 from rollout.gates.ratchet import raises_weight
@@ -42,6 +44,9 @@ CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 GRAFANA_PROVIDER = "pulumi:providers:grafana"
 ALERTMANAGER_FILE = c.DOCKER_ALERTMANAGER_FILE
+#: Said after "no gate evidence" when the pack ran without its config (a plain `pulumi preview`).
+NO_CONFIG_HINT = ("; this preview ran without the pack's config: `rollout stage --stack S --service N` gathers the "
+                  "evidence, advances and writes build/policy-config-S.json, and `make preview STACK=S` passes it")
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,9 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
         if state is None:
             return [(STATE_STASH, "the program declared no rollout state; the gates cannot judge")]
         violations = judge(gate_transition(state, context))
-        return [(f"service {v.service}", v.message) for v in violations if v.policy == name]
+        unconfigured = not any(key in (context.config or {}) for key in GATE_KEYS)
+        return [(f"service {v.service}", v.message + (NO_CONFIG_HINT if unconfigured and "no gate evidence" in v.message
+                                                       else "")) for v in violations if v.policy == name]
 
     return check
 
@@ -179,6 +186,8 @@ def production_replicas(resources: list[Resource], context: Context) -> Iterable
         if resource.type != DEPLOYMENT:
             continue
         spec = resource.props.get("spec") or {}
+        if int(spec.get("replicas") or 0) == 0 and idle_canary(resource, rollout_state(resources)):
+            continue  # promoted: the canary runs no pods until the next release (rollout.build.traffic)
         if int(spec.get("replicas") or 0) < 2:
             yield resource.name, f"runs {spec.get('replicas')} replica(s); production needs at least 2"
         pod_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
@@ -188,6 +197,14 @@ def production_replicas(resources: list[Resource], context: Context) -> Iterable
         )
         if not covered:
             yield resource.name, "no PodDisruptionBudget selects its pods"
+
+
+def _in_production(check: Callable[[list[Resource], Mapping[str, Any] | None], Iterable[tuple[str, str]]]):
+    """A policy of policies/production.py: it reports only in a production-tier stack."""
+    def policy(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
+        return check(resources, rollout_state(resources)) if tier_of(resources, context) == "production" else []
+
+    return policy
 
 
 def route_weights(resources: list[Resource], context: Context) -> Iterable[tuple[str, str]]:
@@ -459,7 +476,7 @@ POLICIES: tuple[Policy, ...] = tuple(
         False,
         prometheus_storage,
     ),
-)
+) + tuple(Policy(name, about, remedy, False, _in_production(check)) for name, about, remedy, check in PRODUCTION_POLICIES)
 
 
 def run_policies(resources: list[Resource], context: Context, policies: Iterable[Policy] = POLICIES) -> list[Violation]:

@@ -8,7 +8,10 @@ the gates take (policies/rules.py runs them per policy).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
+
+from policies.staged import GATE_KEYS, staged_config
 
 from rollout.gates.deployed import resolve_deployed
 from rollout.gates.fleetread import FleetReader
@@ -61,6 +64,11 @@ def gate_transition(state: Mapping[str, Any], context: Any) -> Transition:
     asks the same function, without the backend: the stack file at HEAD, else never deployed.
     """
     config = _config(context)
+    if not any(key in config for key in GATE_KEYS):
+        # A plain `pulumi preview --policy-pack policies`: what `rollout stage` staged, when it is current.
+        staged = staged_config(project_root(), str(state.get("stack")))
+        if staged is not None:
+            config = _config(SimpleNamespace(config=staged))
     evidence = config.get("evidence")
     deployed, upstream = config.get("deployedState"), config.get("upstreamState")
     if evidence is None and deployed is None and "deployedStateSource" not in config:

@@ -154,7 +154,18 @@ def test_advance_with_healthy_evidence_then_promote_after_completion(project, tm
     service = yaml.safe_load(stack_text(project, "staging"))["config"]["rollout:services"][0]
     assert (service["stable"]["image"], service["stable"]["previousImage"]) == (R, OLD)
     assert history(project, "staging")[-1]["weight"] == 0
+    # A promote is judged like an advance out of the final stage: without evidence it is refused...
     result = check(project)
+    assert result.returncode == 1, result.stdout
+    assert "rollout-canary-within-budget (service genesis): no gate evidence" in result.stdout
+    # ... and with evidence over the 100 % stage it passes.
+    final = state_at_ref("staging", project, "HEAD")
+    evidence["deployedState"] = final
+    evidence["collectedAt"] = format_time(utc_now())
+    evidence["services"]["genesis"].update(stageWeight=100, stageStartedAt=final["services"]["genesis"]["stageStartedAt"],
+                                           trafficSince=final["services"]["genesis"]["stageStartedAt"])
+    file.write_text(json.dumps(evidence))
+    result = check(project, "staging", "--evidence", str(file))
     assert result.returncode == 0, result.stdout
     commit_all(project, "promoted")
     # A revert to the stable image deployed before passes.

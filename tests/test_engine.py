@@ -74,6 +74,26 @@ def test_up_of_dev_writes_the_manifests_with_the_provider(dev):
     assert "hooks.slack.example" not in text
 
 
+def route_dependencies(project: EngineProject, stack: str) -> tuple[dict[str, str], list[str]]:
+    """The resources of the stack's state by URN type and name, and the route's recorded dependencies."""
+    import json
+
+    exported = project.pulumi("stack", "export", "-s", stack)
+    assert exported.returncode == 0, exported.stderr
+    resources = json.loads(exported.stdout)["deployment"]["resources"]
+    urns = {r["urn"].rsplit("::", 1)[-1]: r["urn"] for r in resources if r["urn"].count("::") >= 3}
+    (route,) = [r for r in resources if r["urn"].endswith(f"::{SERVICE}-route")]
+    return urns, route.get("dependencies") or []
+
+
+def test_the_state_shows_each_route_after_the_deployments_whose_pods_take_its_traffic(dev):
+    """At 10 % both tracks take the route's traffic: the route depends on both Deployments (and
+    Services), so the engine applies it only after the provider awaited their pods."""
+    urns, dependencies = route_dependencies(dev, "dev")
+    for name in (f"{SERVICE}-stable", f"{SERVICE}-canary", f"{SERVICE}-stable-service", f"{SERVICE}-canary-service"):
+        assert urns[name] in dependencies, (name, dependencies)
+
+
 def test_preview_reports_the_packs_verdict_and_a_rollback_is_allowed(dev):
     clean = dev.preview("dev")
     assert clean.returncode == 0, clean.stdout + clean.stderr

@@ -103,23 +103,23 @@ def test_a_whole_release_through_the_fleet(fleet):
     assert code == 2 and "release group checkout" in err
 
     # --- wave 0 first; the release groups in lockstep -------------------------------------------
-    refused(fleet, STAGING_FIRST, "advance", "--stack", "prod-canary", "--now", t2)
+    refused(fleet, STAGING_FIRST, "advance", "--stack", "prod-canary", "--all-services", "--now", t2)
     ok(fleet, "advance", "--stack", "staging", "--service", "checkout-api", "--now", t2)
     # checkout-worker has not entered 50 %: checkout-api may not go on to 100 %.
     out = refused(fleet, RELEASE_GROUP_IN_STEP, "advance", "--stack", "staging", "--service", "checkout-api", "--now", t3)
     assert "checkout-worker of release group checkout" in out
     for service in ("checkout-worker", "search-api", "search-indexer", "search-web"):
         ok(fleet, "advance", "--stack", "staging", "--service", service, "--now", t3)
-    ok(fleet, "advance", "--stack", "staging", "--now", t4)  # every service to 100 %, together
+    ok(fleet, "advance", "--stack", "staging", "--all-services", "--now", t4)  # every service to 100 %, together
     assert {h[-1]["weight"] for h in (history(fleet, "staging", s) for s in ("checkout-api", "search-web"))} == {100}
 
     # --- wave 1, then wave 2: each after the wave before completed the stage ---------------------
-    ok(fleet, "advance", "--stack", "prod-canary", "--now", t4)
-    refused(fleet, STAGING_FIRST, "advance", "--stack", "prod-r01", "--now", t4)
+    ok(fleet, "advance", "--stack", "prod-canary", "--all-services", "--now", t4)
+    refused(fleet, STAGING_FIRST, "advance", "--stack", "prod-r01", "--all-services", "--now", t4)
     # --- the fleet-wide limit: three regions at a time before one completes the release --------
     for region in REGIONS[:3]:
-        ok(fleet, "advance", "--stack", region, "--now", t5)
-    out = refused(fleet, FLEET_LIMIT, "advance", "--stack", "prod-r04", "--now", t5)
+        ok(fleet, "advance", "--stack", region, "--all-services", "--now", t5)
+    out = refused(fleet, FLEET_LIMIT, "advance", "--stack", "prod-r04", "--all-services", "--now", t5)
     assert "fleet group regions allows 3 stack(s)" in out and "prod-r01 at 50%" in out
     commit_all(fleet, "deployed: three regions at 50 %")
     checked(fleet, "prod-r04", FLEET_LIMIT, t5)
@@ -129,14 +129,14 @@ def test_a_whole_release_through_the_fleet(fleet):
     # prod-r01 waits for its own soak, the canary region's 100 % and its group's members' 50 %.
     assert rows["prod-r04"]["waitsFor"] == "limit" and rows["prod-r01"]["waitsFor"] == "soak, upstream, group"
     assert rows["prod-r01"]["nextMove"] == f"{MONDAY}T14:00:00Z, after upstream and group"
-    ok(fleet, "advance", "--stack", "prod-canary", "--now", t5)  # the canary region to 100 %
+    ok(fleet, "advance", "--stack", "prod-canary", "--all-services", "--now", t5)  # the canary region to 100 %
 
     # --- a freeze refuses; an override passes with its entry; a stack without overrides holds ----
     friday = "2031-03-07T15:30:00Z"  # 16:30 in Berlin, inside the weekend window
     plan = json.loads(ok(fleet, "plan", "--all", "--format", "json", "--now", friday))
     r02 = next(s for s in plan["schedules"] if s["stack"] == "prod-r02" and s["service"] == "checkout-api")
     assert r02["stages"][2]["earliestStart"] == "2031-03-10T07:00:00Z"  # Monday 08:00 in Berlin
-    out = refused(fleet, FREEZE_WINDOW, "advance", "--stack", "prod-r01", "--now", friday)
+    out = refused(fleet, FREEZE_WINDOW, "advance", "--stack", "prod-r01", "--all-services", "--now", friday)
     assert "inside freeze window weekend (Friday 16:00 to Monday 08:00, Europe/Berlin)" in out
     commit_all(fleet, "deployed: the canary region at 100 %")
     checked(fleet, "prod-r02", FREEZE_WINDOW, friday)
@@ -144,7 +144,7 @@ def test_a_whole_release_through_the_fleet(fleet):
        "--until", "2031-03-07T18:00:00Z", "--now", friday)
     entry = history(fleet, "prod-r01", "checkout-api")[-1]
     assert entry["kind"] == "override" and entry["by"] == "alice" and entry["until"] == "2031-03-07T18:00:00Z"
-    ok(fleet, "advance", "--stack", "prod-r01", "--now", friday)
+    ok(fleet, "advance", "--stack", "prod-r01", "--all-services", "--now", friday)
     assert history(fleet, "prod-r01", "checkout-api")[-1]["weight"] == 100
     code, out, err = run(fleet, "override", "--stack", REGIONS[-1], "--by", "alice", "--reason", "x", "--until",
                          "2031-03-07T18:00:00Z", "--now", friday)

@@ -3,10 +3,14 @@
 The cluster (tests/kube_cluster.py) is etcd and kube-apiserver on 127.0.0.1
 with the prometheus-operator and Gateway API CRDs and the Gateway the routes
 attach to. The stacks use an operator already present (``monitoring.install:
-false``: the charts cannot be fetched here) and ``kubernetes.skipAwait`` (no
-kubelet runs their pods). Each stack deploys into a namespace of its own. What
-is checked is what the API server stored after admission: defaults, CEL rules
-and immutable fields included.
+false``: the charts cannot be fetched here). No kubelet runs their pods: a
+stand-in (tests/kube_controllers.py) makes each Deployment's pods ready a moment
+after it changes, so the provider's readiness await runs as on a real cluster
+(production refuses ``kubernetes.skipAwait``), and a route's change can be held
+against the readiness of the Deployments it waits for. Each stack deploys into a
+namespace of its own. What is checked is what the API server stored after
+admission: defaults, CEL rules and immutable fields included; and that the
+rendered pods are admitted by Pod Security's ``restricted`` profile.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 import figures
 from engine import EngineProject, commit_all, engine_project, healthy_evidence, service, stage_history
 from kube_cluster import start_cluster
+from kube_controllers import Readiness
 from rollout.gates.judge import NEXT_STAGE_ONLY
 
 pytestmark = [pytest.mark.engine, pytest.mark.cluster]
@@ -35,9 +40,11 @@ def cluster(tmp_path_factory):
     running = start_cluster(tmp_path_factory.mktemp("cluster"))
     figures.count("test cluster", "seconds to start (etcd, kube-apiserver, CRDs, Gateway)",
                   round(time.monotonic() - started))
+    running.readiness = Readiness(running.api(), tuple(NAMESPACES.values())).start()
     try:
         yield running
     finally:
+        running.readiness.stop()
         running.stop()
 
 
@@ -50,7 +57,6 @@ def deployed(cluster, tmp_path_factory) -> EngineProject:
         def change(config: dict, stack=stack, weights=weights) -> None:
             config["rollout:monitoring"]["install"] = False
             config["rollout:kubernetes"]["namespace"] = NAMESPACES[stack]
-            config["rollout:kubernetes"]["skipAwait"] = True
             service(config)["rollout"]["history"] = stage_history(now, weights)
             if stack == "production":
                 # The rollback relay with its fast path (its RBAC is what the test exercises).
@@ -270,3 +276,104 @@ def test_the_relays_fast_path_takes_the_canary_out_with_only_its_rbac_and_the_ga
     assert route_weights(cluster, "production") == {f"{SERVICE}-stable": 100, f"{SERVICE}-canary": 0}
     clean = deployed.pulumi("preview", "-s", "production", "--refresh", "--expect-no-changes")
     assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_rendered_pods_are_admitted_by_pod_security_restricted_and_a_soft_one_is_refused(cluster, deployed):
+    """Each service Deployment's pod, as rendered, created in a namespace that enforces Pod
+    Security's restricted profile: admitted; the same pod without its securityContext: refused."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from rollout.build.traffic import manifests
+    from rollout.load.stack import load_stack
+
+    core = client.CoreV1Api(cluster.api())
+    namespace = "restricted-pods"
+    core.create_namespace({"metadata": {"name": namespace, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}})
+    admitted = 0
+    for stack in ("staging", "production"):
+        config = load_stack(stack, deployed.path)
+        for service_config in config.services:
+            for name, manifest in manifests(config, service_config).items():
+                if manifest["kind"] != "Deployment":
+                    continue
+                pod = {"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": f"{stack}-{manifest['metadata']['name']}", "namespace": namespace},
+                       "spec": manifest["spec"]["template"]["spec"]}
+                core.create_namespaced_pod(namespace, pod)
+                admitted += 1
+                soft = json.loads(json.dumps(pod))
+                soft["metadata"]["name"] += "-soft"
+                soft["spec"].pop("securityContext")
+                soft["spec"]["containers"][0].pop("securityContext")
+                with pytest.raises(ApiException) as refused:
+                    core.create_namespaced_pod(namespace, soft)
+                assert refused.value.status == 403 and "violates PodSecurity" in refused.value.body
+    assert admitted == 4
+    figures.count("test cluster", "rendered pods admitted by Pod Security restricted", admitted)
+
+
+def _route_watch(cluster, stack: str, stop):
+    """(monotonic time, canary weight) at each change of the stack's route, until ``stop`` is set."""
+    changes = []
+
+    def poll():
+        last = None
+        while not stop.is_set():
+            weight = route_weights(cluster, stack)[f"{SERVICE}-canary"]
+            if weight != last:
+                changes.append((time.monotonic(), weight))
+                last = weight
+            time.sleep(0.05)
+
+    import threading
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    return changes, thread
+
+
+def _latest(readiness, namespace: str, name: str, table: dict) -> float:
+    key = max((k for k in readiness.seen if k[:2] == (namespace, name)), key=lambda k: k[2])
+    return table[key]
+
+
+def test_traffic_follows_readiness_on_the_api_server(cluster, deployed):
+    """A weight going up lands on the route only after the Deployments whose pods take it are ready;
+    a weight going down moves the route first and scales the canary after it. Without the route's
+    dependencies the engine would apply all three at once, and the route would change first."""
+    import threading
+
+    project, readiness, namespace = deployed, cluster.readiness, NAMESPACES["staging"]
+    before = project.stack_file("staging").read_text()
+    readiness.delay = 3.0
+    stop = threading.Event()
+    changes, thread = _route_watch(cluster, "staging", stop)
+    try:
+        def up_to(config):
+            service(config)["stable"]["replicas"] = 4  # both tracks' Deployments change with the weight
+            service(config)["rollout"]["history"].append(
+                {"weight": 50, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+        project.edit("staging", up_to)
+        up = project.pulumi("up", "-s", "staging", "--yes")
+        assert up.returncode == 0, up.stdout + up.stderr
+        moved = next(at for at, weight in changes if weight == 50)
+        for track in ("stable", "canary"):
+            ready = _latest(readiness, namespace, f"{SERVICE}-{track}", readiness.ready)
+            assert moved >= ready, f"the route moved {ready - moved:.2f}s before {track}'s pods were ready"
+
+        project.edit("staging", lambda c: service(c)["rollout"]["history"].append(
+            {"weight": 0, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": "order"}))
+        down = project.pulumi("up", "-s", "staging", "--yes")
+        assert down.returncode == 0, down.stdout + down.stderr
+        left = next(at for at, weight in changes if weight == 0 and at > moved)
+        scaled = _latest(readiness, namespace, f"{SERVICE}-canary", readiness.seen)
+        assert scaled >= left, f"the canary scaled down {left - scaled:.2f}s before the route moved off it"
+        assert readiness.errors == []
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        readiness.delay = 0.5
+        project.stack_file("staging").write_text(before)

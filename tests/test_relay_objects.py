@@ -221,8 +221,10 @@ def test_the_live_routes_as_kubectl_lists_them_become_evidence(project, tmp_path
     patched = _apply(route, canary_out_patch(route, "genesis"))
     patched["metadata"]["managedFields"] = [{"manager": "pulumi-kubernetes"}, {"manager": FIELD_MANAGER, "operation": "Update"}]
     document = {"apiVersion": "v1", "kind": "List", "items": [patched]}
-    assert live_routes(document, ["genesis", "exodus"]) == {"genesis": {"canaryWeight": 0, "setByRelay": True}, "exodus": None}
-    assert live_routes({"kind": "List", "items": [route]}, ["genesis"]) == {"genesis": {"canaryWeight": 10, "setByRelay": False}}
+    assert live_routes(document, ["genesis", "exodus"]) == {"genesis": {"canaryWeight": 0, "setByRelay": True, "managedFields": True}, "exodus": None}
+    shown = "managedFields" in route["metadata"]
+    assert live_routes({"kind": "List", "items": [route]}, ["genesis"]) == {
+        "genesis": {"canaryWeight": 10, "setByRelay": False, "managedFields": shown}}
     with pytest.raises(ValueError):
         live_routes(["not", "routes"], ["genesis"])
 
@@ -238,7 +240,8 @@ def test_the_live_routes_as_kubectl_lists_them_become_evidence(project, tmp_path
             "--deployed-state", str(state), "--deadline", "0.2", "--timeout", "0.1"]
     done = subprocess.run([*base, "--live-routes", str(routes), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert json.loads(out.read_text())["services"]["genesis"]["liveRoute"] == {"canaryWeight": 0, "setByRelay": True}
+    assert json.loads(out.read_text())["services"]["genesis"]["liveRoute"] == {"canaryWeight": 0, "setByRelay": True,
+                                                                             "managedFields": True}
     routes.write_text("[1, 2]")
     done = subprocess.run([*base, "--live-routes", str(routes)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "--live-routes" in done.stderr

@@ -180,11 +180,19 @@ TABLE = {
     # rollout-stable-completed-release-only, both ways
     "stable edited to an untested image is refused": (then(AT_10, None, stable=UNTESTED), AT_10, None, None,
                                                       {STABLE_COMPLETED_ONLY}),
+    # A promote is judged like an advance out of the final stage: on evidence over it.
     "stable to the canary's release before completion is refused": (then(AT_100_FRESH, 0, stable=R, previous=OLD),
-                                                                    AT_100_FRESH, None, None, {STABLE_COMPLETED_ONLY}),
+                                                                    AT_100_FRESH, None, None,
+                                                                    {STABLE_COMPLETED_ONLY, CANARY_WITHIN_BUDGET}),
     "stable to the canary's release at 50% is refused": (then(AT_50, 0, stable=R, previous=OLD), AT_50, None, None,
                                                          {STABLE_COMPLETED_ONLY}),
-    "a promote after completion passes": (PROMOTED, AT_100_DONE, None, None, set()),
+    "a promote after completion passes on evidence over the final stage": (PROMOTED, AT_100_DONE,
+                                                                           evidence(AT_100_DONE), None, set()),
+    "a promote without evidence is refused": (PROMOTED, AT_100_DONE, None, None, {CANARY_WITHIN_BUDGET}),
+    "a promote of a canary over budget is refused": (PROMOTED, AT_100_DONE, evidence(AT_100_DONE, errorRatio=0.2, **counts(12_000, errors=0.2)),
+                                                     None, {CANARY_WITHIN_BUDGET}),
+    "a promote whose final soak the evidence does not cover is refused": (
+        PROMOTED, AT_100_DONE, evidence(AT_100_DONE, traffic_since=format_time(NOW - DAY)), None, {SOAK_SERVED}),
     "a revert to the previous stable image passes": (then(PROMOTED, None, stable=OLD, previous=R), PROMOTED, None,
                                                      None, set()),
     "a forged previousImage is refused": (then(AT_10, None, previous=UNTESTED), AT_10, None, None,

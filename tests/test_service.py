@@ -57,9 +57,11 @@ def test_each_track_has_a_deployment_and_a_service_under_the_component(runs, sta
 def test_the_flag_configmap_is_mounted_as_a_directory_never_a_subpath(runs, stack):
     for deployment in runs[stack].of_type(DEPLOYMENT):
         pod = deployment.inputs["spec"]["template"]["spec"]
-        (mount,) = pod["containers"][0]["volumeMounts"]
+        (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "flags"]
         assert mount["mountPath"] == "/etc/flagd" and "subPath" not in mount
-        assert pod["volumes"] == [{"name": "flags", "configMap": {"name": "rollout-flags"}}]
+        assert {"name": "flags", "configMap": {"name": "rollout-flags"}} in pod["volumes"]
+        # The only other volume is the writable /tmp of a read-only root file system.
+        assert [v["name"] for v in pod["volumes"]] == ["flags", "tmp"]
 
 
 def test_only_production_declares_disruption_budgets(runs):

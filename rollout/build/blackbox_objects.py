@@ -15,6 +15,7 @@ from typing import Any
 
 from rollout.build import yamlout
 from rollout.build.helm_values import BLACKBOX_PORT, BLACKBOX_RELEASE, blackbox_values
+from rollout.build.traffic import spread
 from rollout.model import conventions as c
 from rollout.model import versions
 from rollout.model.config import StackConfig
@@ -48,8 +49,12 @@ def objects(config: StackConfig, stack: str) -> list[dict]:
         return []
     selector = {"app.kubernetes.io/name": NAME}
     probe = {"httpGet": {"path": "/-/healthy", "port": "http"}, "periodSeconds": 10}
+    replicas = 2 if config.tier == "production" else 1
+    constraints = spread(selector, replicas)
     pod = {
         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+        # Replicated: across zones and nodes, as the services' pods (rollout.build.traffic).
+        **({"topologySpreadConstraints": constraints} if constraints else {}),
         "automountServiceAccountToken": False,
         "containers": [
             {
@@ -93,7 +98,7 @@ def objects(config: StackConfig, stack: str) -> list[dict]:
             "spec": {
                 # Production's policies want two pods and a disruption budget for every Deployment:
                 # the Probes are the rollback trigger's eyes.
-                "replicas": 2 if config.tier == "production" else 1,
+                "replicas": replicas,
                 "selector": {"matchLabels": selector},
                 "template": {"metadata": {"labels": _labels()}, "spec": pod},
             },

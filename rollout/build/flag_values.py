@@ -78,6 +78,26 @@ def resolve(
                     thread.join(timeout=WATCHER_JOIN_S)
 
 
-def as_env(values: dict[str, bool]) -> str:
-    """One ``FLAG_<KEY>=true|false`` line per flag, for $GITHUB_ENV or a shell."""
-    return "".join(f"FLAG_{key.upper()}={'true' if on else 'false'}\n" for key, on in sorted(values.items()))
+def percentages(config: StackConfig, at: datetime) -> dict[str, int]:
+    """The share of targeting keys each ``percentage`` and ``progressive`` flag is on for at ``at``:
+    a progressive flag's step in effect then (0 before its first step), as the rendered document
+    tells flagd. Other strategies have no percentage of their own."""
+    found = {}
+    for key, flag in sorted(config.flags.items()):
+        if flag.strategy == "percentage":
+            found[key] = int(flag.percentage)
+        elif flag.strategy == "progressive":
+            begun = [step.percentage for step in flag.steps if flag.start + step.after <= at]
+            found[key] = int(begun[-1]) if begun else 0
+    return found
+
+
+def as_env(values: dict[str, bool], shares: dict[str, int] | None = None) -> str:
+    """One ``FLAG_<KEY>=true|false`` line per flag, for $GITHUB_ENV or a shell, and for each flag with a
+    percentage (``shares``, from :func:`percentages`) a ``FLAG_<KEY>_PERCENT=<0..100>`` line after it."""
+    lines = []
+    for key, on in sorted(values.items()):
+        lines.append(f"FLAG_{key.upper()}={'true' if on else 'false'}\n")
+        if shares and key in shares:
+            lines.append(f"FLAG_{key.upper()}_PERCENT={shares[key]}\n")
+    return "".join(lines)

@@ -85,6 +85,8 @@ def monitoring_documents(config: StackConfig, rule_files: dict[str, dict]) -> li
     for service in config.services:
         documents.append(service_monitor(config, service.name))
         for track in c.TRACKS:
+            if track == c.CANARY and service.canary_idle:
+                continue  # promoted: the canary runs no pods until the next release (rollout.build.traffic)
             url = f"http://{service.name}-{track}.{config.kubernetes.namespace}.svc:{service.port}{service.health.path}"
             documents.append(probe(config, service.name, track, url))
     return documents

@@ -8,6 +8,17 @@ weight 0 the canary takes no traffic (its backend weight is 0), but its pods
 keep running at ``canary.replicas``: they stay health-checked by the blackbox
 probe and the kubelet, so a broken canary image shows (and can trigger its
 rollback) before it takes a single request, and the first stage starts warm.
+Once the release is promoted (the stable track runs the canary's release), the
+canary has nothing left to try: it runs no pods until the next ``rollout
+release`` (:func:`rollout.model.releases.canary_replicas`), and no probe checks it.
+
+Every pod is hardened as Pod Security's ``restricted`` profile requires, like
+the relay's (rollout/build/relay_objects.py): it runs as user and group
+:data:`RUN_AS` (never root), on a read-only root file system with a writable
+``/tmp`` (an ``emptyDir``), without privilege escalation or any capability, under
+the runtime's default seccomp profile. A track with more than one replica
+spreads its pods across zones and nodes (``topologySpreadConstraints``, one skew
+at most; best effort, so a cluster of one zone still schedules them).
 """
 
 from __future__ import annotations
@@ -27,6 +38,22 @@ def weights(weight: int) -> dict[str, int]:
     return {c.STABLE: 100 - weight, c.CANARY: weight}
 
 
+def canary_leaving(service: ServiceSettings) -> bool:
+    """The last history entry lowers the canary's weight (a rollback, a promote): its pods lose
+    traffic rather than take it, so the route moves first and the canary's Deployment after it."""
+    history = service.rollout.history
+    return len(history) > 1 and history[-1].weight < history[-2].weight
+
+
+def traffic_takers(service: ServiceSettings) -> tuple[str, ...]:
+    """The tracks whose pods take the route's traffic once it is applied: the route waits for their
+    Deployments to be ready (components/service.py). The stable track always (it carries 100 - w,
+    and a promote rolls its new image out before the route moves traffic to it); the canary when its
+    weight is above 0 and not going down (at 75 % and 100 % its scale-up is ready before its weight)."""
+    weight = service.rollout.weight
+    return (c.STABLE, c.CANARY) if weight > 0 and not canary_leaving(service) else (c.STABLE,)
+
+
 def labels(service: ServiceSettings, track: str) -> dict[str, str]:
     return {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track, c.MANAGED_BY_LABEL[0]: c.MANAGED_BY_LABEL[1]}
 
@@ -35,19 +62,52 @@ def track_name(service: ServiceSettings, track: str) -> str:
     return f"{service.name}-{track}"
 
 
+#: The user and group a service's containers run as (not root; the relay's too).
+RUN_AS = 10001
+#: The topology keys a track's pods spread across, widest first.
+SPREAD_KEYS = ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+
+
+def pod_security_context() -> dict:
+    """The pod's securityContext: Pod Security ``restricted`` (non-root, seccomp RuntimeDefault)."""
+    return {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context() -> dict:
+    """Each container's securityContext: no escalation, no capability, a read-only root file system."""
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def spread(selector: dict[str, str], replicas: int) -> list[dict]:
+    """Spread the track's pods of one revision across zones and nodes, when there is more than one."""
+    if replicas <= 1:
+        return []
+    return [
+        {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+         "labelSelector": {"matchLabels": dict(selector)}, "matchLabelKeys": ["pod-template-hash"]}
+        for key in SPREAD_KEYS
+    ]
+
+
 def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dict:
     settings = service.stable if track == c.STABLE else service.canary
     probe = {"httpGet": {"path": service.health.path, "port": "http"}, "periodSeconds": service.health.period_seconds}
     selector = {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track}
+    # The canary carries its share: see rollout.model.releases.canary_replicas.
+    replicas = service.canary_replicas() if track == c.CANARY else settings.replicas
+    constraints = spread(selector, replicas)
     return {
         "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
         "spec": {
-            # The canary carries its share: see rollout.model.releases.canary_replicas.
-            "replicas": service.canary_replicas() if track == c.CANARY else settings.replicas,
+            "replicas": replicas,
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": labels(service, track)},
                 "spec": {
+                    "securityContext": pod_security_context(),
+                    **({"topologySpreadConstraints": constraints} if constraints else {}),
                     "containers": [
                         {
                             "name": service.name,
@@ -65,12 +125,15 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
                             "readinessProbe": {**probe, "failureThreshold": 3},
                             "livenessProbe": {**probe, "failureThreshold": 6, "initialDelaySeconds": 10},
                             "resources": service.resources.model_dump(by_alias=True),
+                            "securityContext": container_security_context(),
                             # A directory mount: the kubelet updates it in place
                             # when the flags change (a subPath mount never would).
-                            "volumeMounts": [{"name": "flags", "mountPath": c.FLAGS_MOUNT_DIR, "readOnly": True}],
+                            "volumeMounts": [{"name": "flags", "mountPath": c.FLAGS_MOUNT_DIR, "readOnly": True},
+                                             {"name": "tmp", "mountPath": "/tmp"}],
                         }
                     ],
-                    "volumes": [{"name": "flags", "configMap": {"name": c.FLAGS_CONFIGMAP}}],
+                    "volumes": [{"name": "flags", "configMap": {"name": c.FLAGS_CONFIGMAP}},
+                                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
                 },
             },
         },

@@ -136,12 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     advance = commands.add_parser("advance", help="append the next stage of the plan to the stack file, now")
     options.stack_arg(advance)
-    advance.add_argument("--service", default=None, help="one service (default: every service not at its final stage)")
+    advance.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    advance.add_argument("--all-services", action="store_true",
+                         help="every service of the stack: each that the gates allow advances, the others are reported")
     advance.add_argument("--evidence", default=None, type=options.given, help="gate evidence from `rollout evidence`: refuse what the gates refuse")
     advance.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     advance.add_argument("--dry-run", action="store_true", help="print the entry and the gates' verdict; write nothing")
     add_now_argument(advance, "the advance (its entry's startedAt and the gates' verdict)")
     advance.set_defaults(handler=_command("stages:cmd_advance"))
+
+    stage = commands.add_parser(
+        "stage", help="one step: gather evidence, append the next stage, write the pack's config for the preview"
+    )
+    options.stack_arg(stage)
+    stage.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    stage.add_argument("--all-services", action="store_true",
+                       help="every service of the stack: each that the gates allow advances, the others are reported")
+    stage.add_argument("--prometheus", default=None, type=options.base_url,
+                       help="the stack's Prometheus (default: $PROMETHEUS_URL_<STACK>)")
+    stage.add_argument("--live-routes", default=None, type=options.given,
+                       help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json --show-managed-fields`)")
+    stage.add_argument("--base", default=None, type=options.given,
+                       help="the git ref whose stack file counts as deployed when the backend has none (default HEAD)")
+    stage.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
+    stage.add_argument("--dry-run", action="store_true", help="gather the evidence, print the verdict; edit nothing")
+    add_now_argument(stage, "the step (the evidence's window ends then, the entry starts then)")
+    options.http_args(stage)
+    stage.set_defaults(handler=_command("stage:cmd_stage"))
 
     diff = commands.add_parser("diff", help="the rendered artifacts of the working tree against those of a git ref, per file")
     options.stack_arg(diff)
@@ -153,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.stack_arg(release)
     release.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    release.add_argument("--all-services", action="store_true",
+                         help="every service of the stack not in a release group takes the image")
     release.add_argument("--group", default=None, help="a release group (releaseGroups): every member, one --image SERVICE=IMAGE each")
     release.add_argument("--image", required=True, type=options.release_image, action="append",
                          help="the new release: an image with a pinned tag or digest (with --group: SERVICE=IMAGE, once per member)")
@@ -166,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.stack_arg(promote)
     promote.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    promote.add_argument("--all-services", action="store_true",
+                         help="every service of the stack not in a release group whose rollout completed")
+    promote.add_argument("--evidence", default=None, type=options.given,
+                         help="gate evidence over the final stage (`rollout evidence`): refuse what the gates refuse")
     promote.add_argument("--group", default=None, help="a release group (releaseGroups): every member, once each completed")
     promote.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     promote.add_argument("--dry-run", action="store_true", help="print the edit and the verdict; write nothing")
@@ -174,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="append weight 0 with a reason to the stack file; never refused")
     options.stack_arg(rollback)
-    rollback.add_argument("--service", default=None, help="one service (default: every service)")
+    rollback.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    rollback.add_argument("--all-services", action="store_true", help="every service of the stack")
     rollback.add_argument("--reason", required=True, type=options.utf8, help="why; recorded in the history")
     rollback.add_argument("--dry-run", action="store_true", help="print the entry that would be appended; write nothing")
     add_now_argument(rollback, "the rollback's entry")
@@ -196,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evidence.add_argument(
         "--live-routes", default=None, type=options.given,
-        help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json`): their canary weights become evidence",
+        help="the live HTTPRoutes (`kubectl get httproutes -n NS -o json --show-managed-fields`): their canary weights become evidence",
     )
     evidence.add_argument("--out", default=None, type=options.given, help="write the JSON here (default: standard output)")
     add_now_argument(evidence, "the evidence (its window ends at TIME)")

@@ -17,7 +17,7 @@ from rollout.gates.check import load_evidence
 from rollout.gates.confidence import INCONCLUSIVE, VERDICT_WORDS
 from rollout.gates.judge import CANARY_WITHIN_BUDGET
 from rollout.gates.edits import (
-    Edit, Refused, advance_edit, apply, judge_advance, one_service, promote_edit, release_edit, rollback_edit,
+    Edit, Refused, acted_on, advance_edit, apply, judge_advance, promote_edit, release_edit, rollback_edit,
 )
 from rollout.load.clock import tolerate_future
 from rollout.load.stack import load_stack, stack_file
@@ -35,27 +35,58 @@ def cmd_advance(args: argparse.Namespace) -> int:
         return _advance(args, evidence)
 
 
+def units(config, names: list[str]) -> list[list[str]]:
+    """The services acted on, in the units that move together: a release group's members, else one each."""
+    found: list[list[str]] = []
+    for name in names:
+        group = config.release_group_of(name)
+        members = [s.name for s in config.services if group is not None and s.name in config.release_groups[group]]
+        unit = members or [name]
+        if unit not in found:
+            found.append(unit)
+    return found
+
+
 def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
+    """Each service acted on (with its release group) is judged on its own: with ``--all-services`` the
+    ones the gates allow advance (in one edit) and the others are reported, so a service without data
+    holds no other up."""
     config = load_stack(args.stack, args.project)
     now = now_of(args)
-    advance = advance_edit(config, args.stack, args.service, args.reason, now)
-    for line in advance.skipped:
-        say(line, file=sys.stderr)
-    if not advance.entries:
+    path = stack_file(args.stack, args.project)
+    names = acted_on(config, args.service, args.all_services, "advance")
+    allowed, refused, notes, state = [], [], [], None
+    # With --all-services a release group's members are judged together; one service alone otherwise.
+    found_units = units(config, names) if args.all_services else [[name] for name in names]
+    for unit in found_units:
+        advance = advance_edit(config, args.stack, unit, args.reason, now)
+        state = advance.state
+        for line in advance.skipped:
+            say(line, file=sys.stderr)
+        if not advance.entries:
+            continue
+        verdict = judge_advance(advance, config, args.stack, args.project, now, evidence)
+        notes += [note for note in verdict.notes if note not in notes]
+        (refused if verdict.violations else allowed).append((advance, verdict))
+    for note in notes:
+        say(f"note: {note}", file=sys.stderr)
+    if not allowed and not refused:
         say("rollout: nothing to advance", file=sys.stderr)
         return EXIT_REFUSED
-    path = stack_file(args.stack, args.project)
-    verdict = judge_advance(advance, config, args.stack, args.project, now, evidence)
-    for note in verdict.notes:
-        say(f"note: {note}", file=sys.stderr)
-    if verdict.violations:
+    several = len(found_units) > 1
+    for advance, verdict in refused:
+        if several:
+            say(f"{', '.join(e.service for e in advance.entries)}: not advanced:", file=sys.stderr)
         for violation in verdict.violations:
             say(violation, file=sys.stderr)
+    entries = [entry for advance, _ in allowed for entry in advance.entries]
+    if not allowed:
+        violations = [line for _, verdict in refused for line in verdict.violations]
         if args.dry_run:
-            _print_dry_run(path, advance.entries, advance.state, f"refused: {len(verdict.violations)} gate violation(s)")
+            _print_dry_run(path, [e for a, _ in refused for e in a.entries], state,
+                           f"refused: {len(violations)} gate violation(s)")
             return EXIT_REFUSED
-        say(f"rollout: advance {_refused_or_held(verdict.violations)} by the gates; {path.name} is unchanged",
-            file=sys.stderr)
+        say(f"rollout: advance {_refused_or_held(violations)} by the gates; {path.name} is unchanged", file=sys.stderr)
         return EXIT_REFUSED
     if evidence is not None:
         shown = "gates pass"
@@ -63,13 +94,16 @@ def _advance(args: argparse.Namespace, evidence: dict | None) -> int:
         say("note: without --evidence the canary's budget is judged later, by `rollout check` and the policy pack",
             file=sys.stderr)
         shown = "gates pass, but for the canary's budget (no evidence)"
+    if refused:
+        shown += f" for {', '.join(e.service for e in entries)}; not advanced: " + \
+            ", ".join(e.service for a, _ in refused for e in a.entries)
     if args.dry_run:
-        _print_dry_run(path, advance.entries, advance.state, shown)
+        _print_dry_run(path, entries, state, shown)
         return EXIT_OK
-    for note in apply(path, args.project, Edit(advance.entries, [], [])):
+    for note in apply(path, args.project, Edit(entries, [], [])):
         say(note, file=sys.stderr)
-    for entry in advance.entries:
-        before = advance.state["services"][entry.service]["weight"]
+    for entry in entries:
+        before = state["services"][entry.service]["weight"]
         say(f"{entry.service}: {before}% -> {entry.weight}% from {format_time(entry.started_at)}")
     return EXIT_OK
 
@@ -91,26 +125,52 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace, command: str) -> int:
-    """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.gates.edits)."""
+    """``rollout release`` / ``rollout promote`` under the stack file's lock (rollout.gates.edits): the
+    service named, a release group's members together (``--group``), or with ``--all-services`` each
+    service of no group (those refused are reported)."""
     from rollout.cli.fleet import group_edit
 
     config = load_stack(args.stack, args.project)
     now = now_of(args)
     path = stack_file(args.stack, args.project)
     reason = args.reason.strip() if args.reason and args.reason.strip() else None
+    evidence = load_evidence(Path(args.evidence)) if getattr(args, "evidence", None) else None
+    edits, refusals = [], []
+    if args.all_services and args.group is not None:
+        raise UsageError("--group and --all-services: give one of them")
     try:
         # A release group's members together (--group); a member alone is refused (rollout.gates.groupedits).
-        edit = group_edit(args, config, command, reason, now)
-        if edit is None and command == "release":
-            edit = release_edit(config, args.stack, one_service(config, args.service, command), args.image[0], reason,
-                                now)
-        elif edit is None:
-            edit = promote_edit(config, args.stack, one_service(config, args.service, command), reason, now)
+        group = None if args.all_services else group_edit(args, config, command, reason, now)
     except Refused as refused:
+        group, refusals = None, [refused]
+    if group is not None:
+        edits.append(group)
+    elif not refusals:
+        names = acted_on(config, args.service, args.all_services, command)
+        if args.all_services:
+            for name in [n for n in names if config.release_group_of(n) is not None]:
+                say(f"{name}: in release group {config.release_group_of(name)}: `rollout {command} --group` takes it",
+                    file=sys.stderr)
+            names = [n for n in names if config.release_group_of(n) is None]
+        for service in names:
+            try:
+                if command == "release":
+                    edits.append(release_edit(config, args.stack, service, args.image[0], reason, now))
+                else:
+                    edits.append(promote_edit(config, args.stack, service, reason, now, args.project, evidence))
+            except Refused as refused:
+                refusals.append(refused)
+    for refused in refusals:
         for line in refused.lines:
             say(f"rollout: {line}" if not line.startswith("[") else line, file=sys.stderr)
+    if not edits:
         say(f"rollout: {command} refused; {path.name} is unchanged", file=sys.stderr)
         return EXIT_REFUSED
+    edit = Edit([e for x in edits for e in x.entries], [v for x in edits for v in x.values],
+                [line for x in edits for line in x.lines])
+    if command == "promote" and evidence is None:
+        say("note: without --evidence the canary's budget over the final stage is judged later, by "
+            "`rollout check` and the policy pack", file=sys.stderr)
     if getattr(args, "dry_run", False):
         say(f"dry run: {path.name} is unchanged; this {command} would be written:")
         for line in edit.lines:
@@ -139,7 +199,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     reason = args.reason.strip()
     path = stack_file(args.stack, args.project)
-    rollback = rollback_edit(path, args.project, args.stack, args.service, reason, now_of(args))
+    rollback = rollback_edit(path, args.project, args.stack, args.service, reason, now_of(args), args.all_services)
     for note in rollback.notes:
         print(note, file=sys.stderr)
     if args.dry_run:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,13 +39,13 @@ from rollout.cli.markdown import cell
 from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, say
 from rollout.gates.check import load_evidence
 from rollout.gates.confidence import evidence_verdicts
-from rollout.gates.edits import selected_services, upstream_progress
+from rollout.gates.edits import promoted, selected_services, upstream_progress
 from rollout.gates.fleetread import FleetReader
 from rollout.gates.fleetview import WAIT_KINDS, waits as gate_waits  # noqa: F401 - WAIT_KINDS: re-exported
 from rollout.load.stack import load_stack, stack_names
 from rollout.model.durations import format_duration
 from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
-from rollout.model.state import rollout_state, status
+from rollout.model.state import as_at, rollout_state, status
 from rollout.model.stored import transition_from_json
 from rollout.model.time import format_time
 
@@ -84,6 +84,8 @@ class Row:
     stable_replicas: int | None = None
     #: What the promotesFrom stack completed with this release (rollout.gates.edits).
     upstream: str | None = None
+    #: The stable track runs the canary's release: the rollout is done, nothing to advance.
+    promoted: bool = False
 
     @property
     def may_advance(self) -> bool:
@@ -119,6 +121,7 @@ class Row:
             "stableImage": self.stable_image,
             "canaryReplicas": self.canary_replicas,
             "upstream": self.upstream,
+            "promoted": self.promoted,
         }
 
 
@@ -134,9 +137,10 @@ def upstream_state(config, project: Path, now: datetime, reader: FleetReader | N
     """The state of the (first) stack the stack promotes from, in the working tree."""
     if not config.upstreams:
         return None
+    # As the upstream stood at ``now``: a rehearsal (--now) never sees its later entries.
     if reader is not None:
-        return reader.working_state(config.upstreams[0])
-    return rollout_state(load_stack(config.upstreams[0], project), config.upstreams[0], now)
+        return as_at(reader.working_state(config.upstreams[0]), now)
+    return as_at(rollout_state(load_stack(config.upstreams[0], project), config.upstreams[0], now), now)
 
 
 def rows(config, stack: str, now: datetime, upstream: dict | None, services: list[str] | None = None,
@@ -149,7 +153,11 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
     for name in names:
         record = state["services"][name]
         st = status(record, now)
-        waits = [Wait(kind, message) for kind, message in gate_waits(state, name, now, reader, upstream)]
+        done = promoted(record)
+        if done:
+            # A completed release is done: nothing proposes it again (rollout.gates.edits.promoted).
+            st = replace(st, next_weight=None, earliest_advance_at=None)
+        waits = [] if done else [Wait(kind, message) for kind, message in gate_waits(state, name, now, reader, upstream)]
         result.append(
             Row(
                 stack=stack,
@@ -172,6 +180,7 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
                 canary_replicas=st.canary_replicas,
                 stable_replicas=(record.get("stable") or {}).get("replicas"),
                 upstream=upstream_progress(upstream, name, st.canary_image, now) if upstream is not None else None,
+                promoted=done,
             )
         )
     return result
@@ -180,6 +189,8 @@ def rows(config, stack: str, now: datetime, upstream: dict | None, services: lis
 def short_waits(row: Row) -> str:
     """The table's "waits for" cell: each kind, with the time it clears when known."""
     if row.next_weight is None:
+        if row.promoted:
+            return "promoted: the next rollout starts with `rollout release`"
         if row.complete:
             return "complete"
         if row.completes_at is not None:
@@ -271,8 +282,10 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
         return EXIT_OK
     for st in found:
         soak = f", soak {format_duration(st.soak)}" if st.soak is not None else ""
+        where = (f"stage {st.stage_number} of {st.stage_count}" if st.stage_number is not None
+                 else f"not one of the {st.stage_count} stages")
         say(
-            f"{st.service}: {st.weight}% (stage {st.stage_number} of {st.stage_count}, plan {st.plan}) since "
+            f"{st.service}: {st.weight}% ({where}, plan {st.plan}) since "
             f"{format_time(st.stage_started_at)}, {format_duration(st.time_in_stage)} in stage{soak}"
         )
         say(f"  release: canary {st.canary_image} ({_pods(st.canary_replicas)}), "
@@ -290,6 +303,9 @@ def _status_stack(args: argparse.Namespace, now: datetime) -> int:
                     say(f"  waits for {', '.join(config.upstreams)}: {wait.message}")
                 elif wait.kind in ("group", "limit", "freeze", "halt"):
                     say(f"  waits for the {wait.kind}: {wait.message}")
+        elif st.promoted:
+            say(f"  release {st.canary_image} is promoted (the stable track runs it): nothing to advance; "
+                "`rollout release --image IMAGE` starts the next rollout")
         elif st.complete:
             say(f"  complete since {format_time(st.completes_at)}")
         elif st.completes_at is not None:

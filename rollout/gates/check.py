@@ -35,7 +35,7 @@ from rollout.load.files import read_json_file
 from rollout.load.stack import load_stack
 from rollout.model.config import StackConfig
 from rollout.model.errors import UsageError
-from rollout.model.state import rollout_state
+from rollout.model.state import as_at, rollout_state
 from rollout.model.stored import transition_from_json, upstream_names
 from rollout.model.time import utc_now
 from rollout.model.transition import Transition
@@ -158,6 +158,9 @@ def stack_transition(
         else:
             upstream_source = f"{upstream_source}; {name}: {found.source}"
     fleet_raw = reader.view(stack, deployed_raw if isinstance(deployed_raw, dict) else None, new_state)
+    # At --now (a rehearsal), each upstream as it had progressed by then, never its later entries.
+    upstream_raw = as_at(upstream_raw, now)
+    upstreams_raw = {name: as_at(raw, now) for name, raw in upstreams_raw.items()}
     changed = None
     try:
         changed = changed_files(project, base or DEFAULT_BASE)

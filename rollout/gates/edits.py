@@ -63,6 +63,35 @@ def selected_services(config: StackConfig, name: str | None) -> list[str]:
     return [name]
 
 
+def acted_on(config: StackConfig, name: str | None, all_services: bool, command: str) -> list[str]:
+    """The services an edit acts on: ``--service N``, every one with ``--all-services``, or the
+    stack's only service. A stack of several services never moves as one unless asked."""
+    names = [service.name for service in config.services]
+    if name is not None and all_services:
+        raise UsageError("--service and --all-services: give one of them")
+    if all_services:
+        return names
+    if name is None:
+        if len(names) > 1:
+            raise UsageError(f"this stack has {len(names)} services ({', '.join(names)}): name one with --service, "
+                             f"or pass --all-services to {command} every one")
+        return names
+    # One service: a member of a release group keeps in step with the others by the gate
+    # (rollout.gates.fleet); a rollback takes its group with it (rollback_services).
+    return selected_services(config, name)
+
+
+def promoted(service: Mapping[str, Any]) -> bool:
+    """The stable track runs the canary's release: the release completed and was promoted here."""
+    return same_release((service.get("canary") or {}).get("image"), (service.get("stable") or {}).get("image"))
+
+
+def promoted_line(name: str, service: Mapping[str, Any]) -> str:
+    release = (service.get("canary") or {}).get("image")
+    return (f"{name}: release {release} is promoted (the stable track runs it): nothing to advance; "
+            "`rollout release --image IMAGE` starts the next rollout")
+
+
 def rollback_services(config: StackConfig, service: str | None) -> list[str]:
     """The services a rollback appends to: every one, or the named one and every member of its release group."""
     names = selected_services(config, service)
@@ -129,8 +158,17 @@ def completion(service: Mapping[str, Any], now: datetime) -> str | None:
     return None
 
 
-def promote_edit(config: StackConfig, stack: str, service: str, reason: str | None, now: datetime) -> Edit:
-    """After the rollout completed: stable takes the release, the history appends 0."""
+def promote_edit(
+    config: StackConfig, stack: str, service: str, reason: str | None, now: datetime,
+    project: Path | None = None, evidence: dict[str, Any] | None = None,
+) -> Edit:
+    """After the rollout completed: stable takes the release, the history appends 0.
+
+    Like an advance, a promote is judged against what is deployed (rollout.gates.deployed), with
+    ``evidence`` over the final stage when given: the canary within budget over its 100 % stage,
+    the final soak covered from when it took its traffic. Without evidence only that judgement
+    waits (``rollout check`` and the policy pack refuse a promote without it).
+    """
 
     state = rollout_state(config, stack, now)
     current = state["services"][service]
@@ -143,12 +181,19 @@ def promote_edit(config: StackConfig, stack: str, service: str, reason: str | No
     at = max(now, parse_time(current["stageStartedAt"]))
     reason = reason or f"promoted {release} to stable"
     new_state = with_entry(state, service, 0, at, reason, now, stable_image=release, previous_stable_image=stable)
-    _refuse_on_gates(new_state, state, None, now)
+    if project is None:
+        _refuse_on_gates(new_state, state, None, now)
+    else:
+        report = gate_report(stack, project, evidence=evidence, now=now, config=config, new_state=new_state)
+        refused = [v for v in report.violations
+                   if v.service == service and (evidence is not None or v.policy != CANARY_WITHIN_BUDGET)]
+        if refused:
+            raise Refused([format_violation(v) for v in refused])
     return Edit(
         [NewEntry(service, 0, at, reason, release=release, plan=current["plan"])],
         [TrackValue(service, "stable", "image", release), TrackValue(service, "stable", "previousImage", stable)],
-        [f"{service}: stable {stable} -> {release}; canary back to 0% from {format_time(at)} "
-         f"(a revert sets stable.image back to {stable})"],
+        [f"{service}: stable {stable} -> {release}; canary back to 0% from {format_time(at)}, with no pods until "
+         f"the next release (a revert sets stable.image back to {stable})"],
     )
 
 
@@ -172,12 +217,18 @@ class Advance:
     skipped: list[str]
 
 
-def advance_edit(config: StackConfig, stack: str, service: str | None, reason: str | None, now: datetime) -> Advance:
-    """The next stage of the plan for each selected service (``--service``, or every one), entered at ``now``."""
+def advance_edit(
+    config: StackConfig, stack: str, service: str | list[str] | None, reason: str | None, now: datetime
+) -> Advance:
+    """The next stage of the plan for each selected service (``--service``, these names, or every one),
+    entered at ``now``."""
     state = rollout_state(config, stack, now)
     new_state, entries, skipped = state, [], []
-    for name in selected_services(config, service):
+    for name in (service if isinstance(service, list) else selected_services(config, service)):
         current = state["services"][name]
+        if promoted(current):
+            skipped.append(promoted_line(name, current))
+            continue
         if current["nextWeight"] is None:
             skipped.append(f"{name}: at the final stage of plan {current['plan']} ({current['weight']}%); nothing to advance")
             continue
@@ -224,14 +275,18 @@ class Rollback:
         return rollout_state(self.config, self.stack, self.now)
 
 
-def rollback_edit(path: Path, project: Path, stack: str, service: str | None, reason: str, now: datetime) -> Rollback:
-    """Weight 0 with ``reason`` for each selected service of the stack file at ``path``.
+def rollback_edit(
+    path: Path, project: Path, stack: str, service: str | None, reason: str, now: datetime, all_services: bool = False
+) -> Rollback:
+    """Weight 0 with ``reason`` for the service named (``--service``), every one (``all_services``),
+    or the stack's only one, of the stack file at ``path``: the others' rollouts go on untouched.
 
     Only the stack's own file is validated: a rollback never waits on another stack."""
     config = validate(read_stack_file(path, project), display_path(path, project))
     entries, notes = [], []
-    # A rollback of one member of a release group is a rollback of the group.
-    for name in rollback_services(config, service):
+    # One service, its release group with it, or every one with --all-services.
+    names = acted_on(config, service, all_services, "roll back")
+    for name in names if all_services else rollback_services(config, names[0]):
         current_service = config.service(name)
         current = current_service.rollout.current
         if current.started_at > now:
@@ -271,12 +326,15 @@ __all__ = [
     "Refused",
     "Rollback",
     "Verdict",
+    "acted_on",
     "advance_edit",
     "apply",
     "completion",
     "judge_advance",
     "one_service",
     "promote_edit",
+    "promoted",
+    "promoted_line",
     "release_edit",
     "rollback_edit",
     "rollback_services",

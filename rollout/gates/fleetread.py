@@ -25,7 +25,7 @@ from rollout.load.fleet import Fleet, read_fleet
 from rollout.load.stack import load_stack, shown_stack_file
 from rollout.model.config import StackConfig
 from rollout.model.errors import ConfigError, UsageError
-from rollout.model.state import rollout_state
+from rollout.model.state import as_at, rollout_state
 from rollout.model.stored import Unreadable, parse_state, upstream_names
 from rollout.model.transition import FleetView, UpstreamState
 
@@ -93,12 +93,13 @@ class FleetReader:
     def upstream(self, stack: str) -> Resolved:
         """An upstream's state: what is deployed of it, else its stack file in the working tree."""
         resolved = self.deployed(stack)
+        # As the upstream stood at ``now``: a rehearsal (--now) never sees its later entries.
         if resolved.raw is not None:
-            return resolved
+            return Resolved(as_at(resolved.raw, self.now), resolved.source, resolved.notes)
         state = self.working_state(stack)
         if state is None:
             return Resolved(None, "none", (*resolved.notes, f"no state of {stack}: its stack file does not load"))
-        return Resolved(state, f"{shown_stack_file(stack)} in the working tree", resolved.notes)
+        return Resolved(as_at(state, self.now), f"{shown_stack_file(stack)} in the working tree", resolved.notes)
 
     # --- parsed once ------------------------------------------------------------------------
 

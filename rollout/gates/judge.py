@@ -24,6 +24,11 @@ deployed self under its key, or the deployed service whose route it takes over
   (:mod:`rollout.gates.fleet`);
 - on an advance, a release or a promote: no freeze window (:mod:`rollout.gates.fleet`).
 
+A **promote** (stable takes the release the deployed canary ran at 100 %) is
+judged like an advance out of the final stage: evidence must show the canary
+within budget over its 100 % stage (:mod:`rollout.gates.budget`) and cover its
+final soak from when it took its traffic (:mod:`rollout.gates.traffic`).
+
 A service never deployed is judged by its history alone: a walk of its plan
 from the first stage, each stage soaked. A lower weight (a rollback, appended)
 and a safety flag switched on are never refused. The same weight is no advance
@@ -56,7 +61,8 @@ from rollout.gates.names import (  # noqa: F401 - the gates' names, imported fro
     GateViolation,
 )
 from rollout.gates.ratchet import loosenings, pairs
-from rollout.gates.traffic import live_route_respected, next_stage_only, soak_served, walk
+from rollout.gates.traffic import live_route_respected, next_stage_only, promote_soak_covered, soak_served, walk
+from rollout.model.releases import same_release
 from rollout.gates.upstream import new_service_stable, no_loosening, no_safety_flag, stack_files_only, staging_first
 from rollout.model.transition import Transition
 
@@ -95,10 +101,20 @@ def judge(t: Transition) -> list[GateViolation]:
             found += fleet_limit(pair, t)
             found += release_group_in_step(pair, t)
             found += whole_change
+        elif promotes(pair):
+            found += canary_within_budget(pair, t)
+            found += promote_soak_covered(pair, t)
         found += live_route_respected(pair, t.evidence)
         for policy, message in sorted(found, key=lambda item: _ORDER.index(item[0])):
             violations.append(GateViolation(policy, pair.name, message))
     return violations
+
+
+def promotes(pair) -> bool:
+    """The change promotes the deployed canary's release at 100 % to the stable track."""
+    old, new = pair.deployed, pair.proposed
+    return (old is not None and old.weight == 100 and new.stable_image is not None
+            and not same_release(new.stable_image, old.stable_image) and same_release(new.stable_image, old.canary_image))
 
 
 def advancing_services(t: Transition) -> list[str]:
@@ -108,4 +124,4 @@ def advancing_services(t: Transition) -> list[str]:
     return [pair.name for pair in pairs(t) if pair.raises]
 
 
-__all__ = ["GATE_POLICIES", "GatePolicy", "GateViolation", "advancing_services", "judge", "loosenings"]
+__all__ = ["GATE_POLICIES", "GatePolicy", "GateViolation", "advancing_services", "judge", "loosenings", "promotes"]

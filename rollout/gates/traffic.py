@@ -131,6 +131,15 @@ def soak_covered(pair: Pair, soak: timedelta, evidence: Evidence) -> Found:
     return []
 
 
+def promote_soak_covered(pair: Pair, t: Transition) -> Found:
+    """A promote: with evidence, the final stage's soak is covered from when the canary took its traffic
+    (without evidence, rollout-canary-within-budget refuses it; the clock is rollout-stable-completed-release-only's)."""
+    soak = pair.deployed.current_soak if pair.deployed is not None else None
+    if t.evidence is None or soak is None:
+        return []
+    return soak_covered(pair, soak, t.evidence)
+
+
 def live_route_respected(pair: Pair, evidence: Evidence | None) -> Found:
     record = evidence.services.get(pair.name) if evidence is not None else None
     live = record.live_route if record is not None else None
@@ -138,11 +147,17 @@ def live_route_respected(pair: Pair, evidence: Evidence | None) -> Found:
     if live is None:
         return []
     if live.canary_weight == 0 and deployed_weight > 0 and new.weight > 0:
-        who = "the relay's fast path" if live.set_by_relay else "an edit in the cluster"
+        if live.set_by_relay:
+            who = "the relay's fast path"
+        elif live.writers_known:
+            who = "an edit in the cluster (not the relay's field manager)"
+        else:
+            who = ("the live route, whose writer is not known (its managedFields were not in --live-routes: "
+                   "`kubectl get httproutes -n NAMESPACE -o json --show-managed-fields` keeps them),")
         return [(LIVE_ROUTE_RESPECTED, f"{who} took the canary out of traffic (live route 0 %, deployed "
                  f"{deployed_weight:g} %); {new.weight} % would give it traffic again before the history records "
                  "the rollback")]
     return []
 
 
-__all__ = ["live_route_respected", "next_stage_only", "soak_covered", "soak_served", "walk"]
+__all__ = ["live_route_respected", "next_stage_only", "promote_soak_covered", "soak_covered", "soak_served", "walk"]

@@ -11,7 +11,8 @@ Evidence format (only the keys the gates read)::
      "services": {"genesis": {"stageWeight": 10, "stageStartedAt": "...Z",
         "release": "ghcr.io/example/genesis:1.5.0",
         "trafficSince": "...Z" | null,    # when the canary took the stage's share
-        "liveRoute": {"canaryWeight": 0, "setByRelay": true} | null,  # --live-routes
+        "liveRoute": {"canaryWeight": 0, "setByRelay": true,            # --live-routes
+                      "managedFields": true} | null,  # false: who wrote it is not known
         "queries": {"<measure>": {"status": "ok", "value": 0.001, "query": "...",
                                    "detail": null}, ...}}}}
 

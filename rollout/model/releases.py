@@ -41,8 +41,11 @@ def same_release(a: Any, b: Any) -> bool:
     return release_of(a) is not None and release_of(a) == release_of(b)
 
 
-def canary_replicas(weight: int, stable_replicas: int, minimum: int) -> int:
+def canary_replicas(weight: int, stable_replicas: int, minimum: int, idle: bool = False) -> int:
     """The canary's replicas at ``weight`` percent: enough to carry its share.
+
+    ``idle``: the stable track runs the canary's release (it was promoted), so
+    the canary has nothing to try and runs no pods at 0 % until the next release.
 
     The stable track's replicas carry 100 % of the traffic, so the canary needs
     ``ceil(stable_replicas * weight / 100)`` to carry ``weight`` percent at the same
@@ -50,6 +53,8 @@ def canary_replicas(weight: int, stable_replicas: int, minimum: int) -> int:
     so at weight 0 it stays up and health-checked. The stable track keeps all its
     replicas at every weight, so a rollback never waits for pods to start.
     """
+    if idle and weight == 0:
+        return 0
     return max(minimum, math.ceil(stable_replicas * weight / 100))
 
 

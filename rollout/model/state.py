@@ -68,7 +68,7 @@ from typing import Any, Iterable, Mapping
 
 from rollout.model.config import StackConfig
 from rollout.model.plans import BUILTIN_PLANS, Plan
-from rollout.model.releases import canary_replicas, release_of
+from rollout.model.releases import canary_replicas, release_of, same_release
 from rollout.model.time import format_time, parse_time, utc_now
 
 #: Version of the state mapping; bumped when a key changes meaning.
@@ -103,7 +103,8 @@ def _tracks(tracks: Mapping[str, Any] | None, weight: int) -> dict[str, Any]:
     canary = dict(tracks.get("canary") or {})
     stable = dict(tracks.get("stable") or {})
     minimum, carrying = canary.get("minReplicas"), stable.get("replicas")
-    replicas = canary_replicas(weight, carrying, minimum) if minimum is not None and carrying is not None else None
+    idle = same_release(canary.get("image"), stable.get("image"))
+    replicas = canary_replicas(weight, carrying, minimum, idle) if minimum is not None and carrying is not None else None
     return {
         "canary": {"image": canary.get("image"), "release": release_of(canary.get("image")),
                    "minReplicas": minimum, "replicas": replicas},
@@ -295,6 +296,51 @@ def with_entry(
     if "route" in current:
         services[service]["route"] = current["route"]
     return {**state, "services": services}
+
+
+def as_at(state: Mapping[str, Any] | None, now: datetime) -> Mapping[str, Any] | None:
+    """``state`` as it stood at ``now``: each service's history up to ``now`` (a rehearsal with
+    ``--now`` reads another stack as that stack had progressed by then, never its later entries).
+
+    The canary's image is the release the last kept entry records; a promote among the dropped
+    entries (0 % after 100 % of the release the stable track now runs) had not happened yet, so the
+    stable track runs ``stable.previousImage`` then. A service whose whole history lies after
+    ``now`` is kept as it is (it cannot be told how it stood): the gates judge it on its own.
+    """
+    if not isinstance(state, Mapping) or not isinstance(state.get("services"), Mapping):
+        return state
+    services = dict(state["services"])
+    changed = False
+    for name, service in state["services"].items():
+        history = service.get("history") if isinstance(service, Mapping) else None
+        if not isinstance(history, list) or not history:
+            continue
+        try:
+            kept = [e for e in history if parse_time(e["startedAt"]) <= now]
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not kept or len(kept) == len(history):
+            continue
+        tracks = _track_inputs(service)
+        dropped = history[len(kept):]
+        previous = None
+        for entry in [kept[-1], *dropped]:
+            if (previous is not None and previous.get("weight") == 100 and entry.get("weight") == 0
+                    and same_release(entry.get("release"), previous.get("release"))
+                    and same_release(entry.get("release"), tracks["stable"]["image"])
+                    and tracks["stable"]["previousImage"]):
+                tracks["stable"]["image"] = tracks["stable"]["previousImage"]
+                break
+            previous = entry
+        if kept[-1].get("release"):
+            tracks["canary"]["image"] = kept[-1]["release"]
+        try:
+            rebuilt = service_state(name, service["plan"], service["stages"], kept, now, tracks)
+        except (KeyError, TypeError, ValueError):
+            continue  # not a state this code can rebuild: judged as stored
+        services[name] = {**service, **rebuilt}
+        changed = True
+    return {**state, "services": services} if changed else state
 
 
 def stage_soak(service: Mapping[str, Any], weight: int) -> timedelta | None:

@@ -251,7 +251,8 @@ def _service_evidence(raw: Mapping[str, Any]) -> ServiceEvidence:
         traffic=traffic,
         traffic_since=since,
         traffic_text=repr(raw.get("trafficSince")),
-        live_route=LiveRoute(canary_weight=live_weight, set_by_relay=bool(live.get("setByRelay")))
+        live_route=LiveRoute(canary_weight=live_weight, set_by_relay=bool(live.get("setByRelay")),
+                             writers_known=live.get("managedFields") is not False)
         if live_weight is not None else None,
         measures={str(k): _measure(v) for k, v in queries.items()},
     )

@@ -241,6 +241,8 @@ class LiveRoute(Frozen):
 
     canary_weight: float
     set_by_relay: bool = False
+    #: The route came with its managedFields (who wrote each field); kubectl hides them by default.
+    writers_known: bool = True
 
 
 class ServiceEvidence(Frozen):

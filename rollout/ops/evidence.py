@@ -19,12 +19,20 @@ the time of collection. Instant queries at the collection time cover it:
   it counted above, ``seconds``), and stable's error ratio and quantiles for display.
 
 The soak counts from when the stage took traffic, not from when the stack file
-was edited (review, merge and deploy time are no soak): ``trafficSince`` is the
-first moment in the stage's window at which Prometheus saw the canary's share of
-the service's requests reach 90 % of the stage's weight (at 0 %, which takes no
-requests by design, the first probe sample of the canary's pods). The gates
-count the soak from it to ``collectedAt``, so evidence from a Prometheus that
-holds five minutes of a one-day stage covers five minutes and refuses.
+was edited (review, merge and deploy time are no soak). Prometheus sees the
+canary's share of the service's requests through a 5-minute rate, evaluated once
+a minute: the share reaches 90 % of the stage's weight about 4.5 minutes after
+the traffic moved, and is first seen up to a minute later. ``trafficSeenAt`` is
+that first sight; ``trafficSince`` is when the canary began taking its share as
+far as those samples can tell: the first sight less the rate window and the step
+(:data:`SHARE_LAG_SECONDS`, 6 minutes at the usual step), never before the
+stage's recorded start. So a stage deployed as soon as it was recorded soaks
+from its record, and the earliest advance ``rollout status`` and ``rollout plan``
+show (the record plus the soak) is the one the gate allows; a stage deployed an
+hour after its record soaks from its deploy. At 0 %, which takes no requests by
+design, ``trafficSince`` is the first probe sample of the canary's pods. The
+gates count the soak from it to ``collectedAt``, so evidence from a Prometheus
+that holds five minutes of a one-day stage covers five minutes and refuses.
 
 They read the metric contract's raw series (names from ``rollout:metrics``)
 rather than the 5-minute SLI recording rules (``rollout.model.conventions``): a ratio or
@@ -137,7 +145,18 @@ _INF = 'le="+Inf"'
 TRAFFIC_SHARE_TOLERANCE = 0.9
 #: The rate window of the traffic-share series, and the most points it may have.
 SHARE_RATE_WINDOW = "5m"
+SHARE_RATE_WINDOW_SECONDS = 300
 SHARE_MAX_POINTS = 10_000
+#: The least step of the traffic-share series.
+SHARE_STEP_SECONDS = 60
+#: How long after the traffic moved Prometheus first sees the share, at most: the rate window
+#: (the share reaches 90 % of the weight after 90 % of it) and one step.
+SHARE_LAG_SECONDS = SHARE_RATE_WINDOW_SECONDS + SHARE_STEP_SECONDS
+
+
+def share_step(window_seconds: int) -> int:
+    """The step of the traffic-share series over a window (at most :data:`SHARE_MAX_POINTS` points)."""
+    return max(SHARE_STEP_SECONDS, math.ceil(window_seconds / SHARE_MAX_POINTS))
 
 
 def share_query(config: StackConfig, service: str, window_seconds: int) -> str:
@@ -145,21 +164,38 @@ def share_query(config: StackConfig, service: str, window_seconds: int) -> str:
     metrics = config.metrics
     canary = f"{metrics.requests_total}{_selector(config, service)}[{SHARE_RATE_WINDOW}]"
     every = f"{metrics.requests_total}{_selector(config, service, track=None)}[{SHARE_RATE_WINDOW}]"
-    step = max(60, math.ceil(window_seconds / SHARE_MAX_POINTS))
-    return f"(sum(rate({canary})) / sum(rate({every})))[{window_seconds}s:{step}s]"
+    return f"(sum(rate({canary})) / sum(rate({every})))[{window_seconds}s:{share_step(window_seconds)}s]"
 
 
 def traffic_since(
     client: "PrometheusClient", config: StackConfig, service: str, weight: int, started: datetime,
     seconds: int, now: datetime, probes: QueryResult | None,
 ) -> tuple[str | None, str | None]:
-    """When Prometheus first saw the stage take traffic, within the stage: (time, detail).
+    """When the stage took its traffic, as far as Prometheus can tell: (time, detail).
 
     Above 0 %: the first point of the canary's request share at or above
-    :data:`TRAFFIC_SHARE_TOLERANCE` of the weight. At 0 % the canary takes no
-    requests by design: the first probe sample of its pods. None when the data
-    shows neither (a Prometheus that holds nothing of the stage).
+    :data:`TRAFFIC_SHARE_TOLERANCE` of the weight (:func:`traffic_seen`) less the
+    share's lag (the rate window and the step), never before the stage's start.
+    At 0 % the canary takes no requests by design: the first probe sample of its
+    pods. None when the data shows neither (a Prometheus that holds nothing of the stage).
     """
+    seen, detail = traffic_seen(client, config, service, weight, started, seconds, now, probes)
+    return onset(seen, weight, started, seconds), detail
+
+
+def onset(seen: str | None, weight: int, started: datetime, seconds: int) -> str | None:
+    """``trafficSince`` from ``trafficSeenAt``: the share's lag taken off, never before the stage began."""
+    if seen is None or weight == 0:
+        return seen
+    lag = SHARE_RATE_WINDOW_SECONDS + share_step(seconds)
+    return format_time(max(started, parse_time(seen) - timedelta(seconds=lag)))
+
+
+def traffic_seen(
+    client: "PrometheusClient", config: StackConfig, service: str, weight: int, started: datetime,
+    seconds: int, now: datetime, probes: QueryResult | None,
+) -> tuple[str | None, str | None]:
+    """When Prometheus first saw the stage take its traffic, within the stage: (time, detail)."""
     if weight == 0:
         result, threshold = probes, None
     else:
@@ -272,8 +308,9 @@ def collect_service(
                 record["queries"][measure]["detail"] = (
                     f'no requests, or no histogram bucket le="{bound:g}" (docs/metrics.md: the gate reads '
                     "the bucket at each latency limit)")
-    since, detail = traffic_since(client, config, service, deployed["weight"], started, seconds, now, probes)
-    record["trafficSince"] = since
+    seen, detail = traffic_seen(client, config, service, deployed["weight"], started, seconds, now, probes)
+    record["trafficSeenAt"] = seen
+    record["trafficSince"] = onset(seen, deployed["weight"], started, seconds)
     if detail:
         record["trafficDetail"] = detail
     return record

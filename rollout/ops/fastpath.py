@@ -205,7 +205,10 @@ def live_routes(document: Any, services: Iterable[str]) -> dict[str, dict | None
     for service in services:
         route = by_name.get(service)
         weight = live_canary_weight(route, service) if route else None
-        found[service] = None if weight is None else {"canaryWeight": weight, "setByRelay": set_by_relay(route)}
+        # kubectl hides managedFields unless --show-managed-fields: then who wrote the weights is not known.
+        shown = "managedFields" in (route.get("metadata") or {}) if route else False
+        found[service] = None if weight is None else {"canaryWeight": weight, "setByRelay": set_by_relay(route),
+                                                      "managedFields": shown}
     return found
 
 

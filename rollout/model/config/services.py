@@ -22,7 +22,7 @@ from rollout.model.config.monitoring import Resources
 from rollout.model.errors import KeyedError
 from rollout.model.images import ImageReference
 from rollout.model.plans import BUILTIN_PLANS, Plan, Stage
-from rollout.model.releases import canary_replicas
+from rollout.model.releases import canary_replicas, same_release
 from rollout.model.time import format_time
 
 #: How far ahead of this machine's clock a history entry may be (clocks differ).
@@ -277,6 +277,11 @@ class ServiceSettings(Model):
 
     def canary_replicas(self) -> int:
         """The canary's replicas at the current weight (see :func:`rollout.model.releases.canary_replicas`)."""
-        return canary_replicas(self.rollout.weight, self.stable.replicas, self.canary.replicas)
+        return canary_replicas(self.rollout.weight, self.stable.replicas, self.canary.replicas, self.canary_idle)
+
+    @property
+    def canary_idle(self) -> bool:
+        """The stable track runs the canary's release (promoted): the canary has nothing to try."""
+        return same_release(self.canary.image, self.stable.image)
 
 

@@ -32,7 +32,9 @@ class KubernetesSettings(Model):
     skip_await: bool = False
     """Do not wait for the objects to become ready (the provider's ``pulumi.com/skipAwait``
     annotation on every object). For clusters that run no workloads (a test API server without
-    nodes); never on a real cluster, where waiting is what makes a failed rollout fail the ``up``.
+    nodes); never on a real cluster, where waiting is what makes a failed rollout fail the ``up``
+    and what holds a route's weight until the pods that take it are ready. A production-tier
+    stack refuses it (``rollout-await-readiness``).
     """
 
 
