@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -284,9 +285,27 @@ import pulumi_kubernetes as k8s
 k8s.Provider("empty", render_yaml_to_directory="build/empty/manifests")
 """
 
+FLAT_PROGRAM = """\"\"\"The benchmark's flat program: as many Kubernetes objects as dev declares, and nothing to decide.\"\"\"
+import pulumi
+import pulumi_kubernetes as k8s
+
+provider = k8s.Provider("flat", render_yaml_to_directory="build/flat/manifests")
+for index in range({count}):
+    k8s.core.v1.ConfigMap(f"object-{{index}}", metadata={{"name": f"object-{{index}}", "namespace": "flat"}},
+                          data={{"payload": "x" * 2000}}, opts=pulumi.ResourceOptions(provider=provider))
+"""
+
+
+def _created(output: str) -> int:
+    found = re.search(r"\+ (\d+) to create", output)
+    if not found:
+        raise SystemExit(f"the preview did not say what it creates:\n{output}")
+    return int(found.group(1))
+
 
 def section_engine_preview(repeats: int) -> dict:
-    """`pulumi preview -s dev` under the real engine against an empty program's preview."""
+    """`pulumi preview -s dev` under the real engine, with and without the pack, against an empty
+    program's preview and a flat program's (the same number of objects, nothing decided)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from engine import engine_project
 
@@ -295,22 +314,43 @@ def section_engine_preview(repeats: int) -> dict:
         full.edit("dev", lambda config: config["rollout:monitoring"].__setitem__("install", False))
         empty = engine_project(Path(scratch) / "empty")
         (empty.path / "__main__.py").write_text(EMPTY_PROGRAM)
-        timings: dict[str, list[float]] = {"full": [], "empty": []}
-        for project in (full, empty):
+        flat = engine_project(Path(scratch) / "flat")
+        for project in (full, empty, flat):
             project.init("dev")
+        counted = full.pulumi("preview", "-s", "dev")
+        if counted.returncode != 0:
+            raise SystemExit(f"engine preview of dev failed:\n{counted.stdout}{counted.stderr}")
+        objects = _created(counted.stdout) - 1  # less the stack itself
+        (flat.path / "__main__.py").write_text(FLAT_PROGRAM.format(count=objects - 1))  # and the provider
+        runs = {
+            "empty": lambda: empty.pulumi("preview", "-s", "dev"),
+            "flat": lambda: flat.pulumi("preview", "-s", "dev"),
+            "program": lambda: full.pulumi("preview", "-s", "dev"),
+            "full": lambda: full.preview("dev"),
+        }
+        timings: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(repeats):
-            for name, project in (("empty", empty), ("full", full)):
+            for name, run in runs.items():
                 started = time.perf_counter()
-                done = project.preview("dev") if name == "full" else project.pulumi("preview", "-s", "dev")
+                done = run()
                 timings[name].append(time.perf_counter() - started)
                 if done.returncode != 0:
                     raise SystemExit(f"engine preview of the {name} program failed:\n{done.stdout}{done.stderr}")
-    full_s, empty_s = statistics.median(timings["full"]), statistics.median(timings["empty"])
-    ratio = full_s / empty_s
+    median = {name: statistics.median(values) for name, values in timings.items()}
+    ratio = median["full"] / median["empty"]
     print("7. Engine preview: `pulumi preview -s dev --policy-pack policies` against an empty program's preview")
-    print(f"   empty program (the Kubernetes provider only): {empty_s:.1f} s; dev with the pack: {full_s:.1f} s")
-    print(f"   ratio: time {ratio:.2f}x")
-    return {"time_ratio": round(ratio, 3), "empty_seconds": round(empty_s, 1), "full_seconds": round(full_s, 1)}
+    print(f"   empty program (the Kubernetes provider only): {median['empty']:.1f} s; "
+          f"flat program ({objects} objects, nothing decided): {median['flat']:.1f} s")
+    print(f"   dev without the pack: {median['program']:.1f} s; dev with the pack: {median['full']:.1f} s")
+    print(f"   ratio: time {ratio:.2f}x the empty program, {median['full'] / median['flat']:.2f}x the flat one; "
+          f"the pack adds {median['full'] / median['program']:.2f}x")
+    return {
+        "time_ratio": round(ratio, 3),
+        "flat_ratio": round(median["full"] / median["flat"], 3),
+        "pack_ratio": round(median["full"] / median["program"], 3),
+        "objects": objects,
+        **{f"{name}_seconds": round(value, 2) for name, value in median.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,11 @@ its gates judge against the stack file at HEAD without evidence, and say so.
 
 from __future__ import annotations
 
-from policies.rules import POLICIES, Context, Policy, Resource
+import threading
+
+# The gates (policies.rules and what it imports) are imported where they are used, not
+# here: policies/__main__.py serves the pack from the catalogue and imports them beside
+# the program's run (policies/catalogue.py).
 
 CONFIG_SCHEMA_PROPERTIES = {
     "evidence": {"type": "object"},
@@ -41,38 +45,93 @@ CONFIG_SCHEMA_PROPERTIES = {
 }
 
 
-def _validate(policy: Policy):
-    def validate(args, report_violation) -> None:
+class _Run:
+    """One AnalyzeStack: the engine asks each stack policy once, in turn, over the same resources.
+    Its policies judge at one instant and share one memo, so the transition is built and judged
+    once, not once per gate."""
+
+    def __init__(self) -> None:
         from rollout.model.time import utc_now
 
+        self.now = utc_now()
+        self.memo: dict = {}
+        self.asked: set[str] = set()
+
+
+_runs = {"current": None}
+_runs_lock = threading.Lock()
+
+
+def _run_of(policy: str) -> _Run:
+    """The run this call of ``policy`` belongs to: a policy asked again starts the next run."""
+    with _runs_lock:
+        run = _runs["current"]
+        if run is None or policy in run.asked:
+            run = _runs["current"] = _Run()
+        run.asked.add(policy)
+        return run
+
+
+def stale_catalogue(served: list[dict]) -> str | None:
+    """Why the catalogue the pack was served with is not the gates' own, or None when it is."""
+    from policies.catalogue import entries
+    from policies.rules import POLICIES
+
+    if served == entries(POLICIES):
+        return None
+    return ("the pack was served a stale catalogue of its policies (policies/catalogue.json), so a gate could "
+            "go unasked: regenerate it with `python -m policies.catalogue > policies/catalogue.json`")
+
+
+def _validate(name: str, served: list[dict]):
+    def validate(args, report_violation) -> None:
+        from policies.rules import POLICIES, Context, Resource
+
+        stale = stale_catalogue(served)
+        if stale is not None:
+            report_violation(stale)  # fail closed: every policy, the gates included, refuses
+            return
+        (policy,) = [p for p in POLICIES if p.name == name]
         resources = [Resource(r.resource_type, r.name, r.props, r.urn) for r in args.resources]
         by_name = {r.name: r.urn for r in args.resources}
-        context = Context(now=utc_now(), config=dict(args.get_config() or {}))
+        run = _run_of(policy.name)
+        context = Context(now=run.now, config=dict(args.get_config() or {}), memo=run.memo)
         for resource, message in policy.check(resources, context):
             report_violation(f"{resource}: {message}", by_name.get(resource))
 
     return validate
 
 
-def crossguard_policies() -> list:
-    """One StackValidationPolicy per policy of rules.POLICIES, all mandatory by default."""
+def crossguard_policies(catalogue: list[dict] | None = None) -> list:
+    """One StackValidationPolicy per policy of rules.POLICIES, all mandatory by default.
+
+    ``catalogue`` (policies/catalogue.json, as the pack's entry point passes it): the
+    policies as served, without importing the gates; each one imports them when first
+    asked, and refuses when the catalogue is not theirs. None: from the gates themselves."""
     from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
 
+    if catalogue is None:
+        from policies.catalogue import entries
+        from policies.rules import POLICIES
+
+        catalogue = entries(POLICIES)
     return [
         StackValidationPolicy(
-            name=policy.name,
-            description=policy.description,
-            validate=_validate(policy),
+            name=entry["name"],
+            description=entry["description"],
+            validate=_validate(entry["name"], catalogue),
             enforcement_level=EnforcementLevel.MANDATORY,
-            config_schema=PolicyConfigSchema(properties=CONFIG_SCHEMA_PROPERTIES) if policy.always_mandatory else None,
-            remediation_steps=policy.remediation,
+            config_schema=PolicyConfigSchema(properties=CONFIG_SCHEMA_PROPERTIES) if entry["alwaysMandatory"] else None,
+            remediation_steps=entry["remediation"],
         )
-        for policy in POLICIES
+        for entry in catalogue
     ]
 
 
 def advisory_config() -> dict:
     """Policy config that lowers the resource policies to advisory (non-production stacks)."""
+    from policies.rules import POLICIES
+
     return {policy.name: "advisory" for policy in POLICIES if not policy.always_mandatory}
 
 
@@ -81,6 +140,8 @@ def policy_config(evidence: dict | None, advisory: bool, gates: dict | None = No
     (``gates``: the deployed and upstream states and their sources, the changed files)
     and the evidence under every gate, and (outside production) the resource policies
     lowered to advisory."""
+    from policies.rules import POLICIES
+
     config: dict = {}
     shared = {key: value for key, value in (gates or {}).items() if value is not None}
     if evidence is not None:

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 import rollout.model.config as cfg
 from conftest import ROOT
-from rollout.build.reference import render
+from rollout.build.reference import description, render
 
 
 def _models() -> list[type[BaseModel]]:
@@ -35,7 +35,7 @@ def test_the_package_exports_every_model_of_its_area_modules():
 
 def test_every_config_field_has_a_description():
     undocumented = [
-        f"{model.__name__}.{name}" for model in _models() for name, field in model.model_fields.items() if not field.description
+        f"{model.__name__}.{name}" for model in _models() for name in model.model_fields if not description(model, name)
     ]
     assert not undocumented, "add a docstring under each field: " + ", ".join(undocumented)
 

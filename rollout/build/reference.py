@@ -6,7 +6,11 @@ a test fails when the committed file differs, so a knob cannot go undocumented.
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import sys
+import textwrap
 import typing
 from datetime import timedelta
 from typing import Any
@@ -33,6 +37,28 @@ Durations are written like Prometheus': a number and a unit (`ms`, `s`, `m`, `h`
 (`2026-11-20T09:00:00Z`). Secrets go only under `rollout:secrets`, set with
 `pulumi config set --secret --path 'rollout:secrets.<name>' <value>`.
 """
+
+
+@functools.cache
+def _docstrings(model: type) -> dict[str, str]:
+    """The docstring under each field of ``model`` and its bases: the string statement right
+    after the field's annotated assignment. Read here, from the source, and not by pydantic at
+    import: every command and every ``pulumi up`` would pay for parsing the model's source."""
+    found: dict[str, str] = {}
+    for cls in reversed([c for c in model.__mro__ if issubclass(c, BaseModel) and c is not BaseModel]):
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+        for statement, following in zip(body, body[1:]):
+            if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)):
+                found[statement.target.id] = inspect.cleandoc(following.value.value)
+    return found
+
+
+def description(model: type[BaseModel], name: str) -> str | None:
+    """The description of ``model``'s field ``name``: its ``description=``, else its docstring."""
+    field = model.model_fields[name]
+    return field.description or _docstrings(model).get(name)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -84,8 +110,8 @@ def _rows(model: type[BaseModel], prefix: str, rows: list[str], nested: list[tup
         key = f"{prefix}.{field.alias or name}" if prefix else (field.alias or name)
         core, is_list = _unwrap(field.annotation)
         sub = core if isinstance(core, type) and issubclass(core, BaseModel) else None
-        description = _markdown(field.description).replace("|", "\\|")
-        rows.append(f"| `{key}` | {_type_name(field.annotation, sub)} | {_default(field)} | {description} |")
+        about = _markdown(description(model, name)).replace("|", "\\|")
+        rows.append(f"| `{key}` | {_type_name(field.annotation, sub)} | {_default(field)} | {about} |")
         if sub is not None:
             nested.append((f"{key}[]" if is_list else key, sub))
 
@@ -134,7 +160,7 @@ def render() -> str:
         parts.append(f"## `rollout:{key}`\n")
         default = _default(field)
         note = "Required." if default == "required" else ("" if default == "see below" else f"Default: {default}.")
-        parts.append(f"{_markdown(field.description)} {note}".rstrip() + "\n")
+        parts.append(f"{_markdown(description(cfg.StackConfig, name))} {note}".rstrip() + "\n")
         if isinstance(core, type) and issubclass(core, BaseModel):
             parts.append("\n".join(_table(core, key)) + "\n")
             if key == "monitoring":

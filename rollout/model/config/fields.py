@@ -308,9 +308,10 @@ class Model(BaseModel):
         # Strict: a boolean is not a number, a number is not text, "25" is not 25;
         # what the YAML says is what the program gets.
         strict=True,
-        # The docstring under each field is its description: docs/configuration.md
-        # is generated from it, so a knob cannot go undocumented.
-        use_attribute_docstrings=True,
+        # The docstring under each field is its description: docs/configuration.md is
+        # generated from it (rollout.build.reference reads it from the source, so the
+        # models do not parse their own source at every import), and a knob cannot go
+        # undocumented.
     )
 
 
