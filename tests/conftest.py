@@ -34,8 +34,9 @@ def without_secrets(inputs: dict, secret_paths: set[str]) -> dict:
     return walk(inputs, "")
 
 
-#: The markers of the longest tests (a cluster, the engine, real servers waiting on alerts), longest first.
-_LONGEST_FIRST = ("cluster", "engine", "e2e")
+#: The markers of the longest tests, longest first: a cluster, the engine, the modules that
+#: compute for minutes, then real servers waiting on alerts (which leave the processor to the rest).
+_LONGEST_FIRST = ("cluster", "engine", "slow", "e2e")
 
 
 def _rank(item) -> int:
@@ -49,7 +50,7 @@ def _rank(item) -> int:
 def pytest_collection_modifyitems(config, items):
     """Keep each module that shares a fixture across its tests on one worker.
 
-    ``make test`` runs the tests in parallel (pytest-xdist, ``--dist loadgroup``).
+    ``make test`` runs the tests in parallel (pytest-xdist, ``--dist loadfile``).
     A module-scoped fixture (a Prometheus, an engine project, the test cluster)
     would otherwise be set up again on every worker that runs one of the
     module's tests; the rest are spread one by one. Modules holding the longest

@@ -22,6 +22,8 @@ from rollout.model import conventions
 from rollout.load.stack import load_file, load_stack
 from rollout.build.render import render
 
+pytestmark = pytest.mark.slow
+
 TEMPLATE = re.compile(r"\{\{ \$labels\.(\w+) \}\}")
 
 

@@ -18,6 +18,8 @@ import yaml
 from conftest import ROOT
 from rollout.load.stack import load_file
 
+pytestmark = pytest.mark.slow
+
 
 def _bench():
     spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")

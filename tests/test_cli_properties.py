@@ -45,6 +45,8 @@ from rollout.load.stack import load_stack
 from rollout.model.state import rollout_state
 from servers import closed_port
 
+pytestmark = pytest.mark.slow
+
 SERVICE = "genesis"
 #: Nothing listens here: the port was free when the module was imported.
 NOWHERE = f"http://127.0.0.1:{closed_port()}"

@@ -22,6 +22,8 @@ from fleetgen import build_fleet, image, region_names
 from rollout.cli.app import main
 from rollout.gates.judge import FLEET_HALT, FLEET_LIMIT, FREEZE_WINDOW, RELEASE_GROUP_IN_STEP, STAGING_FIRST
 
+pytestmark = pytest.mark.slow
+
 R = "2.0.0"
 MONDAY = "2031-03-03"
 REGIONS = region_names(10)

@@ -18,6 +18,8 @@ from figures import count
 from rollout.cli import main
 from stackfiles import FIXTURE
 
+pytestmark = pytest.mark.slow
+
 BASE = (FIXTURE / "stacks" / "Pulumi.staging.yaml").read_text()
 SHOWN = "stacks/Pulumi.odd.yaml"
 CIPHERTEXT = "v1:SHCAq0Bxs3jLb74d:KvFxMf2n5YFYtPqIc1DyueVsyH/WpeilgCdPqnF57WOYi++CJGR6XJdg5ZvO"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +23,8 @@ from rollout.ops.verify import verify
 from figures import count
 from rollout.ops.http import Retry
 from servers import LOOPBACK, FlakyServer, WebhookSink, closed_port, receivers_to_loopback, start_alertmanager, start_prometheus
+
+pytestmark = pytest.mark.slow
 
 
 def histogram(*bounds: str) -> bytes:

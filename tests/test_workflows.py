@@ -22,6 +22,8 @@ import yaml
 
 from conftest import ROOT, STACKS, edit_stack
 
+pytestmark = pytest.mark.slow
+
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
