@@ -83,7 +83,9 @@ def rule_files(config: StackConfig) -> dict[str, dict]:
     base = config.alerting.runbook_base_url
     for category, alerts in alerts_of(config).items():
         if alerts:  # with an existing operator, the cost category watches only its Prometheus: none
-            files[category] = {"groups": [_group(category, [a.rule(base) for a in alerts], interval)]}
+            ahead = recordings(config, errors.trigger_counts(config)) if any(
+                a.name == "CanaryWorseThanStable" for a in alerts) else []  # read in the same evaluation
+            files[category] = {"groups": [_group(category, ahead + [a.rule(base) for a in alerts], interval)]}
     return files
 
 

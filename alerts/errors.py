@@ -5,7 +5,7 @@ from __future__ import annotations
 from statistics import NormalDist
 
 from alerts.burnrate import burn_rate_alerts
-from alerts.model import Alert, Scenario, ratio
+from alerts.model import Alert, Recording, Scenario, ratio
 from alerts.performance import _after, _before
 from alerts.series import Series
 from rollout.model import conventions as c
@@ -123,6 +123,23 @@ def _fast_trigger(config: StackConfig) -> Alert:
     )
 
 
+def trigger_counts_name(config: StackConfig) -> str:
+    """The recorded requests over the confidence trigger's window, by service, track and code."""
+    return f"service_track_code:http_requests:increase{format_duration(config.canary.confidence.trigger_window)}"
+
+
+def trigger_counts(config: StackConfig) -> list[Recording]:
+    """What ``CanaryWorseThanStable`` compares, recorded once per evaluation: the requests by
+    service, track and code over the trigger window. Its z-test names the canary's and stable's
+    counts about fifteen times, and Prometheus would read the raw counters for each; recorded
+    in the alert's own group, ahead of it, it reads them once and the alert sees the counts of
+    the same evaluation (rules of a group run in order), so its timings are those of the raw reads."""
+    window = format_duration(config.canary.confidence.trigger_window)
+    by = f"{c.SERVICE_LABEL}, {c.TRACK_LABEL}, {c.CODE_LABEL}"
+    raw = select(config, config.metrics.requests_total)
+    return [Recording(trigger_counts_name(config), f"sum by ({by}) (increase({raw}[{window}]))")]
+
+
 def _worse_than_stable(config: StackConfig) -> Alert:
     """The rollback trigger for a canary significantly worse than stable, though maybe under its budget.
 
@@ -142,9 +159,10 @@ def _worse_than_stable(config: StackConfig) -> Alert:
     floor = settings.negligible * canary.max_error_ratio
 
     def count(track: str, errors: bool = False) -> str:
+        # The counts over the window, recorded ahead of this alert in its group (trigger_counts).
         code = f'{c.CODE_LABEL}=~"5.."' if errors else ""
-        selector = select(config, config.metrics.requests_total, f'{c.TRACK_LABEL}="{track}"', code)
-        return f"sum by ({c.SERVICE_LABEL}) (increase({selector}[{window}]))"
+        selector = select(config, trigger_counts_name(config), f'{c.TRACK_LABEL}="{track}"', code)
+        return f"sum by ({c.SERVICE_LABEL}) ({selector})"
 
     canary_n, stable_n = count(c.CANARY), count(c.STABLE)
     # No 5xx series until a first error: 0 while the track serves requests.
