@@ -31,6 +31,10 @@ from rollout.model.time import FORMAT_HINT
 Handler = Callable[[argparse.Namespace], int]
 
 
+#: What ``--all-services`` does for the commands that advance.
+EVERY_ADVANCES = "every service of the stack: each that the gates allow advances, the others are reported"
+
+
 def _command(target: str) -> Handler:
     """The handler ``module:function`` of rollout.cli, imported when the command runs."""
     module, _, name = target.partition(":")
@@ -136,9 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     advance = commands.add_parser("advance", help="append the next stage of the plan to the stack file, now")
     options.stack_arg(advance)
-    advance.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    advance.add_argument("--all-services", action="store_true",
-                         help="every service of the stack: each that the gates allow advances, the others are reported")
+    options.service_args(advance, EVERY_ADVANCES)
     advance.add_argument("--evidence", default=None, type=options.given, help="gate evidence from `rollout evidence`: refuse what the gates refuse")
     advance.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
     advance.add_argument("--dry-run", action="store_true", help="print the entry and the gates' verdict; write nothing")
@@ -149,9 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stage", help="one step: gather evidence, append the next stage, write the pack's config for the preview"
     )
     options.stack_arg(stage)
-    stage.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    stage.add_argument("--all-services", action="store_true",
-                       help="every service of the stack: each that the gates allow advances, the others are reported")
+    options.service_args(stage, EVERY_ADVANCES)
     stage.add_argument("--prometheus", default=None, type=options.base_url,
                        help="the stack's Prometheus (default: $PROMETHEUS_URL_<STACK>)")
     stage.add_argument("--live-routes", default=None, type=options.given,
@@ -173,10 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "release", help="start a new rollout: set the canary's image and append weight 0, in one edit"
     )
     options.stack_arg(release)
-    release.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    release.add_argument("--all-services", action="store_true",
-                         help="every service of the stack not in a release group takes the image")
-    release.add_argument("--group", default=None, help="a release group (releaseGroups): every member, one --image SERVICE=IMAGE each")
+    options.service_args(release, "every service of the stack not in a release group takes the image",
+                         group="a release group (releaseGroups): every member, one --image SERVICE=IMAGE each")
     release.add_argument("--image", required=True, type=options.release_image, action="append",
                          help="the new release: an image with a pinned tag or digest (with --group: SERVICE=IMAGE, once per member)")
     release.add_argument("--reason", default=None, type=options.utf8, help="recorded with the new history entry")
@@ -188,9 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "promote", help="after the rollout completed: set stable.image to the release and append weight 0"
     )
     options.stack_arg(promote)
-    promote.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    promote.add_argument("--all-services", action="store_true",
-                         help="every service of the stack not in a release group whose rollout completed")
+    options.service_args(promote, "every service of the stack not in a release group whose rollout completed")
     promote.add_argument("--evidence", default=None, type=options.given,
                          help="gate evidence over the final stage (`rollout evidence`): refuse what the gates refuse")
     promote.add_argument("--group", default=None, help="a release group (releaseGroups): every member, once each completed")
@@ -201,8 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="append weight 0 with a reason to the stack file; never refused")
     options.stack_arg(rollback)
-    rollback.add_argument("--service", default=None, help="the service (default: the stack's only service)")
-    rollback.add_argument("--all-services", action="store_true", help="every service of the stack")
+    options.service_args(rollback, "every service of the stack")
     rollback.add_argument("--reason", required=True, type=options.utf8, help="why; recorded in the history")
     rollback.add_argument("--dry-run", action="store_true", help="print the entry that would be appended; write nothing")
     add_now_argument(rollback, "the rollback's entry")

@@ -45,6 +45,15 @@ def stack_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def service_args(parser: argparse.ArgumentParser, every: str, group: str | None = None) -> None:
+    """``--service`` (one service; the default, the stack's only one) and ``--all-services``
+    (``every``: what the command does to each), with ``--group`` (a release group) when given."""
+    parser.add_argument("--service", default=None, help="the service (default: the stack's only service)")
+    parser.add_argument("--all-services", action="store_true", help=every)
+    if group is not None:
+        parser.add_argument("--group", default=None, help=group)
+
+
 def stack_name(text: str) -> str:
     # Pulumi's rule (rollout.model.config.STACK_NAME). The name is also part of a file
     # name under stacks/, so it keeps out separators ("../x"), control characters
