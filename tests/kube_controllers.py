@@ -76,10 +76,13 @@ class Readiness:
             if key not in self.seen:
                 self.seen[key] = now
                 self._replica_set(namespace, deployment)
+                self._progressing(namespace, deployment)
             elif now - self.seen[key] >= self.delay:
-                # Stamped as the status is sent: a watcher (the provider's await) may see the
-                # pods ready as soon as the API server stores it, before this client hears back.
-                self.ready[key] = time.monotonic()
+                # Stamped as the status is first sent: a watcher (the provider's await) may see the
+                # pods ready as soon as the API server stores it, before this client hears back; and
+                # a list that still shows the old status (the API server's cache lags under load)
+                # sends it again, which is not the moment the pods became ready.
+                self.ready.setdefault(key, time.monotonic())
                 self._make_ready(namespace, deployment)
 
     def _template(self, deployment) -> tuple[str, dict]:
@@ -115,6 +118,24 @@ class Readiness:
                 "metadata": {"annotations": {REVISION: str(revision)}}, "spec": {"replicas": deployment.spec.replicas}})
         self._apps.patch_namespaced_deployment(name, namespace, {"metadata": {"annotations": {REVISION: str(revision)}}})
 
+    def _progressing(self, namespace: str, deployment) -> None:
+        """What the Deployment controller says at once of a new generation: observed, its new pods
+        not yet updated nor ready. Left at the previous generation's "available", the status would
+        tell a readiness await the new pods were ready before they are."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        status = deployment.status
+        self._apps.patch_namespaced_deployment_status(deployment.metadata.name, namespace, {"status": {
+            "observedGeneration": deployment.metadata.generation, "updatedReplicas": 0,
+            "readyReplicas": (status.ready_replicas or 0) if status else 0,
+            "availableReplicas": (status.available_replicas or 0) if status else 0,
+            "unavailableReplicas": deployment.spec.replicas or 0,
+            "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                 "message": "new pods starting", "lastUpdateTime": stamp, "lastTransitionTime": stamp},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                 "message": "progressing", "lastUpdateTime": stamp, "lastTransitionTime": stamp},
+            ]}})
+
     def _make_ready(self, namespace: str, deployment) -> None:
         name, replicas = deployment.metadata.name, deployment.spec.replicas or 0
         digest, _ = self._template(deployment)
@@ -126,6 +147,7 @@ class Readiness:
         self._apps.patch_namespaced_deployment_status(name, namespace, {"status": {
             "observedGeneration": deployment.metadata.generation, "replicas": replicas,
             "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+            "unavailableReplicas": 0,
             "conditions": [
                 {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
                  "message": "ready", "lastUpdateTime": stamp, "lastTransitionTime": stamp},
