@@ -26,8 +26,8 @@ from rollout.model import conventions as c
 from rollout.model.releases import is_pinned
 from policies.production import PRODUCTION_POLICIES, idle_canary
 from policies.staged import GATE_KEYS
-from policies.transition import _is_list, gate_transition, whole_numbers  # noqa: F401 - the pack's names
-from rollout.gates.judge import GATE_POLICIES, judge
+from policies.transition import _is_list, gate_transition, judged, shared_transition, whole_numbers  # noqa: F401 - the pack's names
+from rollout.gates.judge import GATE_POLICIES
 from rollout.gates.ratchet import raises_weight
 from rollout.model.transition import TIERS
 
@@ -141,36 +141,12 @@ def _gate(name: str) -> Callable[[list[Resource], Context], Iterable[tuple[str, 
         state = rollout_state(resources)
         if state is None:
             return [(STATE_STASH, "the program declared no rollout state; the gates cannot judge")]
-        violations = _judged(state, context)
+        violations = judged(state, context)
         unconfigured = not any(key in (context.config or {}) for key in GATE_KEYS)
         return [(f"service {v.service}", v.message + (NO_CONFIG_HINT if unconfigured and "no gate evidence" in v.message
                                                        else "")) for v in violations if v.policy == name]
 
     return check
-
-
-def _memo_key(kind: str, state: Mapping[str, Any], context: Context) -> str:
-    return kind + json.dumps([state, whole_numbers(dict(context.config or {}))], sort_keys=True, default=repr)
-
-
-def _transition(state: Mapping[str, Any], context: Context):
-    """The transition the gates judge: built once per stash and config within a run (``context.memo``)."""
-    if context.memo is None:
-        return gate_transition(state, context)
-    key = _memo_key("transition", state, context)
-    if key not in context.memo:
-        context.memo[key] = gate_transition(state, context)
-    return context.memo[key]
-
-
-def _judged(state: Mapping[str, Any], context: Context) -> list:
-    """Every gate's violations over the transition, judged once per stash and config within a run."""
-    if context.memo is None:
-        return judge(gate_transition(state, context))
-    key = _memo_key("judged", state, context)
-    if key not in context.memo:
-        context.memo[key] = judge(_transition(state, context))
-    return context.memo[key]
 
 
 def tier_of(resources: list[Resource], context: Context) -> str | None:
@@ -180,7 +156,7 @@ def tier_of(resources: list[Resource], context: Context) -> str | None:
     proposed = state.get("tier")
     deployed = context.deployed_tier
     if deployed is None and state.get("services") is not None:
-        t = _transition(state, context)
+        t = shared_transition(state, context)
         deployed = t.deployed.tier if t.deployed is not None and raises_weight(t) else None
     known = [t for t in (proposed, deployed) if t in TIERS]
     return max(known, key=TIERS.index) if known else proposed

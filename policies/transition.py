@@ -8,13 +8,15 @@ the gates take (policies/rules.py runs them per policy).
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from policies.staged import GATE_KEYS, staged_config
 
 from rollout.gates.deployed import resolve_deployed
 from rollout.gates.fleetread import FleetReader
+from rollout.gates.judge import judge
 from rollout.load.stack import project_root
 from rollout.model.stored import transition_from_json, upstream_names
 from rollout.model.transition import Transition
@@ -95,4 +97,25 @@ def gate_transition(state: Mapping[str, Any], context: Any) -> Transition:
                                 fleet=fleet if isinstance(fleet, Mapping) else None)
 
 
-__all__ = ["gate_transition", "whole_numbers"]
+def _once(context: Any, kind: str, state: Mapping[str, Any], make: Callable[[], Any]) -> Any:
+    """``make()``, once per stash and config within a run of the pack (``context.memo``, shared by the
+    policies of one AnalyzeStack: policies/pack.py); every time without a memo."""
+    if context.memo is None:
+        return make()
+    key = kind + json.dumps([state, whole_numbers(dict(context.config or {}))], sort_keys=True, default=repr)
+    if key not in context.memo:
+        context.memo[key] = make()
+    return context.memo[key]
+
+
+def shared_transition(state: Mapping[str, Any], context: Any) -> Transition:
+    """The transition the gates judge, built once per stash and config within a run."""
+    return _once(context, "transition", state, lambda: gate_transition(state, context))
+
+
+def judged(state: Mapping[str, Any], context: Any) -> list:
+    """Every gate's violations over the transition, judged once per stash and config within a run."""
+    return _once(context, "judged", state, lambda: judge(shared_transition(state, context)))
+
+
+__all__ = ["gate_transition", "judged", "shared_transition", "whole_numbers"]

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import FIXTURE
-from policies import catalogue, pack, rules
+from policies import catalogue, pack, rules, transition
 from policies.rules import Context, Resource
 from rollout.engine.harness import run_program
 
@@ -84,8 +84,8 @@ def test_a_stale_catalogue_fails_closed_in_every_policy(production, stale):
 
 def test_the_pack_from_the_committed_catalogue_judges_as_each_policy_alone(production, monkeypatch):
     built = []
-    real = rules.gate_transition
-    monkeypatch.setattr(rules, "gate_transition", lambda state, context: built.append(context.now) or real(state, context))
+    real = transition.gate_transition
+    monkeypatch.setattr(transition, "gate_transition", lambda state, context: built.append(context.now) or real(state, context))
     # An advance without evidence: every gate has something to say.
     resources = [Resource(r.resource_type, r.name, r.props, r.urn) for r in production]
     state = rules.rollout_state(resources)
