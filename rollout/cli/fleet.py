@@ -18,7 +18,7 @@ from rollout.load.fleet import read_fleet
 from rollout.model.errors import ConfigError, UsageError, printable, printable_lines
 from rollout.model.time import format_time
 
-from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, say as _say  # noqa: E402
+from rollout.cli.output import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, say as _say, write_edit  # noqa: E402
 #: Changes outside stacks/ that deploy every stack (deploy.yml's paths): the program, the gates, the policies.
 CODE_PATHS = ("rollout/", "components/", "alerts/", "dashboards/", "policies/", "Pulumi.yaml", "__main__.py")
 
@@ -88,7 +88,7 @@ def cmd_stacks(args: argparse.Namespace) -> int:
 
 def _annotate(args: argparse.Namespace, kind: str) -> int:
     from rollout.cli.clock import now_of
-    from rollout.gates.edits import Refused, apply
+    from rollout.gates.edits import Refused
     from rollout.gates.groupedits import override_edit, resume_edit, rollback_services
     from rollout.load.stack import load_stack, stack_file
     from rollout.load.stackfile import locked
@@ -112,16 +112,7 @@ def _annotate(args: argparse.Namespace, kind: str) -> int:
                 _say(line if line.startswith("[") else f"rollout: {line}", file=sys.stderr)
             _say(f"rollout: {kind} refused; {path.name} is unchanged", file=sys.stderr)
             return EXIT_REFUSED
-        if args.dry_run:
-            _say(f"dry run: {path.name} is unchanged; this {kind} would be written:")
-            for line in edit.lines:
-                _say(f"  {line}")
-            return EXIT_OK
-        for note in apply(path, args.project, edit):
-            _say(note, file=sys.stderr)
-    for line in edit.lines:
-        _say(line)
-    return EXIT_OK
+        return write_edit(path, args.project, edit, kind, args.dry_run)
 
 
 def cmd_override(args: argparse.Namespace) -> int:

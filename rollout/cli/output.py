@@ -28,6 +28,25 @@ def say(*parts: object, file=None) -> None:
     print(*(printable(part) for part in parts), file=file)
 
 
+def write_edit(path: Path, project: Path, edit, command: str, dry_run: bool, verdict: str | None = None) -> int:
+    """Write a stack-file ``edit`` (rollout.gates.edits.Edit) and print its lines, or with
+    ``dry_run`` print what would be written (and the ``verdict``) and write nothing."""
+    from rollout.gates.edits import apply
+
+    if dry_run:
+        say(f"dry run: {path.name} is unchanged; this {command} would be written:")
+        for line in edit.lines:
+            say(f"  {line}")
+        if verdict is not None:
+            say(f"verdict: {verdict}")
+        return EXIT_OK
+    for note in apply(path, project, edit):
+        say(note, file=sys.stderr)
+    for line in edit.lines:
+        say(line)
+    return EXIT_OK
+
+
 def write_file(out: Path, text: str, option: str) -> None:
     """Write ``text`` to ``out`` whole or not at all: a temporary file beside it, renamed
     (rollout.load.files.write_atomic: created exclusively, under a name nobody can predict).

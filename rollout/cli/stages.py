@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from rollout.cli.clock import now_of
-from rollout.cli.output import EXIT_OK, EXIT_REFUSED, say
+from rollout.cli.output import EXIT_OK, EXIT_REFUSED, say, write_edit
 from rollout.gates.check import load_evidence
 from rollout.gates.confidence import INCONCLUSIVE, VERDICT_WORDS
 from rollout.gates.judge import CANARY_WITHIN_BUDGET
@@ -171,17 +171,7 @@ def _edit(args: argparse.Namespace, command: str) -> int:
     if command == "promote" and evidence is None:
         say("note: without --evidence the canary's budget over the final stage is judged later, by "
             "`rollout check` and the policy pack", file=sys.stderr)
-    if getattr(args, "dry_run", False):
-        say(f"dry run: {path.name} is unchanged; this {command} would be written:")
-        for line in edit.lines:
-            say(f"  {line}")
-        say("verdict: allowed")
-        return EXIT_OK
-    for note in apply(path, args.project, edit):
-        say(note, file=sys.stderr)
-    for line in edit.lines:
-        say(line)
-    return EXIT_OK
+    return write_edit(path, args.project, edit, command, getattr(args, "dry_run", False), verdict="allowed")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
