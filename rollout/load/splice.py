@@ -40,6 +40,14 @@ class NewEntry:
     by: str | None = None
     until: datetime | None = None
 
+    def item(self) -> dict[str, Any]:
+        """The entry as the history holds it, in the order it is written; unset fields left out."""
+        item: dict[str, Any] = {"weight": self.weight, "startedAt": format_time(self.started_at)}
+        optional = {"release": self.release, "plan": self.plan, "reason": self.reason, "kind": self.kind,
+                    "by": self.by, "until": format_time(self.until) if self.until else None}
+        item.update({key: value for key, value in optional.items() if value})
+        return item
+
 
 @dataclass(frozen=True)
 class TrackValue:
@@ -211,19 +219,7 @@ def _expected(document: Any, entries: list[NewEntry], values: list[TrackValue]) 
         service[change.track][change.key] = change.value
     for entry in entries:
         service = next(s for s in services if s.get("name") == entry.service)
-        item: dict[str, Any] = {"weight": entry.weight, "startedAt": format_time(entry.started_at)}
-        if entry.release:
-            item["release"] = entry.release
-        if entry.plan:
-            item["plan"] = entry.plan
-        if entry.reason:
-            item["reason"] = entry.reason
-        if entry.kind:
-            item["kind"] = entry.kind
-        if entry.by:
-            item["by"] = entry.by
-        if entry.until:
-            item["until"] = format_time(entry.until)
+        item = entry.item()
         service["rollout"]["history"].append(item)
     return expected
 

@@ -46,7 +46,6 @@ from rollout.model.errors import Busy, ConfigError
 from rollout.load import splice
 from rollout.load.splice import NewEntry, TrackValue
 from rollout.load.stack import NS, display_path, read_stack_file, validate
-from rollout.model.time import format_time
 
 
 #: Indentations tried, as (mapping, sequence, dash offset): the shipped stack
@@ -119,23 +118,16 @@ def _set_track(document: Any, change: TrackValue, shown: str) -> None:
         track.insert(keys.index("image") + 1 if "image" in keys else len(keys), change.key, value)
 
 
+#: The history fields written quoted.
+_QUOTED = frozenset({"startedAt", "reason", "by", "until"})
+
+
 def _append(history: CommentedSeq, entry: NewEntry) -> None:
     item = CommentedMap()
-    item["weight"] = entry.weight
-    # Quoted like the existing entries, so YAML never reads it as a timestamp type.
-    item["startedAt"] = DoubleQuotedScalarString(format_time(entry.started_at))
-    if entry.release:
-        item["release"] = entry.release
-    if entry.plan:
-        item["plan"] = entry.plan
-    if entry.reason:
-        item["reason"] = DoubleQuotedScalarString(entry.reason)
-    if entry.kind:
-        item["kind"] = entry.kind
-    if entry.by:
-        item["by"] = DoubleQuotedScalarString(entry.by)
-    if entry.until:
-        item["until"] = DoubleQuotedScalarString(format_time(entry.until))
+    for key, value in entry.item().items():
+        # Times quoted like the existing entries, so YAML never reads them as a timestamp type;
+        # free text quoted, so no reason or name is read as anything but a string.
+        item[key] = DoubleQuotedScalarString(value) if key in _QUOTED else value
     # Whatever follows the list (blank lines, the next key's comment) is attached
     # by ruamel to the last item's last value; move it to the new last item so it
     # stays after the list instead of landing between two entries.
