@@ -12,7 +12,7 @@ import pytest
 
 from figures import count
 from rollout.ops.http import Retry, fetch, public_url, transient
-from servers import FlakyServer, closed_port, free_port
+from servers import FlakyServer, RawServer, closed_port, free_port
 
 #: Fast backoff for the tests: the schedule itself is tested with a fake clock below.
 QUICK = Retry(deadline_s=20, timeout_s=2, base_s=0.01, cap_s=0.05, max_tries=10)
@@ -203,3 +203,33 @@ def test_a_url_without_credentials_sends_no_authorization():
     with FlakyServer([], ok) as api:
         fetch(api.url, retry=QUICK)
     assert api.authorizations == [None]
+
+
+def _garbled_then_silent():
+    """A RawServer's answer: a malformed status line to the first request, then nothing until the test ends."""
+    seen = []
+
+    def respond(request, send, stopped):
+        seen.append(request)
+        if len(seen) == 1:
+            send(b"HTTP/1.1 OK\r\n\r\n")
+        else:
+            stopped.wait(5)
+
+    return respond
+
+
+def test_a_try_the_deadline_cuts_short_does_not_hide_why_the_one_before_failed():
+    # The second try has 0.3 s left of its 1 s timeout and gets no answer in it: that
+    # says nothing about the server, the garbled first answer does.
+    with RawServer(_garbled_then_silent()) as api:
+        answer = fetch(api.url, retry=Retry(deadline_s=0.5, timeout_s=1, base_s=0.2, cap_s=0.2), jitter=lambda low, high: high)
+    assert answer.tries == 2 and answer.status is None
+    assert "malformed status line" in answer.error and not answer.timed_out
+
+
+def test_a_try_that_times_out_within_its_own_timeout_is_what_is_reported():
+    with RawServer(_garbled_then_silent()) as api:
+        answer = fetch(api.url, retry=Retry(deadline_s=5, timeout_s=0.3, base_s=0.05, cap_s=0.05, max_tries=2))
+    assert answer.tries == 2 and answer.status is None
+    assert answer.error == "no answer within 0.3s" and answer.timed_out

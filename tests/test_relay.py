@@ -162,6 +162,40 @@ def test_no_try_starts_after_the_deadline():
     assert not ok and sleeps == [1, 2] and len(seen) == 3
 
 
+
+def _forge_answering_then_silent(first: int, retry: Retry) -> Forge:
+    calls = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(first)
+        await asyncio.sleep(10)
+        return httpx.Response(204)
+
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    return Forge("http://forge.invalid/api/", "example/rollout", FORGE_TOKEN, retry, Metrics(),
+                 transport=httpx.MockTransport(handler), sleep=no_sleep, jitter=lambda low, high: high)
+
+
+def test_a_try_the_deadline_cuts_short_does_not_hide_why_the_one_before_failed():
+    forge = _forge_answering_then_silent(503, Retry(deadline_s=60, timeout_s=1, base_s=0.1, cap_s=0.1))
+
+    async def dispatch():
+        return await forge.dispatch({}, deadline=asyncio.get_running_loop().time() + 0.3)
+
+    ok, what = _on_own_loop(dispatch())
+    assert not ok and what.startswith("HTTP 503 after 2 tries"), what
+
+
+def test_a_try_that_times_out_within_its_own_timeout_is_what_is_reported():
+    forge = _forge_answering_then_silent(503, Retry(deadline_s=5, timeout_s=0.2, base_s=0.1, cap_s=0.1, max_tries=2))
+    ok, what = _on_own_loop(forge.dispatch({}))
+    assert not ok and what.startswith("no answer within 0.2s after 2 tries"), what
+
+
 # --- the relay as a process -------------------------------------------------------------
 
 

@@ -102,7 +102,12 @@ NO_RETRY = Retry(max_tries=1)
 
 @dataclass(frozen=True)
 class Answer:
-    """The outcome of a call: the last try's HTTP answer, or why there was none."""
+    """The outcome of a call: the last try's HTTP answer, or why there was none.
+
+    A last try that the deadline cut short (its timeout clipped to what was left,
+    or the watchdog) and that timed out is no news about the server: the answer is
+    then the try before it, so a garbled answer or a 503 is not reported as a timeout.
+    """
 
     #: The URL as it may be shown (no credentials, see public_url).
     url: str
@@ -393,6 +398,7 @@ def fetch(
     token = _CALL.set(call)
     watchdog.start()
     tries = 0
+    outcome: tuple[int | None, bytes, str | None, str | None, bool] | None = None
     try:
         while True:
             tries += 1
@@ -404,6 +410,11 @@ def fetch(
             except _Fault as fault:
                 status, body, redirected, error, timed_out = None, b"", None, str(fault), fault.timed_out
                 final = fault.final
+            if timed_out and outcome is not None and (timeout < retry.timeout_s or call.expired):
+                # The deadline cut this try short: its timeout says nothing about the
+                # server, the try before it does (a garbled answer, a 503, a refusal).
+                status, body, redirected, error, timed_out = outcome
+            outcome = (status, body, redirected, error, timed_out)
             if final or not transient(status) or tries >= retry.max_tries or call.expired:
                 break
             pause = jitter(0.0, retry.backoff_bound(tries))

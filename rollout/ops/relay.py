@@ -263,8 +263,11 @@ class Forge:
             try:
                 status, note = await self._try(body, timeout, deadline, sent)
                 what = f"HTTP {status}{note}"
-            except TimeoutError:
-                what = f"no answer within {timeout:.3g}s"
+            except (TimeoutError, httpx.TimeoutException) as err:
+                # A try the deadline cut short says nothing about the forge: the try
+                # before it, if any, says why the dispatch has not gone through.
+                if tries == 1 or timeout >= self.retry.timeout_s:
+                    what = f"no answer within {timeout:.3g}s" if isinstance(err, TimeoutError) else type(err).__name__
             except httpx.HTTPError as err:
                 what = f"{type(err).__name__}"
             if status is not None and 200 <= status < 300:
