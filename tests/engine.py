@@ -77,6 +77,12 @@ class EngineProject:
     extra_env: dict[str, str]
 
     @property
+    def temp(self) -> Path:
+        temp = self.path.parent / f"{self.path.name}-tmp"
+        temp.mkdir(exist_ok=True)
+        return temp
+
+    @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "ROLLOUT_DEBUG"))}
         env.update(
@@ -86,6 +92,9 @@ class EngineProject:
             PULUMI_CONFIG_PASSPHRASE=EXAMPLE_PASSPHRASE,
             PULUMI_SKIP_UPDATE_CHECK="true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+            # The engine's and the provider's temporary files (the provider writes the
+            # kubeconfig it is given to one and leaves it) stay beside the test's project.
+            TMPDIR=str(self.temp),
         )
         if "ROLLOUT_PULUMI" in os.environ:
             env["ROLLOUT_PULUMI"] = os.environ["ROLLOUT_PULUMI"]
