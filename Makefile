@@ -36,14 +36,15 @@ preview: deps
 # The whole suite, in parallel (pytest-xdist): PYTEST_WORKERS processes, each
 # test module kept on one of them (--dist loadfile), so a module's shared
 # fixture (a Prometheus, an engine project, the test cluster) is set up once;
-# modules with the longest tests are sent first (tests/conftest.py). Most of
+# the longest modules are sent first, in the order tests/conftest.py gives them
+# from tests/durations.json (--no-loadscope-reorder keeps that order). Most of
 # the suite waits on real servers (an alert's hold, a scrape, an evaluation)
 # rather than computing, so the default is three workers per processor (at
 # most 16); PYTEST_ARGS adds options (a -k, a file, -x); PYTEST_WORKERS=0 runs
 # in one process.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n * 3 > 16 ? 16 : n * 3 )))
 test: deps tools
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 check: deps
 	$(BIN)/rollout check --stack $(STACK)

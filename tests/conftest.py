@@ -34,49 +34,87 @@ def without_secrets(inputs: dict, secret_paths: set[str]) -> dict:
     return walk(inputs, "")
 
 
-#: The markers of the longest tests, longest first: a cluster, the engine, the modules that
-#: compute for minutes, then real servers waiting on alerts (which leave the processor to the rest).
-_LONGEST_FIRST = ("cluster", "engine", "slow", "e2e")
+#: What each test module took in a parallel ``make test``: seconds, its tests' setup, call and
+#: teardown added up. ``make test`` sends the longest modules to the workers first (longest
+#: processing time first), so that no worker starts a long one while the others are nearly done.
+#: Every run writes its own figures to build/test-durations.json; copy that file here when the
+#: suite has changed shape (a new long module, a module split).
+DURATIONS = ROOT / "tests" / "durations.json"
+MEASURED = ROOT / "build" / "test-durations.json"
+#: A module the file does not know yet: as long as this, by its markers (an unknown module that
+#: starts a cluster or the engine, or computes for minutes, is sent early rather than last).
+_UNKNOWN_S = {"cluster": 300.0, "engine": 150.0, "slow": 120.0, "e2e": 60.0}
+_UNKNOWN_UNMARKED_S = 10.0
 
 
-def _rank(item) -> int:
-    for rank, marker in enumerate(_LONGEST_FIRST):
-        if item.get_closest_marker(marker):
-            return rank
-    return len(_LONGEST_FIRST)
+def _module(nodeid: str) -> str:
+    return nodeid.split("::")[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
+def _known_durations() -> dict[str, float]:
+    import json
+
+    try:
+        return {str(k): float(v) for k, v in json.loads(DURATIONS.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _estimate(item) -> float:
+    return max((s for marker, s in _UNKNOWN_S.items() if item.get_closest_marker(marker)), default=_UNKNOWN_UNMARKED_S)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Keep each module that shares a fixture across its tests on one worker.
+    """The longest modules first, each module whole.
 
-    ``make test`` runs the tests in parallel (pytest-xdist, ``--dist loadfile``).
-    A module-scoped fixture (a Prometheus, an engine project, the test cluster)
-    would otherwise be set up again on every worker that runs one of the
-    module's tests; the rest are spread one by one. Modules holding the longest
-    tests come first, so that no worker starts one when the others are nearly done.
+    ``make test`` runs the modules in parallel (pytest-xdist, ``--dist loadfile``:
+    a module stays on one worker, so its module-scoped fixture, a Prometheus, an
+    engine project or the test cluster, is set up once), in the order they are
+    collected (``--no-loadscope-reorder``): this order.
     """
-    module_rank: dict[str, int] = {}
+    known = _known_durations()
+    weight: dict[str, float] = {}
     for item in items:
-        module = item.nodeid.split("::")[0]
-        module_rank[module] = min(module_rank.get(module, len(_LONGEST_FIRST)), _rank(item))
-    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable: modules stay whole, in order
-    shared = {"module", "package", "class"}
-    for item in items:
-        definitions = getattr(item, "_fixtureinfo", None)
-        if definitions is None or item.get_closest_marker("xdist_group"):
-            continue
-        if any(d.scope in shared for defs in definitions.name2fixturedefs.values() for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        module = _module(item.nodeid)
+        if module in known:
+            weight[module] = known[module]
+        else:
+            weight[module] = max(weight.get(module, 0.0), _estimate(item))
+    items.sort(key=lambda item: -weight[_module(item.nodeid)])  # stable: modules stay whole, in order
+
+
+_spent: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """On the main process (or a single one): add up each module's time, for build/test-durations.json."""
+    _spent[_module(report.nodeid)] = _spent.get(_module(report.nodeid), 0.0) + report.duration
 
 
 def pytest_sessionfinish(session):
-    """On a pytest-xdist worker: send this process's figures to the main one."""
+    """On a pytest-xdist worker: send this process's figures to the main one. On the main
+    process: write the modules' times of a run of the whole suite to build/test-durations.json."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         from figures import snapshot
 
         workeroutput["rollout_figures"] = snapshot()
+    elif _spent and _whole_suite(session.config):
+        import json
+
+        MEASURED.parent.mkdir(exist_ok=True)
+        ordered = sorted(_spent.items(), key=lambda kv: -kv[1])
+        MEASURED.write_text(json.dumps({module: round(seconds, 1) for module, seconds in ordered}, indent=1) + "\n")
+
+
+def _whole_suite(config) -> bool:
+    """Whether this run is the whole suite (no file named, no -k, no -m, no --lf)."""
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not config.option.keyword
+        and not config.option.markexpr
+        and not getattr(config.option, "lf", False)
+    )
 
 
 @pytest.hookimpl(optionalhook=True)

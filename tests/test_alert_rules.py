@@ -17,7 +17,7 @@ import yaml
 from alerts.catalogue import all_alerts
 from alerts.model import Alert
 from alerts.series import Series
-from conftest import FIXTURE, ROOT, STACKS, edit_stack
+from conftest import FIXTURE, STACKS, edit_stack
 from rollout.model import conventions
 from rollout.load.stack import load_file, load_stack
 from rollout.build.render import render
@@ -289,29 +289,6 @@ def test_no_traffic_rules_exist_per_service_whose_canary_weight_is_above_zero(pr
     path = _test_file(tmp_path, config, tests)
     result = promtool("test", "rules", str(path.relative_to(tmp_path)), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
-
-
-def _detection():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("detection", ROOT / "benchmarks" / "detection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_healthy_noisy_day_fires_no_alert_with_the_short_window_trigger_in(project, tmp_path):
-    # 24 h of production's traffic as benchmarks/detection.py makes it (breathing
-    # traffic, a rare 5xx, a slow tail, a failed check every few hours), through
-    # every rule, evaluated each minute by promtool: nothing but the Watchdog fires.
-    detection = _detection()
-    config = load_file(project / "stacks" / "Pulumi.production.yaml", project)
-    assert "CanaryErrorRateCritical" in {a.name for a in all_alerts(config)}
-    render(config, "production", tmp_path / "rendered")
-    step = int(config.monitoring.scrape_interval.total_seconds())
-    day = detection.healthy_day(Series(config), step)
-    firing = detection.firing_over_time(tmp_path / "rendered", day, list(range(0, 24 * 3600 + 1, 60)), step)
-    assert sorted({name for names in firing.values() for name in names} - {"Watchdog"}) == []
 
 
 def test_the_short_window_trigger_follows_the_stacks_budget(project):
