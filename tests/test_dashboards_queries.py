@@ -12,7 +12,6 @@ answer, fails.
 
 from __future__ import annotations
 
-import subprocess
 import time
 import urllib.parse
 
@@ -25,7 +24,7 @@ from dashboards.build import SERVICE_VAR, TRACK_VAR, dashboards
 from rollout.model import conventions as c
 from rollout.model import scope
 from rollout.load.stack import load_stack
-from servers import binary, http_json, start_prometheus
+from servers import backfill, http_json, start_prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -115,14 +114,8 @@ def loaded(request, tmp_path_factory):
     stack = request.param
     config = load_stack(stack, None)
     tmp = tmp_path_factory.mktemp(f"dashboards-{stack}")
-    source = tmp / "series.om"
-    source.write_text(synthetic_series(config, int(time.time()) - 1))
     blocks = tmp / "tsdb"
-    created = subprocess.run(
-        [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(blocks)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert created.returncode == 0, created.stderr
+    backfill(synthetic_series(config, int(time.time()) - 1), tmp, blocks)
     rules = {"rules/rollout.yaml": yaml.safe_dump({"groups": rule_groups(config)}, sort_keys=False)}
     prometheus_yml = yaml.safe_dump(
         {"global": {"scrape_interval": "15s", "evaluation_interval": "5s"}, "rule_files": ["rules/rollout.yaml"]}
