@@ -15,7 +15,9 @@ provider watches them (pulumi-kubernetes' Deployment and Service awaiters):
 
 It records when it first saw each Deployment generation and when it made it
 ready (:attr:`seen`, :attr:`ready`), so a test can hold another object's change
-against them. It runs in a thread of the test, polling; ``stop()`` ends it.
+against them. It runs in a thread of the test, polling every :attr:`poll` seconds (one
+list of each namespace's Deployments and Services per poll, an Endpoints written only when
+its count of ready addresses changes); ``stop()`` ends it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Readiness:
     api: object
     namespaces: tuple[str, ...]
     delay: float = 0.5
+    poll: float = 0.25
     seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
     ready: dict[tuple[str, str, int], float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -44,6 +47,7 @@ class Readiness:
         self._apps = client.AppsV1Api(self.api)
         self._core = client.CoreV1Api(self.api)
         self._revisions: dict[tuple[str, str], dict[str, int]] = {}
+        self._written: dict[tuple[str, str], tuple] = {}  # (namespace, Service uid): (ready addresses, ports) written
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="readiness", daemon=True)
 
@@ -56,17 +60,18 @@ class Readiness:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(self.poll):
             for namespace in self.namespaces:
                 try:
-                    self._deployments(namespace)
-                    self._endpoints(namespace)
+                    deployments = self._apps.list_namespaced_deployment(namespace).items
+                    self._deployments(namespace, deployments)
+                    self._endpoints(namespace, deployments)
                 except Exception as err:  # noqa: BLE001 - kept for the test to show, never swallowed silently
                     if "404" not in str(err):
                         self.errors.append(f"{namespace}: {err}")
 
-    def _deployments(self, namespace: str) -> None:
-        for deployment in self._apps.list_namespaced_deployment(namespace).items:
+    def _deployments(self, namespace: str, deployments: list) -> None:
+        for deployment in deployments:
             meta, spec = deployment.metadata, deployment.spec
             key = (namespace, meta.name, meta.generation)
             observed = deployment.status.observed_generation if deployment.status else None
@@ -155,11 +160,13 @@ class Readiness:
                  "message": "available", "lastUpdateTime": stamp, "lastTransitionTime": stamp},
             ]}})
 
-    def _endpoints(self, namespace: str) -> None:
+    def _endpoints(self, namespace: str, deployments: list) -> None:
+        """Each Service's Endpoints from the Deployments as listed (a status made ready in this
+        poll shows in the next one, as the endpoints controller follows the pods)."""
         from kubernetes.client.exceptions import ApiException
 
         ready = {}
-        for deployment in self._apps.list_namespaced_deployment(namespace).items:
+        for deployment in deployments:
             status = deployment.status
             labels = deployment.spec.template.metadata.labels or {}
             ready[json.dumps(labels, sort_keys=True)] = (labels, (status.ready_replicas or 0) if status else 0)
@@ -169,6 +176,9 @@ class Readiness:
                 continue
             count = sum(n for labels, n in ready.values() if all(labels.get(k) == v for k, v in selector.items()))
             ports = [{"name": p.name, "port": p.port, "protocol": p.protocol or "TCP"} for p in service.spec.ports or []]
+            written, state = (namespace, service.metadata.uid), (count, json.dumps(ports, sort_keys=True))
+            if self._written.get(written) == state:
+                continue
             subsets = [{"addresses": [{"ip": f"10.1.0.{i + 1}"} for i in range(count)], "ports": ports}] if count else []
             body = {"apiVersion": "v1", "kind": "Endpoints",
                     "metadata": {"name": service.metadata.name, "namespace": namespace}, "subsets": subsets}
@@ -178,7 +188,9 @@ class Readiness:
                 if err.status != 404:
                     raise
                 self._core.create_namespaced_endpoints(namespace, body)
+                self._written[written] = state
                 continue
             shown = self.api.sanitize_for_serialization(current).get("subsets") or []
             if len(shown[0]["addresses"] if shown and shown[0].get("addresses") else []) != count:
                 self._core.replace_namespaced_endpoints(service.metadata.name, namespace, body)
+            self._written[written] = state
