@@ -55,3 +55,12 @@ def test_ci_runs_the_readmes_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make up" in readme
     assert "make test" in ci
+
+
+def test_the_test_durations_name_test_modules_that_exist_and_make_test_keeps_their_order():
+    # tests/conftest.py orders the modules by these times; make test keeps the order.
+    durations = json.loads((ROOT / "tests" / "durations.json").read_text())
+    assert durations and all(isinstance(seconds, (int, float)) and seconds >= 0 for seconds in durations.values())
+    assert [name for name in durations if not (ROOT / name).is_file() or not name.startswith("tests/test_")] == []
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--dist loadfile --no-loadscope-reorder" in makefile
