@@ -15,9 +15,11 @@ provider watches them (pulumi-kubernetes' Deployment and Service awaiters):
 
 It records when it first saw each Deployment generation and when it made it
 ready (:attr:`seen`, :attr:`ready`), so a test can hold another object's change
-against them. It runs in a thread of the test, polling every :attr:`poll` seconds (one
-list of each namespace's Deployments and Services per poll, an Endpoints written only when
-its count of ready addresses changes); ``stop()`` ends it.
+against them. It runs in a thread of the test, polling: each namespace's Deployments every
+:attr:`poll` seconds (the Deployment controller marks a new generation at once, and a status
+left at the previous generation's "available" for longer would tell a readiness await the
+new pods were ready), its Services every :attr:`endpoints_every` polls, an Endpoints written
+only when its ready addresses or ports change; ``stop()`` ends it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class Readiness:
     api: object
     namespaces: tuple[str, ...]
     delay: float = 0.5
-    poll: float = 0.25
+    poll: float = 0.1
+    endpoints_every: int = 3
     seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
     ready: dict[tuple[str, str, int], float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -60,12 +63,15 @@ class Readiness:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        polls = 0
         while not self._stop.wait(self.poll):
+            polls += 1
             for namespace in self.namespaces:
                 try:
                     deployments = self._apps.list_namespaced_deployment(namespace).items
                     self._deployments(namespace, deployments)
-                    self._endpoints(namespace, deployments)
+                    if polls % self.endpoints_every == 0:
+                        self._endpoints(namespace, deployments)
                 except Exception as err:  # noqa: BLE001 - kept for the test to show, never swallowed silently
                     if "404" not in str(err):
                         self.errors.append(f"{namespace}: {err}")
