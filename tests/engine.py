@@ -78,9 +78,8 @@ class EngineProject:
 
     @property
     def temp(self) -> Path:
-        temp = self.path.parent / f"{self.path.name}-tmp"
-        temp.mkdir(exist_ok=True)
-        return temp
+        """The engine's and the provider's temporary folder (made by engine_project)."""
+        return self.path.parent / f"{self.path.name}-tmp"
 
     @property
     def env(self) -> dict[str, str]:
@@ -171,7 +170,9 @@ def engine_project(dest: Path, extra_env: dict[str, str] | None = None, shipped_
     home, state = dest.parent / f"{dest.name}-pulumi-home", dest.parent / f"{dest.name}-state"
     home.mkdir(exist_ok=True)
     state.mkdir(exist_ok=True)
-    return EngineProject(dest, home, state, dict(extra_env or {}))
+    project = EngineProject(dest, home, state, dict(extra_env or {}))
+    project.temp.mkdir(exist_ok=True)
+    return project
 
 
 def stage_history(now: float, weights: list[int], soaked: bool = True) -> list[dict]:

@@ -282,7 +282,7 @@ def backfill(openmetrics_text: str, workdir: Path, blocks: Path) -> None:
     sample read twelve times rather than once per block of the whole span.
     """
     parts: dict[int, list[str]] = {}
-    started: dict[int, set[int]] = {}  # the families each part has the metadata of
+    last_family: dict[int, int] = {}  # each part's family so far (a family's samples are contiguous)
     metadata: list[str] = []
     family, in_metadata = 0, False
     for line in openmetrics_text.splitlines():
@@ -297,8 +297,8 @@ def backfill(openmetrics_text: str, workdir: Path, blocks: Path) -> None:
         in_metadata = False
         index = int(float(line.rsplit(" ", 1)[1])) // _PART_S
         part = parts.setdefault(index, [])
-        if family not in started.setdefault(index, set()):
-            started[index].add(family)
+        if last_family.get(index) != family:
+            last_family[index] = family
             part.extend(metadata)
         part.append(line)
     source = workdir / "series.om"

@@ -95,6 +95,11 @@ class Retry:
         """The upper bound of the sleep after ``tries`` failed tries."""
         return min(self.cap_s, self.base_s * 2 ** (tries - 1))
 
+    def cut_short(self, timeout: float) -> bool:
+        """Whether a try given ``timeout`` had less than its own timeout: the deadline clipped it,
+        so its timing out says nothing about the server (the try before it does)."""
+        return timeout < self.timeout_s
+
 
 #: One try, then the answer: for calls that must not wait (tests, probes of probes).
 NO_RETRY = Retry(max_tries=1)
@@ -410,7 +415,7 @@ def fetch(
             except _Fault as fault:
                 status, body, redirected, error, timed_out = None, b"", None, str(fault), fault.timed_out
                 final = fault.final
-            if timed_out and outcome is not None and (timeout < retry.timeout_s or call.expired):
+            if timed_out and outcome is not None and (retry.cut_short(timeout) or call.expired):
                 # The deadline cut this try short: its timeout says nothing about the
                 # server, the try before it does (a garbled answer, a 503, a refusal).
                 status, body, redirected, error, timed_out = outcome

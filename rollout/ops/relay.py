@@ -266,7 +266,7 @@ class Forge:
             except (TimeoutError, httpx.TimeoutException) as err:
                 # A try the deadline cut short says nothing about the forge: the try
                 # before it, if any, says why the dispatch has not gone through.
-                if tries == 1 or timeout >= self.retry.timeout_s:
+                if tries == 1 or not self.retry.cut_short(timeout):
                     what = f"no answer within {timeout:.3g}s" if isinstance(err, TimeoutError) else type(err).__name__
             except httpx.HTTPError as err:
                 what = f"{type(err).__name__}"
