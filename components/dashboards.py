@@ -52,24 +52,11 @@ class Dashboards(pulumi.ComponentResource):
         self.config_maps = []
         self.grafana_dashboards = []
         if args.namespace is not None:
-            import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
+            from components.kube import KubernetesObject
 
             for uid, text in sorted(args.dashboards.items()):
                 document = dashboard_config_map(args.namespace, args.folder, uid, text, args.labels)
-                metadata = document["metadata"]
-                self.config_maps.append(
-                    k8s.core.v1.ConfigMap(
-                        f"{name}-{uid}",
-                        metadata=k8s.meta.v1.ObjectMetaArgs(
-                            name=metadata["name"],
-                            namespace=metadata["namespace"],
-                            labels=metadata["labels"],
-                            annotations=metadata["annotations"],
-                        ),
-                        data=document["data"],
-                        opts=pulumi.ResourceOptions(parent=self),
-                    )
-                )
+                self.config_maps.append(KubernetesObject(f"{name}-{uid}", document, opts=pulumi.ResourceOptions(parent=self)))
         if args.grafana_provider is not None:
             import pulumiverse_grafana as grafana  # only a stack that provisions Grafana through its API loads it
 

@@ -52,22 +52,11 @@ class KubernetesFeatureFlags(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubernetesFlagsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
+        from components.kube import KubernetesObject
 
         document = flags_config_map(args.namespace, args.document, args.labels)
-        metadata = document["metadata"]
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-configmap",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=metadata["name"],
-                namespace=metadata["namespace"],
-                labels=metadata["labels"],
-                annotations=metadata["annotations"],
-            ),
-            data=document["data"],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.config_map_name = config_map.metadata.name
+        config_map = KubernetesObject(f"{name}-configmap", document, opts=pulumi.ResourceOptions(parent=self))
+        self.config_map_name = config_map.metadata["name"]
         self.register_outputs({"configMapName": self.config_map_name})
 
 

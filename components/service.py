@@ -50,28 +50,30 @@ class KubernetesCanaryService(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
+        from components.kube import KubernetesObject
+
         config, service = args.config, args.service
         child = pulumi.ResourceOptions(parent=self)
 
-        def meta(document: dict) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, **document["metadata"])
+        def meta(document: dict) -> dict:
+            namespace = {} if args.namespace is None else {"namespace": args.namespace}
+            return {**document["metadata"], **namespace}
 
         takers = traffic.traffic_takers(service)
 
         def deployment(track: str, opts: pulumi.ResourceOptions):
-            spec = traffic.deployment(config, service, track)
-            return k8s.apps.v1.Deployment(f"{name}-{track}", metadata=meta(spec), spec=spec["spec"], opts=opts)
+            document = traffic.deployment(config, service, track)
+            return KubernetesObject(f"{name}-{track}", document, args.namespace, opts)
 
         waited_for = []
         for track in c.TRACKS:
             if track in takers:
                 waited_for.append(deployment(track, child))
             svc = traffic.service_object(service, track)
-            waited_for.append(k8s.core.v1.Service(f"{name}-{track}-service", metadata=meta(svc), spec=svc["spec"],
-                                                  opts=child))
+            waited_for.append(KubernetesObject(f"{name}-{track}-service", svc, args.namespace, child))
             if config.tier == "production":
                 pdb = traffic.disruption_budget(service, track)
-                k8s.policy.v1.PodDisruptionBudget(f"{name}-{track}-pdb", metadata=meta(pdb), spec=pdb["spec"], opts=child)
+                KubernetesObject(f"{name}-{track}-pdb", pdb, args.namespace, child)
         route = traffic.http_route(config, service)
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 
+from components.kube import KubernetesObject
 from components.password import GeneratedPassword
 
 from rollout.build import kubernetes_objects as objects
@@ -107,11 +108,12 @@ class KubernetesMonitoring(pulumi.ComponentResource):
         if specs:
             stack = Deployable("KubePrometheusStack", f"{name}-kube-prometheus-stack", child)
             admin_doc = objects.grafana_admin_secret(config, password.result)
-            admin = k8s.core.v1.Secret(
+            # Declared without its type (Opaque, the API's default), as stacks have always had it.
+            admin = KubernetesObject(
                 f"{name}-grafana-admin",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=admin_doc["metadata"]["name"], namespace=args.namespace),
-                string_data=admin_doc["stringData"],
-                opts=pulumi.ResourceOptions(parent=stack),
+                {key: value for key, value in admin_doc.items() if key != "type"},
+                args.namespace,
+                pulumi.ResourceOptions(parent=stack),
             )
             main, *others = specs
             chart = k8s.helm.v4.Chart(
@@ -159,9 +161,7 @@ class KubernetesMonitoring(pulumi.ComponentResource):
                 f"{name}-{document['kind'].lower()}-{metadata['name']}",
                 api_version=document["apiVersion"],
                 kind=document["kind"],
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=metadata["name"], namespace=args.namespace, labels=metadata["labels"]
-                ),
+                metadata={"name": metadata["name"], "namespace": args.namespace, "labels": metadata["labels"]},
                 spec=document["spec"],
                 opts=cr_opts,
             )
@@ -170,33 +170,15 @@ class KubernetesMonitoring(pulumi.ComponentResource):
     def _existing_operator(self, name: str, args: KubernetesMonitoringArgs, custom: pulumi.Resource) -> list[pulumi.Resource]:
         """What an existing operator does not give the stack: the Secret its AlertmanagerConfig
         references, and (without an address of one) a blackbox exporter for its Probes."""
-        import pulumi_kubernetes as k8s
-
         from rollout.build import alertmanager_config as routing, blackbox_objects
 
         config = args.config
         child = pulumi.ResourceOptions(parent=custom)
         document = routing.credentials_secret(config, args.routing_secret_values)
-        secret = k8s.core.v1.Secret(
-            f"{name}-alertmanager-credentials",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=document["metadata"]["name"], namespace=args.namespace, labels=document["metadata"]["labels"]
-            ),
-            type=document["type"],
-            string_data=pulumi.Output.secret(document["stringData"]),
-            opts=child,
-        )
+        secret = KubernetesObject(f"{name}-alertmanager-credentials", document, args.namespace, child)
         documents = blackbox_objects.objects(config, args.stack)
         exporter = Deployable("BlackboxExporter", f"{name}-blackbox-exporter", pulumi.ResourceOptions(parent=self)) if documents else None
         for document in documents:
-            meta = k8s.meta.v1.ObjectMetaArgs(**{**document["metadata"], "namespace": args.namespace})
-            resource, opts = f"{name}-blackbox-{document['kind'].lower()}", pulumi.ResourceOptions(parent=exporter)
-            if document["kind"] == "ConfigMap":
-                k8s.core.v1.ConfigMap(resource, metadata=meta, data=document["data"], opts=opts)
-            elif document["kind"] == "Deployment":
-                k8s.apps.v1.Deployment(resource, metadata=meta, spec=document["spec"], opts=opts)
-            elif document["kind"] == "PodDisruptionBudget":
-                k8s.policy.v1.PodDisruptionBudget(resource, metadata=meta, spec=document["spec"], opts=opts)
-            else:
-                k8s.core.v1.Service(resource, metadata=meta, spec=document["spec"], opts=opts)
+            resource = f"{name}-blackbox-{document['kind'].lower()}"
+            KubernetesObject(resource, document, args.namespace, pulumi.ResourceOptions(parent=exporter))
         return [secret]

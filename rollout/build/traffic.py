@@ -99,6 +99,8 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
     replicas = service.canary_replicas() if track == c.CANARY else settings.replicas
     constraints = spread(selector, replicas)
     return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
         "spec": {
             "replicas": replicas,
@@ -142,6 +144,8 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
 
 def service_object(service: ServiceSettings, track: str) -> dict:
     return {
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
         "spec": {
             "selector": {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track},
@@ -152,6 +156,8 @@ def service_object(service: ServiceSettings, track: str) -> dict:
 
 def disruption_budget(service: ServiceSettings, track: str) -> dict:
     return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
         "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
         "spec": {
             "maxUnavailable": 1,
@@ -211,20 +217,16 @@ def manifests(config: StackConfig, service: ServiceSettings) -> dict[str, dict]:
     filled in: ``rollout render`` writes these as ``kubernetes/<file>``.
     """
     namespace = config.kubernetes.namespace
-    objects: list[tuple[str, str, dict]] = []
+    objects: list[dict] = []
     for track in c.TRACKS:
-        objects.append(("apps/v1", "Deployment", deployment(config, service, track)))
-        objects.append(("v1", "Service", service_object(service, track)))
+        objects += [deployment(config, service, track), service_object(service, track)]
         if config.tier == "production":
-            objects.append(("policy/v1", "PodDisruptionBudget", disruption_budget(service, track)))
-    route = http_route(config, service)
-    objects.append((route["apiVersion"], route["kind"], {"metadata": route["metadata"], "spec": route["spec"]}))
+            objects.append(disruption_budget(service, track))
+    objects.append(http_route(config, service))
     return {
-        f"{body['metadata']['name']}-{kind.lower()}.yaml": {
-            "apiVersion": api_version,
-            "kind": kind,
+        f"{body['metadata']['name']}-{body['kind'].lower()}.yaml": {
+            **body,
             "metadata": {**body["metadata"], "namespace": namespace},
-            "spec": body["spec"],
         }
-        for api_version, kind, body in objects
+        for body in objects
     }

@@ -158,6 +158,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
 
     from alerts.catalogue import rule_files
     from components.flags import KubernetesFeatureFlags, KubernetesFlagsArgs
+    from components.kube import KubernetesObject
     from components.monitoring import KubernetesMonitoring, KubernetesMonitoringArgs
     from components.service import CanaryServiceArgs, KubernetesCanaryService
 
@@ -171,14 +172,15 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         provider_args["context"] = settings.context
     provider = k8s.Provider(f"{stack}-kubernetes", namespace=settings.namespace, **provider_args)
     opts = pulumi.ResourceOptions(provider=provider, transforms=[_skip_await] if settings.skip_await else None)
-    namespace = k8s.core.v1.Namespace(
+    namespace = KubernetesObject(
         "namespace",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=settings.namespace, labels=labels),
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace, "labels": labels}},
         opts=opts,
     )
+    namespace_name = namespace.metadata["name"]
     KubernetesFeatureFlags(
         conventions.FLAGS_CONFIGMAP,
-        KubernetesFlagsArgs(document=artifacts.flags_json, namespace=namespace.metadata.name, labels=labels),
+        KubernetesFlagsArgs(document=artifacts.flags_json, namespace=namespace_name, labels=labels),
         opts=opts,
     )
     monitoring = KubernetesMonitoring(
@@ -187,7 +189,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
             config=config,
             alertmanager_config=_deployed_alertmanager_config(config),
             rule_files=rule_files(config),
-            namespace=namespace.metadata.name,
+            namespace=namespace_name,
             root=root,
             routing_secret_values=None if config.monitoring.install else _deployed_routing_secrets(config),
             stack=stack,
@@ -200,7 +202,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         f"http://prometheus-operated.{settings.namespace}.svc:9090",
         [monitoring],
     )
-    _dashboards(config, artifacts, grafana, [monitoring], namespace=namespace.metadata.name, labels=labels, opts=opts)
+    _dashboards(config, artifacts, grafana, [monitoring], namespace=namespace_name, labels=labels, opts=opts)
     if config.rollback.relay is not None:
         from components.relay import KubernetesRelay, RelayArgs
 
@@ -211,14 +213,14 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
                 stack=stack,
                 relay_token=pulumi.Output.secret(plaintext(config.secrets.relay_token, False)),
                 forge_token=pulumi.Output.secret(plaintext(config.secrets.relay_forge_token, False)),
-                namespace=namespace.metadata.name,
+                namespace=namespace_name,
             ),
             opts=opts,
         )
     for service in config.services:
         KubernetesCanaryService(
             service.name,
-            CanaryServiceArgs(config=config, service=service, namespace=namespace.metadata.name),
+            CanaryServiceArgs(config=config, service=service, namespace=namespace_name),
             opts=opts,
         )
 
