@@ -2,6 +2,6 @@
 
 import sys
 
-from rollout.engine.wrapper import main
+from rollout.engine.wrapper import exit_now, main
 
-sys.exit(main(sys.argv[1:]))
+exit_now(main(sys.argv[1:]))
