@@ -15,6 +15,7 @@ skip.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -51,6 +52,19 @@ def _project_files() -> list[str]:
         capture_output=True, check=True,
     ).stdout.decode().split("\0")
     return [name for name in listed if name]
+
+
+def _copy_compiled(source: Path, copy: Path) -> None:
+    """The module's bytecode (``make deps`` compiles the project) beside its copy: still valid,
+    since the copy keeps the source's modification time, so the engine's processes load it
+    instead of compiling the module again."""
+    if source.suffix != ".py":
+        return
+    compiled = Path(importlib.util.cache_from_source(str(source)))
+    if compiled.is_file():
+        target = Path(importlib.util.cache_from_source(str(copy)))
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy2(compiled, target)
 
 
 def git(project: Path, *args: str) -> str:
@@ -161,6 +175,7 @@ def engine_project(dest: Path, extra_env: dict[str, str] | None = None, shipped_
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
+            _copy_compiled(source, dest / name)
     if not shipped_stacks:
         shutil.rmtree(dest / "stacks")
         shutil.copytree(FIXTURE / "stacks", dest / "stacks")
