@@ -49,8 +49,11 @@ preview: deps
 # most 16); PYTEST_ARGS adds options (a -k, a file, -x); PYTEST_WORKERS=0 runs
 # in one process.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n * 3 > 16 ? 16 : n * 3 )))
+# The suite starts hundreds of Python processes over the same modules: it keeps
+# their bytecode (and pytest its rewritten test modules) even where
+# PYTHONDONTWRITEBYTECODE is set; git ignores every __pycache__.
 test: deps tools
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 check: deps
 	$(BIN)/rollout check --stack $(STACK)
