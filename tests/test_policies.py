@@ -103,6 +103,19 @@ def test_the_whole_pack_is_clean_on_every_shipped_stack(runs, stack):
     assert resource_violations(runs[stack], NOW) == []
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_resource_policies_of_one_run_resolve_the_deployed_state_once(runs, stack, monkeypatch):
+    # As in the pack: the policies that judge by the deployed tier share one transition,
+    # instead of each reading the stack at the git base again.
+    from policies import transition
+
+    built = []
+    real = transition.gate_transition
+    monkeypatch.setattr(transition, "gate_transition", lambda state, context: built.append(1) or real(state, context))
+    resource_violations(runs[stack], NOW)
+    assert len(built) <= 1
+
+
 def _altered(run, type_, change):
     resources = resources_of(run)
     out = []

@@ -18,12 +18,17 @@ def resources_of(run: ProgramRun):
 
 def resource_violations(run: ProgramRun, now, deployed_tier: str | None = None):
     """Violations of every resource policy (not the gates) over a program run; mandatory
-    in production, by the stricter of ``deployed_tier`` and the program's tier."""
+    in production, by the stricter of ``deployed_tier`` and the program's tier.
+
+    The policies share one memo, as in the pack (policies/pack.py): without a
+    ``deployed_tier`` each would otherwise resolve the deployed state (git) and
+    build the transition again."""
     resource_policies = [p for p in POLICIES if not p.always_mandatory]
     context = Context(
         now=now,
         secret_values=tuple(run.secret_values),
         secret_paths={r.urn: r.secret_paths for r in run.resources},
         deployed_tier=deployed_tier,
+        memo={},
     )
     return run_policies(resources_of(run), context, resource_policies)
