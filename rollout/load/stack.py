@@ -79,6 +79,11 @@ _PARSED: dict[tuple, dict[str, Any]] = {}
 _PARSED_MAX = 512
 
 
+def forget_parsed() -> None:
+    """Forget the stack files parsed so far: the next read parses, as a new process's first does."""
+    _PARSED.clear()
+
+
 def read_stack_file(path: Path, root: Path | None = None) -> dict[str, Any]:
     """Parse a stack file into its raw ``rollout:`` mapping (namespace stripped).
 
