@@ -16,8 +16,9 @@ so state, URNs and diffs are unchanged:
 - a Secret's ``data`` and ``stringData`` are Pulumi secrets, as inputs and
   outputs, as the typed Secret makes them.
 
-Custom resources (HTTPRoute, PrometheusRule, Probe) keep the provider SDK's
-generic ``apiextensions.CustomResource``, which is already this.
+Custom resources (HTTPRoute, PrometheusRule, Probe) are declared the same way:
+their token and inputs are those of the SDK's generic
+``apiextensions.CustomResource``.
 """
 
 from __future__ import annotations

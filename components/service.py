@@ -48,17 +48,10 @@ class CanaryServiceArgs:
 class KubernetesCanaryService(pulumi.ComponentResource):
     def __init__(self, name: str, args: CanaryServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
-
         from components.kube import KubernetesObject
 
         config, service = args.config, args.service
         child = pulumi.ResourceOptions(parent=self)
-
-        def meta(document: dict) -> dict:
-            namespace = {} if args.namespace is None else {"namespace": args.namespace}
-            return {**document["metadata"], **namespace}
-
         takers = traffic.traffic_takers(service)
 
         def deployment(track: str, opts: pulumi.ResourceOptions):
@@ -74,14 +67,11 @@ class KubernetesCanaryService(pulumi.ComponentResource):
             if config.tier == "production":
                 pdb = traffic.disruption_budget(service, track)
                 KubernetesObject(f"{name}-{track}-pdb", pdb, args.namespace, child)
-        route = traffic.http_route(config, service)
-        self.route = k8s.apiextensions.CustomResource(
+        self.route = KubernetesObject(
             f"{name}-route",
-            api_version=route["apiVersion"],
-            kind=route["kind"],
-            metadata=meta(route),
-            spec=route["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=waited_for),
+            traffic.http_route(config, service),
+            args.namespace,
+            pulumi.ResourceOptions(parent=self, depends_on=waited_for),
         )
         for track in c.TRACKS:
             if track not in takers:

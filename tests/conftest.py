@@ -88,7 +88,8 @@ _spent: dict[str, float] = {}
 
 def pytest_runtest_logreport(report):
     """On the main process (or a single one): add up each module's time, for build/test-durations.json."""
-    _spent[_module(report.nodeid)] = _spent.get(_module(report.nodeid), 0.0) + report.duration
+    module = _module(report.nodeid)
+    _spent[module] = _spent.get(module, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session):

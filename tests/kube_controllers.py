@@ -194,9 +194,8 @@ class Readiness:
                 if err.status != 404:
                     raise
                 self._core.create_namespaced_endpoints(namespace, body)
-                self._written[written] = state
-                continue
-            shown = self.api.sanitize_for_serialization(current).get("subsets") or []
-            if len(shown[0]["addresses"] if shown and shown[0].get("addresses") else []) != count:
-                self._core.replace_namespaced_endpoints(service.metadata.name, namespace, body)
+            else:
+                shown = self.api.sanitize_for_serialization(current).get("subsets") or []
+                if len(shown[0]["addresses"] if shown and shown[0].get("addresses") else []) != count:
+                    self._core.replace_namespaced_endpoints(service.metadata.name, namespace, body)
             self._written[written] = state

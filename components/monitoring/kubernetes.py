@@ -156,15 +156,8 @@ class KubernetesMonitoring(pulumi.ComponentResource):
             chart_deps += self._existing_operator(name, args, custom)
         cr_opts = pulumi.ResourceOptions(parent=custom, depends_on=chart_deps)
         for document in objects.monitoring_documents(config, args.rule_files):
-            metadata = document["metadata"]
-            k8s.apiextensions.CustomResource(
-                f"{name}-{document['kind'].lower()}-{metadata['name']}",
-                api_version=document["apiVersion"],
-                kind=document["kind"],
-                metadata={"name": metadata["name"], "namespace": args.namespace, "labels": metadata["labels"]},
-                spec=document["spec"],
-                opts=cr_opts,
-            )
+            resource = f"{name}-{document['kind'].lower()}-{document['metadata']['name']}"
+            KubernetesObject(resource, document, args.namespace, cr_opts)
         self.register_outputs({"grafanaAdminPassword": self.grafana_admin_password})
 
     def _existing_operator(self, name: str, args: KubernetesMonitoringArgs, custom: pulumi.Resource) -> list[pulumi.Resource]:

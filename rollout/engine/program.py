@@ -161,6 +161,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
     from components.kube import KubernetesObject
     from components.monitoring import KubernetesMonitoring, KubernetesMonitoringArgs
     from components.service import CanaryServiceArgs, KubernetesCanaryService
+    from rollout.build import kubernetes_objects
 
     settings = config.kubernetes
     assert settings is not None  # guaranteed by the model for target kubernetes
@@ -172,11 +173,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         provider_args["context"] = settings.context
     provider = k8s.Provider(f"{stack}-kubernetes", namespace=settings.namespace, **provider_args)
     opts = pulumi.ResourceOptions(provider=provider, transforms=[_skip_await] if settings.skip_await else None)
-    namespace = KubernetesObject(
-        "namespace",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace, "labels": labels}},
-        opts=opts,
-    )
+    namespace = KubernetesObject("namespace", kubernetes_objects.namespace(config), opts=opts)
     namespace_name = namespace.metadata["name"]
     KubernetesFeatureFlags(
         conventions.FLAGS_CONFIGMAP,
