@@ -6,8 +6,10 @@ stable 100 - w and canary w (rollout/build/traffic.py builds every object).
 
 Traffic follows readiness: the route depends on the Services and on the
 Deployments whose pods take its traffic (:func:`rollout.build.traffic.traffic_takers`),
-and the Kubernetes provider awaits a Deployment's rollout (its new ReplicaSet's
-pods ready) before the engine applies anything that depends on it. So a weight
+and the Kubernetes provider awaits a Deployment's rollout (all its replicas
+updated and available, as its ``pulumi.com/waitFor`` conditions say:
+:func:`rollout.build.traffic.rollout_complete`) before the engine applies
+anything that depends on it. So a weight
 goes up only once the canary's scale-up is ready, and a promote moves traffic
 to stable only once stable runs the release on ready pods. When the canary's
 weight goes down (a rollback, a promote), its Deployment depends on the route

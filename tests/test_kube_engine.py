@@ -334,9 +334,11 @@ def _route_watch(cluster, stack: str, stop):
     return changes, thread
 
 
-def _latest(readiness, namespace: str, name: str, table: dict) -> float:
+def _latest(readiness, namespace: str, name: str, table: dict) -> float | None:
+    """When the stand-in first saw (``readiness.seen``) or made ready (``readiness.ready``) the
+    Deployment's latest generation; None when it has not made that generation ready yet."""
     key = max((k for k in readiness.seen if k[:2] == (namespace, name)), key=lambda k: k[2])
-    return table[key]
+    return table.get(key)
 
 
 def test_traffic_follows_readiness_on_the_api_server(cluster, deployed):
@@ -370,6 +372,7 @@ def test_traffic_follows_readiness_on_the_api_server(cluster, deployed):
             ready = _latest(readiness, namespace, f"{SERVICE}-{track}", readiness.ready)
             assert moved - seen >= readiness.delay / 2, \
                 f"the route moved {moved - seen:.2f}s after {track}'s Deployment changed: before its pods were ready"
+            assert ready is not None, f"the route moved before {track}'s new pods were ready at all"
             assert moved >= ready - 0.5, f"the route moved {ready - moved:.2f}s before {track}'s pods were ready"
 
         project.edit("staging", lambda c: service(c)["rollout"]["history"].append(

@@ -61,6 +61,11 @@ def test_production_renders_the_relay_with_the_fast_path_and_its_rbac(project, t
     assert container["args"][:5] == ["--project", "/app", "relay", "--stack", "production"]
     assert "--fast-path" in container["args"]
     assert container["envFrom"] == [{"secretRef": {"name": "rollout-relay"}}]
+    # Its rollout is awaited as the tracks' are: every replica of the new generation available.
+    deployment = files["rollout-relay-deployment.yaml"]
+    replicas = deployment["spec"]["replicas"]
+    assert json.loads(deployment["metadata"]["annotations"][traffic.WAIT_FOR]) == [
+        f"jsonpath={{.status.{field}}}={replicas}" for field in ("updatedReplicas", "replicas", "availableReplicas")]
     # The tokens are only in the Secret, rendered as placeholders.
     assert files["rollout-relay-secret.yaml"]["stringData"] == {
         "ROLLOUT_RELAY_TOKEN": "<secret:rollout:secrets.relayToken>",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import jsonschema
@@ -51,6 +52,35 @@ def test_each_track_has_a_deployment_and_a_service_under_the_component(runs, sta
         assert {"name": "ROLLOUT_TRACK", "value": track} in container["env"]
     services = {r.name for r in run.of_type(SERVICE)}
     assert services == {"genesis-stable-service", "genesis-canary-service"}
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_each_deployment_waits_for_all_its_pods_of_the_new_generation(runs, stack):
+    """The provider's waitFor conditions, not its built-in await (which can finish on the previous
+    generation's status): the counts of this spec's replicas, checked once the generation is observed."""
+    for deployment in runs[stack].of_type(DEPLOYMENT):
+        replicas = int(deployment.inputs["spec"]["replicas"])  # the mocks hand numbers back as floats
+        assert replicas > 0
+        conditions = json.loads(deployment.inputs["metadata"]["annotations"]["pulumi.com/waitFor"])
+        assert conditions == [f"jsonpath={{.status.{field}}}={replicas}"
+                              for field in ("updatedReplicas", "replicas", "availableReplicas")]
+
+
+def test_a_promoted_canary_at_zero_replicas_waits_for_its_generation_only(project):
+    """Kubernetes omits a zero count from the status, so a condition on it would never hold."""
+    from rollout.build import traffic
+    from rollout.model.time import format_time, utc_now
+
+    def promote(config):
+        service = config["rollout:services"][0]
+        service["canary"]["image"] = service["stable"]["image"]
+        service["rollout"]["history"].append({"weight": 0, "startedAt": format_time(utc_now()), "reason": "promoted"})
+
+    edit_stack(project, "staging", promote)
+    config = load_stack("staging", project)
+    canary = traffic.deployment(config, config.services[0], "canary")
+    assert canary["spec"]["replicas"] == 0
+    assert json.loads(canary["metadata"]["annotations"][traffic.WAIT_FOR]) == ["jsonpath={.status.observedGeneration}"]
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from rollout.build.traffic import spread
+from rollout.build.traffic import awaited, spread
 from rollout.model import conventions as c
 from rollout.model.config import StackConfig
 
@@ -108,7 +108,8 @@ def deployment(stack: str, config: StackConfig) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(config),
+        # Awaited as the services' tracks are: every replica of this generation available.
+        "metadata": {**_meta(config), "annotations": awaited(relay.replicas)},
         "spec": {
             "replicas": relay.replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},

@@ -23,6 +23,8 @@ at most; best effort, so a cluster of one zone still schedules them).
 
 from __future__ import annotations
 
+import json
+
 from rollout.model import conventions as c
 from rollout.model.config import ServiceSettings, StackConfig
 
@@ -31,6 +33,8 @@ NAME_LABEL_KEY = "app.kubernetes.io/name"
 GATEWAY_API = f"{c.GATEWAY_API_GROUP}/{c.GATEWAY_API_VERSION}"
 #: The Kubernetes provider's annotation that forces server-side apply ownership.
 PATCH_FORCE = "pulumi.com/patchForce"
+#: The Kubernetes provider's annotation naming the conditions an apply waits for.
+WAIT_FOR = "pulumi.com/waitFor"
 
 
 def weights(weight: int) -> dict[str, int]:
@@ -91,6 +95,30 @@ def spread(selector: dict[str, str], replicas: int) -> list[dict]:
     ]
 
 
+def rollout_complete(replicas: int) -> list[str]:
+    """What a track's Deployment waits for before anything that depends on it is applied: the
+    Deployment controller has observed this generation and all ``replicas`` pods run it, ready,
+    with no pod of an older ReplicaSet left (``kubectl rollout status``'s test).
+
+    Written as the provider's ``pulumi.com/waitFor`` conditions rather than left to its built-in
+    Deployment await, which can finish on the previous generation's status: its informers are
+    shared per namespace, so when both tracks change in one up the second await can start from a
+    cache that still holds the old object, count that as the controller having caught up, and then
+    take the update's own event (new generation, old "available" status) as the rollout done,
+    before a scale-up's new pods are ready. The provider checks every condition here only once
+    ``status.observedGeneration`` has reached ``metadata.generation`` and never goes back to an
+    older generation. At zero replicas the counts leave the status (Kubernetes omits them), and
+    there is no pod to wait for: the track waits for the controller to observe it."""
+    if replicas == 0:
+        return ["jsonpath={.status.observedGeneration}"]
+    return [f"jsonpath={{.status.{field}}}={replicas}" for field in ("updatedReplicas", "replicas", "availableReplicas")]
+
+
+def awaited(replicas: int) -> dict[str, str]:
+    """The annotations of a Deployment of ``replicas`` that the provider awaits as :func:`rollout_complete` says."""
+    return {WAIT_FOR: json.dumps(rollout_complete(replicas))}
+
+
 def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dict:
     settings = service.stable if track == c.STABLE else service.canary
     probe = {"httpGet": {"path": service.health.path, "port": "http"}, "periodSeconds": service.health.period_seconds}
@@ -101,7 +129,8 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": track_name(service, track), "labels": labels(service, track)},
+        "metadata": {"name": track_name(service, track), "labels": labels(service, track),
+                     "annotations": awaited(replicas)},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
