@@ -311,8 +311,33 @@ def test_a_rehearsal_of_production_reads_staging_as_it_stood_then(project):
 # --- hardened pods and the production policies -------------------------------------------
 
 
+def test_a_stage_scales_the_canary_without_changing_its_pod_template(project):
+    """The canary's replicas follow its weight; its pod template (what a rollout replaces pods for)
+    is the same at every stage, so a stage adds or removes pods and never replaces the running ones."""
+    now = utc_now()
+
+    def at(weights):
+        def change(config):
+            service = config["rollout:services"][0]
+            service["stable"]["replicas"], service["canary"]["replicas"] = 4, 1  # the canary goes from one pod to four
+            service["rollout"]["history"] = [
+                {"weight": w, "startedAt": format_time(now - timedelta(days=len(weights) - i))} for i, w in enumerate(weights)]
+        return change
+
+    plan = [0, 5, 10, 25, 50, 75, 100]
+    replicas, templates = set(), []
+    for end in range(1, len(plan) + 1):
+        edit_stack(project, "production", at(plan[:end]))
+        config = load_stack("production", project)
+        canary = traffic.deployment(config, config.services[0], "canary")
+        replicas.add(canary["spec"]["replicas"])
+        templates.append(canary["spec"]["template"])
+    assert len(replicas) > 2 and min(replicas) == 1
+    assert all(template == templates[0] for template in templates)
+
+
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
-def test_every_service_pod_is_restricted_and_spread_when_replicated(project, stack):
+def test_every_service_pod_is_restricted_and_spread(project, stack):
     config = load_stack(stack, project)
     for service in config.services:
         for name, manifest in traffic.manifests(config, service).items():
@@ -327,8 +352,7 @@ def test_every_service_pod_is_restricted_and_spread_when_replicated(project, sta
                 assert own["allowPrivilegeEscalation"] is False and own["readOnlyRootFilesystem"] is True
                 assert own["capabilities"] == {"drop": ["ALL"]}
             keys = [c["topologyKey"] for c in pod.get("topologySpreadConstraints", [])]
-            replicas = manifest["spec"]["replicas"]
-            assert keys == (["topology.kubernetes.io/zone", "kubernetes.io/hostname"] if replicas > 1 else []), name
+            assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"], name
             assert hardening.pod_problems(manifest["spec"]) == []
 
 

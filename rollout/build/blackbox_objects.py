@@ -50,11 +50,10 @@ def objects(config: StackConfig, stack: str) -> list[dict]:
     selector = {"app.kubernetes.io/name": NAME}
     probe = {"httpGet": {"path": "/-/healthy", "port": "http"}, "periodSeconds": 10}
     replicas = 2 if config.tier == "production" else 1
-    constraints = spread(selector, replicas)
     pod = {
         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-        # Replicated: across zones and nodes, as the services' pods (rollout.build.traffic).
-        **({"topologySpreadConstraints": constraints} if constraints else {}),
+        # Across zones and nodes at every replica count, as the services' pods (rollout.build.traffic.spread).
+        "topologySpreadConstraints": spread(selector),
         "automountServiceAccountToken": False,
         "containers": [
             {

@@ -79,14 +79,13 @@ def args(stack: str, config: StackConfig) -> list[str]:
 def deployment(stack: str, config: StackConfig) -> dict:
     relay = config.rollback.relay
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
-    constraints = spread({"app.kubernetes.io/name": NAME}, relay.replicas)
     pod: dict = {
         "serviceAccountName": NAME if config.fast_path else "default",
         # Without the fast path the relay has no use for the Kubernetes API.
         "automountServiceAccountToken": config.fast_path,
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-        # Replicated: across zones and nodes, as the services' pods (rollout.build.traffic).
-        **({"topologySpreadConstraints": constraints} if constraints else {}),
+        # Across zones and nodes at every replica count, as the services' pods (rollout.build.traffic.spread).
+        "topologySpreadConstraints": spread({"app.kubernetes.io/name": NAME}),
         "containers": [
             {
                 "name": "relay",

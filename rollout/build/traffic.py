@@ -16,9 +16,11 @@ Every pod is hardened as Pod Security's ``restricted`` profile requires, like
 the relay's (rollout/build/relay_objects.py): it runs as user and group
 :data:`RUN_AS` (never root), on a read-only root file system with a writable
 ``/tmp`` (an ``emptyDir``), without privilege escalation or any capability, under
-the runtime's default seccomp profile. A track with more than one replica
-spreads its pods across zones and nodes (``topologySpreadConstraints``, one skew
-at most; best effort, so a cluster of one zone still schedules them).
+the runtime's default seccomp profile. A track spreads its pods across zones and
+nodes (``topologySpreadConstraints``, one skew at most; best effort, so a cluster
+of one zone still schedules them), at every replica count: a scale, as the
+canary's at each stage, changes ``replicas`` only, never the pod template, so it
+adds or removes pods without replacing the ones that run.
 """
 
 from __future__ import annotations
@@ -84,10 +86,12 @@ def container_security_context() -> dict:
             "capabilities": {"drop": ["ALL"]}}
 
 
-def spread(selector: dict[str, str], replicas: int) -> list[dict]:
-    """Spread the track's pods of one revision across zones and nodes, when there is more than one."""
-    if replicas <= 1:
-        return []
+def spread(selector: dict[str, str]) -> list[dict]:
+    """Spread the pods of one revision across zones and nodes.
+
+    Whatever the replica count, one replica included: the constraints are part of the pod
+    template, and a template that changed with the count would make a scale a rollout (the
+    canary's replicas follow its weight, so a stage would replace its pods)."""
     return [
         {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
          "labelSelector": {"matchLabels": dict(selector)}, "matchLabelKeys": ["pod-template-hash"]}
@@ -125,7 +129,6 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
     selector = {NAME_LABEL_KEY: service.name, TRACK_LABEL_KEY: track}
     # The canary carries its share: see rollout.model.releases.canary_replicas.
     replicas = service.canary_replicas() if track == c.CANARY else settings.replicas
-    constraints = spread(selector, replicas)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -138,7 +141,7 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
                 "metadata": {"labels": labels(service, track)},
                 "spec": {
                     "securityContext": pod_security_context(),
-                    **({"topologySpreadConstraints": constraints} if constraints else {}),
+                    "topologySpreadConstraints": spread(selector),
                     "containers": [
                         {
                             "name": service.name,
