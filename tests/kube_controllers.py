@@ -11,7 +11,9 @@ provider watches them (pulumi-kubernetes' Deployment and Service awaiters):
   counting templates), and the Deployment's revision annotation;
 - ``delay`` seconds later, the ReplicaSet's pods ready and the Deployment's
   status observed, available and progressed (``NewReplicaSetAvailable``);
-- each Service's Endpoints: one ready address per ready pod its selector takes.
+- each Service's Endpoints: one ready address per ready pod its selector takes;
+- with :attr:`lagging_replica_sets`, a scale as an await sees it when its ReplicaSet events
+  lag the Deployment's (the status observed and still "available", the ReplicaSet's count late).
 
 It records when it first saw each Deployment generation and when it made it
 ready (:attr:`seen`, :attr:`ready`), so a test can hold another object's change
@@ -39,6 +41,13 @@ class Readiness:
     namespaces: tuple[str, ...]
     delay: float = 0.5
     poll: float = 0.1
+    #: Show a scale (a new generation of a pod template already seen) as an await sees it when its
+    #: ReplicaSet events lag the Deployment's: the Deployment's status observes the generation at once
+    #: and stays "available" (as the Deployment controller leaves it on a scale), while the ReplicaSet
+    #: shows the new replica count only when its pods are ready, ``delay`` later. An await that takes
+    #: the Deployment's conditions and the ReplicaSet as they stand passes at once; one that counts the
+    #: Deployment's own updated and available pods waits for them. A new template is handled in step.
+    lagging_replica_sets: bool = False
     endpoints_every: int = 3
     seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
     ready: dict[tuple[str, str, int], float] = field(default_factory=dict)
@@ -86,14 +95,20 @@ class Readiness:
             now = time.monotonic()
             if key not in self.seen:
                 self.seen[key] = now
-                self._replica_set(namespace, deployment)
-                self._progressing(namespace, deployment)
+                if self.lagging_replica_sets and self._template(deployment)[0] in self._revisions.get((namespace, meta.name), {}):
+                    self._apps.patch_namespaced_deployment_status(meta.name, namespace, {
+                        "status": {"observedGeneration": meta.generation}})
+                else:
+                    self._replica_set(namespace, deployment)
+                    self._progressing(namespace, deployment)
             elif now - self.seen[key] >= self.delay:
                 # Stamped as the status is first sent: a watcher (the provider's await) may see the
                 # pods ready as soon as the API server stores it, before this client hears back; and
                 # a list that still shows the old status (the API server's cache lags under load)
                 # sends it again, which is not the moment the pods became ready.
                 self.ready.setdefault(key, time.monotonic())
+                if self.lagging_replica_sets:
+                    self._replica_set(namespace, deployment)
                 self._make_ready(namespace, deployment)
 
     def _template(self, deployment) -> tuple[str, dict]:

@@ -341,20 +341,27 @@ def _latest(readiness, namespace: str, name: str, table: dict) -> float | None:
     return table.get(key)
 
 
-def test_traffic_follows_readiness_on_the_api_server(cluster, deployed):
+@pytest.mark.parametrize("lagging, stable_replicas", [(False, 4), (True, 5)], ids=["in-step", "lagging-replica-sets"])
+def test_traffic_follows_readiness_on_the_api_server(cluster, deployed, lagging, stable_replicas):
     """A weight going up lands on the route only after the Deployments whose pods take it are ready;
     a weight going down moves the route first and scales the canary after it. Without the route's
-    dependencies the engine would apply all three at once, and the route would change first."""
+    dependencies the engine would apply all three at once, and the route would change first.
+
+    ``lagging-replica-sets``: the Deployments' status observes the new generation at once and stays
+    "available" while their ReplicaSets still show the old replica count (Readiness.lagging_replica_sets).
+    The provider's built-in Deployment await takes that as done and the route moves at once; the
+    tracks' ``pulumi.com/waitFor`` conditions count the pods (rollout.build.traffic.rollout_complete)."""
     import threading
 
     project, readiness, namespace = deployed, cluster.readiness, NAMESPACES["staging"]
     before = project.stack_file("staging").read_text()
-    readiness.delay = 3.0
+    readiness.delay, readiness.lagging_replica_sets = 3.0, lagging
     stop = threading.Event()
     changes, thread = _route_watch(cluster, "staging", stop)
     try:
         def up_to(config):
-            service(config)["stable"]["replicas"] = 4  # both tracks' Deployments change with the weight
+            # Both tracks' Deployments change with the weight (a replica count each run has not had).
+            service(config)["stable"]["replicas"] = stable_replicas
             service(config)["rollout"]["history"].append(
                 {"weight": 50, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
@@ -386,5 +393,5 @@ def test_traffic_follows_readiness_on_the_api_server(cluster, deployed):
     finally:
         stop.set()
         thread.join(timeout=5)
-        readiness.delay = 0.5
+        readiness.delay, readiness.lagging_replica_sets = 0.5, False
         project.stack_file("staging").write_text(before)
