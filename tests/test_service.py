@@ -55,10 +55,18 @@ def test_each_track_has_a_deployment_and_a_service_under_the_component(runs, sta
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
-def test_each_deployment_waits_for_all_its_pods_of_the_new_generation(runs, stack):
+def test_each_deployment_waits_for_all_its_pods_of_the_new_generation(project, stack):
     """The provider's waitFor conditions, not its built-in await (which can finish on the previous
-    generation's status): the counts of this spec's replicas, checked once the generation is observed."""
-    for deployment in runs[stack].of_type(DEPLOYMENT):
+    generation's status): the counts of this spec's replicas, checked once the generation is observed.
+    Every Deployment of our own: the tracks, and with an existing operator the blackbox exporter and
+    the relay (the charts' Deployments are the charts' own)."""
+    from test_relay_objects import with_relay
+
+    with_relay(project, stack)
+    edit_stack(project, stack, lambda c: c["rollout:monitoring"].update(install=False))
+    deployments = {r.inputs["metadata"]["name"]: r for r in run_program(stack, project).of_type(DEPLOYMENT)}
+    assert {"genesis-stable", "genesis-canary", "rollout-relay", "prometheus-blackbox-exporter"} <= set(deployments)
+    for deployment in deployments.values():
         replicas = int(deployment.inputs["spec"]["replicas"])  # the mocks hand numbers back as floats
         assert replicas > 0
         conditions = json.loads(deployment.inputs["metadata"]["annotations"]["pulumi.com/waitFor"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from rollout.build import yamlout
 from rollout.build.helm_values import BLACKBOX_PORT, BLACKBOX_RELEASE, blackbox_values
-from rollout.build.traffic import spread
+from rollout.build.traffic import awaited, spread
 from rollout.model import conventions as c
 from rollout.model import versions
 from rollout.model.config import StackConfig
@@ -93,7 +93,8 @@ def objects(config: StackConfig, stack: str) -> list[dict]:
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _meta(config),
+            # Awaited as the services' tracks are: every replica of this generation available.
+            "metadata": {**_meta(config), "annotations": awaited(replicas)},
             "spec": {
                 # Production's policies want two pods and a disruption budget for every Deployment:
                 # the Probes are the rollback trigger's eyes.
