@@ -13,7 +13,8 @@ anything that depends on it. So a weight
 goes up only once the canary's scale-up is ready, and a promote moves traffic
 to stable only once stable runs the release on ready pods. When the canary's
 weight goes down (a rollback, a promote), its Deployment depends on the route
-instead: traffic leaves it before it scales down (to zero once promoted).
+instead: traffic leaves it before it scales down (to zero once promoted), and
+the up does not wait for its pods (in a rollback, the ones that failed).
 ``kubernetes.skipAwait`` would turn the waiting off; production refuses it
 (policies/production.py).
 

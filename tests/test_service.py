@@ -137,6 +137,23 @@ def test_a_rollback_to_zero_sends_the_canary_no_traffic_but_keeps_its_pods(proje
     assert canary.inputs["spec"]["replicas"] == load_stack("staging", FIXTURE).services[0].canary.replicas
 
 
+def test_a_canary_leaving_traffic_is_awaited_only_until_observed(project):
+    """A rollback takes traffic off the canary's pods, the ones that failed: its up must not wait
+    for them to become ready. Stable, which takes the traffic, is waited for in full."""
+    from rollout.build import traffic
+    from rollout.model.time import format_time, utc_now
+
+    edit_stack(project, "staging", lambda c: c["rollout:services"][0]["rollout"]["history"].append(
+        {"weight": 0, "startedAt": format_time(utc_now()), "reason": "error budget"}))
+    config = load_stack("staging", project)
+    service = config.services[0]
+    assert traffic.canary_leaving(service)
+    waits = {track: json.loads(traffic.deployment(config, service, track)["metadata"]["annotations"][traffic.WAIT_FOR])
+             for track in ("stable", "canary")}
+    assert waits["canary"] == ["jsonpath={.status.observedGeneration}"]
+    assert waits["stable"] == traffic.rollout_complete(service.stable.replicas)
+
+
 @lru_cache(maxsize=1)
 def _httproute_schema() -> dict:
     return crd_schema("gateway.networking.k8s.io", "httproutes")

@@ -99,10 +99,10 @@ def spread(selector: dict[str, str]) -> list[dict]:
     ]
 
 
-def rollout_complete(replicas: int) -> list[str]:
-    """What a track's Deployment waits for before anything that depends on it is applied: the
-    Deployment controller has observed this generation and all ``replicas`` pods run it, ready,
-    with no pod of an older ReplicaSet left (``kubectl rollout status``'s test).
+def rollout_complete(replicas: int, pods: bool = True) -> list[str]:
+    """What a Deployment waits for before anything that depends on it is applied (and before the
+    up ends): the Deployment controller has observed this generation and all ``replicas`` pods run
+    it, ready, with no pod of an older ReplicaSet left (``kubectl rollout status``'s test).
 
     Written as the provider's ``pulumi.com/waitFor`` conditions rather than left to its built-in
     Deployment await, which can finish on the previous generation's status: its informers are
@@ -111,16 +111,21 @@ def rollout_complete(replicas: int) -> list[str]:
     take the update's own event (new generation, old "available" status) as the rollout done,
     before a scale-up's new pods are ready. The provider checks every condition here only once
     ``status.observedGeneration`` has reached ``metadata.generation`` and never goes back to an
-    older generation. At zero replicas the counts leave the status (Kubernetes omits them), and
-    there is no pod to wait for: the track waits for the controller to observe it."""
-    if replicas == 0:
+    older generation.
+
+    Only the observation, without ``pods``: for a canary leaving traffic (a rollback, a promote),
+    whose pods take none once the route has moved, and which are, in a rollback, the pods that
+    failed: the up that deploys a rollback must not wait on them, nor fail when they never become
+    ready. At zero replicas too: the counts leave the status (Kubernetes omits them), and there is
+    no pod to wait for."""
+    if replicas == 0 or not pods:
         return ["jsonpath={.status.observedGeneration}"]
     return [f"jsonpath={{.status.{field}}}={replicas}" for field in ("updatedReplicas", "replicas", "availableReplicas")]
 
 
-def awaited(replicas: int) -> dict[str, str]:
+def awaited(replicas: int, pods: bool = True) -> dict[str, str]:
     """The annotations of a Deployment of ``replicas`` that the provider awaits as :func:`rollout_complete` says."""
-    return {WAIT_FOR: json.dumps(rollout_complete(replicas))}
+    return {WAIT_FOR: json.dumps(rollout_complete(replicas, pods))}
 
 
 def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dict:
@@ -133,7 +138,8 @@ def deployment(config: StackConfig, service: ServiceSettings, track: str) -> dic
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": track_name(service, track), "labels": labels(service, track),
-                     "annotations": awaited(replicas)},
+                     # A canary leaving traffic is not waited for (see rollout_complete).
+                     "annotations": awaited(replicas, pods=not (track == c.CANARY and canary_leaving(service)))},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
