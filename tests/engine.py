@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -119,10 +120,18 @@ class EngineProject:
         return env
 
     def pulumi(self, *args: str, timeout: float = ENGINE_TIMEOUT_S) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(self.path / "tools" / "bin" / "pulumi"), *args, "--non-interactive", "--color", "never"],
-            cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout,
-        )
+        """The engine's command line; past ``timeout`` the command and its plugins (the language
+        host, the providers, the pack) are killed together and TimeoutExpired raised."""
+        command = [str(self.path / "tools" / "bin" / "pulumi"), *args, "--non-interactive", "--color", "never"]
+        with subprocess.Popen(command, cwd=self.path, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_session(process.pid)
+                process.communicate()
+                raise
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
     def rollout(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -242,3 +251,17 @@ def healthy_canary_prometheus(workdir: Path, stage_start: float, now: float, ser
     config = yaml.safe_dump({"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}})
     with start_backfilled_prometheus(text, workdir, config) as prometheus:
         yield prometheus
+
+
+def _kill_session(session: int) -> None:
+    """SIGKILL every process of ``session``: the engine's command started it, and each plugin it
+    starts runs in a process group of its own (so a process-group kill would miss them)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat[stat.rindex(")") + 2:].split()[3]) == session:  # state, ppid, pgrp, session
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read

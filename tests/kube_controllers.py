@@ -14,6 +14,7 @@ provider watches them (pulumi-kubernetes' Deployment and Service awaiters):
 - each Service's Endpoints: one ready address per ready pod its selector takes;
 - with :attr:`lagging_replica_sets`, a scale as an await sees it when its ReplicaSet events
   lag the Deployment's (the status observed and still "available", the ReplicaSet's count late).
+- the Deployments named in :attr:`stuck` never get ready pods (a broken release).
 
 It records when it first saw each Deployment generation and when it made it
 ready (:attr:`seen`, :attr:`ready`), so a test can hold another object's change
@@ -48,6 +49,9 @@ class Readiness:
     #: the Deployment's conditions and the ReplicaSet as they stand passes at once; one that counts the
     #: Deployment's own updated and available pods waits for them. A new template is handled in step.
     lagging_replica_sets: bool = False
+    #: Deployments whose new generations are observed but whose pods never become ready (a broken
+    #: release): the controller's "progressing" status, and nothing after it.
+    stuck: set[str] = field(default_factory=set)
     endpoints_every: int = 3
     seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
     ready: dict[tuple[str, str, int], float] = field(default_factory=dict)
@@ -101,7 +105,7 @@ class Readiness:
                 else:
                     self._replica_set(namespace, deployment)
                     self._progressing(namespace, deployment)
-            elif now - self.seen[key] >= self.delay:
+            elif now - self.seen[key] >= self.delay and meta.name not in self.stuck:
                 # Stamped as the status is first sent: a watcher (the provider's await) may see the
                 # pods ready as soon as the API server stores it, before this client hears back; and
                 # a list that still shows the old status (the API server's cache lags under load)

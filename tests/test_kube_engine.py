@@ -383,9 +383,12 @@ def test_traffic_follows_readiness_on_the_api_server(cluster, deployed, lagging,
             assert moved >= ready - 0.5, f"the route moved {ready - moved:.2f}s before {track}'s pods were ready"
 
         if not lagging:  # on the way down the canary follows the route, however its scale shows
+            # A rollback of a release whose pods fail: the canary's new pods never become ready, and
+            # the up that takes it out of traffic ends anyway (well within the provider's 10 minutes).
+            readiness.stuck.add(f"{SERVICE}-canary")
             project.edit("staging", lambda c: service(c)["rollout"]["history"].append(
                 {"weight": 0, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": "order"}))
-            down = project.pulumi("up", "-s", "staging", "--yes")
+            down = project.pulumi("up", "-s", "staging", "--yes", timeout=240)
             assert down.returncode == 0, down.stdout + down.stderr
             left = next(at for at, weight in changes if weight == 0 and at > moved)
             scaled = _latest(readiness, namespace, f"{SERVICE}-canary", readiness.seen)
@@ -395,4 +398,5 @@ def test_traffic_follows_readiness_on_the_api_server(cluster, deployed, lagging,
         stop.set()
         thread.join(timeout=5)
         readiness.delay, readiness.lagging_replica_sets = 0.5, False
+        readiness.stuck.clear()
         project.stack_file("staging").write_text(before)
