@@ -56,7 +56,8 @@ class Dashboards(pulumi.ComponentResource):
 
             for uid, text in sorted(args.dashboards.items()):
                 document = dashboard_config_map(args.namespace, args.folder, uid, text, args.labels)
-                self.config_maps.append(KubernetesObject(f"{name}-{uid}", document, opts=pulumi.ResourceOptions(parent=self)))
+                config_map = KubernetesObject(f"{name}-{uid}", document, opts=pulumi.ResourceOptions(parent=self))
+                self.config_maps.append(config_map)
         if args.grafana_provider is not None:
             import pulumiverse_grafana as grafana  # only a stack that provisions Grafana through its API loads it
 

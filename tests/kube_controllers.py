@@ -99,7 +99,7 @@ class Readiness:
             now = time.monotonic()
             if key not in self.seen:
                 self.seen[key] = now
-                if self.lagging_replica_sets and self._template(deployment)[0] in self._revisions.get((namespace, meta.name), {}):
+                if self.lagging_replica_sets and self._known_template(namespace, deployment):
                     self._apps.patch_namespaced_deployment_status(meta.name, namespace, {
                         "status": {"observedGeneration": meta.generation}})
                 else:
@@ -114,6 +114,10 @@ class Readiness:
                 if self.lagging_replica_sets:
                     self._replica_set(namespace, deployment)
                 self._make_ready(namespace, deployment)
+
+    def _known_template(self, namespace: str, deployment) -> bool:
+        """The Deployment's pod template has a ReplicaSet already: its new generation is a scale."""
+        return self._template(deployment)[0] in self._revisions.get((namespace, deployment.metadata.name), {})
 
     def _template(self, deployment) -> tuple[str, dict]:
         template = self.api.sanitize_for_serialization(deployment.spec.template)

@@ -25,6 +25,7 @@ from policies.staged import staged_config
 from rollout.build import traffic
 from rollout.build.kubernetes_objects import monitoring_documents
 from rollout.load.stack import load_stack
+from rollout.model.plans import STANDARD_WEIGHTS
 from rollout.model.time import format_time, parse_time, utc_now
 from rollout.ops.evidence import SHARE_LAG_SECONDS, onset
 from rollout.ops.fastpath import live_routes
@@ -321,10 +322,11 @@ def test_a_stage_scales_the_canary_without_changing_its_pod_template(project):
             service = config["rollout:services"][0]
             service["stable"]["replicas"], service["canary"]["replicas"] = 4, 1  # the canary goes from one pod to four
             service["rollout"]["history"] = [
-                {"weight": w, "startedAt": format_time(now - timedelta(days=len(weights) - i))} for i, w in enumerate(weights)]
+                {"weight": w, "startedAt": format_time(now - timedelta(days=len(weights) - i))}
+                for i, w in enumerate(weights)]
         return change
 
-    plan = [0, 5, 10, 25, 50, 75, 100]
+    plan = STANDARD_WEIGHTS
     replicas, templates = set(), []
     for end in range(1, len(plan) + 1):
         edit_stack(project, "production", at(plan[:end]))

@@ -120,7 +120,8 @@ def rollout_complete(replicas: int, pods: bool = True) -> list[str]:
     no pod to wait for."""
     if replicas == 0 or not pods:
         return ["jsonpath={.status.observedGeneration}"]
-    return [f"jsonpath={{.status.{field}}}={replicas}" for field in ("updatedReplicas", "replicas", "availableReplicas")]
+    counts = ("updatedReplicas", "replicas", "availableReplicas")
+    return [f"jsonpath={{.status.{field}}}={replicas}" for field in counts]
 
 
 def awaited(replicas: int, pods: bool = True) -> dict[str, str]:
