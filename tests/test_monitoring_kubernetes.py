@@ -299,3 +299,20 @@ def test_the_prometheus_datasource_has_one_owner(project, url):
     assert sidecar["uid"] == GRAFANA_DATASOURCE_UID
     assert sidecar["defaultDatasourceEnabled"] is (url is None)
     assert [d.inputs["uid"] for d in through_api] == ([] if url is None else [GRAFANA_DATASOURCE_UID])
+
+
+@pytest.mark.parametrize("install", [True, False], ids=["installs the charts", "brings its own monitoring"])
+def test_only_a_stack_that_installs_grafana_draws_an_admin_password(project, install):
+    """The generated password opens the Grafana the charts install, and nothing else: a stack
+    that brings its own monitoring draws none, so no dynamic provider runs in its preview."""
+    edit_stack(project, "staging", lambda c: c["rollout:monitoring"].update(install=install))
+    run = run_program("staging", project)
+    drawn = [r for r in run.of_type("pulumi-python:dynamic:Resource") if "length" in r.inputs]
+    admin = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.name == "monitoring-grafana-admin"]
+    if install:
+        (password,) = drawn
+        assert password.name == "monitoring-grafana-admin-password"
+        assert len(admin) == 1
+    else:
+        assert drawn == [] and admin == []
+    assert run.of_type("pulumi-python:dynamic:Resource") == drawn  # no other dynamic resource in a Kubernetes stack

@@ -90,7 +90,8 @@ class KubernetesMonitoringArgs:
 class KubernetesMonitoring(pulumi.ComponentResource):
     """MonitoringStack on Kubernetes."""
 
-    grafana_admin_password: pulumi.Output[str]
+    #: The installed Grafana's admin password; None when the stack brings its own monitoring.
+    grafana_admin_password: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: KubernetesMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PACKAGE}:MonitoringStack", name, None, opts)
@@ -101,11 +102,14 @@ class KubernetesMonitoring(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         chart_deps: list[pulumi.Resource] = []
 
-        password = GeneratedPassword(f"{name}-grafana-admin-password", length=32, opts=child)
-        self.grafana_admin_password = password.result
-
         specs = objects.charts(config, args.alertmanager_config)
+        self.grafana_admin_password = None
         if specs:
+            # The admin password of the Grafana the charts install. An existing install's
+            # Grafana has its own (the stack names its credentials, secrets.grafanaAuth): a
+            # stack that brings its own monitoring draws none, and runs no dynamic provider.
+            password = GeneratedPassword(f"{name}-grafana-admin-password", length=32, opts=child)
+            self.grafana_admin_password = password.result
             stack = Deployable("KubePrometheusStack", f"{name}-kube-prometheus-stack", child)
             admin_doc = objects.grafana_admin_secret(config, password.result)
             # Declared without its type (Opaque, the API's default), as stacks have always had it.
@@ -158,7 +162,8 @@ class KubernetesMonitoring(pulumi.ComponentResource):
         for document in objects.monitoring_documents(config, args.rule_files):
             resource = f"{name}-{document['kind'].lower()}-{document['metadata']['name']}"
             KubernetesObject(resource, document, args.namespace, cr_opts)
-        self.register_outputs({"grafanaAdminPassword": self.grafana_admin_password})
+        outputs = {"grafanaAdminPassword": self.grafana_admin_password} if self.grafana_admin_password is not None else {}
+        self.register_outputs(outputs)
 
     def _existing_operator(self, name: str, args: KubernetesMonitoringArgs, custom: pulumi.Resource) -> list[pulumi.Resource]:
         """What an existing operator does not give the stack: the Secret its AlertmanagerConfig

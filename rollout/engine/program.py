@@ -84,18 +84,27 @@ def _deployed_routing_secrets(config: StackConfig) -> pulumi.Output:
     return pulumi.Output.secret(secret_values(config, reveal=plaintext))
 
 
-def _grafana(config: StackConfig, password: pulumi.Output, prometheus_url: str, depends_on: list):
+def _grafana(config: StackConfig, password: pulumi.Output | None, prometheus_url: str, depends_on: list):
+    """The API's provisioning of the Grafana at monitoring.grafana.url: with the stack's
+    credentials (secrets.grafanaAuth), else the admin password of the Grafana the stack
+    installs. ``password`` is None when the stack installs none, and then the stack's
+    credentials are required (StackConfig refuses the stack without them)."""
     from components.grafana import GrafanaProvisioning, GrafanaProvisioningArgs
 
     settings = config.monitoring.grafana
     if not settings.url:
         return None
     auth = config.secrets.grafana_auth
+    if auth is not None and (auth.value or password is None):
+        credentials = auth.value
+    else:
+        assert password is not None, "StackConfig requires secrets.grafanaAuth for a Grafana the stack does not install"
+        credentials = password.apply(lambda p: f"admin:{p}")
     return GrafanaProvisioning(
         "grafana",
         GrafanaProvisioningArgs(
             url=settings.url,
-            auth=auth.value if auth is not None and auth.value else password.apply(lambda p: f"admin:{p}"),
+            auth=credentials,
             folder=settings.folder,
             prometheus_url=prometheus_url,
             grafana=depends_on,
