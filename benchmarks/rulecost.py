@@ -12,11 +12,19 @@ aggregation per family to the labels a per-service SLI needs (requests by
 service, track and code; duration buckets by service, track and le; probe
 results by service and track). Any rule set that computes the SLIs reads at
 least that much; the shipped SLI and SLO groups are held to a small multiple of it.
+
+Where the shipped groups' time goes, rule by rule (``/api/v1/rules``, medians of the
+same evaluations): the rules that read a raw family (the floor's work, scoped to the
+stack), the recordings the alerts read (directly or through other recordings: the
+quantiles and burn-rate windows the alerts compare), and recordings nothing alerts
+on (dashboards read them). The floor plus the alerts' recordings is the least the
+shipped alerts need evaluated every interval, whatever the rules are called.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -123,6 +131,45 @@ def floor_rules(config) -> str:
     return yaml.safe_dump({"groups": [group]}, sort_keys=False)
 
 
+def alerts_read(groups: list[dict]) -> set[str]:
+    """The recorded series the alerts of ``groups`` read, directly or through other recordings."""
+    records: dict[str, list[str]] = {}
+    for group in groups:
+        for rule in group["rules"]:
+            if "record" in rule:
+                records.setdefault(rule["record"], []).append(rule["expr"])
+    needed: set[str] = set()
+    pending = [rule["expr"] for group in groups for rule in group["rules"] if "alert" in rule]
+    while pending:
+        expr = pending.pop()
+        for name, exprs in records.items():
+            if name not in needed and re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr):
+                needed.add(name)
+                pending.extend(exprs)
+    return needed
+
+
+def attribute(config, groups: list[dict], rule_seconds: dict[tuple[str, int], float]) -> dict[str, float]:
+    """The shipped groups' rule time split three ways: ``reads`` (rules that read a raw family),
+    ``alerts`` (other recordings the alerts read), ``unalerted`` (recordings no alert reads)."""
+    m = config.metrics
+    raw = re.compile(rf"(?<![\w:])({'|'.join(re.escape(n) for n in (m.requests_total, m.request_duration_bucket, m.probe_success))})(?![\w:])")
+    needed = alerts_read(groups)
+    split = {"reads": 0.0, "alerts": 0.0, "unalerted": 0.0}
+    for group in groups:
+        if group["name"] not in SHIPPED_GROUPS:
+            continue
+        for index, rule in enumerate(group["rules"]):
+            seconds = rule_seconds.get((group["name"], index), 0.0)
+            if raw.search(rule["expr"]):
+                split["reads"] += seconds
+            elif rule.get("record") in needed:
+                split["alerts"] += seconds
+            else:
+                split["unalerted"] += seconds
+    return split
+
+
 def run(stack: str = "production", services: int = 250, settle_s: float = 40, tiny: bool = False) -> dict:
     config = load_stack(stack)
     interval = config.monitoring.evaluation_interval.total_seconds()
@@ -155,9 +202,13 @@ def run(stack: str = "production", services: int = 250, settle_s: float = 40, ti
             time.sleep(settle_s)
             # Per group, the median of several evaluations' durations.
             samples: dict[str, list[float]] = {}
+            rule_samples: dict[tuple[str, int], list[float]] = {}
             for _ in range(3 if tiny else 15):
                 for r in prometheus.query("prometheus_rule_group_last_duration_seconds"):
                     samples.setdefault(r["metric"]["rule_group"].rsplit(";", 1)[-1], []).append(float(r["value"][1]))
+                for group in http_json(f"{prometheus.url}/api/v1/rules")["data"]["groups"]:
+                    for index, rule in enumerate(group["rules"]):
+                        rule_samples.setdefault((group["name"], index), []).append(rule.get("evaluationTime", 0.0))
                 time.sleep(2)
             head = prometheus.query("prometheus_tsdb_head_series")
             rules_now = http_json(f"{prometheus.url}/api/v1/rules")["data"]["groups"]
@@ -165,6 +216,9 @@ def run(stack: str = "production", services: int = 250, settle_s: float = 40, ti
         ((rule.get("evaluationTime", 0.0), group["name"], rule["name"]) for group in rules_now for rule in group["rules"]),
         reverse=True,
     )[:12]
+    rule_seconds = {key: statistics.median(values) for key, values in rule_samples.items()}
+    shipped_groups = [group for text in rules.values() for group in yaml.safe_load(text)["groups"]]
+    split = attribute(config, shipped_groups, rule_seconds)
     per_group = {group: statistics.median(values) for group, values in samples.items()}
     floor = per_group.pop(FLOOR_GROUP, float("nan"))
     shipped = sum(per_group.get(group, 0.0) for group in SHIPPED_GROUPS)
@@ -181,7 +235,15 @@ def run(stack: str = "production", services: int = 250, settle_s: float = 40, ti
         print(f"     {seconds * 1000:7.1f} ms  {group}: {name}")
     print(f"   floor (each raw family read once, beside them): {floor * 1000:.1f} ms, {floor / interval:.3%} of the interval")
     print(f"   {' + '.join(SHIPPED_GROUPS)} against the floor: {shipped / floor:.2f}x (target: at most 1.5x)")
+    least = floor + split["alerts"]
+    print(f"   where their rules' time goes (medians per rule): raw reads {split['reads'] * 1000:.1f} ms "
+          f"({split['reads'] / floor:.2f}x the floor), recordings the alerts read {split['alerts'] * 1000:.1f} ms, "
+          f"recordings no alert reads {split['unalerted'] * 1000:.1f} ms")
+    print(f"   the least the shipped alerts need each interval (the floor and the alerts' recordings): "
+          f"{least * 1000:.1f} ms, {least / floor:.2f}x the floor")
     return {"series": series, "raw_series": exporter.series_count(), "groups": len(per_group),
             "duration_ms": round(duration * 1000, 2), "share": round(share, 5),
             "floor_ms": round(floor * 1000, 2), "shipped_ms": round(shipped * 1000, 2),
-            "floor_ratio": round(shipped / floor, 3)}
+            "floor_ratio": round(shipped / floor, 3),
+            "reads_ms": round(split["reads"] * 1000, 2), "alerts_recordings_ms": round(split["alerts"] * 1000, 2),
+            "unalerted_ms": round(split["unalerted"] * 1000, 2), "alerts_least_ratio": round(least / floor, 3)}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import FIXTURE, ROOT
 from rollout.load.stack import load_file
 
 pytestmark = pytest.mark.slow
@@ -65,3 +65,34 @@ def test_the_tiny_benchmark_runs_and_prints_every_section():
     for heading in ("1. Preview cost", "2. Growth", "3. Detection", "4. Rule cost", "5. Render", "6. Edit cost", "7. Engine preview", "8. Rollback loop",
                     "9. Judging the canary", "10. Fleet"):
         assert heading in result.stdout
+    assert "floor (the flat program under a pack of the same policies judging nothing)" in result.stdout
+    assert "the least the shipped alerts need each interval" in result.stdout
+
+
+def _rulecost():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import rulecost
+
+    return rulecost
+
+
+def test_the_rule_cost_section_counts_what_the_alerts_read_through_other_recordings():
+    rulecost = _rulecost()
+    from rollout.load.stack import load_stack
+
+    groups = [group for path in sorted((ROOT / "tests" / "golden" / "production" / "prometheus" / "rules").glob("*.yaml"))
+              for group in yaml.safe_load(path.read_text())["groups"]]
+    needed = rulecost.alerts_read(groups)
+    # Read by alerts directly (the quantiles they compare) and through other recordings (the
+    # 5-minute rates under every burn-rate window); the dashboards' median is read by none.
+    assert {"service_track:http_request_duration_seconds:p95_5m", "service_track:http_request_duration_seconds:p99_5m",
+            "service:http_request_errors:ratio_rate3d", "service:http_requests:rate5m",
+            "service_track_le:http_request_duration_seconds_bucket:rate5m"} <= needed
+    assert "service_track:http_request_duration_seconds:p50_5m" not in needed
+    # Each shipped rule's time lands in one part: a raw read, an alert's recording, or neither.
+    seconds = {(group["name"], index): 1.0 for group in groups for index, _ in enumerate(group["rules"])}
+    split = rulecost.attribute(load_stack("production", FIXTURE), groups, seconds)
+    shipped = [rule for group in groups if group["name"] in rulecost.SHIPPED_GROUPS for rule in group["rules"]]
+    assert sum(split.values()) == len(shipped)
+    assert split["reads"] == 3  # requests by code, duration buckets, probe results: what the floor reads
+    assert split["unalerted"] >= 1
