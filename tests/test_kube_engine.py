@@ -315,23 +315,34 @@ def test_rendered_pods_are_admitted_by_pod_security_restricted_and_a_soft_one_is
 
 
 def _route_watch(cluster, stack: str, stop):
-    """(monotonic time, canary weight) at each change of the stack's route, until ``stop`` is set."""
+    """(monotonic time, canary weight) at each change of the stack's route, until ``stop`` is set;
+    and ``caught_up()``, which returns once a poll that began after the call has read the route
+    (an ``up`` may end moments after it moved the route: read the changes after that)."""
     changes = []
+    read_from = [0.0]  # when the latest completed poll began
 
     def poll():
         last = None
         while not stop.is_set():
+            began = time.monotonic()
             weight = route_weights(cluster, stack)[f"{SERVICE}-canary"]
             if weight != last:
                 changes.append((time.monotonic(), weight))
                 last = weight
+            read_from[0] = began
             time.sleep(0.05)
+
+    def caught_up(timeout: float = 30.0) -> None:
+        since, deadline = time.monotonic(), time.monotonic() + timeout
+        while read_from[0] < since:
+            assert time.monotonic() < deadline and thread.is_alive(), "the route watch stopped reading the route"
+            time.sleep(0.02)
 
     import threading
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    return changes, thread
+    return changes, thread, caught_up
 
 
 def _latest(readiness, namespace: str, name: str, table: dict) -> float | None:
@@ -357,7 +368,7 @@ def test_traffic_follows_readiness_on_the_api_server(cluster, deployed, lagging,
     before = project.stack_file("staging").read_text()
     readiness.delay, readiness.lagging_replica_sets = 3.0, lagging
     stop = threading.Event()
-    changes, thread = _route_watch(cluster, "staging", stop)
+    changes, thread, caught_up = _route_watch(cluster, "staging", stop)
     try:
         def up_to(config):
             # Both tracks' Deployments change with the weight (a replica count each run has not had).
@@ -368,6 +379,7 @@ def test_traffic_follows_readiness_on_the_api_server(cluster, deployed, lagging,
         project.edit("staging", up_to)
         up = project.pulumi("up", "-s", "staging", "--yes")
         assert up.returncode == 0, up.stdout + up.stderr
+        caught_up()
         moved = next(at for at, weight in changes if weight == 50)
         for track in ("stable", "canary"):
             # The stand-in makes a new generation's pods ready `delay` (3 s) after it first sees it. The
@@ -390,6 +402,7 @@ def test_traffic_follows_readiness_on_the_api_server(cluster, deployed, lagging,
                 {"weight": 0, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": "order"}))
             down = project.pulumi("up", "-s", "staging", "--yes", timeout=240)
             assert down.returncode == 0, down.stdout + down.stderr
+            caught_up()
             left = next(at for at, weight in changes if weight == 0 and at > moved)
             scaled = _latest(readiness, namespace, f"{SERVICE}-canary", readiness.seen)
             assert scaled >= left, f"the canary scaled down {left - scaled:.2f}s before the route moved off it"

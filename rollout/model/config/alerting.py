@@ -131,7 +131,8 @@ class SecretsSettings(Model):
     """
     grafana_auth: Secret | None = None
     """Grafana service-account token (or user:password) for the grafana provider; unset uses the
-    generated admin password.
+    admin password generated for the Grafana the stack installs; required with
+    ``monitoring.grafana.url`` when ``monitoring.install`` is false.
     """
 
 
