@@ -380,8 +380,9 @@ def section_engine_preview(repeats: int) -> dict:
     print(f"   floor (the flat program under a pack of the same policies judging nothing): {median['floor']:.2f} s, "
           f"{median['floor'] / median['empty']:.2f}x the empty program")
     print(f"   dev without the pack: {median['program']:.2f} s; dev with the pack: {median['full']:.2f} s")
-    print(f"   ratio: time {ratio:.2f}x the empty program (target: at most 1.5x), {median['full'] / median['floor']:.2f}x "
-          f"the floor, {median['full'] / median['flat']:.2f}x the flat program; the pack adds {median['full'] / median['program']:.2f}x")
+    print(f"   ratio: time {ratio:.2f}x the empty program (target: at most 1.5x), "
+          f"{median['full'] / median['floor']:.2f}x the floor, {median['full'] / median['flat']:.2f}x the flat program; "
+          f"the pack adds {median['full'] / median['program']:.2f}x")
     return {
         "time_ratio": round(ratio, 3),
         "floor_ratio": round(median["floor"] / median["empty"], 3),

@@ -153,7 +153,8 @@ def attribute(config, groups: list[dict], rule_seconds: dict[tuple[str, int], fl
     """The shipped groups' rule time split three ways: ``reads`` (rules that read a raw family),
     ``alerts`` (other recordings the alerts read), ``unalerted`` (recordings no alert reads)."""
     m = config.metrics
-    raw = re.compile(rf"(?<![\w:])({'|'.join(re.escape(n) for n in (m.requests_total, m.request_duration_bucket, m.probe_success))})(?![\w:])")
+    families = "|".join(re.escape(name) for name in (m.requests_total, m.request_duration_bucket, m.probe_success))
+    raw = re.compile(rf"(?<![\w:])({families})(?![\w:])")
     needed = alerts_read(groups)
     split = {"reads": 0.0, "alerts": 0.0, "unalerted": 0.0}
     for group in groups:

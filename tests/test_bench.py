@@ -80,8 +80,8 @@ def test_the_rule_cost_section_counts_what_the_alerts_read_through_other_recordi
     rulecost = _rulecost()
     from rollout.load.stack import load_stack
 
-    groups = [group for path in sorted((ROOT / "tests" / "golden" / "production" / "prometheus" / "rules").glob("*.yaml"))
-              for group in yaml.safe_load(path.read_text())["groups"]]
+    golden = ROOT / "tests" / "golden" / "production" / "prometheus" / "rules"
+    groups = [group for path in sorted(golden.glob("*.yaml")) for group in yaml.safe_load(path.read_text())["groups"]]
     needed = rulecost.alerts_read(groups)
     # Read by alerts directly (the quantiles they compare) and through other recordings (the
     # 5-minute rates under every burn-rate window); the dashboards' median is read by none.

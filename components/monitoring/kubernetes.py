@@ -162,8 +162,8 @@ class KubernetesMonitoring(pulumi.ComponentResource):
         for document in objects.monitoring_documents(config, args.rule_files):
             resource = f"{name}-{document['kind'].lower()}-{document['metadata']['name']}"
             KubernetesObject(resource, document, args.namespace, cr_opts)
-        outputs = {"grafanaAdminPassword": self.grafana_admin_password} if self.grafana_admin_password is not None else {}
-        self.register_outputs(outputs)
+        password_output = self.grafana_admin_password
+        self.register_outputs({"grafanaAdminPassword": password_output} if password_output is not None else {})
 
     def _existing_operator(self, name: str, args: KubernetesMonitoringArgs, custom: pulumi.Resource) -> list[pulumi.Resource]:
         """What an existing operator does not give the stack: the Secret its AlertmanagerConfig
