@@ -304,10 +304,9 @@ for index in range({count}):
 """
 
 #: A policy pack with the rollout pack's policies (names, descriptions, enforcement) that judge
-#: nothing: what the engine and pulumi-policy cost a preview before any gate runs.
-NOTHING_PACK = {
-    "PulumiPolicy.yaml": "runtime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: ../.venv\n",
-    "__main__.py": """\"\"\"The rollout pack's policies, judging nothing.\"\"\"
+#: nothing: what the engine and pulumi-policy cost a preview before any gate runs. It runs as the
+#: rollout pack does (its policies/PulumiPolicy.yaml beside it).
+NOTHING_PACK = """\"\"\"The rollout pack's policies, judging nothing.\"\"\"
 import json
 import os
 import signal
@@ -322,8 +321,7 @@ PolicyPack(name="nothing", policies=[
                           enforcement_level=EnforcementLevel.MANDATORY, remediation_steps=entry["remediation"])
     for entry in catalogue
 ])
-""",
-}
+"""
 
 
 def _created(output: str) -> int:
@@ -349,8 +347,8 @@ def section_engine_preview(repeats: int) -> dict:
         flat = engine_project(Path(scratch) / "flat")
         nothing = flat.path / "nothing-pack"
         nothing.mkdir()
-        for name, text in NOTHING_PACK.items():
-            (nothing / name).write_text(text)
+        shutil.copy2(flat.path / "policies" / "PulumiPolicy.yaml", nothing)
+        (nothing / "__main__.py").write_text(NOTHING_PACK)
         for project in (full, empty, flat):
             project.init("dev")
         runs = {  # dev without the pack first: its preview counts the objects the flat program declares

@@ -207,19 +207,19 @@ def run(stack: str = "production", services: int = 250, settle_s: float = 40, ti
             for _ in range(3 if tiny else 15):
                 for r in prometheus.query("prometheus_rule_group_last_duration_seconds"):
                     samples.setdefault(r["metric"]["rule_group"].rsplit(";", 1)[-1], []).append(float(r["value"][1]))
-                for group in http_json(f"{prometheus.url}/api/v1/rules")["data"]["groups"]:
+                rules_now = http_json(f"{prometheus.url}/api/v1/rules")["data"]["groups"]
+                for group in rules_now:
                     for index, rule in enumerate(group["rules"]):
                         rule_samples.setdefault((group["name"], index), []).append(rule.get("evaluationTime", 0.0))
                 time.sleep(2)
             head = prometheus.query("prometheus_tsdb_head_series")
-            rules_now = http_json(f"{prometheus.url}/api/v1/rules")["data"]["groups"]
     costliest = sorted(
         ((rule.get("evaluationTime", 0.0), group["name"], rule["name"]) for group in rules_now for rule in group["rules"]),
         reverse=True,
     )[:12]
     rule_seconds = {key: statistics.median(values) for key, values in rule_samples.items()}
-    shipped_groups = [group for text in rules.values() for group in yaml.safe_load(text)["groups"]]
-    split = attribute(config, shipped_groups, rule_seconds)
+    rule_groups = [group for text in rules.values() for group in yaml.safe_load(text)["groups"]]
+    split = attribute(config, rule_groups, rule_seconds)
     per_group = {group: statistics.median(values) for group, values in samples.items()}
     floor = per_group.pop(FLOOR_GROUP, float("nan"))
     shipped = sum(per_group.get(group, 0.0) for group in SHIPPED_GROUPS)

@@ -57,9 +57,8 @@ def declare(config: StackConfig, stack: str, root: Path) -> None:
     from rollout.model.state import rollout_state
 
     artifacts = build_artifacts(config, stack)
-    labels = dict([conventions.MANAGED_BY_LABEL, conventions.PART_OF_LABEL])
     if config.target == "kubernetes":
-        _declare_kubernetes(config, stack, root, artifacts, labels)
+        _declare_kubernetes(config, stack, root, artifacts)
     else:
         _declare_docker(config, stack, root, artifacts)
     state = rollout_state(config, stack)
@@ -95,11 +94,10 @@ def _grafana(config: StackConfig, password: pulumi.Output | None, prometheus_url
     if not settings.url:
         return None
     auth = config.secrets.grafana_auth
-    if auth is not None and (auth.value or password is None):
-        credentials = auth.value
-    else:
-        assert password is not None, "StackConfig requires secrets.grafanaAuth for a Grafana the stack does not install"
+    if password is not None and (auth is None or not auth.value):
         credentials = password.apply(lambda p: f"admin:{p}")
+    else:  # the stack's own credentials: StackConfig requires them for a Grafana it does not install
+        credentials = auth.value
     return GrafanaProvisioning(
         "grafana",
         GrafanaProvisioningArgs(
@@ -162,7 +160,7 @@ def _skip_await(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformR
     return pulumi.ResourceTransformResult(props=props, opts=args.opts)
 
 
-def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, labels) -> None:
+def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts) -> None:
     import pulumi_kubernetes as k8s  # a Docker stack never loads the Kubernetes provider
 
     from alerts.catalogue import rule_files
@@ -182,6 +180,7 @@ def _declare_kubernetes(config: StackConfig, stack: str, root: Path, artifacts, 
         provider_args["context"] = settings.context
     provider = k8s.Provider(f"{stack}-kubernetes", namespace=settings.namespace, **provider_args)
     opts = pulumi.ResourceOptions(provider=provider, transforms=[_skip_await] if settings.skip_await else None)
+    labels = kubernetes_objects.labels()
     namespace = KubernetesObject("namespace", kubernetes_objects.namespace(config), opts=opts)
     namespace_name = namespace.metadata["name"]
     KubernetesFeatureFlags(
